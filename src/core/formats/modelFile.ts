@@ -1,0 +1,27 @@
+import type { Tensor } from './tensor';
+
+export type ModelFormat = 'torch-zip' | 'torch-legacy' | 'onnx' | 'safetensors';
+
+/** Attributes of one module in a pickled nn.Module tree, keyed by its state-dict prefix. */
+export interface ModuleInfo {
+  /** Module path as in state_dict keys ('' for the root). */
+  path: string;
+  /** Python class, e.g. 'torch.nn.modules.conv.Conv2d' or 'models.repvgg.RepVGGBlock'. */
+  className: string;
+  /** Plain attributes (stride, padding, groups, eps, ...) as JSON-like values. */
+  attributes: Record<string, unknown>;
+}
+
+/** What every reader returns: the neutral model the rest of RepLens works on. */
+export interface ModelFile {
+  path: string;
+  format: ModelFormat;
+  /** Tensors in file order (state-dict order for checkpoints), bytes not yet read. */
+  tensors: Tensor[];
+  /** Non-tensor content: checkpoint extras (epoch, optimizer summary), safetensors __metadata__, ONNX producer. */
+  metadata: Record<string, unknown>;
+  /** Modules with attributes when the file holds a full pickled model. */
+  modules?: ModuleInfo[];
+  warnings: string[];
+  close(): Promise<void>;
+}
