@@ -1,0 +1,31 @@
+/**
+ * Every message between the extension host and the RepLens webviews.
+ * Both sides import this file; nothing else crosses the boundary.
+ */
+
+/** What the model editor shows about the file it has open. */
+export interface FileOverview {
+  fileName: string;
+  sizeBytes: number;
+  /** Recognised from the first bytes: 'torch-zip' | 'torch-legacy' | 'onnx' | 'safetensors' | 'text' | 'unknown'. */
+  kind: string;
+  kindLabel: string;
+}
+
+export type HostMessage =
+  | { type: 'overview'; overview: FileOverview }
+  | { type: 'error'; message: string };
+
+export type WebviewMessage =
+  | { type: 'ready' }
+  | { type: 'reopenAsText' };
+
+const WEBVIEW_MESSAGE_TYPES: ReadonlySet<string> = new Set<WebviewMessage['type']>(['ready', 'reopenAsText']);
+
+/** The host trusts nothing a webview sends: anything not of a known shape is dropped. */
+export function parseWebviewMessage(value: unknown): WebviewMessage | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const type = (value as { type?: unknown }).type;
+  if (typeof type !== 'string' || !WEBVIEW_MESSAGE_TYPES.has(type)) return undefined;
+  return { type } as WebviewMessage;
+}
