@@ -1,0 +1,150 @@
+import type { ModelFile } from '../formats/modelFile';
+import { numelOf } from '../formats/tensor';
+import { recogniseArchitecture } from './architectures';
+import { detectBlocks, type RawBlock } from './detectBlocks';
+import { ModuleIndex, type TensorMeta } from './moduleIndex';
+import type { Block, BlockForm, ModelStructure, Stage, StructureWarning, ValueSource } from './structure';
+
+/** Stage of a block: the container it is numbered in ('stage1.0' → 'stage1'), or itself when it stands alone ('stage0'). */
+function stageOf(blockName: string): { stage: string; position: number | null } {
+  const dot = blockName.lastIndexOf('.');
+  const last = blockName.slice(dot + 1);
+  if (/^\d+$/.test(last)) return { stage: dot < 0 ? '(root)' : blockName.slice(0, dot), position: Number(last) };
+  return { stage: blockName === '' ? '(root)' : blockName, position: null };
+}
+
+function numel(index: Map<string, TensorMeta>, names: (string | undefined)[]): number {
+  let n = 0;
+  for (const name of names) if (name) n += numelOf(index.get(name)!.shape, name);
+  return n;
+}
+
+/** Applies what the tensors alone cannot say: channels, groups and stride, each with where it came from. */
+function resolveBlock(raw: RawBlock, modules: ModuleIndex, tensors: Map<string, TensorMeta>, previousOut: number | undefined): Block {
+  const warnings = [...raw.warnings];
+  const convs = raw.branches.filter((b) => b.weightShape);
+  const main = raw.deploy?.weightShape ?? convs.find((b) => b.role === 'dense')?.weightShape ?? convs[0]?.weightShape;
+  const identity = raw.branches.find((b) => b.role === 'identity');
+  const convModule = raw.deploy ? raw.deploy.weight.replace(/\.weight$/, '') : convs[0]?.module;
+  const attr = (name: string) => (convModule === undefined ? undefined : modules.numberAttribute(convModule, name));
+  const { stage, position } = stageOf(raw.name);
+
+  const outChannels = main?.[0] ?? (identity ? tensors.get(identity.bn!.weight)!.shape[0] : 0);
+  const inPerGroup = main?.[1] ?? outChannels;
+  const kernel = Math.max(...convs.map((b) => b.weightShape![2]), raw.deploy?.weightShape[2] ?? 0, 1);
+
+  let groups = 1;
+  let groupsSource: ValueSource = 'default';
+  const groupsAttr = attr('groups');
+  if (groupsAttr !== undefined) [groups, groupsSource] = [groupsAttr, 'attribute'];
+  else if (identity) [groups, groupsSource] = [tensors.get(identity.bn!.weight)!.shape[0] / inPerGroup, 'identity-bn'];
+  else if (previousOut !== undefined && previousOut !== inPerGroup && previousOut % inPerGroup === 0) [groups, groupsSource] = [previousOut / inPerGroup, 'chain'];
+  const inChannels = attr('in_channels') ?? inPerGroup * groups;
+
+  let stride: number | null = null;
+  let strideSource: ValueSource = 'unknown';
+  const strideAttr = attr('stride');
+  if (strideAttr !== undefined) [stride, strideSource] = [strideAttr, 'attribute'];
+  else if (identity) [stride, strideSource] = [1, 'identity-rule'];
+  else if (raw.family.stageConvention) {
+    const first = position === null || position === 0;
+    if (first) [stride, strideSource] = [2, 'stage-convention'];
+    else if (inChannels !== outChannels) [stride, strideSource] = [1, 'stage-convention'];
+    // in == out mid-stage without an identity contradicts the convention: leave stride unknown.
+  }
+
+  const paddingAttr = attr('padding');
+  const dilation = attr('dilation') ?? 1;
+
+  if (identity && inChannels !== outChannels) {
+    warnings.push(`identity branch present but in_channels (${inChannels}) ≠ out_channels (${outChannels}): the identity cannot be added`);
+  }
+  if (!identity && !raw.deploy && inChannels === outChannels && (stride === 1 || (stride === null && raw.family.stageConvention && position !== null && position > 0))) {
+    warnings.push(`in_channels == out_channels (${inChannels}) and ${stride === 1 ? 'stride is 1' : 'not the first block of its stage'}, but there is no identity branch`);
+  }
+  for (const b of convs) {
+    const [o, i, kh, kw] = b.weightShape!;
+    if (o !== outChannels || i !== inPerGroup) warnings.push(`${b.module}: weight shape [${b.weightShape!.join(', ')}] does not match the block's ${outChannels}×${inPerGroup}`);
+    if (kh !== kw || kh % 2 === 0) warnings.push(`${b.module}: kernel ${kh}×${kw} is not square and odd`);
+  }
+  if (raw.deploy && raw.branches.length > 0) warnings.push('has both train-form branches and a fused deploy conv');
+
+  const seTensors = raw.se ? [raw.se.down, raw.se.downBias, raw.se.up, raw.se.upBias] : [];
+  const form: BlockForm = raw.branches.length > 0 ? 'train' : 'deploy';
+  const trainParams = numel(tensors, [
+    ...raw.branches.flatMap((b) => [b.convWeight, b.convBias, b.bn?.weight, b.bn?.bias]),
+    ...(form === 'deploy' ? [raw.deploy?.weight, raw.deploy?.bias] : []),
+    ...seTensors,
+  ]);
+  const deployParams = outChannels * inPerGroup * kernel * kernel + outChannels + numel(tensors, seTensors);
+
+  return {
+    name: raw.name,
+    family: raw.family.id,
+    stage,
+    inChannels,
+    outChannels,
+    kernel,
+    stride,
+    strideSource,
+    padding: paddingAttr ?? Math.floor(kernel / 2),
+    paddingSource: paddingAttr === undefined ? 'default' : 'attribute',
+    groups,
+    groupsSource,
+    dilation,
+    branches: raw.branches,
+    deploy: raw.deploy,
+    se: raw.se,
+    form,
+    params: { train: trainParams, deploy: deployParams },
+    tensors: raw.tensors,
+    warnings,
+  };
+}
+
+export function buildStructureFromTensors(
+  format: ModelFile['format'],
+  tensorList: readonly TensorMeta[],
+  modules: ModelFile['modules'] = [],
+): ModelStructure {
+  const index = new ModuleIndex(tensorList, modules);
+  const tensors = new Map(tensorList.map((t) => [t.name, t]));
+  const blocks: Block[] = [];
+  for (const raw of detectBlocks(index)) blocks.push(resolveBlock(raw, index, tensors, blocks.at(-1)?.outChannels));
+
+  const stages: Stage[] = [];
+  for (const block of blocks) {
+    const last = stages.at(-1);
+    if (last?.name === block.stage) last.blocks.push(block);
+    else stages.push({ name: block.stage, blocks: [block] });
+  }
+
+  const owned = new Set(blocks.flatMap((b) => b.tensors));
+  const other = tensorList.filter((t) => !owned.has(t.name)).map((t) => t.name);
+  const families = [...new Set(blocks.map((b) => b.family))];
+  const forms = new Set(blocks.map((b) => b.form));
+  const warnings: StructureWarning[] = blocks.flatMap((b) => b.warnings.map((message) => ({ block: b.name, message })));
+  if (families.length > 1) warnings.push({ message: `blocks of several families: ${families.join(', ')}` });
+
+  const otherParams = numel(
+    tensors,
+    other.filter((n) => !/(running_mean|running_var|num_batches_tracked)$/.test(n)),
+  );
+  const sum = (f: (b: Block) => number) => blocks.reduce((s, b) => s + f(b), 0);
+  return {
+    format,
+    family: families.length === 1 ? families[0] : 'unknown',
+    architecture: recogniseArchitecture(
+      blocks.map((b) => ({ stage: stages.findIndex((s) => s.name === b.stage), outChannels: b.outChannels, inPerGroup: b.inChannels / b.groups, se: b.se !== undefined })),
+    ),
+    form: forms.size === 0 ? 'none' : forms.size === 1 ? [...forms][0] : 'mixed',
+    stages,
+    other,
+    params: { total: otherParams + sum((b) => b.params.train), afterFusion: otherParams + sum((b) => b.params.deploy) },
+    warnings,
+  };
+}
+
+export function buildStructure(file: ModelFile): ModelStructure {
+  return buildStructureFromTensors(file.format, file.tensors, file.modules);
+}
