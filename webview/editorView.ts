@@ -1,10 +1,43 @@
-import type { FileOverview, WebviewMessage } from '../src/shared/protocol';
-import { formatBytes, h } from './dom';
+import type { FileOverview, StructureSummary, WebviewMessage } from '../src/shared/protocol';
+import { formatBytes } from '../src/core/text';
+import { h } from './dom';
 import { badge, button } from './toolkit';
+
+function count(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+function structureSection(s: StructureSummary): Node[] {
+  const facts = h(
+    'dl',
+    { class: 'facts', 'data-testid': 'structure-facts' },
+    h('dt', {}, 'Family'), h('dd', { 'data-testid': 'family' }, s.family),
+    h('dt', {}, 'Architecture'), h('dd', { 'data-testid': 'architecture' }, s.architecture),
+    h('dt', {}, 'Form'), h('dd', { 'data-testid': 'form' }, s.form),
+    h('dt', {}, 'Tensors'), h('dd', {}, count(s.tensors)),
+    h('dt', {}, 'Parameters'), h('dd', {}, `${count(s.paramsTotal)} → ${count(s.paramsAfterFusion)} after fusion`),
+  );
+  const nodes: Node[] = [h('h2', {}, 'Structure'), facts];
+  if (s.stages.length === 0) {
+    nodes.push(h('p', { class: 'notice' }, 'No re-parameterizable blocks (RepVGG, RepConv, MobileOne, …) were found in this file.'));
+  } else {
+    const rows = s.stages.map((st) =>
+      h('tr', {}, h('td', {}, st.name), h('td', { class: 'num' }, String(st.blocks)), h('td', { class: 'num' }, `${st.inChannels} → ${st.outChannels}`), h('td', {}, st.form), h('td', { class: 'num' }, st.warnings ? `⚠ ${st.warnings}` : '')),
+    );
+    nodes.push(
+      h('table', { class: 'grid', 'data-testid': 'stages' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Stage'), h('th', { class: 'num' }, 'Blocks'), h('th', { class: 'num' }, 'Channels'), h('th', {}, 'Form'), h('th', { class: 'num' }, 'Warnings'))),
+        h('tbody', {}, ...rows)),
+    );
+  }
+  if (s.warnings.length) {
+    nodes.push(h('h2', {}, 'Warnings'), h('ul', { class: 'warnings', 'data-testid': 'warnings' }, ...s.warnings.map((w) => h('li', {}, w))));
+  }
+  return nodes;
+}
 
 /** The model editor's overview of one file. */
 export function renderOverview(root: HTMLElement, overview: FileOverview, send: (m: WebviewMessage) => void): void {
-  const known = overview.kind !== 'text' && overview.kind !== 'unknown';
   const header = h('header', { class: 'title' }, h('h1', {}, overview.fileName), badge(overview.kindLabel));
   const facts = h(
     'dl',
@@ -12,7 +45,7 @@ export function renderOverview(root: HTMLElement, overview: FileOverview, send: 
     h('dt', {}, 'Format'),
     h('dd', { 'data-testid': 'format' }, overview.kindLabel),
     h('dt', {}, 'Size'),
-    h('dd', {}, `${formatBytes(overview.sizeBytes)} (${overview.sizeBytes.toLocaleString('en-US')} bytes)`),
+    h('dd', {}, `${formatBytes(overview.sizeBytes)} (${count(overview.sizeBytes)} bytes)`),
   );
   const children: Node[] = [header, facts];
   if (overview.kind === 'text') {
@@ -20,9 +53,11 @@ export function renderOverview(root: HTMLElement, overview: FileOverview, send: 
       h('p', { class: 'notice', 'data-testid': 'notice' }, 'This is a text file (for example a Python path configuration .pth), not a model.'),
       button('Reopen as Text', () => send({ type: 'reopenAsText' })),
     );
-  } else if (!known) {
+  } else if (overview.kind === 'unknown') {
     children.push(h('p', { class: 'notice error', 'data-testid': 'notice' }, 'Not a model file: the first bytes match no PyTorch, ONNX or safetensors layout.'));
   }
+  if (overview.readError) children.push(h('p', { class: 'notice error', 'data-testid': 'notice' }, overview.readError));
+  if (overview.structure) children.push(...structureSection(overview.structure));
   root.replaceChildren(h('section', { 'data-testid': 'replens-editor', class: 'editor' }, ...children));
 }
 

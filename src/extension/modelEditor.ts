@@ -1,8 +1,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { probeFile } from '../core/formats/probe';
 import { parseWebviewMessage, type HostMessage } from '../shared/protocol';
 import { log } from './log';
+import { fileOverview } from './overview';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
 export const MODEL_VIEWER = 'replens.modelViewer';
@@ -43,9 +43,9 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
 async function overviewMessage(uri: vscode.Uri): Promise<HostMessage> {
   const fileName = path.basename(uri.fsPath);
   try {
-    const probe = await probeFile(uri.fsPath);
-    log().info(`Opened ${uri.fsPath}: ${probe.kindLabel}, ${probe.sizeBytes} bytes`);
-    return { type: 'overview', overview: { fileName, sizeBytes: probe.sizeBytes, kind: probe.kind, kindLabel: probe.kindLabel } };
+    const overview = await fileOverview(uri.fsPath);
+    log().info(`Opened ${uri.fsPath}: ${overview.kindLabel}, ${overview.sizeBytes} bytes${overview.readError ? ` — ${overview.readError}` : ''}`);
+    return { type: 'overview', overview };
   } catch (e) {
     const message = `${fileName}: ${e instanceof Error ? e.message : String(e)}`;
     log().error(message);

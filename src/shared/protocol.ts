@@ -10,6 +10,31 @@ export interface FileOverview {
   /** Recognised from the first bytes: 'torch-zip' | 'torch-legacy' | 'onnx' | 'safetensors' | 'text' | 'unknown'. */
   kind: string;
   kindLabel: string;
+  /** Present once the file was read as a model. */
+  structure?: StructureSummary;
+  /** Why the file could not be read as a model, when it looked like one. */
+  readError?: string;
+}
+
+export interface StageSummary {
+  name: string;
+  blocks: number;
+  inChannels: number;
+  outChannels: number;
+  /** e.g. 'train' | 'deploy' | 'mixed' */
+  form: string;
+  warnings: number;
+}
+
+export interface StructureSummary {
+  family: string;
+  architecture: string;
+  form: string;
+  tensors: number;
+  paramsTotal: number;
+  paramsAfterFusion: number;
+  stages: StageSummary[];
+  warnings: string[];
 }
 
 export type HostMessage =

@@ -1,0 +1,170 @@
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { inspectFile } from '../core/inspect';
+import { blockDescription, branchLabel, formatCount, sourceNote } from '../core/model/describe';
+import type { Block, BranchRole, ModelStructure, Stage } from '../core/model/structure';
+import { log } from './log';
+
+type Node =
+  | { kind: 'message'; text: string; error: boolean }
+  | { kind: 'model'; uri: vscode.Uri; structure: ModelStructure }
+  | { kind: 'stage'; stage: Stage }
+  | { kind: 'block'; block: Block }
+  | { kind: 'branch'; block: Block; role: BranchRole | 'deploy'; index: number }
+  | { kind: 'other'; names: string[] };
+
+const ROLE_ORDER: readonly BranchRole[] = ['dense', 'oneByOne', 'identity'];
+
+/** The "RepLens Structure" view: model → stages → blocks → branches for one model file. */
+export class StructureTreeProvider implements vscode.TreeDataProvider<Node> {
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChangeTreeData = this.changed.event;
+  // Empty until a model is shown, so the view's welcome text explains what to do.
+  private root: Node[] = [];
+  private shown: string | undefined;
+  private loading = 0;
+
+  /** Shows `uri`; a newer call wins over one still loading. */
+  async show(uri: vscode.Uri): Promise<void> {
+    if (this.shown === uri.toString()) return;
+    this.shown = uri.toString();
+    const ticket = ++this.loading;
+    this.setRoot([{ kind: 'message', text: `Reading ${path.basename(uri.fsPath)}…`, error: false }]);
+    try {
+      const started = Date.now();
+      const { structure } = await inspectFile(uri.fsPath);
+      log().info(`Structure of ${uri.fsPath} in ${Date.now() - started} ms: ${structure.stages.length} stages, family ${structure.family}`);
+      if (ticket === this.loading) this.setRoot([{ kind: 'model', uri, structure }]);
+    } catch (e) {
+      const text = e instanceof Error ? e.message : String(e);
+      log().error(text);
+      if (ticket === this.loading) this.setRoot([{ kind: 'message', text, error: true }]);
+    }
+  }
+
+  /** Forget the cached file so the next show() reads it again (after it changed on disk). */
+  invalidate(uri: vscode.Uri): void {
+    if (this.shown === uri.toString()) {
+      this.shown = undefined;
+      void this.show(uri);
+    }
+  }
+
+  private setRoot(nodes: Node[]): void {
+    this.root = nodes;
+    this.changed.fire();
+  }
+
+  getChildren(node?: Node): Node[] {
+    if (!node) return this.root;
+    switch (node.kind) {
+      case 'model': {
+        const stages: Node[] = node.structure.stages.map((stage) => ({ kind: 'stage', stage }));
+        if (node.structure.other.length) stages.push({ kind: 'other', names: node.structure.other });
+        if (node.structure.stages.length === 0) stages.unshift({ kind: 'message', text: 'No re-parameterizable blocks found', error: false });
+        return stages;
+      }
+      case 'stage':
+        return node.stage.blocks.map((block) => ({ kind: 'block', block }));
+      case 'block': {
+        if (node.block.form === 'deploy') return [{ kind: 'branch', block: node.block, role: 'deploy', index: 0 }];
+        return ROLE_ORDER.flatMap((role) => {
+          const count = node.block.branches.filter((b) => b.role === role).length;
+          return Array.from({ length: Math.max(count, 1) }, (_, index) => ({ kind: 'branch', block: node.block, role, index }) as Node);
+        });
+      }
+      default:
+        return [];
+    }
+  }
+
+  getTreeItem(node: Node): vscode.TreeItem {
+    const None = vscode.TreeItemCollapsibleState.None;
+    switch (node.kind) {
+      case 'message': {
+        const item = new vscode.TreeItem(node.text, None);
+        item.iconPath = new vscode.ThemeIcon(node.error ? 'error' : 'info');
+        item.tooltip = node.text;
+        return item;
+      }
+      case 'model': {
+        const s = node.structure;
+        const item = new vscode.TreeItem(path.basename(node.uri.fsPath), vscode.TreeItemCollapsibleState.Expanded);
+        item.description = `${s.architecture} · ${s.family} · ${s.form}`;
+        item.tooltip = new vscode.MarkdownString(
+          `**${path.basename(node.uri.fsPath)}**\n\nformat \`${s.format}\`, family \`${s.family}\`, architecture **${s.architecture}**, form **${s.form}**\n\n` +
+            `parameters ${formatCount(s.params.total)} → ${formatCount(s.params.afterFusion)} after fusion` +
+            (s.warnings.length ? `\n\n$(warning) ${s.warnings.length} warning(s)` : ''),
+          true,
+        );
+        item.iconPath = new vscode.ThemeIcon(s.warnings.length ? 'warning' : 'symbol-structure');
+        item.resourceUri = node.uri;
+        item.contextValue = 'replens.model';
+        return item;
+      }
+      case 'stage': {
+        const item = new vscode.TreeItem(node.stage.name, vscode.TreeItemCollapsibleState.Collapsed);
+        const n = node.stage.blocks.length;
+        item.description = `${n} block${n === 1 ? '' : 's'}`;
+        item.iconPath = new vscode.ThemeIcon('layers');
+        if (node.stage.blocks.some((b) => b.warnings.length)) item.iconPath = new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'));
+        return item;
+      }
+      case 'block':
+        return blockItem(node.block);
+      case 'branch':
+        return branchItem(node.block, node.role, node.index);
+      case 'other': {
+        const item = new vscode.TreeItem('other tensors', None);
+        item.description = `${node.names.length} (kept unchanged)`;
+        item.tooltip = node.names.slice(0, 40).join('\n') + (node.names.length > 40 ? `\n… ${node.names.length - 40} more` : '');
+        item.iconPath = new vscode.ThemeIcon('symbol-array');
+        return item;
+      }
+    }
+  }
+}
+
+function blockItem(block: Block): vscode.TreeItem {
+  const item = new vscode.TreeItem(block.name, vscode.TreeItemCollapsibleState.Collapsed);
+  item.description = blockDescription(block);
+  item.id = `block:${block.name}`;
+  const lines = [
+    `**${block.name}** — ${block.form} form (${block.family})`,
+    '',
+    `channels ${block.inChannels} → ${block.outChannels}, kernel ${block.kernel}×${block.kernel}, groups ${block.groups} (${sourceNote(block.groupsSource)})`,
+    '',
+    `stride ${block.stride ?? '?'} (${sourceNote(block.strideSource)}), padding ${block.padding}, dilation ${block.dilation}`,
+    '',
+    `parameters ${formatCount(block.params.train)} → ${formatCount(block.params.deploy)} after fusion`,
+  ];
+  for (const w of block.warnings) lines.push('', `$(warning) ${w}`);
+  item.tooltip = new vscode.MarkdownString(lines.join('\n'), true);
+  item.iconPath = block.warnings.length
+    ? new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground'))
+    : new vscode.ThemeIcon(block.form === 'deploy' ? 'symbol-constant' : 'symbol-module');
+  item.contextValue = 'replens.block';
+  return item;
+}
+
+function branchItem(block: Block, role: BranchRole | 'deploy', index: number): vscode.TreeItem {
+  if (role === 'deploy') {
+    const item = new vscode.TreeItem(`fused ${block.kernel}×${block.kernel} conv + bias`, vscode.TreeItemCollapsibleState.None);
+    item.description = `[${block.deploy?.weightShape.join(', ')}]`;
+    item.iconPath = new vscode.ThemeIcon('pass-filled');
+    return item;
+  }
+  const branch = block.branches.filter((b) => b.role === role)[index];
+  const names: Record<BranchRole, string> = { dense: `${block.kernel}×${block.kernel} conv + BN`, oneByOne: '1×1 conv + BN', identity: 'identity (BN)' };
+  if (!branch) {
+    const item = new vscode.TreeItem(names[role], vscode.TreeItemCollapsibleState.None);
+    item.description = role === 'identity' ? 'absent (in ≠ out or stride ≠ 1)' : 'absent';
+    item.iconPath = new vscode.ThemeIcon('circle-slash', new vscode.ThemeColor('disabledForeground'));
+    return item;
+  }
+  const item = new vscode.TreeItem(branchLabel(branch), vscode.TreeItemCollapsibleState.None);
+  item.description = branch.weightShape ? `[${branch.weightShape.join(', ')}]` : `BN ${block.inChannels}`;
+  item.tooltip = [branch.module, branch.bn ? `BN eps ${branch.bn.eps} (${branch.bn.epsSource === 'attribute' ? 'stored in the file' : "family default"})` : 'no BN'].join('\n');
+  item.iconPath = new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'));
+  return item;
+}

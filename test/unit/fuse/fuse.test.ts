@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import { fuseBlock, FusionError } from '../../../src/core/fuse/fuseBlock';
+import type { Block, Branch } from '../../../src/core/model/structure';
+import { batchNorm, conv2d, seededRandom } from './reference';
+
+interface Case {
+  channelsIn: number;
+  channelsOut: number;
+  groups: number;
+  stride: number;
+  kernel: number;
+  oneByOne: boolean;
+  identity: boolean;
+  denseBranches?: number;
+  eps?: number;
+}
+
+/** A synthetic train-form block with random weights and BN statistics, plus its tensors. */
+function makeBlock(c: Case, seed = 1) {
+  const rand = seededRandom(seed);
+  const tensors = new Map<string, Float64Array>();
+  const fill = (name: string, n: number, lo = -1, hi = 1) => tensors.set(name, Float64Array.from({ length: n }, () => lo + (hi - lo) * rand()));
+  const ipg = c.channelsIn / c.groups;
+  const eps = c.eps ?? 1e-5;
+  const bn = (module: string) => {
+    fill(`${module}.weight`, c.channelsOut, 0.5, 1.5);
+    fill(`${module}.bias`, c.channelsOut);
+    fill(`${module}.running_mean`, c.channelsOut);
+    fill(`${module}.running_var`, c.channelsOut, 0.2, 2);
+    return { weight: `${module}.weight`, bias: `${module}.bias`, mean: `${module}.running_mean`, var: `${module}.running_var`, eps, epsSource: 'family-default' as const };
+  };
+  const branches: Branch[] = [];
+  for (let d = 0; d < (c.denseBranches ?? 1); d++) {
+    const shape = [c.channelsOut, ipg, c.kernel, c.kernel];
+    fill(`dense${d}.conv.weight`, shape.reduce((a, b) => a * b));
+    branches.push({ role: 'dense', module: `dense${d}.conv`, convWeight: `dense${d}.conv.weight`, weightShape: shape, bn: bn(`dense${d}.bn`) });
+  }
+  if (c.oneByOne) {
+    fill('one.conv.weight', c.channelsOut * ipg);
+    branches.push({ role: 'oneByOne', module: 'one.conv', convWeight: 'one.conv.weight', weightShape: [c.channelsOut, ipg, 1, 1], bn: bn('one.bn') });
+  }
+  if (c.identity) branches.push({ role: 'identity', module: 'id', bn: bn('id') });
+  const block: Block = {
+    name: 'test.block', family: 'repvgg', stage: 'test', inChannels: c.channelsIn, outChannels: c.channelsOut, kernel: c.kernel,
+    stride: c.stride, strideSource: 'attribute', padding: Math.floor(c.kernel / 2), paddingSource: 'default', groups: c.groups,
+    groupsSource: 'attribute', dilation: 1, branches, form: 'train', params: { train: 0, deploy: 0 }, tensors: [...tensors.keys()], warnings: [],
+  };
+  return { block, tensors, rand };
+}
+
+/** What the train-form block computes (before its activation), branch by branch. */
+function trainForward(block: Block, tensors: Map<string, Float64Array>, x: Float64Array, hw: number, eps?: number) {
+  const get = (n: string) => tensors.get(n)!;
+  let sum: Float64Array | undefined;
+  let shape: [number, number, number] = [0, 0, 0];
+  for (const b of block.branches) {
+    const bnStats = { gamma: get(b.bn!.weight), beta: get(b.bn!.bias), mean: get(b.bn!.mean), var: get(b.bn!.var), eps: eps ?? b.bn!.eps };
+    let y: Float64Array;
+    if (b.role === 'identity') {
+      y = batchNorm(x, block.outChannels, bnStats);
+      shape = [block.outChannels, hw, hw];
+    } else {
+      const k = b.weightShape![2];
+      const r = conv2d(x, [block.inChannels, hw, hw], get(b.convWeight!), b.weightShape!, null, block.stride!, Math.floor(k / 2), block.groups);
+      y = batchNorm(r.y, block.outChannels, bnStats);
+      shape = r.shape;
+    }
+    sum = sum ? sum.map((v, i) => v + y[i]) : y;
+  }
+  return { y: sum!, shape };
+}
+
+const CASES: [string, Case][] = [
+  ['groups 1, identity present', { channelsIn: 8, channelsOut: 8, groups: 1, stride: 1, kernel: 3, oneByOne: true, identity: true }],
+  ['groups 1, stride 2, no identity', { channelsIn: 4, channelsOut: 8, groups: 1, stride: 2, kernel: 3, oneByOne: true, identity: false }],
+  ['groups 2, identity present', { channelsIn: 8, channelsOut: 8, groups: 2, stride: 1, kernel: 3, oneByOne: true, identity: true }],
+  ['groups 4, identity present', { channelsIn: 8, channelsOut: 8, groups: 4, stride: 1, kernel: 3, oneByOne: true, identity: true }],
+  ['depthwise, identity present', { channelsIn: 6, channelsOut: 6, groups: 6, stride: 1, kernel: 3, oneByOne: true, identity: true }],
+  ['1×1-only block (pointwise, over-parameterized)', { channelsIn: 6, channelsOut: 6, groups: 1, stride: 1, kernel: 1, oneByOne: false, identity: true, denseBranches: 3 }],
+  ['5×5 with 1×1 and three dense branches (MobileOne)', { channelsIn: 4, channelsOut: 4, groups: 1, stride: 1, kernel: 5, oneByOne: true, identity: true, denseBranches: 3 }],
+  ['eps 1e-3 (YOLOv7)', { channelsIn: 8, channelsOut: 8, groups: 1, stride: 1, kernel: 3, oneByOne: true, identity: true, eps: 1e-3 }],
+];
+
+describe('fuseBlock equals the train-form block', () => {
+  for (const [name, c] of CASES) {
+    it(name, async () => {
+      const { block, tensors, rand } = makeBlock(c);
+      const hw = 7;
+      const x = Float64Array.from({ length: c.channelsIn * hw * hw }, () => rand() * 2 - 1);
+      const fused = await fuseBlock(block, async (n) => tensors.get(n)!);
+      expect(fused.shape).toEqual([c.channelsOut, c.channelsIn / c.groups, c.kernel, c.kernel]);
+      const want = trainForward(block, tensors, x, hw);
+      const got = conv2d(x, [c.channelsIn, hw, hw], fused.weight, fused.shape, fused.bias, c.stride, Math.floor(c.kernel / 2), c.groups);
+      expect(got.shape).toEqual(want.shape);
+      const maxAbs = got.y.reduce((m, v, i) => Math.max(m, Math.abs(v - want.y[i])), 0);
+      expect(maxAbs).toBeLessThan(1e-12);
+    });
+  }
+
+  it('uses the eps override, and a wrong eps is measurably different', async () => {
+    const c = CASES[0][1];
+    const { block, tensors } = makeBlock(c);
+    const right = await fuseBlock(block, async (n) => tensors.get(n)!);
+    const overridden = await fuseBlock(block, async (n) => tensors.get(n)!, { eps: 1e-1 });
+    expect(Object.values(overridden.eps)).toEqual([1e-1, 1e-1, 1e-1]);
+    const diff = right.bias.reduce((m, v, i) => Math.max(m, Math.abs(v - overridden.bias[i])), 0);
+    expect(diff).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('fuseBlock refuses what it cannot fuse exactly', () => {
+  const base = CASES[0][1];
+  const reject = async (mutate: (b: Block, t: Map<string, Float64Array>) => void, reason: RegExp) => {
+    const { block, tensors } = makeBlock(base);
+    mutate(block, tensors);
+    const error = await fuseBlock(block, async (n) => tensors.get(n)!).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FusionError);
+    expect((error as FusionError).message).toMatch(/^test\.block: /);
+    expect((error as FusionError).message).toMatch(reason);
+  };
+  it('NaN weights', () => reject((_, t) => (t.get('dense0.conv.weight')![5] = NaN), /NaN/));
+  it('Inf in BN', () => reject((_, t) => (t.get('one.bn.weight')![1] = Infinity), /Infinity/));
+  it('negative running_var', () => reject((_, t) => (t.get('id.running_var')![2] = -1), /running_var \+ eps must be positive/));
+  it('even kernel', () => reject((b) => (b.kernel = 4), /even/));
+  it('dilation', () => reject((b) => (b.dilation = 2), /dilation 2/));
+  it('padding that breaks alignment', () => reject((b) => (b.padding = 0), /padding 0/));
+  it('shape mismatch between branches', () => reject((b) => (b.branches[1].weightShape = [4, 8, 1, 1]), /does not match/));
+  it('missing BN', () => reject((b) => (b.branches[1].bn = undefined), /no complete BatchNorm/));
+});
