@@ -1,3 +1,4 @@
+import type { OnnxModel } from './onnxModel';
 import type { Tensor } from './tensor';
 
 export type ModelFormat = 'torch-zip' | 'torch-legacy' | 'onnx' | 'safetensors';
@@ -23,5 +24,7 @@ export interface ModelFile {
   /** Modules with attributes when the file holds a full pickled model. */
   modules?: ModuleInfo[];
   warnings: string[];
+  /** The decoded ModelProto of an ONNX file (initializer raw_data left in the file), for structure detection and rewriting. */
+  onnx?: OnnxModel;
   close(): Promise<void>;
 }

@@ -58,9 +58,12 @@ export class Tensor {
   }
 }
 
-/** Typed-array views need aligned offsets; a copy is cheaper than reasoning about each caller. */
+/**
+ * Typed-array views need aligned offsets; a copy is cheaper than reasoning about each caller.
+ * (The Uint8Array constructor copies; Buffer#slice would only make another view.)
+ */
 function copyAligned(bytes: Uint8Array): Uint8Array {
-  return bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
+  return bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes);
 }
 
 export function float16ToNumber(h: number): number {
