@@ -53,7 +53,10 @@ export class Tensor {
 
   async toFloat32(): Promise<Float32Array> {
     const bytes = await this.readBytes();
-    if (this.dtype === 'float32') return new Float32Array(copyAligned(bytes).buffer);
+    if (this.dtype === 'float32') {
+      const b = copyAligned(bytes);
+      return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+    }
     return Float32Array.from(decodeToFloat64(this.dtype, bytes));
   }
 }

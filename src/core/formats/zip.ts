@@ -1,0 +1,229 @@
+import { crc32, inflateRawSync } from 'node:zlib';
+import { constants as bufferConstants } from 'node:buffer';
+import type { ByteSource } from './byteSource';
+import { ModelFormatError } from './errors';
+
+/** One file in the archive as the central directory describes it. */
+export interface ZipEntry {
+  readonly name: string;
+  /** 0 = stored, 8 = deflate; anything else is rejected when read. */
+  readonly method: number;
+  readonly flags: number;
+  readonly crc32: number;
+  readonly compressedSize: number;
+  /** Uncompressed size in bytes. */
+  readonly size: number;
+  readonly localHeaderOffset: number;
+}
+
+const SIG_EOCD = 0x06054b50;
+const SIG_ZIP64_LOCATOR = 0x07064b50;
+const SIG_ZIP64_EOCD = 0x06064b50;
+const SIG_CENTRAL = 0x02014b50;
+const SIG_LOCAL = 0x04034b50;
+const EOCD_SIZE = 22;
+const MAX_COMMENT = 0xffff;
+const CENTRAL_FIXED = 46;
+const LOCAL_FIXED = 30;
+/** Deflate cannot expand data by more than about 1032:1; a larger claim is a lie. */
+const MAX_DEFLATE_RATIO = 1032;
+/** Bigger directories mean hundreds of thousands of tensors; refuse rather than buffer them. */
+const MAX_CENTRAL_DIRECTORY = 256 * 1024 * 1024;
+
+function u16(b: Uint8Array, o: number): number {
+  return b[o] | (b[o + 1] << 8);
+}
+
+function u32(b: Uint8Array, o: number): number {
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+}
+
+/** 64-bit little-endian value as a number, or Infinity when it cannot be a file offset. */
+function u64(b: Uint8Array, o: number): number {
+  const hi = u32(b, o + 4);
+  if (hi >= 0x200000) return Infinity;
+  return hi * 0x100000000 + u32(b, o);
+}
+
+/**
+ * Read-only ZIP archive over a ByteSource. Only the central directory is read
+ * up front; stored entries are then read as byte ranges on demand, so a
+ * multi-gigabyte checkpoint costs a few small reads to open.
+ */
+export class ZipArchive {
+  private readonly byName: Map<string, ZipEntry>;
+  private readonly dataOffsets = new Map<ZipEntry, number>();
+
+  private constructor(
+    readonly src: ByteSource,
+    readonly entries: readonly ZipEntry[],
+    /** Where the central directory starts: every entry's data must end before it. */
+    private readonly dataLimit: number,
+  ) {
+    this.byName = new Map(entries.map((e) => [e.name, e]));
+  }
+
+  static async open(src: ByteSource): Promise<ZipArchive> {
+    function fail(reason: string): never {
+      throw new ModelFormatError(src.name, reason);
+    }
+    if (src.size < EOCD_SIZE) fail(`not a zip archive: ${src.size} bytes is shorter than an end-of-central-directory record`);
+
+    const tailLength = Math.min(src.size, EOCD_SIZE + MAX_COMMENT);
+    const tailStart = src.size - tailLength;
+    const tail = await src.read(tailStart, tailLength);
+    let eocd = -1;
+    for (let i = tailLength - EOCD_SIZE; i >= 0; i--) {
+      // The comment must fit between the record and the end of the file.
+      if (u32(tail, i) === SIG_EOCD && i + EOCD_SIZE + u16(tail, i + 20) <= tailLength) {
+        eocd = i;
+        break;
+      }
+    }
+    if (eocd < 0) fail('not a zip archive: no end-of-central-directory record in the last 64 KiB');
+
+    const diskNumber = u16(tail, eocd + 4);
+    const cdDisk = u16(tail, eocd + 6);
+    let entryCount = u16(tail, eocd + 10);
+    let cdSize = u32(tail, eocd + 12);
+    let cdOffset = u32(tail, eocd + 16);
+    let recordStart = tailStart + eocd;
+
+    const locatorPos = tailStart + eocd - 20;
+    const locator = locatorPos >= 0 ? await src.read(locatorPos, 20) : undefined;
+    if (locator && u32(locator, 0) === SIG_ZIP64_LOCATOR) {
+      const recordOffset = u64(locator, 8);
+      if (recordOffset + 56 > locatorPos) fail(`ZIP64 end-of-central-directory offset ${recordOffset} is outside the file`);
+      const rec = await src.read(recordOffset, 56);
+      if (u32(rec, 0) !== SIG_ZIP64_EOCD) fail(`no ZIP64 end-of-central-directory record at offset ${recordOffset}`);
+      if (u32(rec, 16) !== 0 || u32(rec, 20) !== 0) fail('multi-disk zip archives are not supported');
+      entryCount = u64(rec, 32);
+      cdSize = u64(rec, 40);
+      cdOffset = u64(rec, 48);
+      recordStart = recordOffset;
+    } else if (diskNumber !== 0 || cdDisk !== 0) {
+      fail('multi-disk zip archives are not supported');
+    }
+
+    if (cdOffset + cdSize > recordStart) {
+      fail(`central directory (offset ${cdOffset}, ${cdSize} bytes) extends past its end record at ${recordStart}`);
+    }
+    if (cdSize > MAX_CENTRAL_DIRECTORY) fail(`central directory of ${cdSize} bytes is too large`);
+    if (entryCount * CENTRAL_FIXED > cdSize) fail(`central directory claims ${entryCount} entries but has only ${cdSize} bytes`);
+
+    const cd = await src.read(cdOffset, cdSize);
+    const entries: ZipEntry[] = [];
+    const names = new Set<string>();
+    const decoder = new TextDecoder('utf-8');
+    let p = 0;
+    for (let n = 0; n < entryCount; n++) {
+      if (p + CENTRAL_FIXED > cdSize || u32(cd, p) !== SIG_CENTRAL) fail(`bad central directory entry ${n} at offset ${cdOffset + p}`);
+      const flags = u16(cd, p + 8);
+      const method = u16(cd, p + 10);
+      const crc = u32(cd, p + 16);
+      let compressedSize = u32(cd, p + 20);
+      let size = u32(cd, p + 24);
+      const nameLength = u16(cd, p + 28);
+      const extraLength = u16(cd, p + 30);
+      const commentLength = u16(cd, p + 32);
+      let localHeaderOffset = u32(cd, p + 42);
+      const end = p + CENTRAL_FIXED + nameLength + extraLength + commentLength;
+      if (end > cdSize) fail(`central directory entry ${n} runs past the directory`);
+      const name = decoder.decode(cd.subarray(p + CENTRAL_FIXED, p + CENTRAL_FIXED + nameLength));
+
+      // ZIP64 extra field: 8-byte values for exactly those fields saturated above, in this order.
+      let q = p + CENTRAL_FIXED + nameLength;
+      const extraEnd = q + extraLength;
+      while (q + 4 <= extraEnd) {
+        const id = u16(cd, q);
+        const len = u16(cd, q + 2);
+        if (q + 4 + len > extraEnd) fail(`extra field of '${name}' runs past its entry`);
+        if (id === 0x0001) {
+          let r = q + 4;
+          const take = (): number => {
+            if (r + 8 > q + 4 + len) fail(`ZIP64 extra field of '${name}' is too short`);
+            const v = u64(cd, r);
+            r += 8;
+            return v;
+          };
+          if (size === 0xffffffff) size = take();
+          if (compressedSize === 0xffffffff) compressedSize = take();
+          if (localHeaderOffset === 0xffffffff) localHeaderOffset = take();
+        }
+        q += 4 + len;
+      }
+
+      if (names.has(name)) fail(`duplicate zip entry '${name}'`);
+      names.add(name);
+      if (localHeaderOffset + LOCAL_FIXED + compressedSize > cdOffset) {
+        fail(`zip entry '${name}' (offset ${localHeaderOffset}, ${compressedSize} bytes) extends past the data area (${cdOffset} bytes)`);
+      }
+      entries.push({ name, method, flags, crc32: crc, compressedSize, size, localHeaderOffset });
+      p = end;
+    }
+    return new ZipArchive(src, entries, cdOffset);
+  }
+
+  entry(name: string): ZipEntry | undefined {
+    return this.byName.get(name);
+  }
+
+  /** Offset of the entry's first data byte; the local header may carry different extra fields than the directory. */
+  async dataOffset(entry: ZipEntry): Promise<number> {
+    const known = this.dataOffsets.get(entry);
+    if (known !== undefined) return known;
+    const header = await this.src.read(entry.localHeaderOffset, LOCAL_FIXED);
+    if (u32(header, 0) !== SIG_LOCAL) this.fail(`no local header for '${entry.name}' at offset ${entry.localHeaderOffset}`);
+    const start = entry.localHeaderOffset + LOCAL_FIXED + u16(header, 26) + u16(header, 28);
+    if (start + entry.compressedSize > this.dataLimit) {
+      this.fail(`data of '${entry.name}' (offset ${start}, ${entry.compressedSize} bytes) runs into the central directory`);
+    }
+    this.dataOffsets.set(entry, start);
+    return start;
+  }
+
+  /**
+   * `length` uncompressed bytes of the entry starting at `offset`. Stored
+   * entries are read in place; reading a whole entry also checks its CRC.
+   */
+  async read(entry: ZipEntry, offset = 0, length = entry.size - offset): Promise<Uint8Array> {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > entry.size) {
+      this.fail(`read of ${length} bytes at ${offset} is outside '${entry.name}' (${entry.size} bytes)`);
+    }
+    if (entry.flags & 1) this.fail(`'${entry.name}' is encrypted`);
+    const whole = offset === 0 && length === entry.size;
+    let bytes: Uint8Array;
+    if (entry.method === 0) {
+      if (entry.compressedSize !== entry.size) this.fail(`stored entry '${entry.name}' has different compressed (${entry.compressedSize}) and real (${entry.size}) sizes`);
+      bytes = await this.src.read((await this.dataOffset(entry)) + offset, length);
+    } else if (entry.method === 8) {
+      bytes = (await this.inflate(entry)).subarray(offset, offset + length);
+    } else {
+      this.fail(`'${entry.name}' uses unsupported compression method ${entry.method}`);
+    }
+    if (whole && crc32(bytes) >>> 0 !== entry.crc32) this.fail(`CRC mismatch in '${entry.name}': the file is corrupted`);
+    return bytes;
+  }
+
+  private async inflate(entry: ZipEntry): Promise<Uint8Array> {
+    if (entry.size > entry.compressedSize * MAX_DEFLATE_RATIO + 1024 || entry.size > bufferConstants.MAX_LENGTH) {
+      this.fail(`'${entry.name}' claims ${entry.size} bytes from ${entry.compressedSize} compressed bytes`);
+    }
+    const start = await this.dataOffset(entry);
+    const packed = await this.src.read(start, entry.compressedSize);
+    let out: Uint8Array;
+    try {
+      // maxOutputLength stops a deflate bomb at the declared size instead of filling memory.
+      out = inflateRawSync(packed, { maxOutputLength: Math.max(1, entry.size) });
+    } catch (e) {
+      return this.fail(`cannot inflate '${entry.name}': ${(e as Error).message}`);
+    }
+    if (out.length !== entry.size) this.fail(`'${entry.name}' inflates to ${out.length} bytes, directory says ${entry.size}`);
+    // A plain Uint8Array like every other read, not a Buffer.
+    return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  }
+
+  private fail(reason: string): never {
+    throw new ModelFormatError(this.src.name, reason);
+  }
+}
