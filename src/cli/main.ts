@@ -1,14 +1,18 @@
 import { version } from '../../package.json';
 import { ModelFormatError } from '../core/formats/errors';
+import { FusionError } from '../core/fuse/fuseBlock';
+import { OutputError } from '../core/writers/atomicFile';
 import { UsageError } from './args';
+import { convertCommand, convertHelp } from './commands/convert';
 import { inspectCommand, inspectHelp } from './commands/inspect';
 import { tensorsCommand, tensorsHelp } from './commands/tensors';
 
 type Command = (argv: string[], out: (s: string) => void) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
-  tensors: tensorsCommand,
   inspect: inspectCommand,
+  tensors: tensorsCommand,
+  convert: convertCommand,
 };
 
 const HELP = `RepLens ${version} — inspect RepVGG-style models and convert them to deploy form
@@ -18,6 +22,7 @@ Usage: replens <command> [options]
 Commands:
   ${inspectHelp}
   ${tensorsHelp}
+  ${convertHelp}
 
 Options:
   -h, --help           Show this help
@@ -50,7 +55,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`replens ${command}: ${e.message}. Run 'replens --help'.\n`);
       return 2;
     }
-    if (e instanceof ModelFormatError) {
+    if (e instanceof ModelFormatError || e instanceof FusionError || e instanceof OutputError) {
       process.stderr.write(`replens: ${e.message}\n`);
       return 1;
     }

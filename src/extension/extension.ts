@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { convertToDeploy } from './commands/convertToDeploy';
 import { log } from './log';
 import { MODEL_VIEWER, ModelEditorProvider } from './modelEditor';
 import { activeModelUri, targetModelUri } from './modelFiles';
@@ -26,6 +27,9 @@ export function activate(context: vscode.ExtensionContext): void {
       await vscode.commands.executeCommand('replens.structure.focus');
       await structure.show(uri);
     }),
+    vscode.commands.registerCommand('replens.convertToDeploy', (arg: unknown) =>
+      convertToDeploy(arg, (result) => structure.invalidate(vscode.Uri.file(result.output))),
+    ),
     vscode.window.tabGroups.onDidChangeTabs(followActiveEditor),
     watcher,
     watcher.onDidChange((uri) => structure.invalidate(uri)),

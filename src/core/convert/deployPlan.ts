@@ -1,0 +1,116 @@
+import type { ModelFile } from '../formats/modelFile';
+import { encodeFromFloat64 } from '../formats/encode';
+import { isFloatDType, type DType, type Tensor } from '../formats/tensor';
+import { familyById } from '../model/families';
+import { joinPath } from '../model/moduleIndex';
+import type { Block, ModelStructure } from '../model/structure';
+import { fuseBlock, type FusedBlock, type FuseOptions } from '../fuse/fuseBlock';
+import type { OutputTensor } from '../writers/outputTensor';
+
+export interface PlanOptions extends FuseOptions {
+  /** Keep a DataParallel 'module.' prefix (dropped by default, like the upstream converter). */
+  keepPrefix?: boolean;
+  /** Write every floating-point tensor in this dtype instead of the input's. */
+  dtype?: DType;
+  /** Called after each block is fused. */
+  onBlock?: (block: Block) => void;
+}
+
+export interface DeployPlan {
+  tensors: OutputTensor[];
+  fused: Block[];
+  passedThrough: Block[];
+  /** The prefix that was dropped from every name, if any. */
+  droppedPrefix?: string;
+}
+
+function commonDataParallelPrefix(names: readonly string[]): string | undefined {
+  return names.length > 0 && names.every((n) => n.startsWith('module.')) ? 'module.' : undefined;
+}
+
+function renamed(tensor: Tensor, name: string, dtype: DType): OutputTensor {
+  if (dtype === tensor.dtype) return { name, dtype, shape: tensor.shape, bytes: () => tensor.readBytes() };
+  return { name, dtype, shape: tensor.shape, bytes: async () => encodeFromFloat64(dtype, await tensor.toFloat64()) };
+}
+
+/**
+ * The deploy-form state dict, in the input's order: each train block's tensors are
+ * replaced, where its first tensor stood, by the fused conv; everything else
+ * (SE, head, stem, other layers) is kept as it is. Nothing is read until a writer asks.
+ */
+export function planDeploy(model: ModelFile, structure: ModelStructure, options: PlanOptions = {}): DeployPlan {
+  const byName = new Map(model.tensors.map((t) => [t.name, t]));
+  const owner = new Map<string, Block>();
+  const fused: Block[] = [];
+  const passedThrough: Block[] = [];
+  for (const stage of structure.stages) {
+    for (const block of stage.blocks) {
+      if (block.form === 'deploy') {
+        passedThrough.push(block);
+        continue;
+      }
+      fused.push(block);
+      for (const name of block.tensors) owner.set(name, block);
+    }
+  }
+  const prefix = options.keepPrefix ? undefined : commonDataParallelPrefix(model.tensors.map((t) => t.name));
+  const outName = (name: string) => (prefix ? name.slice(prefix.length) : name);
+  const outDType = (dtype: DType) => (options.dtype && isFloatDType(dtype) ? options.dtype : dtype);
+  const load = async (name: string) => byName.get(name)!.toFloat64();
+
+  const tensors: OutputTensor[] = [];
+  const emitted = new Set<Block>();
+  for (const tensor of model.tensors) {
+    const block = owner.get(tensor.name);
+    if (!block) {
+      tensors.push(renamed(tensor, outName(tensor.name), outDType(tensor.dtype)));
+      continue;
+    }
+    const se = block.se && [block.se.down, block.se.downBias, block.se.up, block.se.upBias].includes(tensor.name);
+    if (se) {
+      tensors.push(renamed(tensor, outName(tensor.name), outDType(tensor.dtype)));
+      continue;
+    }
+    if (emitted.has(block)) continue;
+    emitted.add(block);
+    tensors.push(...fusedTensors(block, byName, load, options, outName));
+  }
+  return { tensors, fused, passedThrough, droppedPrefix: prefix };
+}
+
+function fusedTensors(
+  block: Block,
+  byName: Map<string, Tensor>,
+  load: (name: string) => Promise<Float64Array>,
+  options: PlanOptions,
+  outName: (name: string) => string,
+): OutputTensor[] {
+  const main = block.branches.find((b) => b.convWeight) ?? block.branches[0];
+  const sourceDType = main.convWeight ? byName.get(main.convWeight)!.dtype : byName.get(main.bn!.weight)!.dtype;
+  const dtype = options.dtype ?? sourceDType;
+  const deployModule = joinPath(block.name, familyById(block.family).deploy);
+  const k = block.kernel;
+  const inPerGroup = block.inChannels / block.groups;
+  // Weight and bias are written one after the other: fuse once, hand the bias over, forget both.
+  let pending: Promise<FusedBlock> | undefined;
+  const fusedOnce = () => {
+    pending ??= fuseBlock(block, load, options).then((f) => {
+      options.onBlock?.(block);
+      return f;
+    });
+    return pending;
+  };
+  return [
+    { name: outName(`${deployModule}.weight`), dtype, shape: [block.outChannels, inPerGroup, k, k], bytes: async () => encodeFromFloat64(dtype, (await fusedOnce()).weight) },
+    {
+      name: outName(`${deployModule}.bias`),
+      dtype,
+      shape: [block.outChannels],
+      bytes: async () => {
+        const bias = (await fusedOnce()).bias;
+        pending = undefined;
+        return encodeFromFloat64(dtype, bias);
+      },
+    },
+  ];
+}

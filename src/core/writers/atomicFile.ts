@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+
+/** Why an output could not be written; the message names the file. */
+export class OutputError extends Error {
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+    readonly code: 'exists' | 'is-input' | 'io' | 'cancelled' = 'io',
+  ) {
+    super(`${file}: ${reason}`);
+    this.name = 'OutputError';
+  }
+}
+
+/** Sequential writes with a position, buffered so that small headers do not each cost a syscall. */
+export class ByteSink {
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private written = 0;
+
+  constructor(
+    private readonly handle: fs.FileHandle,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  /** Bytes written so far (including buffered ones). */
+  get position(): number {
+    return this.written + this.pendingBytes;
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    if (this.signal?.aborted) throw new OutputError('(output)', 'cancelled', 'cancelled');
+    this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
+    if (this.pendingBytes >= 1 << 20) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const chunks = this.pending;
+    const total = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    let buffer = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
+    while (buffer.length > 0) {
+      const { bytesWritten } = await this.handle.write(buffer, 0, buffer.length, this.written);
+      this.written += bytesWritten;
+      buffer = buffer.subarray(bytesWritten);
+    }
+  }
+}
+
+async function sameFile(a: string, b: string): Promise<boolean> {
+  try {
+    const [sa, sb] = await Promise.all([fs.stat(a), fs.stat(b)]);
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false;
+  }
+}
+
+export interface AtomicWriteOptions {
+  /** Replace an existing target. */
+  overwrite?: boolean;
+  /** Files the output must never replace (the inputs). */
+  protect?: readonly string[];
+  signal?: AbortSignal;
+}
+
+/**
+ * Writes `target` through a temporary file in the same folder, fsyncs it and renames it
+ * into place, so a reader never sees a half-written file and a failure leaves nothing behind.
+ */
+export async function writeAtomically(target: string, write: (sink: ByteSink) => Promise<void>, options: AtomicWriteOptions = {}): Promise<number> {
+  const resolved = path.resolve(target);
+  for (const input of options.protect ?? []) {
+    if (path.resolve(input) === resolved || (await sameFile(input, resolved))) {
+      throw new OutputError(target, 'is the input file; RepLens never overwrites its input', 'is-input');
+    }
+  }
+  if (!options.overwrite) {
+    const exists = await fs.stat(resolved).then(() => true, () => false);
+    if (exists) throw new OutputError(target, 'already exists (use --force to replace it)', 'exists');
+  }
+  const temp = path.join(path.dirname(resolved), `.${path.basename(resolved)}.${randomBytes(6).toString('hex')}.replens-tmp`);
+  let handle: fs.FileHandle | undefined;
+  try {
+    handle = await fs.open(temp, 'wx', 0o644);
+    const sink = new ByteSink(handle, options.signal);
+    await write(sink);
+    await sink.flush();
+    if (options.signal?.aborted) throw new OutputError(target, 'cancelled', 'cancelled');
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await fs.rename(temp, resolved);
+    return sink.position;
+  } catch (e) {
+    await handle?.close().catch(() => undefined);
+    await fs.rm(temp, { force: true }).catch(() => undefined);
+    if (e instanceof OutputError) throw e.file === '(output)' ? new OutputError(target, e.reason, e.code) : e;
+    const code = (e as { code?: unknown }).code;
+    // Only file-system failures are about the output; anything else (a bad block, a changed input) passes through.
+    if (typeof code !== 'string') throw e;
+    const reason =
+      code === 'ENOSPC' ? 'no space left on the device; nothing was written' :
+      code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? 'the folder is not writable' :
+      code === 'ENOENT' ? 'the folder does not exist' :
+      (e as Error).message;
+    throw new OutputError(target, reason, 'io');
+  }
+}

@@ -1,0 +1,81 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { convertFile, defaultOutputPath, sameFormatAs, type ConvertResult } from '../../core/convert/convert';
+import { probeFile } from '../../core/formats/probe';
+import { log } from '../log';
+import { targetModelUri } from '../modelFiles';
+import { convertSettings } from '../settings';
+
+/** Called with each finished conversion, e.g. to refresh views that show the output. */
+export type ConvertListener = (result: ConvertResult) => void;
+
+async function exists(file: string): Promise<boolean> {
+  return fs.stat(file).then(() => true, () => false);
+}
+
+/** RepLens: Convert to Deploy — fuse every train-form block of a model file into a new file beside it. */
+export async function convertToDeploy(arg: unknown, onConverted: ConvertListener): Promise<ConvertResult | undefined> {
+  const uri = targetModelUri(arg);
+  if (!uri) {
+    void vscode.window.showInformationMessage('RepLens: open or select a model file to convert.');
+    return undefined;
+  }
+  const input = uri.fsPath;
+  const settings = convertSettings();
+  let output: string;
+  let force = false;
+  try {
+    const probe = await probeFile(input);
+    output = defaultOutputPath(input, settings.outputFormat ?? sameFormatAs(probe.kind), settings.outputName);
+  } catch (e) {
+    void vscode.window.showErrorMessage(`RepLens: ${input}: ${e instanceof Error ? e.message : String(e)}`);
+    return undefined;
+  }
+  if (await exists(output)) {
+    const replace = await vscode.window.showWarningMessage(`${path.basename(output)} already exists. Replace it?`, { modal: true }, 'Replace');
+    if (replace !== 'Replace') return undefined;
+    force = true;
+  }
+
+  log().info(`Converting ${input} → ${output}`);
+  try {
+    const result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `RepLens: converting ${path.basename(input)}`, cancellable: true },
+      async (progress, token) => {
+        const controller = new AbortController();
+        token.onCancellationRequested(() => controller.abort());
+        let last = 0;
+        return convertFile(input, {
+          output,
+          format: settings.outputFormat,
+          eps: settings.eps,
+          force,
+          signal: controller.signal,
+          onProgress: (done, total, block) => {
+            progress.report({ message: `block ${done}/${total}: ${block.name}`, increment: ((done - last) / total) * 100 });
+            last = done;
+          },
+        });
+      },
+    );
+    log().info(`Wrote ${result.output}: ${result.blocksFused} blocks fused, ${result.paramsBefore} → ${result.paramsAfter} parameters, ${result.bytesWritten} bytes in ${result.seconds.toFixed(2)} s`);
+    for (const e of result.eps) log().info(`  BN eps ${e.value} (${e.source}) in ${e.blocks} block(s)`);
+    for (const w of result.warnings) log().warn(`  ${w}`);
+    onConverted(result);
+    void vscode.window
+      .showInformationMessage(`RepLens: wrote ${path.basename(result.output)} — ${result.blocksFused} blocks fused, ${result.paramsBefore.toLocaleString('en-US')} → ${result.paramsAfter.toLocaleString('en-US')} parameters.`, 'Open', 'Reveal in Explorer')
+      .then((choice) => {
+        const out = vscode.Uri.file(result.output);
+        if (choice === 'Open') void vscode.commands.executeCommand('vscode.open', out);
+        if (choice === 'Reveal in Explorer') void vscode.commands.executeCommand('revealInExplorer', out);
+      });
+    return result;
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    log().error(`Conversion of ${input} failed: ${message}`);
+    if (/cancelled/.test(message)) void vscode.window.showInformationMessage(`RepLens: conversion of ${path.basename(input)} cancelled; nothing was written.`);
+    else void vscode.window.showErrorMessage(`RepLens: could not convert ${path.basename(input)}: ${message}`);
+    return undefined;
+  }
+}

@@ -1,0 +1,15 @@
+import * as vscode from 'vscode';
+import type { OutputFormat } from '../core/convert/convert';
+import { DEFAULT_OUTPUT_NAME } from '../core/convert/convert';
+
+/** RepLens settings, read fresh on each use so changes apply without a reload. */
+export function convertSettings(): { outputName: string; outputFormat: OutputFormat | undefined; eps: number | undefined } {
+  const config = vscode.workspace.getConfiguration('replens.convert');
+  const format = config.get<string>('outputFormat', 'same');
+  const eps = config.get<number | null>('bnEps', null);
+  return {
+    outputName: config.get<string>('outputName', DEFAULT_OUTPUT_NAME) || DEFAULT_OUTPUT_NAME,
+    outputFormat: format === 'pth' || format === 'safetensors' ? format : undefined,
+    eps: typeof eps === 'number' && eps >= 0 ? eps : undefined,
+  };
+}
