@@ -4,7 +4,7 @@ import { isFloatDType, type DType, type Tensor } from '../formats/tensor';
 import { familyById } from '../model/families';
 import { joinPath } from '../model/moduleIndex';
 import type { Block, ModelStructure } from '../model/structure';
-import { fuseBlock, type FusedBlock, type FuseOptions } from '../fuse/fuseBlock';
+import { fuseBlockEncoded, type EncodedFusedBlock, type FuseOptions } from '../fuse/fuseBlock';
 import type { OutputTensor } from '../writers/outputTensor';
 
 export interface PlanOptions extends FuseOptions {
@@ -56,7 +56,7 @@ export function planDeploy(model: ModelFile, structure: ModelStructure, options:
   const prefix = options.keepPrefix ? undefined : commonDataParallelPrefix(model.tensors.map((t) => t.name));
   const outName = (name: string) => (prefix ? name.slice(prefix.length) : name);
   const outDType = (dtype: DType) => (options.dtype && isFloatDType(dtype) ? options.dtype : dtype);
-  const load = async (name: string) => byName.get(name)!.toFloat64();
+  const load = async (name: string) => byName.get(name)!.toNumbers();
 
   const tensors: OutputTensor[] = [];
   const emitted = new Set<Block>();
@@ -81,7 +81,7 @@ export function planDeploy(model: ModelFile, structure: ModelStructure, options:
 function fusedTensors(
   block: Block,
   byName: Map<string, Tensor>,
-  load: (name: string) => Promise<Float64Array>,
+  load: (name: string) => Promise<Float32Array | Float64Array>,
   options: PlanOptions,
   outName: (name: string) => string,
 ): OutputTensor[] {
@@ -92,16 +92,16 @@ function fusedTensors(
   const k = block.kernel;
   const inPerGroup = block.inChannels / block.groups;
   // Weight and bias are written one after the other: fuse once, hand the bias over, forget both.
-  let pending: Promise<FusedBlock> | undefined;
+  let pending: Promise<EncodedFusedBlock> | undefined;
   const fusedOnce = () => {
-    pending ??= fuseBlock(block, load, options).then((f) => {
+    pending ??= fuseBlockEncoded(block, load, dtype, options).then((f) => {
       options.onBlock?.(block);
       return f;
     });
     return pending;
   };
   return [
-    { name: outName(`${deployModule}.weight`), dtype, shape: [block.outChannels, inPerGroup, k, k], bytes: async () => encodeFromFloat64(dtype, (await fusedOnce()).weight) },
+    { name: outName(`${deployModule}.weight`), dtype, shape: [block.outChannels, inPerGroup, k, k], bytes: async () => (await fusedOnce()).weight },
     {
       name: outName(`${deployModule}.bias`),
       dtype,
@@ -109,7 +109,7 @@ function fusedTensors(
       bytes: async () => {
         const bias = (await fusedOnce()).bias;
         pending = undefined;
-        return encodeFromFloat64(dtype, bias);
+        return bias;
       },
     },
   ];

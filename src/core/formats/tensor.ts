@@ -51,12 +51,22 @@ export class Tensor {
     return decodeToFloat64(this.dtype, await this.readBytes());
   }
 
+  /**
+   * Exact values in the smallest float array that holds them: float32 for float32, float16
+   * and bfloat16 (both are subsets of float32), float64 for everything else.
+   */
+  async toNumbers(): Promise<Float32Array | Float64Array> {
+    if (this.dtype === 'float32' || this.dtype === 'float16' || this.dtype === 'bfloat16') return this.toFloat32();
+    return this.toFloat64();
+  }
+
   async toFloat32(): Promise<Float32Array> {
     const bytes = await this.readBytes();
     if (this.dtype === 'float32') {
       const b = copyAligned(bytes);
       return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
     }
+    if (this.dtype === 'float16' || this.dtype === 'bfloat16') return decodeHalfToFloat32(this.dtype, bytes);
     return Float32Array.from(decodeToFloat64(this.dtype, bytes));
   }
 }
@@ -81,6 +91,22 @@ export function float16ToNumber(h: number): number {
 export function bfloat16ToNumber(b: number): number {
   const f = new Float32Array(new Uint32Array([b << 16]).buffer);
   return f[0];
+}
+
+let halfTables: { float16: Float32Array; bfloat16: Float32Array } | undefined;
+
+/** 16-bit floats through a 65,536-entry table: exact, and far faster than decoding each element. */
+function decodeHalfToFloat32(dtype: 'float16' | 'bfloat16', raw: Uint8Array): Float32Array {
+  halfTables ??= {
+    float16: Float32Array.from({ length: 0x10000 }, (_, h) => float16ToNumber(h)),
+    bfloat16: new Float32Array(Uint32Array.from({ length: 0x10000 }, (_, h) => h << 16).buffer),
+  };
+  const table = halfTables[dtype];
+  const aligned = copyAligned(raw);
+  const bits = new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.length / 2);
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
+  return out;
 }
 
 export function decodeToFloat64(dtype: DType, raw: Uint8Array): Float64Array {

@@ -1,5 +1,7 @@
+import { DTYPE_BYTES, type DType } from '../formats/tensor';
+import { encodeFromFloat64 } from '../formats/encode';
 import type { Block, Branch } from '../model/structure';
-import { foldBn, identityKernel, padKernel, sumKernels, type BnStats, type Kernel } from './kernels';
+import { foldBn, forEachFusedRow, type FusionTerms, type Values } from './kernels';
 
 /** A block that cannot be fused exactly; names the block and says why. */
 export class FusionError extends Error {
@@ -12,7 +14,8 @@ export class FusionError extends Error {
   }
 }
 
-export type LoadTensor = (name: string) => Promise<Float64Array>;
+/** Exact values of a tensor: float32 for float32/16/bf16 files, float64 otherwise. */
+export type LoadTensor = (name: string) => Promise<Values>;
 
 export interface FusedBlock {
   weight: Float64Array;
@@ -23,30 +26,46 @@ export interface FusedBlock {
   eps: Record<string, number>;
 }
 
+/** A fused block already rounded to its output dtype, as little-endian bytes. */
+export interface EncodedFusedBlock {
+  weight: Uint8Array;
+  bias: Uint8Array;
+  shape: [number, number, number, number];
+  eps: Record<string, number>;
+}
+
 export interface FuseOptions {
   /** Replaces every BN eps (the file's and the family default). */
   eps?: number;
 }
 
-function checkFinite(block: string, name: string, values: Float64Array): void {
+function checkFinite(block: string, name: string, values: Values): void {
   for (let j = 0; j < values.length; j++) {
     if (!Number.isFinite(values[j])) throw new FusionError(block, `${name} contains ${values[j]} at index ${j}`);
   }
 }
 
-async function loadBn(block: Block, branch: Branch, load: LoadTensor, options: FuseOptions): Promise<BnStats> {
+async function loadChecked(block: Block, load: LoadTensor, name: string, length: number): Promise<Values> {
+  const values = await load(name);
+  checkFinite(block.name, name, values);
+  if (values.length !== length) throw new FusionError(block.name, `${name} has ${values.length} values, expected ${length}`);
+  return values;
+}
+
+async function branchShift(block: Block, branch: Branch, load: LoadTensor, options: FuseOptions, eps: Record<string, number>) {
+  const out = block.outChannels;
+  const convBias = branch.convBias ? await loadChecked(block, load, branch.convBias, out) : undefined;
+  // A branch without BN (folded by an exporter, or a bare identity) is already weight + bias.
+  if (branch.withoutBn) return { scale: new Float64Array(out).fill(1), shift: Float64Array.from(convBias ?? new Float64Array(out)) };
   if (!branch.bn) throw new FusionError(block.name, `${branch.module} has no complete BatchNorm`);
   const names = branch.bn;
-  const [gamma, beta, mean, variance] = await Promise.all([names.weight, names.bias, names.mean, names.var].map(load));
-  for (const [name, v] of [[names.weight, gamma], [names.bias, beta], [names.mean, mean], [names.var, variance]] as const) {
-    checkFinite(block.name, name, v);
-    if (v.length !== block.outChannels) throw new FusionError(block.name, `${name} has ${v.length} values, expected ${block.outChannels}`);
+  const [gamma, beta, mean, variance] = await Promise.all([names.weight, names.bias, names.mean, names.var].map((n) => loadChecked(block, load, n, out)));
+  const e = options.eps ?? names.eps;
+  for (let c = 0; c < out; c++) {
+    if (!(variance[c] + e > 0)) throw new FusionError(block.name, `${names.var}[${c}] = ${variance[c]}: running_var + eps must be positive`);
   }
-  const eps = options.eps ?? names.eps;
-  for (let c = 0; c < variance.length; c++) {
-    if (!(variance[c] + eps > 0)) throw new FusionError(block.name, `${names.var}[${c}] = ${variance[c]}: running_var + eps must be positive`);
-  }
-  return { gamma, beta, mean, var: variance, eps };
+  eps[branch.module] = e;
+  return foldBn({ gamma, beta, mean, var: variance, eps: e }, out, convBias);
 }
 
 function checkFusible(block: Block): void {
@@ -66,31 +85,49 @@ function checkFusible(block: Block): void {
   if (block.branches.some((b) => b.role === 'identity') && block.inChannels !== block.outChannels) {
     throw new FusionError(block.name, `identity branch with in_channels ${block.inChannels} ≠ out_channels ${block.outChannels}`);
   }
+  if (block.branches.length === 0) throw new FusionError(block.name, 'has no branches to fuse');
 }
 
-/** One train-form block → the equivalent single k×k conv with bias (float64, not yet rounded). */
-export async function fuseBlock(block: Block, load: LoadTensor, options: FuseOptions = {}): Promise<FusedBlock> {
+/** Loads and checks every branch of a train-form block into per-channel terms. */
+async function fusionTerms(block: Block, load: LoadTensor, options: FuseOptions): Promise<{ terms: FusionTerms; eps: Record<string, number> }> {
   checkFusible(block);
   const k = block.kernel;
   const inPerGroup = block.inChannels / block.groups;
-  const kernels: Kernel[] = [];
   const eps: Record<string, number> = {};
+  const terms: FusionTerms = { outChannels: block.outChannels, inPerGroup, k, convs: [], identities: [], bias: new Float64Array(block.outChannels) };
   for (const branch of block.branches) {
-    const bn = await loadBn(block, branch, load, options);
-    eps[branch.module] = bn.eps;
-    let weight: Float64Array;
-    let convBias: Float64Array | undefined;
+    const { scale, shift } = await branchShift(block, branch, load, options, eps);
+    for (let c = 0; c < shift.length; c++) terms.bias[c] += shift[c];
     if (branch.role === 'identity') {
-      weight = identityKernel(block.outChannels, inPerGroup, k);
+      terms.identities.push(scale);
     } else {
-      const raw = await load(branch.convWeight!);
-      checkFinite(block.name, branch.convWeight!, raw);
-      weight = padKernel(raw, branch.weightShape!, k);
-      if (branch.convBias) checkFinite(block.name, branch.convBias, (convBias = await load(branch.convBias)));
+      const [o, i, kh, kw] = branch.weightShape!;
+      terms.convs.push({ weight: await loadChecked(block, load, branch.convWeight!, o * i * kh * kw), kh, kw, scale });
     }
-    kernels.push(foldBn(weight, block.outChannels, bn, convBias));
   }
-  if (kernels.length === 0) throw new FusionError(block.name, 'has no branches to fuse');
-  const { weight, bias } = sumKernels(kernels);
-  return { weight, bias, shape: [block.outChannels, inPerGroup, k, k], eps };
+  return { terms, eps };
+}
+
+/** One train-form block → the equivalent single k×k conv with bias, in float64. */
+export async function fuseBlock(block: Block, load: LoadTensor, options: FuseOptions = {}): Promise<FusedBlock> {
+  const { terms, eps } = await fusionTerms(block, load, options);
+  const per = terms.inPerGroup * terms.k * terms.k;
+  const weight = new Float64Array(terms.outChannels * per);
+  forEachFusedRow(terms, (c, row) => weight.set(row, c * per));
+  return { weight, bias: terms.bias, shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k], eps };
+}
+
+/** The same fusion, rounded once per element straight into `dtype` bytes (what the writers need). */
+export async function fuseBlockEncoded(block: Block, load: LoadTensor, dtype: DType, options: FuseOptions = {}): Promise<EncodedFusedBlock> {
+  const { terms, eps } = await fusionTerms(block, load, options);
+  const per = terms.inPerGroup * terms.k * terms.k;
+  const rowBytes = per * DTYPE_BYTES[dtype];
+  const weight = new Uint8Array(terms.outChannels * rowBytes);
+  if (dtype === 'float32') {
+    const view = new Float32Array(weight.buffer);
+    forEachFusedRow(terms, (c, row) => view.set(row, c * per));
+  } else {
+    forEachFusedRow(terms, (c, row) => weight.set(encodeFromFloat64(dtype, row), c * rowBytes));
+  }
+  return { weight, bias: encodeFromFloat64(dtype, terms.bias), shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k], eps };
 }

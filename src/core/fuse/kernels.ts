@@ -1,66 +1,72 @@
 /**
- * The re-parameterization math, in float64: fold BN into a conv, centre small
- * kernels in k×k, write the identity as a kernel, sum. Shapes are [out, in/groups, k, k].
+ * The re-parameterization math. Every branch becomes a per-output-channel scale t and
+ * shift b (BN folded: t = γ/√(σ²+ε), b = β + (conv bias − μ)·t); the fused kernel is then
+ * built one output channel at a time in a float64 scratch row — small kernels centred in
+ * k×k, the identity as a 1 at the centre of input channel c mod (in/groups) — and handed
+ * to a sink that rounds it once. Memory stays at one row, whatever the block's size.
  */
 
-export interface BnStats {
-  gamma: Float64Array;
-  beta: Float64Array;
-  mean: Float64Array;
-  var: Float64Array;
-  eps: number;
+export type Values = Float32Array | Float64Array;
+
+export interface ConvTerm {
+  weight: Values;
+  kh: number;
+  kw: number;
+  scale: Float64Array;
 }
 
-export interface Kernel {
-  weight: Float64Array;
+export interface FusionTerms {
+  outChannels: number;
+  inPerGroup: number;
+  k: number;
+  convs: ConvTerm[];
+  /** Scale of each identity branch (a bare identity has scale 1). */
+  identities: Float64Array[];
+  /** Sum of every branch's shift. */
   bias: Float64Array;
 }
 
-/** A 1×1 (or any smaller odd) kernel placed at the centre of a k×k one. */
-export function padKernel(weight: Float64Array, shape: readonly number[], k: number): Float64Array {
-  const [o, i, kh, kw] = shape;
-  if (kh === k && kw === k) return weight;
-  const out = new Float64Array(o * i * k * k);
-  const dy = (k - kh) / 2;
-  const dx = (k - kw) / 2;
-  for (let a = 0; a < o * i; a++) {
-    for (let y = 0; y < kh; y++) {
-      for (let x = 0; x < kw; x++) out[a * k * k + (y + dy) * k + (x + dx)] = weight[a * kh * kw + y * kw + x];
-    }
-  }
-  return out;
+export interface BnStats {
+  gamma: Values;
+  beta: Values;
+  mean: Values;
+  var: Values;
+  eps: number;
 }
 
-/**
- * The identity as a conv: output channel c reads input channel c, which in a grouped
- * conv is position c mod (in/groups) of its group's slice.
- */
-export function identityKernel(channels: number, inPerGroup: number, k: number): Float64Array {
-  const out = new Float64Array(channels * inPerGroup * k * k);
-  const centre = Math.floor(k / 2) * k + Math.floor(k / 2);
-  for (let c = 0; c < channels; c++) out[(c * inPerGroup + (c % inPerGroup)) * k * k + centre] = 1;
-  return out;
-}
-
-/** W·γ/√(σ²+ε) per output channel, and β − μ·γ/√(σ²+ε) (+ the conv's own bias, scaled, if it has one). */
-export function foldBn(weight: Float64Array, outChannels: number, bn: BnStats, convBias?: Float64Array): Kernel {
-  const per = weight.length / outChannels;
-  const fused = new Float64Array(weight.length);
-  const bias = new Float64Array(outChannels);
+/** t and b of a BN-folded branch; `convBias` is the branch conv's own bias, if any. */
+export function foldBn(bn: BnStats, outChannels: number, convBias?: Values): { scale: Float64Array; shift: Float64Array } {
+  const scale = new Float64Array(outChannels);
+  const shift = new Float64Array(outChannels);
   for (let c = 0; c < outChannels; c++) {
     const t = bn.gamma[c] / Math.sqrt(bn.var[c] + bn.eps);
-    for (let j = 0; j < per; j++) fused[c * per + j] = weight[c * per + j] * t;
-    bias[c] = bn.beta[c] + ((convBias?.[c] ?? 0) - bn.mean[c]) * t;
+    scale[c] = t;
+    shift[c] = bn.beta[c] + ((convBias?.[c] ?? 0) - bn.mean[c]) * t;
   }
-  return { weight: fused, bias };
+  return { scale, shift };
 }
 
-export function sumKernels(kernels: readonly Kernel[]): Kernel {
-  const weight = new Float64Array(kernels[0].weight.length);
-  const bias = new Float64Array(kernels[0].bias.length);
-  for (const k of kernels) {
-    for (let j = 0; j < weight.length; j++) weight[j] += k.weight[j];
-    for (let j = 0; j < bias.length; j++) bias[j] += k.bias[j];
+/** Calls `row(c, values)` with each output channel's fused kernel, in float64, reusing one buffer. */
+export function forEachFusedRow(terms: FusionTerms, row: (c: number, values: Float64Array) => void): void {
+  const { outChannels, inPerGroup, k } = terms;
+  const kk = k * k;
+  const scratch = new Float64Array(inPerGroup * kk);
+  const centre = Math.floor(k / 2) * k + Math.floor(k / 2);
+  for (let c = 0; c < outChannels; c++) {
+    scratch.fill(0);
+    for (const { weight, kh, kw, scale } of terms.convs) {
+      const t = scale[c];
+      const dy = (k - kh) / 2;
+      const dx = (k - kw) / 2;
+      let src = c * inPerGroup * kh * kw;
+      for (let i = 0; i < inPerGroup; i++) {
+        for (let y = 0; y < kh; y++) {
+          const dst = i * kk + (y + dy) * k + dx;
+          for (let x = 0; x < kw; x++) scratch[dst + x] += weight[src++] * t;
+        }
+      }
+    }
+    for (const scale of terms.identities) scratch[(c % inPerGroup) * kk + centre] += scale[c];
+    row(c, scratch);
   }
-  return { weight, bias };
 }
