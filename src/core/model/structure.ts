@@ -18,7 +18,10 @@ export interface BnNames {
 
 export interface Branch {
   role: BranchRole;
-  /** Module path of the branch (conv path for conv branches, BN path for the identity). */
+  /**
+   * Module path of the branch (conv path for conv branches, BN path for the identity); in an ONNX
+   * graph whose names say nothing, the node name, and for an identity without BN the input tensor.
+   */
   module: string;
   /** Conv weight tensor name; absent for the identity branch. */
   convWeight?: string;
@@ -26,6 +29,28 @@ export interface Branch {
   /** Conv weight shape [out, in/groups, kh, kw]. */
   weightShape?: readonly number[];
   bn?: BnNames;
+  /**
+   * The branch has no BatchNorm by construction and is summed as it is: an ONNX conv whose BN the
+   * exporter folded into its weight and bias, or an input added unchanged (a bare identity).
+   * Without this flag a missing BN is an error, never an implicit identity.
+   */
+  withoutBn?: true;
+}
+
+/** Where a block sits in the ONNX graph it was found in. */
+export interface OnnxBlockSite {
+  /** The tensor every branch reads. */
+  input: string;
+  /** The block's result: the sum of its branches (train form) or the conv's output (deploy form). Fusion keeps this name. */
+  output: string;
+  /** Indices into graph.node of the file the structure was built from (convs, BatchNormalizations, Adds), in graph order. */
+  nodes: number[];
+  /** Names of those nodes ('' for unnamed ones). */
+  nodeNames: string[];
+  /** What the family and block name were read from; with 'none' the family is only the pattern RepVGG blocks share. */
+  familySource: 'initializer-names' | 'node-names' | 'none';
+  /** False when the branches disagree in a way one conv cannot express exactly (the reasons are in the block's warnings). */
+  fusible: boolean;
 }
 
 export interface Block {
@@ -52,6 +77,8 @@ export interface Block {
   /** Every tensor this block owns, in file order. */
   tensors: string[];
   warnings: string[];
+  /** Present for blocks found in an ONNX graph. */
+  onnx?: OnnxBlockSite;
 }
 
 export interface Stage {
