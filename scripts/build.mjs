@@ -1,4 +1,4 @@
-// Bundles the three programs RepLens ships: the extension host code, the CLI and the webview.
+// Bundles what RepLens ships: the extension host code, the CLI, two workers and the webview.
 import * as esbuild from 'esbuild';
 import { chmod } from 'node:fs/promises';
 
@@ -23,6 +23,23 @@ const builds = [
     format: 'cjs',
     external: ['onnxruntime-node'],
     banner: { js: '#!/usr/bin/env node' },
+  },
+  {
+    ...common,
+    // Graph layout runs in a worker thread so that large graphs never stall the extension host.
+    entryPoints: { layoutWorker: 'src/core/report/layoutWorker.ts' },
+    outdir: 'dist',
+    platform: 'node',
+    format: 'cjs',
+  },
+  {
+    ...common,
+    // The parity check's inference process, forked by the CLI and the extension from beside their bundles.
+    entryPoints: { parityWorker: 'src/core/parity/worker.ts' },
+    outdir: 'dist',
+    platform: 'node',
+    format: 'cjs',
+    external: ['onnxruntime-node'],
   },
   {
     ...common,

@@ -31,6 +31,8 @@ export interface FamilyLayout {
   stageConvention: boolean;
   /** Names elsewhere in the model that tell this family from one with the same block names. */
   modelHint?: RegExp;
+  /** Module names of the family's classifier (GAP → Linear) after the last block, for the parity graph. */
+  classifier?: readonly string[];
 }
 
 export const FAMILIES: readonly FamilyLayout[] = [
@@ -58,6 +60,7 @@ export const FAMILIES: readonly FamilyLayout[] = [
     defaultEps: 1e-5,
     activation: 'relu',
     stageConvention: true,
+    classifier: ['linear'],
   },
   {
     id: 'yolov7-repconv',
@@ -80,6 +83,7 @@ export const FAMILIES: readonly FamilyLayout[] = [
     defaultEps: 1e-5,
     activation: 'relu',
     stageConvention: true,
+    classifier: ['head.fc'],
     modelHint: /(^|\.)stages\.\d+\.\d+\./,
   },
   {
@@ -93,6 +97,7 @@ export const FAMILIES: readonly FamilyLayout[] = [
     defaultEps: 1e-5,
     activation: 'relu',
     stageConvention: true,
+    classifier: ['linear'],
   },
   {
     id: 'mmpretrain-repvgg',
@@ -105,6 +110,7 @@ export const FAMILIES: readonly FamilyLayout[] = [
     defaultEps: 1e-5,
     activation: 'relu',
     stageConvention: true,
+    classifier: ['head.fc'],
   },
 ];
 

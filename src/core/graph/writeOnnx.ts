@@ -1,0 +1,98 @@
+import { promises as fs } from 'node:fs';
+import { defaultOutputPath } from '../convert/convert';
+import { ModelFormatError } from '../formats/errors';
+import { encodeOnnxModel } from '../formats/onnx';
+import { openModelFile } from '../formats/openModelFile';
+import { buildStructure } from '../model/buildStructure';
+import { allBlocks, type Block } from '../model/structure';
+import { writeAtomically } from '../writers/atomicFile';
+import { buildGraph } from './buildGraph';
+import { graphStats } from './stats';
+import type { Topology } from './topology';
+
+export interface OnnxExportOptions {
+  output?: string;
+  force?: boolean;
+  /** Replaces every BN eps when fusing. */
+  eps?: number;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number, block: Block) => void;
+}
+
+export interface OnnxExportResult {
+  input: string;
+  output: string;
+  topology: Topology;
+  blocksFused: number;
+  blocksAlreadyDeploy: number;
+  /** Parameters of the whole file. */
+  paramsBefore: number;
+  /** Parameters of the written graph (which leaves out layers outside the blocks unless it is a classifier). */
+  paramsAfter: number;
+  bytesWritten: number;
+  seconds: number;
+  notes: string[];
+  warnings: string[];
+}
+
+/** `<stem>.deploy.onnx` beside the input. */
+export function defaultOnnxOutputPath(input: string): string {
+  return defaultOutputPath(input, 'pth', '{stem}.deploy.onnx');
+}
+
+/**
+ * Writes the deploy form of a checkpoint as an ONNX model (opset 13, float32): the same graph
+ * the parity check runs, with batch, height and width left symbolic.
+ */
+export async function writeDeployOnnx(input: string, options: OnnxExportOptions = {}): Promise<OnnxExportResult> {
+  const started = performance.now();
+  const before = await fs.stat(input).catch(() => undefined);
+  const model = await openModelFile(input);
+  try {
+    if (model.format === 'onnx') {
+      throw new ModelFormatError(input, 'is already ONNX; convert the PyTorch or safetensors checkpoint instead');
+    }
+    const structure = buildStructure(model);
+    const blocks = allBlocks(structure);
+    const train = blocks.filter((b) => b.form === 'train');
+    if (train.length === 0) {
+      throw new ModelFormatError(input, blocks.length ? 'every block is already in deploy form' : 'no re-parameterizable blocks found');
+    }
+    const output = options.output ?? defaultOnnxOutputPath(input);
+    let fused = 0;
+    const graph = await buildGraph(model, structure, {
+      form: 'deploy',
+      eps: options.eps,
+      onBlock: (_done, _total, block) => {
+        if (block.form === 'train') options.onProgress?.(++fused, train.length, block);
+      },
+    });
+    const bytes = await encodeOnnxModel(graph.model);
+    const bytesWritten = await writeAtomically(
+      output,
+      async (sink) => {
+        await sink.write(bytes);
+        const after = await fs.stat(input);
+        if (before && (after.size !== before.size || after.mtimeMs !== before.mtimeMs)) {
+          throw new ModelFormatError(input, 'the file changed while it was being converted; nothing was written');
+        }
+      },
+      { overwrite: options.force, protect: [input], signal: options.signal },
+    );
+    return {
+      input,
+      output,
+      topology: graph.topology,
+      blocksFused: train.length,
+      blocksAlreadyDeploy: blocks.length - train.length,
+      paramsBefore: structure.params.total,
+      paramsAfter: graphStats(graph.model.graph!, new Map()).params,
+      bytesWritten,
+      seconds: (performance.now() - started) / 1000,
+      notes: graph.notes,
+      warnings: [...model.warnings, ...structure.warnings.map((w) => (w.block ? `${w.block}: ${w.message}` : w.message))],
+    };
+  } finally {
+    await model.close();
+  }
+}

@@ -1,0 +1,13 @@
+export type ParityErrorCode = 'input' | 'mismatch' | 'inference' | 'timeout' | 'crashed' | 'cancelled';
+
+/** A parity check could not be run (as opposed to a check that ran and failed); names the file and says why. */
+export class ParityError extends Error {
+  constructor(
+    readonly subject: string,
+    readonly reason: string,
+    readonly code: ParityErrorCode,
+  ) {
+    super(`${subject}: ${reason}`);
+    this.name = 'ParityError';
+  }
+}

@@ -1,0 +1,388 @@
+import * as path from 'node:path';
+import { encodeOnnxModel } from '../formats/onnx';
+import type { OnnxGraph } from '../formats/onnxModel';
+import type { ModelFile } from '../formats/modelFile';
+import { openModelFile } from '../formats/openModelFile';
+import { buildGraph, type GraphForm } from '../graph/buildGraph';
+import { graphStats } from '../graph/stats';
+import type { Topology } from '../graph/topology';
+import { buildStructure } from '../model/buildStructure';
+import { allBlocks, type ModelStructure } from '../model/structure';
+import { runInChild, type ChildOptions } from './child';
+import type { Metrics } from './compare';
+import { ParityError } from './errors';
+import { adoptGeometry } from './geometry';
+import { readNpy } from './npy';
+import { NormalRandom } from './prng';
+import type { Feed, ModelSource, WorkerPhase } from './protocol';
+
+export const DEFAULTS = { inputs: 4, seed: 0, atol: 1e-4, rtol: 1e-3, latencyRuns: 10, size: 224, blockwiseSize: 32 } as const;
+
+export interface ParityProgress {
+  phase: 'build' | WorkerPhase;
+  done: number;
+  total: number;
+  message: string;
+}
+
+export interface ParityOptions {
+  /** Random input samples (default 4). */
+  inputs?: number;
+  /** [batch, channels, height, width]; blockwise graphs take batch, height and width from it. */
+  shape?: readonly number[];
+  seed?: number;
+  /** A .npy array used as the one input instead of random samples. */
+  inputFile?: string;
+  atol?: number;
+  rtol?: number;
+  /** Timed runs per form for the latency median (default 10, 0 for none). */
+  latencyRuns?: number;
+  /** Replaces every BN eps, in train-form graphs and in fusion alike. */
+  eps?: number;
+  timeoutSeconds?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: ParityProgress) => void;
+  /** See ChildOptions.workerPath. */
+  workerPath?: string;
+}
+
+export interface OutputResult {
+  name: string;
+  maxAbs: number;
+  maxRel: number;
+  meanAbs: number;
+  cosine: number;
+  top1Agreement: number | null;
+  pass: boolean;
+  mismatched: number;
+  elements: number;
+  /** RMS of the reference output (at least 1): atol is in these units, see compare.ts. */
+  scale: number;
+  nonFinite: { reference: number; candidate: number };
+  /** The candidate's name when it differs (outputs matched by position). */
+  candidateName?: string;
+  error?: string;
+}
+
+export interface BlockResult {
+  name: string;
+  maxAbs: number;
+  maxRel: number;
+  meanAbs: number;
+  cosine: number;
+  pass: boolean;
+  scale: number;
+  nonFinite: { reference: number; candidate: number };
+  error?: string;
+}
+
+export interface FormStats {
+  /** The file this form came from, and how ('train form', 'deploy form, fused in memory', 'ONNX as is', ...). */
+  file: string;
+  source: string;
+  /** Median of the timed runs with ORT's default optimizations; null when none were asked for. */
+  latencyMs: number | null;
+  params: number;
+  macs: number | null;
+  nodes: number;
+}
+
+/**
+ * The JSON a parity check produces. `forms.train` is the reference (the train form, or the first
+ * file), `forms.deploy` the candidate. Numbers that are NaN (non-finite outputs) are null in JSON.
+ */
+export interface ParityResult {
+  pass: boolean;
+  inputs: number;
+  atol: number;
+  rtol: number;
+  outputs: OutputResult[];
+  blocks: BlockResult[];
+  forms: { train: FormStats; deploy: FormStats };
+  topology: Topology | 'onnx';
+  /** The reference's input shapes, by input name. */
+  shapes: Record<string, number[]>;
+  seed: number | null;
+  notes: string[];
+}
+
+/** One side of a comparison: a graph ready to run, and what it exposes. */
+interface Side {
+  label: string;
+  file: string;
+  source: string;
+  model: ModelSource;
+  graph: OnnxGraph;
+  topology: Topology | 'onnx';
+  inputs: { name: string; dims: (number | string | undefined)[] }[];
+  /** The model's own outputs. */
+  outputs: string[];
+  /** Block outputs, by block name. */
+  blocks: string[];
+  notes: string[];
+  /** For checkpoints: the structure the graph was built from. */
+  structure?: ModelStructure;
+}
+
+const TOPOLOGIES: readonly string[] = ['classifier', 'chain', 'blockwise'];
+
+function check(condition: boolean, subject: string, reason: string): asserts condition {
+  if (!condition) throw new ParityError(subject, reason, 'input');
+}
+
+function validate(options: ParityOptions): void {
+  const positiveInt = (v: number | undefined, name: string, min = 1) => check(v === undefined || (Number.isInteger(v) && v >= min), 'options', `${name} must be an integer >= ${min}`);
+  positiveInt(options.inputs, 'inputs');
+  positiveInt(options.latencyRuns, 'latencyRuns', 0);
+  for (const [name, v] of [['atol', options.atol], ['rtol', options.rtol], ['eps', options.eps]] as const) {
+    check(v === undefined || (Number.isFinite(v) && v >= 0), 'options', `${name} must be a non-negative number`);
+  }
+  check(options.seed === undefined || (Number.isInteger(options.seed) && options.seed >= 0 && options.seed < 2 ** 32), 'options', 'seed must be an integer in [0, 2^32)');
+  check(options.shape === undefined || (options.shape.length === 4 && options.shape.every((d) => Number.isInteger(d) && d >= 1)), 'options', 'shape must be 4 positive integers: batch, channels, height, width');
+}
+
+/**
+ * A graph of the file's blocks, as stored ('as-is') or with the train blocks fused here ('deploy').
+ * `reference` lends its geometry to blocks this file leaves unknown (see adoptGeometry).
+ */
+async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptions, reference?: ModelStructure): Promise<Side> {
+  const structure = buildStructure(model);
+  const adopted = reference ? adoptGeometry(structure, reference, model.path) : [];
+  const built = await buildGraph(model, structure, {
+    form,
+    eps: options.eps,
+    onBlock: (done, total, block) => options.onProgress?.({ phase: 'build', done, total, message: `${form === 'deploy' ? 'fusing' : 'building'} ${block.name}` }),
+  });
+  const fusedHere = form === 'deploy' && allBlocks(structure).some((b) => b.form === 'train');
+  const source = `${built.form} form${fusedHere ? ', fused in memory' : ''}`;
+  return {
+    label: `${model.path} (${source})`,
+    file: model.path,
+    source,
+    model: { bytes: await encodeOnnxModel(built.model) },
+    graph: built.model.graph!,
+    topology: built.topology,
+    inputs: built.inputs.map((i) => ({ name: i.name, dims: ['batch', i.channels, 'height', 'width'] })),
+    outputs: built.outputs,
+    blocks: built.blocks,
+    notes: [...built.notes, ...adopted, ...structure.warnings.map((w) => `${model.path}: ${w.block ? `${w.block}: ` : ''}${w.message}`)],
+    structure,
+  };
+}
+
+/** An ONNX file, run as it is. A graph RepLens wrote says its topology, so its block outputs are known. */
+function onnxSide(model: ModelFile): Side {
+  const graph = model.onnx!.graph!;
+  const initializers = new Set(graph.initializer.map((t) => t.name));
+  const topology = model.onnx!.metadataProps.find((p) => p.key === 'replens.topology')?.value;
+  const names = graph.output.map((o) => o.name ?? '');
+  const known = topology !== undefined && TOPOLOGIES.includes(topology);
+  const outputs = !known ? names : topology === 'classifier' ? names.filter((n) => n === 'output') : topology === 'chain' ? names.slice(-1) : names;
+  return {
+    label: `${model.path} (ONNX as is)`,
+    file: model.path,
+    source: 'ONNX as is',
+    model: { path: path.resolve(model.path) },
+    graph,
+    topology: known ? (topology as Topology) : 'onnx',
+    inputs: graph.input
+      .filter((i) => !initializers.has(i.name))
+      .map((i) => ({ name: i.name ?? '', dims: i.type?.tensorType?.shape?.dim.map((d) => d.dimValue ?? d.dimParam) ?? [] })),
+    outputs,
+    blocks: known ? names.filter((n) => n !== 'output') : [],
+    notes: [],
+  };
+}
+
+async function sideOf(file: string, options: ParityOptions, reference?: ModelStructure): Promise<Side> {
+  const model = await openModelFile(file);
+  try {
+    if (model.format === 'onnx') return onnxSide(model);
+    return await builtSide(model, 'as-is', options, reference);
+  } finally {
+    await model.close();
+  }
+}
+
+/** Input names of the candidate for each reference input. */
+function matchInputs(ref: Side, cand: Side): Record<string, string> {
+  const candNames = new Set(cand.inputs.map((i) => i.name));
+  if (ref.inputs.length === cand.inputs.length && ref.inputs.every((i) => candNames.has(i.name))) {
+    return Object.fromEntries(ref.inputs.map((i) => [i.name, i.name]));
+  }
+  if (ref.inputs.length === 1 && cand.inputs.length === 1) return { [ref.inputs[0].name]: cand.inputs[0].name };
+  const list = (s: Side) => s.inputs.map((i) => i.name).join(', ');
+  throw new ParityError(cand.file, `its inputs (${list(cand)}) do not match those of ${ref.file} (${list(ref)})`, 'mismatch');
+}
+
+/**
+ * Concrete input shapes. Fixed dimensions of either model win; symbolic ones come from
+ * options.shape, else batch 1 and 224×224 (32×32 for blockwise graphs, whose blocks run alone).
+ */
+function resolveShapes(ref: Side, cand: Side, inputMap: Record<string, string>, options: ParityOptions): Map<string, number[]> {
+  const size = ref.topology === 'blockwise' ? DEFAULTS.blockwiseSize : DEFAULTS.size;
+  const wanted = options.shape;
+  const shapes = new Map<string, number[]>();
+  for (const input of ref.inputs) {
+    const other = cand.inputs.find((i) => i.name === inputMap[input.name])!;
+    const rank = Math.max(input.dims.length, other.dims.length);
+    if (rank === 0) throw new ParityError(ref.file, `input '${input.name}' has no shape in either model; this check needs its rank`, 'input');
+    const dims: number[] = [];
+    for (let d = 0; d < rank; d++) {
+      const fixed = [input.dims[d], other.dims[d]].filter((v): v is number => typeof v === 'number' && v > 0);
+      if (fixed.length === 2 && fixed[0] !== fixed[1]) {
+        throw new ParityError(cand.file, `input '${other.name}' has ${fixed[1]} in dimension ${d}, ${ref.file} has ${fixed[0]}`, 'mismatch');
+      }
+      const fromOption = wanted !== undefined && rank === 4 ? wanted[d] : undefined;
+      if (fixed.length > 0) {
+        // The channel count of a blockwise graph is per block; the other dimensions must agree with what was asked.
+        const perBlock = d === 1 && ref.topology === 'blockwise';
+        if (fromOption !== undefined && fromOption !== fixed[0] && !perBlock) {
+          throw new ParityError(ref.file, `input '${input.name}' has ${fixed[0]} in dimension ${d}, but the shape asked for has ${fromOption}`, 'input');
+        }
+        dims.push(fixed[0]);
+      } else if (fromOption !== undefined) {
+        dims.push(fromOption);
+      } else if (d === 0) {
+        dims.push(1);
+      } else if (rank === 4 && d >= 2) {
+        dims.push(size);
+      } else {
+        throw new ParityError(ref.file, `input '${input.name}' has a symbolic dimension ${d} (${String(input.dims[d])}); give the input shape`, 'input');
+      }
+    }
+    shapes.set(input.name, dims);
+  }
+  return shapes;
+}
+
+async function samplesFor(ref: Side, shapes: Map<string, number[]>, options: ParityOptions): Promise<Feed[][]> {
+  if (options.inputFile !== undefined) {
+    check(ref.inputs.length === 1, options.inputFile, `an input file fits a model with one input; this graph has ${ref.inputs.length} (${ref.topology})`);
+    const { shape, data } = await readNpy(options.inputFile);
+    const name = ref.inputs[0].name;
+    const want = shapes.get(name)!;
+    const fits = shape.length === want.length && shape.every((d, i) => d === want[i] || (i !== 1 && typeof ref.inputs[0].dims[i] !== 'number'));
+    check(fits, options.inputFile, `shape (${shape.join(', ')}) does not fit input '${name}' [${ref.inputs[0].dims.map((d) => d ?? '?').join(', ')}]`);
+    shapes.set(name, shape);
+    return [[{ name, dims: shape, data }]];
+  }
+  const random = new NormalRandom(options.seed ?? DEFAULTS.seed);
+  const samples: Feed[][] = [];
+  for (let s = 0; s < (options.inputs ?? DEFAULTS.inputs); s++) {
+    samples.push(ref.inputs.map((i) => {
+      const dims = shapes.get(i.name)!;
+      return { name: i.name, dims, data: random.fill(dims.reduce((a, b) => a * b, 1)) };
+    }));
+  }
+  return samples;
+}
+
+function pairsFor(ref: Side, cand: Side, notes: string[]): { name: string; kind: 'output' | 'block'; reference: string; candidate: string }[] {
+  const candOutputs = new Set(cand.graph.output.map((o) => o.name));
+  const pairs: ReturnType<typeof pairsFor> = [];
+  for (const o of ref.outputs) {
+    if (candOutputs.has(o)) pairs.push({ name: o, kind: 'output', reference: o, candidate: o });
+  }
+  if (pairs.length === 0 && ref.outputs.length === 1 && cand.outputs.length === 1) {
+    notes.push(`output '${ref.outputs[0]}' is compared with '${cand.outputs[0]}' of ${cand.file}: the only output of each`);
+    pairs.push({ name: ref.outputs[0], kind: 'output', reference: ref.outputs[0], candidate: cand.outputs[0] });
+  }
+  for (const o of ref.outputs) if (!pairs.some((p) => p.reference === o)) notes.push(`output '${o}' has no counterpart in ${cand.file}`);
+  const missing: string[] = [];
+  for (const b of ref.blocks) {
+    if (candOutputs.has(b)) pairs.push({ name: b, kind: 'block', reference: b, candidate: b });
+    else missing.push(b);
+  }
+  if (missing.length > 0) notes.push(`${missing.length} block(s) have no output of the same name in ${cand.file}, so they are not compared one by one (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''})`);
+  if (pairs.length === 0) throw new ParityError(cand.file, `none of its outputs matches an output of ${ref.file}`, 'mismatch');
+  return pairs;
+}
+
+function formStats(side: Side, shapes: Map<string, number[]>, latencyMs: number | null, notes: string[]): FormStats {
+  const stats = graphStats(side.graph, shapes);
+  if (stats.macsNote) notes.push(`${side.label}: ${stats.macsNote}`);
+  return { file: side.file, source: side.source, latencyMs, params: stats.params, macs: stats.macs, nodes: stats.nodes };
+}
+
+async function run(ref: Side, cand: Side, options: ParityOptions): Promise<ParityResult> {
+  const atol = options.atol ?? DEFAULTS.atol;
+  const rtol = options.rtol ?? DEFAULTS.rtol;
+  const notes = [...ref.notes, ...cand.notes.filter((n) => !ref.notes.includes(n))];
+  const inputMap = matchInputs(ref, cand);
+  const shapes = resolveShapes(ref, cand, inputMap, options);
+  const samples = await samplesFor(ref, shapes, options);
+  const pairs = pairsFor(ref, cand, notes);
+  const childOptions: ChildOptions = {
+    subject: `${ref.file} vs ${cand.file}`,
+    workerPath: options.workerPath,
+    timeoutSeconds: options.timeoutSeconds,
+    signal: options.signal,
+    onProgress: (m) => options.onProgress?.({ ...m, message: m.phase === 'load' ? 'loading the models' : m.phase === 'sample' ? `input ${m.done} of ${m.total}` : 'timing' }),
+  };
+  const reply = await runInChild(
+    { type: 'parity', reference: { label: ref.label, source: ref.model }, candidate: { label: cand.label, source: cand.model }, samples, inputMap, pairs, tolerance: { atol, rtol }, latencyRuns: options.latencyRuns ?? DEFAULTS.latencyRuns },
+    childOptions,
+  );
+
+  const candShapes = new Map([...shapes].map(([name, dims]) => [inputMap[name], dims]));
+  const outputs: OutputResult[] = [];
+  const blocks: BlockResult[] = [];
+  pairs.forEach((p, i) => {
+    const m: Metrics = reply.metrics[i];
+    const common = { name: p.name, maxAbs: m.maxAbs, maxRel: m.maxRel, meanAbs: m.meanAbs, cosine: m.cosine, pass: m.pass, scale: m.scale, nonFinite: m.nonFinite, ...(m.error ? { error: m.error } : {}) };
+    if (p.kind === 'block') blocks.push(common);
+    else outputs.push({ ...common, top1Agreement: m.top1Agreement, mismatched: m.mismatched, elements: m.elements, ...(p.candidate !== p.reference ? { candidateName: p.candidate } : {}) });
+  });
+  const forms = {
+    train: formStats(ref, shapes, reply.latencyMs.reference, notes),
+    deploy: formStats(cand, candShapes, reply.latencyMs.candidate, notes),
+  };
+  return {
+    pass: [...outputs, ...blocks].every((r) => r.pass),
+    inputs: samples.length,
+    atol,
+    rtol,
+    outputs,
+    blocks,
+    forms,
+    topology: ref.topology,
+    shapes: Object.fromEntries(shapes),
+    seed: options.inputFile === undefined ? (options.seed ?? DEFAULTS.seed) : null,
+    notes,
+  };
+}
+
+/**
+ * Runs a checkpoint's train form (as its BatchNorms and branches say) against its deploy form
+ * fused in memory by fuseBlock, on the same seeded inputs, in a child process.
+ */
+export async function checkParity(file: string, options: ParityOptions = {}): Promise<ParityResult> {
+  validate(options);
+  const model = await openModelFile(file);
+  let ref: Side;
+  let cand: Side;
+  try {
+    const blocks = allBlocks(buildStructure(model));
+    if (blocks.length === 0) throw new ParityError(file, 'no re-parameterizable blocks found', 'input');
+    if (!blocks.some((b) => b.form === 'train')) {
+      throw new ParityError(file, 'every block is already in deploy form: compare it with its train-form file (replens parity TRAIN --deploy FILE)', 'input');
+    }
+    ref = await builtSide(model, 'as-is', options);
+    cand = await builtSide(model, 'deploy', options);
+  } finally {
+    await model.close();
+  }
+  return run(ref, cand, options);
+}
+
+/**
+ * Compares two files on the same seeded inputs: checkpoints become graphs of their blocks as
+ * they are, ONNX files run as they are. `a` is the reference (forms.train), `b` the candidate.
+ */
+export async function compareModels(a: string, b: string, options: ParityOptions = {}): Promise<ParityResult> {
+  validate(options);
+  const ref = await sideOf(a, options);
+  const cand = await sideOf(b, options, ref.structure);
+  return run(ref, cand, options);
+}

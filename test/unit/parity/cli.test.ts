@@ -1,0 +1,96 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeOnnxModel } from '../../../src/core/formats/onnx';
+import { allBlocks } from '../../../src/core/model/structure';
+import { bundle, ENTRIES, type Bundle } from './bundle';
+import { TINY, wrongDeployFile } from './faultyFiles';
+
+/**
+ * The CLI and the worker bundled side by side, as in dist/: the CLI finds the worker beside
+ * itself, exactly as the packaged CLI and extension do.
+ */
+let built: Bundle;
+let dir: string;
+const SMALL = ['--shape', '1,3,32,32', '--inputs', '2', '--latency-runs', '1'];
+
+function replens(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(built.dir, 'cli.js'), ...args], { maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  built = await bundle(ENTRIES);
+  dir = await mkdtemp(path.join(tmpdir(), 'replens-parity-cli-'));
+}, 60_000);
+afterAll(async () => {
+  await built?.dispose();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('replens parity', () => {
+  it('prints PASS with the per-block table and exits 0', async () => {
+    const { code, stdout } = await replens('parity', TINY, ...SMALL);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^PASS {2}repvgg_tiny_train\.pth, train vs deploy: 2 random input\(s\), seed 0, atol 0\.0001, rtol 0\.001, topology classifier/);
+    expect(stdout).toMatch(/^stage3\.1 .* PASS$/m);
+    expect(stdout).toMatch(/^train +[\d.]+ ms +31,322 +235,840 +49$/m);
+    expect(stdout).toMatch(/^deploy +[\d.]+ ms +27,762 +212,288 +17$/m);
+  }, 30_000);
+
+  it('--json prints the result object', async () => {
+    const { code, stdout } = await replens('parity', TINY, ...SMALL, '--seed', '3', '--atol', '1e-5', '--json');
+    expect(code).toBe(0);
+    const r = JSON.parse(stdout);
+    expect(r).toMatchObject({ pass: true, inputs: 2, atol: 1e-5, rtol: 1e-3, seed: 3 });
+    expect(r.blocks).toHaveLength(7);
+  }, 30_000);
+
+  it('exits 1 and names the first failing block when --deploy OTHER differs', async () => {
+    const bad = await wrongDeployFile(dir, 'bad.pth', (s) => {
+      const block = allBlocks(s).find((b) => b.name === 'stage2.1')!;
+      block.branches = block.branches.filter((b) => b.role !== 'identity');
+    });
+    const { code, stdout } = await replens('parity', TINY, '--deploy', bad, ...SMALL);
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^FAIL {2}repvgg_tiny_train\.pth vs bad\.pth/);
+    expect(stdout).toMatch(/^stage2\.1 .* FAIL$/m);
+    expect(stdout).toContain('first failing block: stage2.1 (the blocks before it pass)');
+  }, 30_000);
+
+  it('rejects bad options with exit code 2', async () => {
+    expect((await replens('parity', TINY, '--shape', '1,3,32')).code).toBe(2);
+    expect((await replens('parity', TINY, '--inputs', '0')).code).toBe(2);
+    expect((await replens('convert', TINY, '--inputs', '2')).stderr).toContain('--inputs needs --parity');
+  });
+});
+
+describe('replens convert --format onnx / --parity', () => {
+  it('writes the deploy graph as .onnx and checks it against the input', async () => {
+    const output = path.join(dir, 'tiny.onnx');
+    const { code, stdout } = await replens('convert', TINY, '--format', 'onnx', '-o', output, '--parity', ...SMALL);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/tiny\.onnx: ONNX graph \(classifier\) with 7 fused block\(s\)/);
+    expect(stdout).toMatch(/^PASS {2}repvgg_tiny_train\.pth vs tiny\.onnx/m);
+    const model = decodeOnnxModel(await readFile(output));
+    expect(model.opsetImport[0].version).toBe(13);
+    expect(model.graph!.node.filter((n) => n.opType === 'Conv')).toHaveLength(7);
+    expect(model.graph!.node.some((n) => n.opType === 'BatchNormalization')).toBe(false);
+  }, 30_000);
+
+  it('convert --parity --json adds the parity result to the summary; a wrong eps exits 1', async () => {
+    const output = path.join(dir, 'eps.pth');
+    const { code, stdout } = await replens('convert', TINY, '-o', output, '--eps', '0.01', '--parity', ...SMALL, '--json');
+    // --eps applies to both sides, so the comparison is of like with like and passes.
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ output, blocksFused: 7, parity: { pass: true } });
+    const { code: failed, stdout: report } = await replens('parity', TINY, '--deploy', output, ...SMALL);
+    expect(failed).toBe(1);
+    expect(report).toContain('first failing block: stage0');
+  }, 30_000);
+});

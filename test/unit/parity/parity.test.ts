@@ -1,0 +1,174 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { convertFile } from '../../../src/core/convert/convert';
+import { FusionError } from '../../../src/core/fuse/fuseBlock';
+import { allBlocks } from '../../../src/core/model/structure';
+import { ParityError } from '../../../src/core/parity/errors';
+import { checkParity, compareModels, type ParityOptions, type ParityResult } from '../../../src/core/parity/parity';
+import { bundle, type Bundle } from './bundle';
+import { MODELS, TINY, trainFileWith, wrongDeployFile } from './faultyFiles';
+import { npyBytes } from './npyWriter';
+
+let worker: Bundle;
+let dir: string;
+let small: ParityOptions;
+
+beforeAll(async () => {
+  worker = await bundle({ parityWorker: path.join(__dirname, '..', '..', '..', 'src', 'core', 'parity', 'worker.ts') });
+  dir = await mkdtemp(path.join(tmpdir(), 'replens-parity-'));
+  small = { workerPath: path.join(worker.dir, 'parityWorker.js'), shape: [1, 3, 32, 32], inputs: 2, latencyRuns: 1 };
+}, 60_000);
+afterAll(async () => {
+  await worker?.dispose();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const verdicts = (r: ParityResult) => Object.fromEntries(r.blocks.map((b) => [b.name, b.pass]));
+
+describe('checkParity: train form vs the deploy form fused in memory', () => {
+  it.each([
+    ['repvgg_tiny_train.pth', 7],
+    ['repvgg_tiny_fp16.pt', 7],
+    ['repvgg_grouped_train.pth', 8],
+    ['repvgg_se_train.pth', 6],
+    ['backbone_in_detector.pth', 5],
+    ['yolov7_repconv_train.pt', 3],
+    ['yolov7_repconv_train_sd.pth', 3],
+    ['timm_repvgg_train.safetensors', 5],
+    ['mobileone_train.pth', 11],
+    ['mmpretrain_repvgg_train.pth', 6],
+    ['repvgg_tiny_train.onnx', 7],
+  ])('%s passes, block by block', async (file, blocks) => {
+    const r = await checkParity(path.join(MODELS, file), small);
+    expect(r.blocks).toHaveLength(blocks);
+    expect(r.blocks.filter((b) => !b.pass)).toEqual([]);
+    expect(r.outputs.every((o) => o.pass && o.cosine > 0.999999)).toBe(true);
+    expect(r.pass).toBe(true);
+    expect(r.forms.deploy.params).toBeLessThan(r.forms.train.params);
+    expect(r.forms.deploy.nodes).toBeLessThan(r.forms.train.nodes);
+  }, 30_000);
+
+  it('produces the documented JSON', async () => {
+    const r = JSON.parse(JSON.stringify(await checkParity(TINY, { ...small, seed: 7 })));
+    expect(Object.keys(r)).toEqual(['pass', 'inputs', 'atol', 'rtol', 'outputs', 'blocks', 'forms', 'topology', 'shapes', 'seed', 'notes']);
+    expect(r).toMatchObject({ pass: true, inputs: 2, atol: 1e-4, rtol: 1e-3, topology: 'classifier', seed: 7, shapes: { input: [1, 3, 32, 32] } });
+    expect(r.outputs).toHaveLength(1);
+    expect(r.outputs[0]).toMatchObject({ name: 'output', top1Agreement: 1, pass: true, elements: 2 * 10, mismatched: 0 });
+    for (const key of ['maxAbs', 'maxRel', 'meanAbs', 'cosine']) expect(typeof r.outputs[0][key]).toBe('number');
+    expect(r.blocks.map((b: { name: string }) => b.name)).toEqual(['stage0', 'stage1.0', 'stage2.0', 'stage2.1', 'stage3.0', 'stage3.1', 'stage4.0']);
+    for (const b of r.blocks) expect(Object.keys(b)).toEqual(expect.arrayContaining(['name', 'maxAbs', 'maxRel', 'cosine', 'pass']));
+    for (const form of ['train', 'deploy']) {
+      expect(Object.keys(r.forms[form])).toEqual(expect.arrayContaining(['latencyMs', 'params', 'macs', 'nodes']));
+      expect(r.forms[form].latencyMs).toBeGreaterThan(0);
+    }
+    expect(r.forms.train).toMatchObject({ params: 31322, macs: 235840, nodes: 49, source: 'train form' });
+    expect(r.forms.deploy).toMatchObject({ params: 27762, macs: 212288, nodes: 17, source: 'deploy form, fused in memory' });
+  }, 30_000);
+
+  it('takes one input from a .npy file instead of random samples', async () => {
+    const npy = path.join(dir, 'x.npy');
+    const data = Float32Array.from({ length: 2 * 3 * 40 * 40 }, (_, i) => Math.sin(i));
+    await writeFile(npy, npyBytes([2, 3, 40, 40], data));
+    const r = await checkParity(TINY, { ...small, shape: undefined, inputFile: npy });
+    expect(r).toMatchObject({ pass: true, inputs: 1, seed: null, shapes: { input: [2, 3, 40, 40] } });
+    await writeFile(npy, npyBytes([1, 4, 8, 8], new Float32Array(256)));
+    await expect(checkParity(TINY, { ...small, shape: undefined, inputFile: npy })).rejects.toThrow(/x\.npy: shape \(1, 4, 8, 8\) does not fit input 'input'/);
+  }, 30_000);
+
+  it('refuses a shape whose channels the model cannot take, and a deploy-only file', async () => {
+    const e = await checkParity(TINY, { ...small, shape: [1, 4, 32, 32] }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ParityError);
+    expect((e as Error).message).toMatch(/input 'input' has 3 in dimension 1, but the shape asked for has 4/);
+    await expect(checkParity(path.join(MODELS, 'repvgg_tiny_deploy.pth'), small)).rejects.toThrow(/every block is already in deploy form/);
+  });
+
+  it('can be cancelled', async () => {
+    const controller = new AbortController();
+    const e = await checkParity(TINY, { ...small, signal: controller.signal, onProgress: (p) => p.phase === 'load' && controller.abort() }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ParityError);
+    expect((e as ParityError).code).toBe('cancelled');
+  }, 30_000);
+});
+
+describe('wrong fusions are caught where they happen', () => {
+  it('a dropped identity branch fails that block; the blocks before it pass', async () => {
+    const bad = await wrongDeployFile(dir, 'no_identity.pth', (s) => {
+      const block = allBlocks(s).find((b) => b.name === 'stage3.1')!;
+      block.branches = block.branches.filter((b) => b.role !== 'identity');
+    });
+    const r = await compareModels(TINY, bad, small);
+    expect(r.pass).toBe(false);
+    expect(verdicts(r)).toMatchObject({ stage0: true, 'stage1.0': true, 'stage2.0': true, 'stage2.1': true, 'stage3.0': true, 'stage3.1': false });
+    expect(r.outputs[0].pass).toBe(false);
+  }, 30_000);
+
+  it('a wrong BN eps in one block fails that block; the blocks before it pass', async () => {
+    const bad = await wrongDeployFile(dir, 'eps_block.pth', (s) => {
+      for (const branch of allBlocks(s).find((b) => b.name === 'stage2.1')!.branches) branch.bn!.eps = 1e-2;
+    });
+    const r = await compareModels(TINY, bad, small);
+    expect(verdicts(r)).toMatchObject({ stage0: true, 'stage1.0': true, 'stage2.0': true, 'stage2.1': false });
+    expect(r.pass).toBe(false);
+  }, 30_000);
+
+  it('a wrong BN eps for the whole model (convert --eps) fails from the first block', async () => {
+    const output = path.join(dir, 'eps_all.pth');
+    await convertFile(TINY, { output, eps: 1e-2, force: true });
+    const r = await compareModels(TINY, output, small);
+    expect(r.blocks[0]).toMatchObject({ name: 'stage0', pass: false });
+    // The same eps on the train side too is what the user asked for: then the two agree.
+    expect((await compareModels(TINY, output, { ...small, eps: 1e-2 })).pass).toBe(true);
+  }, 30_000);
+
+  it('a correct conversion passes as a file, and so does the ONNX export PyTorch made of the same model', async () => {
+    const output = path.join(dir, 'good.pth');
+    await convertFile(TINY, { output, force: true });
+    expect((await compareModels(TINY, output, small)).pass).toBe(true);
+    // PyTorch's export has a fixed 1×3×32×32 input and only the logits, which match by name.
+    const exported = await compareModels(path.join(MODELS, 'repvgg_tiny_train.onnx'), output, { ...small, shape: undefined });
+    expect(exported).toMatchObject({ pass: true, topology: 'onnx', blocks: [], shapes: { input: [1, 3, 32, 32] } });
+    expect(exported.forms.train.source).toBe('ONNX as is');
+  }, 30_000);
+});
+
+describe('two checkpoints', () => {
+  it('a YOLOv7 deploy state dict, which stores neither family nor groups, is run with its train file’s geometry', async () => {
+    const train = path.join(MODELS, 'yolov7_repconv_train_sd.pth');
+    const output = path.join(dir, 'yolo.deploy.pth');
+    await convertFile(train, { output, force: true });
+    const r = await compareModels(train, output, { ...small, shape: [1, 32, 16, 16] });
+    expect(r).toMatchObject({ pass: true, topology: 'blockwise' });
+    expect(r.notes).toContain(`${output}: model.5: family yolov7-repconv, groups 2, inChannels 32 taken from the reference (the file does not store them)`);
+    // Deploy weights fused with RepVGG's eps 1e-5 instead of YOLO's 1e-3 are a real difference.
+    await convertFile(train, { output, force: true, eps: 1e-5 });
+    expect((await compareModels(train, output, { ...small, shape: [1, 32, 16, 16] })).blocks.map((b) => b.pass)).toEqual([false, false, false]);
+  }, 30_000);
+});
+
+describe('NaN and Inf never pass', () => {
+  it('NaN weights outside the blocks: the same NaN on both sides still fails', async () => {
+    const nan = await trainFileWith(dir, 'nan_head.pth', 'linear.weight', NaN);
+    const r = await checkParity(nan, small);
+    expect(r.pass).toBe(false);
+    expect(r.outputs[0].pass).toBe(false);
+    expect(r.outputs[0].nonFinite.reference).toBe(2 * 10);
+    expect(r.outputs[0].top1Agreement).toBeNull();
+    expect(r.blocks.every((b) => b.pass)).toBe(true);
+  }, 30_000);
+
+  it('NaN in a deploy file’s fused weight fails that block', async () => {
+    const bad = await wrongDeployFile(dir, 'nan_deploy.pth', () => undefined, { 'stage2.0.rbr_reparam.bias': NaN });
+    const r = await compareModels(TINY, bad, small);
+    expect(verdicts(r)).toMatchObject({ stage0: true, 'stage1.0': true, 'stage2.0': false });
+    expect(r.blocks.find((b) => b.name === 'stage2.0')!.nonFinite.candidate).toBeGreaterThan(0);
+  }, 30_000);
+
+  it('Inf in a train block weight: fusion refuses it and names the block', async () => {
+    const inf = await trainFileWith(dir, 'inf_block.pth', 'stage1.0.rbr_dense.conv.weight', Infinity);
+    const e = await checkParity(inf, small).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(FusionError);
+    expect((e as Error).message).toMatch(/^stage1\.0: stage1\.0\.rbr_dense\.conv\.weight contains Infinity/);
+  });
+});
