@@ -1,10 +1,13 @@
 import { version } from '../../package.json';
 import { ModelFormatError } from '../core/formats/errors';
 import { FusionError } from '../core/fuse/fuseBlock';
+import { GraphError } from '../core/graph/buildGraph';
+import { ParityError } from '../core/parity/errors';
 import { OutputError } from '../core/writers/atomicFile';
 import { UsageError } from './args';
 import { convertCommand, convertHelp } from './commands/convert';
 import { inspectCommand, inspectHelp } from './commands/inspect';
+import { parityCommand, parityHelp } from './commands/parity';
 import { tensorsCommand, tensorsHelp } from './commands/tensors';
 
 type Command = (argv: string[], out: (s: string) => void) => Promise<number>;
@@ -13,6 +16,7 @@ const COMMANDS: Record<string, Command> = {
   inspect: inspectCommand,
   tensors: tensorsCommand,
   convert: convertCommand,
+  parity: parityCommand,
 };
 
 const HELP = `RepLens ${version} — inspect RepVGG-style models and convert them to deploy form
@@ -23,6 +27,7 @@ Commands:
   ${inspectHelp}
   ${tensorsHelp}
   ${convertHelp}
+  ${parityHelp}
 
 Options:
   -h, --help           Show this help
@@ -55,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`replens ${command}: ${e.message}. Run 'replens --help'.\n`);
       return 2;
     }
-    if (e instanceof ModelFormatError || e instanceof FusionError || e instanceof OutputError) {
+    if (e instanceof ModelFormatError || e instanceof FusionError || e instanceof OutputError || e instanceof GraphError || e instanceof ParityError) {
       process.stderr.write(`replens: ${e.message}\n`);
       return 1;
     }

@@ -1,15 +1,19 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { ModelFormatError } from '../formats/errors';
+import type { ModelFile } from '../formats/modelFile';
+import { encodeOnnxModel } from '../formats/onnx';
 import { openModelFile } from '../formats/openModelFile';
+import { fuseOnnxModel, onnxBlockOutputs, type OnnxBlockOutput, type OnnxFusion } from '../fuse/onnxFusion';
 import { buildStructure } from '../model/buildStructure';
-import type { Block } from '../model/structure';
-import { writeAtomically } from '../writers/atomicFile';
+import { allBlocks, type Block } from '../model/structure';
+import { OutputError, writeAtomically } from '../writers/atomicFile';
 import { writeSafetensors } from '../writers/safetensorsWriter';
 import { writeTorchCheckpoint } from '../writers/torchWriter';
 import { planDeploy, type PlanOptions } from './deployPlan';
 
-export type OutputFormat = 'pth' | 'safetensors';
+/** ONNX models are rewritten as ONNX graphs; checkpoints become PyTorch or safetensors files. */
+export type OutputFormat = 'pth' | 'safetensors' | 'onnx';
 
 export interface ConvertOptions extends Omit<PlanOptions, 'onBlock'> {
   output?: string;
@@ -33,14 +37,20 @@ export interface ConvertResult {
   /** BN eps values used, with where they came from. */
   eps: { value: number; source: string; blocks: number }[];
   droppedPrefix?: string;
+  /** ONNX only: node and initializer counts before and after, and where each block's result is in both graphs. */
+  graph?: {
+    nodes: { before: number; after: number };
+    initializers: { before: number; after: number };
+    blockOutputs: OnnxBlockOutput[];
+  };
   warnings: string[];
 }
 
 const MODEL_SUFFIXES = ['.pth.tar', '.pth', '.pt', '.ckpt', '.safetensors', '.onnx', '.bin'];
 
-/** The output format when none is asked for: safetensors stays safetensors, everything else becomes a PyTorch checkpoint. */
+/** The output format when none is asked for: safetensors and ONNX stay as they are, everything else becomes a PyTorch checkpoint. */
 export function sameFormatAs(inputFormat: string): OutputFormat {
-  return inputFormat === 'safetensors' ? 'safetensors' : 'pth';
+  return inputFormat === 'safetensors' || inputFormat === 'onnx' ? inputFormat : 'pth';
 }
 
 export const DEFAULT_OUTPUT_NAME = '{stem}.deploy{ext}';
@@ -53,7 +63,7 @@ export function defaultOutputPath(input: string, format: OutputFormat, template 
   const base = path.basename(input);
   const suffix = MODEL_SUFFIXES.find((s) => base.toLowerCase().endsWith(s)) ?? path.extname(base);
   const stem = base.slice(0, base.length - suffix.length);
-  const ext = format === 'safetensors' ? '.safetensors' : suffix === '.safetensors' || suffix === '.onnx' ? '.pth' : suffix;
+  const ext = format === 'safetensors' ? '.safetensors' : format === 'onnx' ? '.onnx' : suffix === '.safetensors' || suffix === '.onnx' ? '.pth' : suffix;
   const name = template.replaceAll('{stem}', stem).replaceAll('{ext}', ext);
   if (name === '' || name.includes('/') || name.includes('\\')) throw new Error(`output name template '${template}' must give a file name`);
   return path.join(path.dirname(input), name);
@@ -80,9 +90,8 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
   const before = await fs.stat(input).catch(() => undefined);
   const model = await openModelFile(input);
   try {
-    if (model.format === 'onnx') {
-      throw new ModelFormatError(input, 'converting ONNX models is not supported yet; convert the PyTorch or safetensors checkpoint instead');
-    }
+    if (model.format === 'onnx') return await convertOnnx(model, options, before, started);
+    if (options.format === 'onnx') throw new ModelFormatError(input, 'is a checkpoint, which has no graph to rewrite; its ONNX form is built by the ONNX export (`replens convert --format onnx`)');
     const format = options.format ?? sameFormatAs(model.format);
     const output = options.output ?? defaultOutputPath(input, format);
     const structure = buildStructure(model);
@@ -99,11 +108,7 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
       async (sink) => {
         if (format === 'safetensors') await writeSafetensors(sink, plan.tensors, { format: 'pt', producer: 'RepLens' });
         else await writeTorchCheckpoint(sink, plan.tensors);
-        // The input must not have changed while we read it, or the output mixes two versions.
-        const after = await fs.stat(input);
-        if (before && (after.size !== before.size || after.mtimeMs !== before.mtimeMs)) {
-          throw new ModelFormatError(input, 'the file changed while it was being converted; nothing was written');
-        }
+        await checkUnchanged(input, before);
       },
       { overwrite: options.force, protect: [input], signal: options.signal },
     );
@@ -124,4 +129,68 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
   } finally {
     await model.close();
   }
+}
+
+/** Checks that the input has not changed since `before`, or the output would mix two versions. */
+async function checkUnchanged(input: string, before: Stats | undefined): Promise<void> {
+  const after = await fs.stat(input);
+  if (before && (after.size !== before.size || after.mtimeMs !== before.mtimeMs)) {
+    throw new ModelFormatError(input, 'the file changed while it was being converted; nothing was written');
+  }
+}
+
+/** An ONNX model is fused inside its graph and written as ONNX, with external data inlined. */
+async function convertOnnx(model: ModelFile, options: ConvertOptions, before: Stats | undefined, started: number): Promise<ConvertResult> {
+  const input = model.path;
+  if (options.format !== undefined && options.format !== 'onnx') {
+    throw new ModelFormatError(input, `an ONNX model is converted to ONNX, not ${options.format}; convert the PyTorch or safetensors checkpoint for that`);
+  }
+  if (options.dtype !== undefined) {
+    throw new ModelFormatError(input, 'an ONNX model keeps its tensor types: new weights of another type would not match the graph\'s activations');
+  }
+  const output = options.output ?? defaultOutputPath(input, 'onnx');
+  const structure = buildStructure(model);
+  const trainBlocks = allBlocks(structure).filter((b) => b.form === 'train');
+  const total = trainBlocks.filter((b) => b.onnx?.fusible).length;
+  if (total === 0) {
+    const reason = trainBlocks.length ? 'no block can be fused exactly (see the warnings of `inspect`)' : structure.stages.length ? 'every block is already in deploy form' : 'no re-parameterizable blocks found';
+    throw new ModelFormatError(input, reason);
+  }
+  let done = 0;
+  let fusion: OnnxFusion | undefined;
+  const bytesWritten = await writeAtomically(
+    output,
+    async (sink) => {
+      fusion = await fuseOnnxModel(model, structure, {
+        eps: options.eps,
+        onBlock: (block) => {
+          if (options.signal?.aborted) throw new OutputError(output, 'cancelled', 'cancelled');
+          options.onProgress?.(++done, total, block);
+        },
+      });
+      await sink.write(await encodeOnnxModel(fusion.model));
+      await checkUnchanged(input, before);
+    },
+    { overwrite: options.force, protect: [input], signal: options.signal },
+  );
+  const f = fusion!;
+  const saved = f.fused.reduce((n, b) => n + b.params.train - b.params.deploy, 0);
+  return {
+    input,
+    output,
+    format: 'onnx',
+    blocksFused: f.fused.length,
+    blocksAlreadyDeploy: f.alreadyDeploy.length,
+    paramsBefore: structure.params.total,
+    paramsAfter: structure.params.total - saved,
+    bytesWritten,
+    seconds: (performance.now() - started) / 1000,
+    eps: epsSummary(f.fused, options.eps),
+    graph: { nodes: f.nodes, initializers: f.initializers, blockOutputs: onnxBlockOutputs(structure) },
+    warnings: [
+      ...model.warnings,
+      ...f.skipped.map((s) => `${s.block.name}: left unfused: ${s.reason}`),
+      ...structure.warnings.filter((w) => !f.skipped.some((s) => s.block.name === w.block)).map((w) => (w.block ? `${w.block}: ${w.message}` : w.message)),
+    ],
+  };
 }

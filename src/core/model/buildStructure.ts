@@ -3,6 +3,7 @@ import { numelOf } from '../formats/tensor';
 import { recogniseArchitecture } from './architectures';
 import { detectBlocks, type RawBlock } from './detectBlocks';
 import { ModuleIndex, type TensorMeta } from './moduleIndex';
+import { detectOnnxBlocks } from './onnxStructure';
 import type { Block, BlockForm, ModelStructure, Stage, StructureWarning, ValueSource } from './structure';
 
 /** Stage of a block: the container it is numbered in ('stage1.0' → 'stage1'), or itself when it stands alone ('stage0'). */
@@ -111,7 +112,12 @@ export function buildStructureFromTensors(
   const tensors = new Map(tensorList.map((t) => [t.name, t]));
   const blocks: Block[] = [];
   for (const raw of detectBlocks(index)) blocks.push(resolveBlock(raw, index, tensors, blocks.at(-1)?.outChannels));
+  return assembleStructure(format, blocks, tensorList);
+}
 
+/** Stages, model-level family, form, parameter counts and warnings around blocks given in model order. */
+function assembleStructure(format: ModelFile['format'], blocks: readonly Block[], tensorList: readonly TensorMeta[]): ModelStructure {
+  const tensors = new Map(tensorList.map((t) => [t.name, t]));
   const stages: Stage[] = [];
   for (const block of blocks) {
     const last = stages.at(-1);
@@ -121,7 +127,8 @@ export function buildStructureFromTensors(
 
   const owned = new Set(blocks.flatMap((b) => b.tensors));
   const other = tensorList.filter((t) => !owned.has(t.name)).map((t) => t.name);
-  const families = [...new Set(blocks.map((b) => b.family))];
+  // An ONNX block found by its shape alone carries the generic family; it says nothing about the model's.
+  const families = [...new Set(blocks.filter((b) => b.onnx?.familySource !== 'none').map((b) => b.family))];
   const forms = new Set(blocks.map((b) => b.form));
   const warnings: StructureWarning[] = blocks.flatMap((b) => b.warnings.map((message) => ({ block: b.name, message })));
   if (families.length > 1) warnings.push({ message: `blocks of several families: ${families.join(', ')}` });
@@ -145,6 +152,11 @@ export function buildStructureFromTensors(
   };
 }
 
+/** ONNX models are read from their graph (blocks are found by shape, names only label them); checkpoints from their tensor names. */
 export function buildStructure(file: ModelFile): ModelStructure {
+  if (file.onnx?.graph) {
+    const blocks = detectOnnxBlocks(file.onnx.graph, file.tensors).map((b): Block => ({ ...b, stage: stageOf(b.name).stage }));
+    return assembleStructure(file.format, blocks, file.tensors);
+  }
   return buildStructureFromTensors(file.format, file.tensors, file.modules);
 }

@@ -38,10 +38,12 @@ export function blockDescription(block: Block): string {
 }
 
 export function branchLabel(branch: Branch): string {
+  // Without BN: the exporter folded it into the conv's bias, or the input is added unchanged.
+  const bn = branch.withoutBn ? '' : ' + BN';
   switch (branch.role) {
-    case 'dense': return `${branch.weightShape?.[2]}×${branch.weightShape?.[3]} conv + BN`;
-    case 'oneByOne': return '1×1 conv + BN';
-    case 'identity': return 'identity (BN)';
+    case 'dense': return `${branch.weightShape?.[2]}×${branch.weightShape?.[3]} conv${branch.withoutBn ? ' + bias' : bn}`;
+    case 'oneByOne': return `1×1 conv${branch.withoutBn ? ' + bias' : bn}`;
+    case 'identity': return branch.withoutBn ? 'identity' : 'identity (BN)';
   }
 }
 

@@ -1,0 +1,215 @@
+import { ModelFormatError } from '../formats/errors';
+import type { ModelFile } from '../formats/modelFile';
+import { ONNX_DATA_TYPE, type OnnxAttribute, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from '../formats/onnxModel';
+import type { DType, Tensor } from '../formats/tensor';
+import { familyById } from '../model/families';
+import { joinPath } from '../model/moduleIndex';
+import { namesReadIn, scopePath } from '../model/onnxStructure';
+import { allBlocks, type Block, type ModelStructure } from '../model/structure';
+import { fuseBlockEncoded, type FuseOptions } from './fuseBlock';
+
+/*
+ * Deploy form inside the ONNX graph: each block's convs, BatchNormalizations and Adds become one
+ * Conv that writes the block's output tensor under its old name, so every consumer, graph output
+ * and value_info entry downstream stays as it was. Everything outside the blocks is kept as is.
+ */
+
+export interface OnnxFuseOptions extends FuseOptions {
+  /** Called after each block is fused. */
+  onBlock?: (block: Block) => void;
+}
+
+/** Per block, the tensor that holds its result in the train graph and in the fused graph. */
+export interface OnnxBlockOutput {
+  block: string;
+  /** The tensor the block reads (present in both graphs). */
+  input: string;
+  original: string;
+  fused: string;
+}
+
+export interface OnnxFusion {
+  /** The rewritten model; the input model is not modified. */
+  model: OnnxModel;
+  fused: Block[];
+  /** Train-form blocks left unfused in the graph, and why. */
+  skipped: { block: Block; reason: string }[];
+  alreadyDeploy: Block[];
+  nodes: { before: number; after: number };
+  initializers: { before: number; after: number };
+}
+
+/** protobuf cannot encode a message of 2 GiB or more, so an inlined model must stay below that. */
+const PROTOBUF_LIMIT = 2 ** 31 - 1;
+
+/**
+ * Where each block's result lives in both graphs. Fusion gives the new Conv the old sum's output
+ * name, so the two are the same tensor name; a parity engine can add them as graph outputs of
+ * either model and compare block by block.
+ */
+export function onnxBlockOutputs(structure: ModelStructure): OnnxBlockOutput[] {
+  return allBlocks(structure).flatMap((b) => (b.onnx ? [{ block: b.name, input: b.onnx.input, original: b.onnx.output, fused: b.onnx.output }] : []));
+}
+
+function onnxDataType(dtype: DType): number {
+  const code = Object.entries(ONNX_DATA_TYPE).find(([, t]) => t.dtype === dtype)?.[0];
+  return Number(code);
+}
+
+function newAttribute(name: string, type: 'INT' | 'INTS', values: number[]): OnnxAttribute {
+  const base = { name, floats: [], ints: [], strings: [], tensors: [], graphs: [], typeProtos: [] };
+  // AttributeProto.AttributeType: INT = 2, INTS = 7.
+  return type === 'INT' ? { ...base, type: 2, i: BigInt(values[0]) } : { ...base, type: 7, ints: values.map(BigInt) };
+}
+
+function newInitializer(name: string, dtype: DType, dims: readonly number[], rawData: Uint8Array): OnnxTensor {
+  return {
+    name,
+    dims: [...dims],
+    dataType: onnxDataType(dtype),
+    rawData,
+    floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [],
+  };
+}
+
+/** `wanted`, or `wanted_1`, `wanted_2`, ... whichever is free; the name is then taken. */
+function freeName(taken: Set<string>, wanted: string): string {
+  let name = wanted;
+  for (let i = 1; taken.has(name); i++) name = `${wanted}_${i}`;
+  taken.add(name);
+  return name;
+}
+
+/** The model's data all in the .onnx file, so the output stands alone (and never points into the input's data file). */
+async function inlined(file: string, t: OnnxTensor, byName: ReadonlyMap<string, Tensor>): Promise<OnnxTensor> {
+  if (t.dataLocation !== 1) return t;
+  const tensor = byName.get(t.name ?? '');
+  if (!tensor) throw new ModelFormatError(file, `initializer '${t.name}' keeps its data in an external file and has a type RepLens does not read, so it cannot be copied into the output`);
+  return { ...t, rawData: await tensor.readBytes(), dataLocation: undefined, externalData: [] };
+}
+
+interface Replacement {
+  block: Block;
+  node: OnnxNode;
+  initializers: OnnxTensor[];
+}
+
+async function replacementFor(block: Block, graph: OnnxGraph, byName: ReadonlyMap<string, Tensor>, taken: Set<string>, nodeNames: Set<string>, options: OnnxFuseOptions): Promise<Replacement> {
+  const site = block.onnx!;
+  const ref = block.branches.find((b) => b.role === 'dense' && b.convWeight)!;
+  // The Conv reads the same activations as before, so its weights keep the branches' type (fp16 stays fp16).
+  const dtype = byName.get(ref.convWeight!)!.dtype;
+  const fused = await fuseBlockEncoded(block, (name) => byName.get(name)!.toNumbers(), dtype, options);
+  const marker = site.familySource === 'none' ? 'reparam' : familyById(block.family).deploy;
+  const base = joinPath(block.name, marker);
+  const weight = freeName(taken, `${base}.weight`);
+  const bias = freeName(taken, `${base}.bias`);
+  const sum = graph.node[site.nodes.find((i) => graph.node[i].output[0] === site.output)!];
+  // Torch exporters name nodes by module scope; the new Conv sits where the block's deploy conv would.
+  const scope = sum.name?.startsWith('/') ? sum.name.slice(0, sum.name.lastIndexOf('/')) : '';
+  const nodeName = freeName(nodeNames, scope !== '' && scopePath(`${scope}/Add`) === block.name ? `${scope}/${marker}/Conv` : `/${base}/Conv`);
+  const k = block.kernel;
+  const p = Math.floor(k / 2);
+  const domain = graph.node[site.nodes.find((i) => graph.node[i].opType === 'Conv')!].domain;
+  const node: OnnxNode = {
+    name: nodeName,
+    opType: 'Conv',
+    input: [site.input, weight, bias],
+    output: [site.output],
+    attribute: [
+      newAttribute('dilations', 'INTS', [1, 1]),
+      newAttribute('group', 'INT', [block.groups]),
+      newAttribute('kernel_shape', 'INTS', [k, k]),
+      newAttribute('pads', 'INTS', [p, p, p, p]),
+      newAttribute('strides', 'INTS', [block.stride!, block.stride!]),
+    ],
+    ...(domain === undefined ? {} : { domain }),
+  };
+  options.onBlock?.(block);
+  return {
+    block,
+    node,
+    initializers: [newInitializer(weight, dtype, fused.shape, fused.weight), newInitializer(bias, dtype, [block.outChannels], fused.bias)],
+  };
+}
+
+/**
+ * Fuses every fusible train-form block of `structure` (built from `file`) inside the graph. Blocks
+ * whose branches disagree (see OnnxBlockSite.fusible) stay in the graph unchanged, which is exact.
+ * External data is read and inlined.
+ */
+export async function fuseOnnxModel(file: ModelFile, structure: ModelStructure, options: OnnxFuseOptions = {}): Promise<OnnxFusion> {
+  const model = file.onnx;
+  const graph = model?.graph;
+  if (!model || !graph) throw new ModelFormatError(file.path, 'is not an ONNX model');
+  const byName = new Map(file.tensors.map((t) => [t.name, t]));
+  const taken = new Set([...graph.initializer.map((t) => t.name ?? ''), ...graph.input.map((v) => v.name ?? ''), ...graph.node.flatMap((n) => n.output)]);
+  const nodeNames = new Set(graph.node.map((n) => n.name ?? ''));
+
+  const replacements: Replacement[] = [];
+  const skipped: OnnxFusion['skipped'] = [];
+  const alreadyDeploy: Block[] = [];
+  for (const block of allBlocks(structure)) {
+    if (block.form === 'deploy') alreadyDeploy.push(block);
+    else if (!block.onnx?.fusible) skipped.push({ block, reason: block.warnings.join('; ') });
+    else replacements.push(await replacementFor(block, graph, byName, taken, nodeNames, options));
+  }
+
+  // Nodes: each block's sum becomes its Conv; its other nodes go.
+  const atSum = new Map<number, Replacement>();
+  const removedNodes = new Set<number>();
+  for (const r of replacements) {
+    for (const i of r.block.onnx!.nodes) removedNodes.add(i);
+    atSum.set(r.block.onnx!.nodes.find((i) => graph.node[i].output[0] === r.block.onnx!.output)!, r);
+  }
+  const node: OnnxNode[] = [];
+  graph.node.forEach((n, i) => {
+    const r = atSum.get(i);
+    if (r) node.push(r.node);
+    else if (!removedNodes.has(i)) node.push(n);
+  });
+
+  // Initializers of fused branches that nothing reads any more go; each block's new pair takes the place of its first.
+  const stillRead = namesReadIn({ ...graph, node });
+  for (const out of graph.output) stillRead.add(out.name ?? '');
+  const ownerOf = new Map(replacements.flatMap((r) => r.block.tensors.map((name) => [name, r] as const)));
+  const removedInitializers = new Set(graph.initializer.map((t) => t.name ?? '').filter((name) => ownerOf.has(name) && !stillRead.has(name)));
+  const placed = new Set<Replacement>();
+  const initializer: OnnxTensor[] = [];
+  for (const t of graph.initializer) {
+    const name = t.name ?? '';
+    if (!removedInitializers.has(name)) {
+      initializer.push(await inlined(file.path, t, byName));
+      continue;
+    }
+    const r = ownerOf.get(name)!;
+    if (!placed.has(r)) initializer.push(...r.initializers);
+    placed.add(r);
+  }
+  for (const r of replacements) if (!placed.has(r)) initializer.push(...r.initializers);
+  const bytes = initializer.reduce((n, t) => n + (t.rawData?.length ?? 0), 0);
+  if (bytes > PROTOBUF_LIMIT) throw new ModelFormatError(file.path, `the deploy model would hold ${bytes} bytes of weights, more than fits in one ONNX file (2 GiB)`);
+
+  // Tensors that no longer exist lose their value_info; models that list initializers as inputs (IR < 4 style) list the new ones too.
+  const keptOutputs = new Set(replacements.map((r) => r.block.onnx!.output));
+  const gone = new Set(removedInitializers);
+  for (const i of removedNodes) for (const out of graph.node[i].output) if (!keptOutputs.has(out)) gone.add(out);
+  const initializerNames = new Set(graph.initializer.map((t) => t.name));
+  const input = graph.input.filter((v) => !gone.has(v.name ?? ''));
+  if (graph.input.some((v) => initializerNames.has(v.name))) {
+    for (const t of replacements.flatMap((r) => r.initializers)) input.push(initializerInput(t));
+  }
+
+  return {
+    model: { ...model, graph: { ...graph, node, initializer, input, valueInfo: graph.valueInfo.filter((v) => !gone.has(v.name ?? '')) } },
+    fused: replacements.map((r) => r.block),
+    skipped,
+    alreadyDeploy,
+    nodes: { before: graph.node.length, after: node.length },
+    initializers: { before: graph.initializer.length, after: initializer.length },
+  };
+}
+
+function initializerInput(t: OnnxTensor): OnnxValueInfo {
+  return { name: t.name, type: { tensorType: { elemType: t.dataType, shape: { dim: t.dims.map((d) => ({ dimValue: d })) } } } };
+}
