@@ -1,9 +1,12 @@
 import * as vscode from 'vscode';
+import { checkParityCommand, showReport } from './commands/checkParity';
 import { convertToDeploy } from './commands/convertToDeploy';
 import { log } from './log';
 import { MODEL_VIEWER, ModelEditorProvider } from './modelEditor';
 import { activeModelUri, targetModelUri } from './modelFiles';
-import { StructureTreeProvider } from './structureTree';
+import { REPORT_VIEW, ReportPanels } from './reportPanel';
+import { parityAfterConvert } from './settings';
+import { StructureTreeProvider, type Node } from './structureTree';
 
 export function activate(context: vscode.ExtensionContext): void {
   const structure = new StructureTreeProvider();
@@ -12,12 +15,32 @@ export function activate(context: vscode.ExtensionContext): void {
     if (uri) void structure.show(uri);
   };
   const watcher = vscode.workspace.createFileSystemWatcher('**/*.{pth,pt,ckpt,tar,onnx,safetensors}');
+  const treeView = vscode.window.createTreeView<Node>('replens.structure', { treeDataProvider: structure, showCollapseAll: true });
+  const reports = new ReportPanels({
+    extensionUri: context.extensionUri,
+    onSelectBlock: (block) => {
+      const node = structure.blockNode(block);
+      if (node && treeView.visible) void treeView.reveal(node, { select: true, focus: false, expand: true });
+    },
+  });
 
   context.subscriptions.push(
     vscode.window.registerCustomEditorProvider(MODEL_VIEWER, new ModelEditorProvider(context.extensionUri), {
       supportsMultipleEditorsPerDocument: true,
     }),
-    vscode.window.createTreeView('replens.structure', { treeDataProvider: structure, showCollapseAll: true }),
+    treeView,
+    treeView.onDidChangeSelection((e) => {
+      const node = e.selection[0];
+      if (node?.kind === 'block') reports.revealBlock(node.block.name);
+    }),
+    vscode.window.registerWebviewPanelSerializer(REPORT_VIEW, {
+      async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown) {
+        const input = (state as { report?: { input?: unknown } } | undefined)?.report?.input;
+        if (typeof input === 'string') reports.restore(panel, input);
+        else panel.dispose();
+      },
+    }),
+    vscode.commands.registerCommand('replens.checkParity', (arg: unknown) => checkParityCommand(arg, reports, context.extensionUri)),
     vscode.commands.registerCommand('replens.showStructure', async (arg: unknown) => {
       const uri = targetModelUri(arg);
       if (!uri) {
@@ -28,7 +51,10 @@ export function activate(context: vscode.ExtensionContext): void {
       await structure.show(uri);
     }),
     vscode.commands.registerCommand('replens.convertToDeploy', (arg: unknown) =>
-      convertToDeploy(arg, (result) => structure.invalidate(vscode.Uri.file(result.output))),
+      convertToDeploy(arg, (result) => {
+        structure.invalidate(vscode.Uri.file(result.output));
+        if (parityAfterConvert()) void showReport(reports, context.extensionUri, result.input, result.output);
+      }),
     ),
     vscode.window.tabGroups.onDidChangeTabs(followActiveEditor),
     watcher,

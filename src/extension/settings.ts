@@ -13,3 +13,13 @@ export function convertSettings(): { outputName: string; outputFormat: OutputFor
     eps: typeof eps === 'number' && eps >= 0 ? eps : undefined,
   };
 }
+
+/** Parity options from the settings (replens.parity.*). */
+export function paritySettings(): { inputs: number; atol: number; rtol: number } {
+  const config = vscode.workspace.getConfiguration('replens.parity');
+  return { inputs: config.get<number>('inputs', 4), atol: config.get<number>('atol', 1e-4), rtol: config.get<number>('rtol', 1e-3) };
+}
+
+export function parityAfterConvert(): boolean {
+  return vscode.workspace.getConfiguration('replens.parity').get<boolean>('afterConvert', true);
+}

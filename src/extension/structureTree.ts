@@ -5,13 +5,13 @@ import { blockDescription, branchLabel, formatCount, sourceNote } from '../core/
 import type { Block, BranchRole, ModelStructure, Stage } from '../core/model/structure';
 import { log } from './log';
 
-type Node =
+export type Node =
   | { kind: 'message'; text: string; error: boolean }
   | { kind: 'model'; uri: vscode.Uri; structure: ModelStructure }
-  | { kind: 'stage'; stage: Stage }
-  | { kind: 'block'; block: Block }
-  | { kind: 'branch'; block: Block; role: BranchRole | 'deploy'; index: number }
-  | { kind: 'other'; names: string[] };
+  | { kind: 'stage'; stage: Stage; parent: Node }
+  | { kind: 'block'; block: Block; parent: Node }
+  | { kind: 'branch'; block: Block; role: BranchRole | 'deploy'; index: number; parent: Node }
+  | { kind: 'other'; names: string[]; parent: Node };
 
 const ROLE_ORDER: readonly BranchRole[] = ['dense', 'oneByOne', 'identity'];
 
@@ -23,6 +23,19 @@ export class StructureTreeProvider implements vscode.TreeDataProvider<Node> {
   private root: Node[] = [];
   private shown: string | undefined;
   private loading = 0;
+  /** Children are made once per node, so that the same objects come back for reveal() and selection. */
+  private readonly children = new WeakMap<Node, Node[]>();
+  private blocks = new Map<string, Node>();
+
+  /** The tree node of a block of the model shown now, to reveal it. */
+  blockNode(name: string): Node | undefined {
+    return this.blocks.get(name);
+  }
+
+  /** The model file shown now. */
+  get shownUri(): vscode.Uri | undefined {
+    return this.shown ? vscode.Uri.parse(this.shown) : undefined;
+  }
 
   /** Shows `uri`; a newer call wins over one still loading. */
   async show(uri: vscode.Uri): Promise<void> {
@@ -52,25 +65,41 @@ export class StructureTreeProvider implements vscode.TreeDataProvider<Node> {
 
   private setRoot(nodes: Node[]): void {
     this.root = nodes;
+    this.blocks = new Map();
+    for (const model of nodes) {
+      for (const stage of this.getChildren(model)) {
+        for (const block of this.getChildren(stage)) if (block.kind === 'block') this.blocks.set(block.block.name, block);
+      }
+    }
     this.changed.fire();
+  }
+
+  getParent(node: Node): Node | undefined {
+    return 'parent' in node ? node.parent : undefined;
   }
 
   getChildren(node?: Node): Node[] {
     if (!node) return this.root;
+    let made = this.children.get(node);
+    if (!made) this.children.set(node, (made = this.makeChildren(node)));
+    return made;
+  }
+
+  private makeChildren(node: Node): Node[] {
     switch (node.kind) {
       case 'model': {
-        const stages: Node[] = node.structure.stages.map((stage) => ({ kind: 'stage', stage }));
-        if (node.structure.other.length) stages.push({ kind: 'other', names: node.structure.other });
+        const stages: Node[] = node.structure.stages.map((stage) => ({ kind: 'stage', stage, parent: node }));
+        if (node.structure.other.length) stages.push({ kind: 'other', names: node.structure.other, parent: node });
         if (node.structure.stages.length === 0) stages.unshift({ kind: 'message', text: 'No re-parameterizable blocks found', error: false });
         return stages;
       }
       case 'stage':
-        return node.stage.blocks.map((block) => ({ kind: 'block', block }));
+        return node.stage.blocks.map((block) => ({ kind: 'block', block, parent: node }));
       case 'block': {
-        if (node.block.form === 'deploy') return [{ kind: 'branch', block: node.block, role: 'deploy', index: 0 }];
+        if (node.block.form === 'deploy') return [{ kind: 'branch', block: node.block, role: 'deploy', index: 0, parent: node }];
         return ROLE_ORDER.flatMap((role) => {
           const count = node.block.branches.filter((b) => b.role === role).length;
-          return Array.from({ length: Math.max(count, 1) }, (_, index) => ({ kind: 'branch', block: node.block, role, index }) as Node);
+          return Array.from({ length: Math.max(count, 1) }, (_, index): Node => ({ kind: 'branch', block: node.block, role, index, parent: node }));
         });
       }
       default:

@@ -2,6 +2,8 @@
  * Every message between the extension host and the RepLens webviews.
  * Both sides import this file; nothing else crosses the boundary.
  */
+// Type-only: the report's shape is defined once, beside the code that builds it; nothing is bundled from core.
+import type { ReportData } from '../core/report/reportData';
 
 /** What the model editor shows about the file it has open. */
 export interface FileOverview {
@@ -39,18 +41,42 @@ export interface StructureSummary {
 
 export type HostMessage =
   | { type: 'overview'; overview: FileOverview }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string }
+  /** The finished report for the report view. */
+  | { type: 'report'; report: ReportData }
+  /** What the host is doing while the report view waits. */
+  | { type: 'reportProgress'; message: string }
+  /** Select a block in the report view, as if the user had clicked it. */
+  | { type: 'revealBlock'; block: string };
+
+export type ReportExportFormat = 'json' | 'markdown';
 
 export type WebviewMessage =
   | { type: 'ready' }
-  | { type: 'reopenAsText' };
+  | { type: 'reopenAsText' }
+  /** The user selected a block in the report; the host may reveal it in the structure tree. */
+  | { type: 'selectBlock'; block: string }
+  /** The user asked for the report as a file; the host picks the path and writes it. */
+  | { type: 'exportReport'; format: ReportExportFormat };
 
-const WEBVIEW_MESSAGE_TYPES: ReadonlySet<string> = new Set<WebviewMessage['type']>(['ready', 'reopenAsText']);
+/** Longer block names than this are not from a real model; refusing them keeps log lines and lookups bounded. */
+export const MAX_BLOCK_NAME_LENGTH = 500;
 
-/** The host trusts nothing a webview sends: anything not of a known shape is dropped. */
+const EXPORT_FORMATS: ReadonlySet<string> = new Set<ReportExportFormat>(['json', 'markdown']);
+
+/** The host trusts nothing a webview sends: anything not of a known shape is dropped, and only known fields are copied. */
 export function parseWebviewMessage(value: unknown): WebviewMessage | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const type = (value as { type?: unknown }).type;
-  if (typeof type !== 'string' || !WEBVIEW_MESSAGE_TYPES.has(type)) return undefined;
-  return { type } as WebviewMessage;
+  const v = value as { type?: unknown; block?: unknown; format?: unknown };
+  switch (v.type) {
+    case 'ready':
+    case 'reopenAsText':
+      return { type: v.type };
+    case 'selectBlock':
+      return typeof v.block === 'string' && v.block.length <= MAX_BLOCK_NAME_LENGTH ? { type: 'selectBlock', block: v.block } : undefined;
+    case 'exportReport':
+      return typeof v.format === 'string' && EXPORT_FORMATS.has(v.format) ? { type: 'exportReport', format: v.format as ReportExportFormat } : undefined;
+    default:
+      return undefined;
+  }
 }

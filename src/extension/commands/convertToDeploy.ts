@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { convertFile, defaultOutputPath, sameFormatAs, type ConvertResult } from '../../core/convert/convert';
+import { convertFile, defaultOutputPath, sameFormatAs, type ConvertResult, type OutputFormat } from '../../core/convert/convert';
 import { probeFile } from '../../core/formats/probe';
 import { log } from '../log';
 import { targetModelUri } from '../modelFiles';
@@ -24,10 +24,13 @@ export async function convertToDeploy(arg: unknown, onConverted: ConvertListener
   const input = uri.fsPath;
   const settings = convertSettings();
   let output: string;
+  let format: OutputFormat;
   let force = false;
   try {
     const probe = await probeFile(input);
-    output = defaultOutputPath(input, settings.outputFormat ?? sameFormatAs(probe.kind), settings.outputName);
+    // An ONNX model is fused inside its own graph, so it always stays ONNX.
+    format = probe.kind === 'onnx' ? 'onnx' : (settings.outputFormat ?? sameFormatAs(probe.kind));
+    output = defaultOutputPath(input, format, settings.outputName);
   } catch (e) {
     void vscode.window.showErrorMessage(`RepLens: ${input}: ${e instanceof Error ? e.message : String(e)}`);
     return undefined;
@@ -48,7 +51,7 @@ export async function convertToDeploy(arg: unknown, onConverted: ConvertListener
         let last = 0;
         return convertFile(input, {
           output,
-          format: settings.outputFormat,
+          format,
           eps: settings.eps,
           force,
           signal: controller.signal,

@@ -1,0 +1,144 @@
+import { promises as fs } from 'node:fs';
+import { openModelFile } from '../formats/openModelFile';
+import type { ModelFile } from '../formats/modelFile';
+import type { OnnxGraph } from '../formats/onnxModel';
+import { fuseOnnxModel } from '../fuse/onnxFusion';
+import { fuseBlock } from '../fuse/fuseBlock';
+import { buildGraph } from '../graph/buildGraph';
+import { buildStructure } from '../model/buildStructure';
+import { branchLabel } from '../model/describe';
+import { allBlocks, type Block, type ModelStructure } from '../model/structure';
+import { checkParity, compareModels, DEFAULTS, type ParityOptions, type ParityResult } from '../parity/parity';
+import { blockMatcher, graphSpecFromOnnx } from './graphSpec';
+import { kernelStats } from './kernelStats';
+import { layoutInWorker } from './layoutInWorker';
+import type { BlockReport, FormStats, ReportData } from './reportData';
+
+export interface ReportOptions extends ParityOptions {
+  /** The deploy file to compare with; without it the deploy form is fused in memory. */
+  deploy?: string;
+  /** Where the bundled layout worker is (the extension's dist/). */
+  layoutWorker?: string;
+}
+
+/** Display names drop a DataParallel prefix, as the deploy writer and the parity engine do. */
+function displayName(model: ModelFile, name: string): string {
+  const prefixed = model.tensors.length > 0 && model.tensors.every((t) => t.name.startsWith('module.'));
+  return prefixed && name.startsWith('module.') ? name.slice('module.'.length) : name;
+}
+
+async function graphsOf(model: ModelFile, structure: ModelStructure, deploy: string | undefined): Promise<{ before: OnnxGraph; after: OnnxGraph }> {
+  let before: OnnxGraph | undefined;
+  if (model.format === 'onnx') before = model.onnx?.graph;
+  else before = (await buildGraph(model, structure, { form: 'as-is' })).model.graph;
+  let after: OnnxGraph | undefined;
+  if (deploy && deploy.toLowerCase().endsWith('.onnx')) {
+    const other = await openModelFile(deploy);
+    try {
+      after = other.onnx?.graph;
+    } finally {
+      await other.close();
+    }
+  } else if (model.format === 'onnx') {
+    after = (await fuseOnnxModel(model, structure)).model.graph;
+  } else {
+    after = (await buildGraph(model, structure, { form: 'deploy' })).model.graph;
+  }
+  if (!before || !after) throw new Error(`${model.path}: no graph to show`);
+  return { before, after };
+}
+
+function blockReport(model: ModelFile, block: Block, parity: ParityResult | undefined): BlockReport {
+  const name = displayName(model, block.name);
+  const p = parity?.blocks.find((b) => b.name === name);
+  return {
+    name,
+    stage: displayName(model, block.stage),
+    inChannels: block.inChannels,
+    outChannels: block.outChannels,
+    kernel: block.kernel,
+    stride: block.stride,
+    strideInferred: block.strideSource !== 'attribute',
+    groups: block.groups,
+    branches: block.form === 'deploy' ? [`fused ${block.kernel}×${block.kernel} conv + bias`] : block.branches.map(branchLabel),
+    paramsBefore: block.params.train,
+    paramsAfter: block.params.deploy,
+    parity: p ? { maxAbs: p.maxAbs, maxRel: p.maxRel, cosine: p.cosine, pass: p.pass } : undefined,
+    warnings: block.warnings,
+  };
+}
+
+async function fileBytes(file: string | undefined): Promise<number | null> {
+  return file ? fs.stat(file).then((s) => s.size, () => null) : null;
+}
+
+/** Everything the report view shows for `input`: parity, both graphs laid out, per-block facts and kernel statistics. */
+export async function buildReport(input: string, options: ReportOptions = {}): Promise<ReportData> {
+  const model = await openModelFile(input);
+  let structure: ModelStructure;
+  let graphs: { before: OnnxGraph; after: OnnxGraph };
+  const blocks: BlockReport[] = [];
+  try {
+    structure = buildStructure(model);
+    graphs = await graphsOf(model, structure, options.deploy);
+    const load = (n: string) => model.tensors.find((t) => t.name === n)!.toNumbers();
+    for (const block of allBlocks(structure)) {
+      const report = blockReport(model, block, undefined);
+      if (block.form === 'train') {
+        // A block that cannot be fused gets no kernel statistics; its warning says why.
+        const fused = await fuseBlock(block, load, { eps: options.eps }).catch(() => undefined);
+        if (fused) report.kernelStats = kernelStats(fused.weight, fused.shape[0]);
+      }
+      blocks.push(report);
+    }
+  } finally {
+    await model.close();
+  }
+
+  let parity: ParityResult | undefined;
+  let parityError: string | null = null;
+  try {
+    parity = options.deploy ? await compareModels(input, options.deploy, options) : await checkParity(input, options);
+  } catch (e) {
+    parityError = e instanceof Error ? e.message : String(e);
+  }
+  for (const b of blocks) {
+    const p = parity?.blocks.find((x) => x.name === b.name);
+    if (p) b.parity = { maxAbs: p.maxAbs, maxRel: p.maxRel, cosine: p.cosine, pass: p.pass };
+  }
+
+  const refs = blocks.map((b) => ({ name: b.name, stage: b.stage }));
+  const [before, after] = await Promise.all([
+    layoutInWorker(graphSpecFromOnnx(graphs.before, blockMatcher(refs)), options.layoutWorker),
+    layoutInWorker(graphSpecFromOnnx(graphs.after, blockMatcher(refs)), options.layoutWorker),
+  ]);
+  // Without parity (it failed), counts come from the structure and the graphs themselves.
+  const form = async (f: ParityResult['forms']['train'] | undefined, graph: OnnxGraph, params: number, file: string | undefined): Promise<FormStats> => ({
+    latencyMs: f?.latencyMs ?? null,
+    params: f?.params ?? params,
+    macs: f?.macs ?? 0,
+    nodes: f?.nodes ?? graph.node.length,
+    fileBytes: await fileBytes(file),
+  });
+  const train = await form(parity?.forms.train, graphs.before, structure.params.total, input);
+  const deploy = await form(parity?.forms.deploy, graphs.after, structure.params.afterFusion, options.deploy);
+  const shape = parity ? (Object.values(parity.shapes)[0] ?? []) : [...(options.shape ?? [1, 3, DEFAULTS.size, DEFAULTS.size])];
+  return {
+    input,
+    output: options.deploy ?? null,
+    family: structure.family,
+    architecture: structure.architecture,
+    pass: parity ? parity.pass : null,
+    parityError,
+    atol: parity?.atol ?? options.atol ?? DEFAULTS.atol,
+    rtol: parity?.rtol ?? options.rtol ?? DEFAULTS.rtol,
+    inputs: parity?.inputs ?? 0,
+    shape,
+    outputs: (parity?.outputs ?? []).map((o) => ({ name: o.name, maxAbs: o.maxAbs, maxRel: o.maxRel, meanAbs: o.meanAbs, cosine: o.cosine, top1Agreement: o.top1Agreement })),
+    blocks,
+    forms: { train, deploy },
+    before,
+    after,
+    createdAt: new Date().toISOString(),
+  };
+}

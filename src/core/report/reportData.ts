@@ -1,0 +1,114 @@
+/**
+ * Everything the report view shows about one conversion: both graphs (laid out),
+ * per-block facts and errors, per-output errors, and per-form costs. Plain data,
+ * so it can be posted to a webview, exported as JSON, or rendered as Markdown.
+ */
+
+export interface GraphNodeView {
+  id: string;
+  /** Text on the node, e.g. 'Conv 3×3' or 'BatchNormalization'. */
+  label: string;
+  op: string;
+  /** The block this node belongs to, if any — the key that maps before ↔ after. */
+  block?: string;
+  stage?: string;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  /** Shapes and attributes, for the tooltip. */
+  detail?: string;
+}
+
+export interface GraphEdgeView {
+  from: string;
+  to: string;
+  points: { x: number; y: number }[];
+}
+
+export interface GraphGroupView {
+  stage: string;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface GraphView {
+  nodes: GraphNodeView[];
+  edges: GraphEdgeView[];
+  groups: GraphGroupView[];
+  width: number;
+  height: number;
+}
+
+export interface KernelStats {
+  /** Largest |w| in each output channel of the fused kernel. */
+  channelMaxAbs: number[];
+  /** How far the largest channel stands out: max(channelMaxAbs) / median(channelMaxAbs). */
+  outlierRatio: number;
+  maxAbs: number;
+}
+
+export interface BlockParity {
+  maxAbs: number;
+  maxRel: number;
+  cosine: number;
+  pass: boolean;
+}
+
+export interface BlockReport {
+  name: string;
+  stage: string;
+  inChannels: number;
+  outChannels: number;
+  kernel: number;
+  stride: number | null;
+  strideInferred: boolean;
+  groups: number;
+  /** Branches before fusion, e.g. '3×3 conv + BN'. */
+  branches: string[];
+  paramsBefore: number;
+  paramsAfter: number;
+  kernelStats?: KernelStats;
+  parity?: BlockParity;
+  warnings: string[];
+}
+
+export interface OutputParity {
+  name: string;
+  maxAbs: number;
+  maxRel: number;
+  meanAbs: number;
+  cosine: number;
+  top1Agreement: number | null;
+}
+
+export interface FormStats {
+  latencyMs: number | null;
+  params: number;
+  macs: number;
+  nodes: number;
+  fileBytes: number | null;
+}
+
+export interface ReportData {
+  /** The model file the report is about, and the deploy file, when one was written. */
+  input: string;
+  output: string | null;
+  family: string;
+  architecture: string;
+  /** null when parity could not run (the error says why). */
+  pass: boolean | null;
+  parityError: string | null;
+  atol: number;
+  rtol: number;
+  inputs: number;
+  shape: number[];
+  outputs: OutputParity[];
+  blocks: BlockReport[];
+  forms: { train: FormStats; deploy: FormStats };
+  before: GraphView;
+  after: GraphView;
+  createdAt: string;
+}

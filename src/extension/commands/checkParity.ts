@@ -1,0 +1,47 @@
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { buildReport, type ReportOptions } from '../../core/report/buildReport';
+import type { ReportData } from '../../core/report/reportData';
+import { log } from '../log';
+import { targetModelUri } from '../modelFiles';
+import type { ReportPanels } from '../reportPanel';
+import { paritySettings } from '../settings';
+
+/**
+ * Builds the report for `input` (compared with `deploy` when given) with a cancellable
+ * progress notification, and shows it in its report panel.
+ */
+export function showReport(reports: ReportPanels, extensionUri: vscode.Uri, input: string, deploy?: string): Promise<void> {
+  const report = Promise.resolve(vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `RepLens: checking parity of ${path.basename(input)}`, cancellable: true },
+    async (progress, token): Promise<ReportData> => {
+      const controller = new AbortController();
+      token.onCancellationRequested(() => controller.abort());
+      const options: ReportOptions = {
+        ...paritySettings(),
+        deploy,
+        signal: controller.signal,
+        layoutWorker: vscode.Uri.joinPath(extensionUri, 'dist', 'layoutWorker.js').fsPath,
+        workerPath: vscode.Uri.joinPath(extensionUri, 'dist', 'parityWorker.js').fsPath,
+        onProgress: (p) => progress.report({ message: p.message }),
+      };
+      const started = Date.now();
+      const data = await buildReport(input, options);
+      const verdict = data.pass === null ? `not run (${data.parityError})` : data.pass ? 'PASS' : 'FAIL';
+      log().info(`Parity of ${input}${deploy ? ` vs ${deploy}` : ''}: ${verdict} in ${Date.now() - started} ms`);
+      if (data.pass === false) void vscode.window.showWarningMessage(`RepLens: parity FAILED for ${path.basename(input)} — see the report.`);
+      return data;
+    },
+  ));
+  return reports.show(input, report);
+}
+
+/** RepLens: Check Parity — the train form against its deploy form fused in memory. */
+export async function checkParityCommand(arg: unknown, reports: ReportPanels, extensionUri: vscode.Uri): Promise<void> {
+  const uri = targetModelUri(arg);
+  if (!uri) {
+    void vscode.window.showInformationMessage('RepLens: open or select a model file to check.');
+    return;
+  }
+  await showReport(reports, extensionUri, uri.fsPath);
+}
