@@ -14,6 +14,8 @@ export class OutputError extends Error {
   }
 }
 
+const BATCH_BYTES = 1 << 20;
+
 /** Sequential writes with a position, buffered so that small headers do not each cost a syscall. */
 export class ByteSink {
   private pending: Uint8Array[] = [];
@@ -32,9 +34,15 @@ export class ByteSink {
 
   async write(bytes: Uint8Array): Promise<void> {
     if (this.signal?.aborted) throw new OutputError('(output)', 'cancelled', 'cancelled');
+    // Large chunks (tensor data) go straight to the file: copying them into a batch costs more than the syscall.
+    if (bytes.length >= BATCH_BYTES) {
+      await this.flush();
+      await this.writeOut(bytes);
+      return;
+    }
     this.pending.push(bytes);
     this.pendingBytes += bytes.length;
-    if (this.pendingBytes >= 1 << 20) await this.flush();
+    if (this.pendingBytes >= BATCH_BYTES) await this.flush();
   }
 
   async flush(): Promise<void> {
@@ -43,7 +51,11 @@ export class ByteSink {
     const total = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    let buffer = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
+    await this.writeOut(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total));
+  }
+
+  private async writeOut(bytes: Uint8Array): Promise<void> {
+    let buffer = bytes;
     while (buffer.length > 0) {
       const { bytesWritten } = await this.handle.write(buffer, 0, buffer.length, this.written);
       this.written += bytesWritten;
