@@ -3,20 +3,49 @@
  * Everything else asks this module for elements, so moving off the (archived)
  * webview-ui-toolkit means changing this file only.
  */
-import { provideVSCodeDesignSystem, vsCodeBadge, vsCodeButton, vsCodeDivider, vsCodeProgressRing } from '@vscode/webview-ui-toolkit';
+import {
+  provideVSCodeDesignSystem,
+  vsCodeBadge,
+  vsCodeButton,
+  vsCodeDataGrid,
+  vsCodeDataGridCell,
+  vsCodeDataGridRow,
+  vsCodeDivider,
+  vsCodePanels,
+  vsCodePanelTab,
+  vsCodePanelView,
+  vsCodeProgressRing,
+} from '@vscode/webview-ui-toolkit';
 
-provideVSCodeDesignSystem().register(vsCodeButton(), vsCodeBadge(), vsCodeDivider(), vsCodeProgressRing());
+provideVSCodeDesignSystem().register(
+  vsCodeButton(),
+  vsCodeBadge(),
+  vsCodeDivider(),
+  vsCodeProgressRing(),
+  vsCodeDataGrid(),
+  vsCodeDataGridRow(),
+  vsCodeDataGridCell(),
+  vsCodePanels(),
+  vsCodePanelTab(),
+  vsCodePanelView(),
+);
 
-export function button(label: string, onClick: () => void, appearance: 'primary' | 'secondary' = 'primary'): HTMLElement {
-  const el = document.createElement('vscode-button');
+function withAttrs<E extends HTMLElement>(el: E, attrs: Record<string, string>): E {
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  return el;
+}
+
+export function button(label: string, onClick: () => void, appearance: 'primary' | 'secondary' = 'primary', attrs: Record<string, string> = {}): HTMLElement {
+  const el = withAttrs(document.createElement('vscode-button'), attrs);
   el.setAttribute('appearance', appearance);
   el.textContent = label;
   el.addEventListener('click', onClick);
   return el;
 }
 
-export function badge(text: string): HTMLElement {
-  const el = document.createElement('vscode-badge');
+/** A badge; give it a class to recolour it (see `.rl-badge-*` in replens.css, which set the toolkit's --badge-* tokens). */
+export function badge(text: string, attrs: Record<string, string> = {}): HTMLElement {
+  const el = withAttrs(document.createElement('vscode-badge'), attrs);
   el.textContent = text;
   return el;
 }
@@ -27,4 +56,77 @@ export function divider(): HTMLElement {
 
 export function progressRing(): HTMLElement {
   return document.createElement('vscode-progress-ring');
+}
+
+export interface TabSpec {
+  id: string;
+  label: string;
+  panel: HTMLElement;
+}
+
+/**
+ * Tabs with one panel each. `onChange` hears every switch, by click or arrow keys.
+ * Element ids are `tab-<id>` / `view-<id>`, so there must be one set of tabs per page.
+ */
+export function tabs(specs: readonly TabSpec[], active: string, onChange: (id: string) => void): HTMLElement {
+  const panels = document.createElement('vscode-panels');
+  panels.setAttribute('activeid', `tab-${active}`);
+  for (const s of specs) {
+    const tab = withAttrs(document.createElement('vscode-panel-tab'), { id: `tab-${s.id}`, 'data-testid': `tab-${s.id}` });
+    tab.textContent = s.label;
+    panels.append(tab);
+  }
+  for (const s of specs) {
+    const view = withAttrs(document.createElement('vscode-panel-view'), { id: `view-${s.id}` });
+    view.append(s.panel);
+    panels.append(view);
+  }
+  panels.addEventListener('change', (e) => {
+    // 'change' also bubbles up from controls inside the panels; only the tab strip's own counts.
+    if (e.target !== panels) return;
+    const id = (panels as HTMLElement & { activeid?: string }).activeid;
+    if (id?.startsWith('tab-')) onChange(id.slice(4));
+  });
+  return panels;
+}
+
+/** Switches `tabs()` to another tab from code; unlike a click, this does not call `onChange`. */
+export function selectTab(panels: HTMLElement, id: string): void {
+  (panels as HTMLElement & { activeid?: string }).activeid = `tab-${id}`;
+}
+
+export interface GridColumn {
+  title: string;
+  /** A CSS grid track size, e.g. '2fr' or 'minmax(8em, 1fr)'. */
+  width: string;
+  numeric?: boolean;
+}
+
+function gridCell(content: string | Node, column: number, numeric: boolean, header: boolean): HTMLElement {
+  const cell = document.createElement('vscode-data-grid-cell');
+  cell.setAttribute('grid-column', String(column));
+  if (header) cell.setAttribute('cell-type', 'columnheader');
+  if (numeric) cell.classList.add('num');
+  cell.append(content);
+  return cell;
+}
+
+/**
+ * A keyboard-navigable grid (arrow keys move between cells). Every cell is a web component
+ * with its own shadow DOM, so this is for short tables; long ones are plain <table>s.
+ */
+export function dataGrid(columns: readonly GridColumn[], rows: readonly (string | Node)[][], attrs: Record<string, string> = {}): HTMLElement {
+  const grid = withAttrs(document.createElement('vscode-data-grid'), attrs);
+  grid.setAttribute('generate-header', 'none');
+  grid.setAttribute('grid-template-columns', columns.map((c) => c.width).join(' '));
+  const header = document.createElement('vscode-data-grid-row');
+  header.setAttribute('row-type', 'header');
+  header.append(...columns.map((c, i) => gridCell(c.title, i + 1, c.numeric ?? false, true)));
+  const body = rows.map((cells) => {
+    const row = document.createElement('vscode-data-grid-row');
+    row.append(...cells.map((c, i) => gridCell(c, i + 1, columns[i]?.numeric ?? false, false)));
+    return row;
+  });
+  grid.append(header, ...body);
+  return grid;
 }

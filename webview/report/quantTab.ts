@@ -1,0 +1,57 @@
+/** The Quantization tab: how evenly each fused kernel's output channels are scaled, worst first. */
+import type { ReportData } from '../../src/core/report/reportData';
+import { formatCount, formatError, formatTimes } from '../reportModel/format';
+import { OUTLIER_THRESHOLD, quantRows } from '../reportModel/quantization';
+import { h } from '../dom';
+import { sparklineSvg } from './charts';
+import { bodyRow, colGroup, headerRow, type TableColumn } from './table';
+
+const SPARK_WIDTH = 160;
+const SPARK_HEIGHT = 24;
+
+export function quantTab(report: ReportData, onActivateBlock: (block: string) => void): HTMLElement {
+  const rows = quantRows(report.blocks);
+  const flagged = rows.filter((r) => r.flagged).length;
+  const intro = h(
+    'p',
+    { class: 'notice' },
+    'Fusion folds each BatchNorm scale γ/σ and the 1×1 and identity branches into one kernel, so a few output channels can end up far larger than the rest. ',
+    'That is where INT8 accuracy is lost after re-parameterization: one scale for the whole tensor spends its 256 levels on the outliers. ',
+    `Kernels whose largest channel exceeds ${OUTLIER_THRESHOLD}× the median channel are flagged; quantize them per channel (or keep them in higher precision).`,
+  );
+  if (rows.length === 0) return h('div', { class: 'rl-quant' }, intro, h('p', { class: 'rl-muted' }, 'The report has no fused kernel statistics.'));
+
+  const columns: TableColumn[] = [
+    { title: 'Block', width: '22%' },
+    { title: 'Stage', width: '12%' },
+    { title: 'Channels', width: '11%', numeric: true },
+    { title: 'Per-channel max |w|', width: `${SPARK_WIDTH + 28}px` },
+    { title: 'Max |w|', width: '13%', numeric: true },
+    { title: 'Outlier ratio', width: '13%', numeric: true },
+  ];
+  const body = rows.map((r) => {
+    const label = h('span', { class: 'rl-block-name' }, r.block);
+    const spark = sparklineSvg(r.sparkline, `${r.block}: per-output-channel max |w|${r.sparkline.channelsPerBar > 1 ? `, ${r.sparkline.channelsPerBar} channels per bar` : ''}`, SPARK_WIDTH, SPARK_HEIGHT);
+    const tr = bodyRow(
+      columns,
+      {
+        key: r.block,
+        label,
+        cells: [r.stage, formatCount(r.channels), spark, formatError(r.maxAbs), h('span', { class: r.flagged ? 'rl-fail' : '' }, formatTimes(r.ratio))],
+        attrs: { 'data-block': r.block, title: `Show ${r.block} in the graphs`, ...(r.flagged ? { class: 'rl-flagged-row' } : {}) },
+      },
+      onActivateBlock,
+    );
+    if (!r.flagged) return [tr];
+    // The explanation gets a full-width row of its own under the flagged kernel.
+    const note = h('tr', { class: 'rl-flag-note' }, h('td', { colspan: String(columns.length) }, `⚠ Outlier channel ${formatTimes(r.ratio)} the median: per-tensor INT8 will lose precision in ${r.block}; use per-channel scales.`));
+    return [tr, note];
+  });
+  return h(
+    'div',
+    { class: 'rl-quant' },
+    intro,
+    h('p', { 'data-testid': 'quant-summary' }, flagged ? `${flagged} of ${rows.length} fused kernels have outlier channels (ratio > ${OUTLIER_THRESHOLD}).` : `No fused kernel has a channel above ${OUTLIER_THRESHOLD}× the median: per-tensor INT8 should be safe.`),
+    h('table', { class: 'grid rl-table', 'data-testid': 'quant-table', 'aria-label': 'Fused kernels by outlier ratio, worst first' }, colGroup(columns), h('thead', {}, headerRow(columns)), h('tbody', {}, ...body.flat())),
+  );
+}

@@ -1,0 +1,146 @@
+/** The Summary tab: costs before/after, per-output parity, the error histogram and the sortable per-block table. */
+import type { BlockReport, ReportData } from '../../src/core/report/reportData';
+import { nextSort, sortBlocks, type BlockSort, type BlockSortKey } from '../reportModel/blockSort';
+import { costCards } from '../reportModel/costs';
+import type { ErrorLevel } from '../reportModel/errorScale';
+import { DASH, formatCosine, formatCount, formatError } from '../reportModel/format';
+import { errorHistogram } from '../reportModel/histogram';
+import { h } from '../dom';
+import { dataGrid, type GridColumn } from '../toolkit';
+import { histogramSvg } from './charts';
+import { bodyRow, colGroup, headerRow, type TableColumn } from './table';
+
+export interface SummaryOptions {
+  report: ReportData;
+  levels: ReadonlyMap<string, ErrorLevel>;
+  sort: BlockSort | null;
+  selected: string | null;
+  onSort(sort: BlockSort): void;
+  onActivateBlock(block: string): void;
+}
+
+function costs(report: ReportData): HTMLElement {
+  return h(
+    'div',
+    { class: 'rl-cards', 'data-testid': 'cost-cards' },
+    ...costCards(report.forms).map((c) =>
+      h(
+        'div',
+        { class: 'rl-card', title: c.title },
+        h('div', { class: 'rl-card-label' }, c.label),
+        h('div', { class: 'rl-card-values' }, h('span', { class: 'rl-before' }, c.before), h('span', { class: 'rl-arrow', 'aria-label': 'to' }, ' → '), h('strong', {}, c.after)),
+        h('div', { class: `rl-card-change${c.improved === true ? ' rl-better' : c.improved === false ? ' rl-worse' : ''}` }, c.change),
+      ),
+    ),
+  );
+}
+
+function outputsGrid(report: ReportData): HTMLElement {
+  const columns: GridColumn[] = [
+    { title: 'Output', width: 'minmax(8em, 2fr)' },
+    { title: 'Max abs', width: '1fr', numeric: true },
+    { title: 'Max rel', width: '1fr', numeric: true },
+    { title: 'Mean abs', width: '1fr', numeric: true },
+    { title: 'Cosine', width: '1fr', numeric: true },
+    { title: 'Top-1 agreement', width: '1fr', numeric: true },
+  ];
+  const rows = report.outputs.map((o) => [o.name, formatError(o.maxAbs), formatError(o.maxRel), formatError(o.meanAbs), formatCosine(o.cosine), o.top1Agreement === null ? DASH : `${(o.top1Agreement * 100).toFixed(1)} %`]);
+  return dataGrid(columns, rows, { 'aria-label': 'Parity per model output', 'data-testid': 'outputs-grid' });
+}
+
+const SORT_TITLES: Record<BlockSortKey, string> = { name: 'Block', maxAbs: 'Max abs', maxRel: 'Max rel', cosine: 'Cosine', params: 'Params before → after' };
+
+/** The per-block table. Sorting moves the existing rows instead of rebuilding them. */
+class BlockTable {
+  readonly element: HTMLTableElement;
+  private readonly rows = new Map<string, HTMLTableRowElement>();
+  private readonly head: HTMLTableSectionElement;
+  private readonly body: HTMLTableSectionElement;
+  private sort: BlockSort | null;
+
+  constructor(private readonly opts: SummaryOptions) {
+    this.sort = opts.sort;
+    const columns = this.columns();
+    for (const b of opts.report.blocks) this.rows.set(b.name, this.row(columns, b));
+    this.head = h('thead', {}, headerRow(columns));
+    this.body = h('tbody', {}, ...this.ordered());
+    this.element = h('table', { class: 'grid rl-table', 'data-testid': 'block-table', 'aria-label': 'Parity per block; column headers sort' }, colGroup(columns), this.head, this.body);
+    this.select(opts.selected);
+  }
+
+  select(block: string | null): void {
+    for (const [name, row] of this.rows) row.classList.toggle('rl-selected-row', name === block);
+  }
+
+  private columns(): TableColumn[] {
+    const sortable = (key: BlockSortKey, width: string, numeric: boolean): TableColumn => ({
+      title: SORT_TITLES[key],
+      width,
+      numeric,
+      sort: { state: this.sort?.key === key ? (this.sort.dir === 'asc' ? 'ascending' : 'descending') : 'none', onSort: () => this.sortBy(key) },
+    });
+    return [sortable('name', '20%', false), { title: 'Stage', width: '11%' }, sortable('maxAbs', '12%', true), sortable('maxRel', '12%', true), sortable('cosine', '12%', true), sortable('params', '22%', true), { title: 'Result', width: '11%' }];
+  }
+
+  private sortBy(key: BlockSortKey): void {
+    this.sort = nextSort(this.sort, key);
+    this.opts.onSort(this.sort);
+    const columns = this.columns();
+    this.head.replaceChildren(headerRow(columns));
+    this.body.append(...this.ordered());
+    // The header was rebuilt; keep keyboard focus on the column just sorted.
+    this.head.querySelectorAll<HTMLButtonElement>('button.rl-sort')[columns.filter((c) => c.sort).findIndex((c) => c.title === SORT_TITLES[key])]?.focus();
+  }
+
+  private ordered(): HTMLTableRowElement[] {
+    return sortBlocks(this.opts.report.blocks, this.sort).map((b) => this.rows.get(b.name)!);
+  }
+
+  private row(columns: readonly TableColumn[], b: BlockReport): HTMLTableRowElement {
+    const level = this.opts.levels.get(b.name) ?? 'none';
+    const p = b.parity;
+    const label = h('span', { class: 'rl-block-name' }, h('span', { class: `rl-dot rl-err-${level}`, 'aria-hidden': 'true' }), b.name);
+    const result = p ? h('span', { class: p.pass ? 'rl-pass' : 'rl-fail' }, p.pass ? 'PASS' : '✖ FAIL') : DASH;
+    return bodyRow(
+      columns,
+      {
+        key: b.name,
+        label,
+        cells: [b.stage, formatError(p?.maxAbs), formatError(p?.maxRel), formatCosine(p?.cosine), `${formatCount(b.paramsBefore)} → ${formatCount(b.paramsAfter)}`, result],
+        attrs: { 'data-block': b.name, title: `Show ${b.name} in the graphs` },
+      },
+      this.opts.onActivateBlock,
+    );
+  }
+}
+
+export class SummaryTab {
+  readonly element: HTMLElement;
+  private readonly table: BlockTable;
+
+  constructor(opts: SummaryOptions) {
+    const { report } = opts;
+    this.table = new BlockTable(opts);
+    const maxRels = report.blocks.flatMap((b) => (b.parity ? [b.parity.maxRel] : []));
+    const failing = report.blocks.filter((b) => b.parity && !b.parity.pass).length;
+    const histogram = maxRels.length
+      ? h('figure', { class: 'rl-figure' }, histogramSvg(errorHistogram(maxRels), report.rtol), h('figcaption', { class: 'rl-muted' }, `Per-block max relative error, ${maxRels.length} blocks, log scale; the dashed line is rtol ${formatError(report.rtol)}.`))
+      : h('p', { class: 'rl-muted' }, 'No per-block numbers to plot.');
+    this.element = h(
+      'div',
+      { class: 'rl-summary' },
+      h('h2', {}, 'Cost, train form → deploy form'),
+      costs(report),
+      h('h2', {}, 'Outputs'),
+      report.outputs.length ? outputsGrid(report) : h('p', { class: 'rl-muted' }, 'No outputs were compared.'),
+      h('h2', {}, 'Error distribution'),
+      histogram,
+      h('h2', {}, `Blocks`, h('span', { class: 'rl-muted rl-h-note' }, ` ${report.blocks.length} blocks${failing ? `, ${failing} failing` : ''} · Enter or click a row to show it in the graphs`)),
+      this.table.element,
+    );
+  }
+
+  select(block: string | null): void {
+    this.table.select(block);
+  }
+}

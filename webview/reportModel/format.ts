@@ -1,0 +1,80 @@
+/**
+ * Number formatting for the report view. Plain strings, no markup, so the same text
+ * can go into table cells, SVG labels and aria-labels.
+ */
+import { formatBytes } from '../../src/core/text';
+
+export const DASH = '–';
+
+export function formatCount(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+const SI = ['', 'k', 'M', 'G', 'T', 'P'];
+
+/** 1234567 → '1.23 M': for MACs and parameter totals in cards, where digits beyond three say nothing. */
+export function formatCompact(n: number): string {
+  if (!Number.isFinite(n)) return String(n);
+  let i = 0;
+  let v = Math.abs(n);
+  while (v >= 999.5 && i < SI.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  const sign = n < 0 ? '-' : '';
+  if (i === 0) return `${sign}${Number.isInteger(v) ? v : v.toPrecision(3)}`;
+  return `${sign}${v.toPrecision(3)} ${SI[i]}`;
+}
+
+/** Errors span many decades, so they are shown in scientific notation with 3 significant digits. */
+export function formatError(v: number | null | undefined): string {
+  if (v === null || v === undefined) return DASH;
+  if (Number.isNaN(v)) return 'NaN';
+  if (!Number.isFinite(v)) return v > 0 ? '∞' : '-∞';
+  if (v === 0) return '0';
+  return v.toExponential(2);
+}
+
+/** Cosine similarities of a good conversion all start with 0.9999…, so six decimals are the minimum that tells them apart. */
+export function formatCosine(v: number | null | undefined): string {
+  if (v === null || v === undefined) return DASH;
+  return Number.isFinite(v) ? v.toFixed(6) : String(v);
+}
+
+export function formatMs(v: number | null): string {
+  return v === null ? DASH : `${v < 10 ? v.toFixed(2) : v.toFixed(1)}${NBSP}ms`;
+}
+
+export function formatFileSize(v: number | null): string {
+  return v === null ? DASH : formatBytes(v);
+}
+
+/** How many times larger `before` is than `after`, e.g. latency speed-up; null when either is missing or zero. */
+export function ratioOf(before: number | null, after: number | null): number | null {
+  if (before === null || after === null || !(after > 0) || !(before > 0)) return null;
+  return before / after;
+}
+
+/** '2.31×'; the outlier ratio of an all-zero-median kernel is infinite. */
+export function formatTimes(v: number | null): string {
+  if (v === null) return DASH;
+  if (!Number.isFinite(v)) return '∞×';
+  return `${v < 10 ? v.toFixed(2) : v.toFixed(1)}×`;
+}
+
+/** Keeps a number and its unit on one line. */
+const NBSP = '\u00a0';
+
+/** Signed relative change from `before` to `after`: '−37.5 %', '±0 %'. */
+export function formatChange(before: number, after: number): string {
+  if (before === 0) return after === 0 ? `±0${NBSP}%` : DASH;
+  const pct = ((after - before) / before) * 100;
+  if (pct === 0) return `±0${NBSP}%`;
+  const digits = Math.abs(pct) < 10 ? 1 : 0;
+  return `${pct < 0 ? '−' : '+'}${Math.abs(pct).toFixed(digits)}${NBSP}%`;
+}
+
+export function formatStride(stride: number | null, inferred: boolean): string {
+  if (stride === null) return 'unknown';
+  return inferred ? `${stride} (inferred)` : String(stride);
+}

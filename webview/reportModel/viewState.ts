@@ -1,0 +1,64 @@
+/**
+ * What the report view keeps across hide/restore (VS Code drops a hidden webview's page
+ * and gives the next one the state saved with setState). Restored values are checked
+ * field by field, so state written by an older build degrades to defaults instead of failing.
+ */
+import type { ReportData } from '../../src/core/report/reportData';
+import { isBlockSort, type BlockSort } from './blockSort';
+import { isViewport, type Viewport } from './viewport';
+
+export const REPORT_TABS = ['summary', 'graphs', 'quantization'] as const;
+export type ReportTab = (typeof REPORT_TABS)[number];
+
+export const PANES = ['before', 'after'] as const;
+export type PaneId = (typeof PANES)[number];
+
+export interface ReportUiState {
+  tab: ReportTab;
+  selectedBlock: string | null;
+  sort: BlockSort | null;
+  viewports: Partial<Record<PaneId, Viewport>>;
+  /** Collapsed stage groups, per pane. */
+  collapsed: Record<PaneId, string[]>;
+}
+
+/** Everything the report webview saves: the report itself (the host does not resend it on restore) and the UI. */
+export interface SavedReportState {
+  report: ReportData;
+  ui: ReportUiState;
+}
+
+export function defaultUiState(): ReportUiState {
+  return { tab: 'summary', selectedBlock: null, sort: null, viewports: {}, collapsed: { before: [], after: [] } };
+}
+
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+export function restoreUiState(raw: unknown): ReportUiState {
+  const ui = defaultUiState();
+  if (typeof raw !== 'object' || raw === null) return ui;
+  const r = raw as Record<string, unknown>;
+  if (REPORT_TABS.includes(r.tab as ReportTab)) ui.tab = r.tab as ReportTab;
+  if (typeof r.selectedBlock === 'string') ui.selectedBlock = r.selectedBlock;
+  if (isBlockSort(r.sort)) ui.sort = r.sort;
+  const viewports = (typeof r.viewports === 'object' && r.viewports) || {};
+  const collapsed = (typeof r.collapsed === 'object' && r.collapsed) || {};
+  for (const pane of PANES) {
+    const v = (viewports as Record<string, unknown>)[pane];
+    if (isViewport(v)) ui.viewports[pane] = v;
+    const c = (collapsed as Record<string, unknown>)[pane];
+    if (isStringArray(c)) ui.collapsed[pane] = c;
+  }
+  return ui;
+}
+
+/** The saved report when the state holds one that this build can draw. */
+export function restoreSavedReport(raw: unknown): SavedReportState | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const { report, ui } = raw as { report?: unknown; ui?: unknown };
+  if (typeof report !== 'object' || report === null) return undefined;
+  const r = report as Partial<Record<keyof ReportData, unknown>>;
+  const graphOk = (g: unknown) => typeof g === 'object' && g !== null && Array.isArray((g as { nodes?: unknown }).nodes) && Array.isArray((g as { edges?: unknown }).edges) && Array.isArray((g as { groups?: unknown }).groups);
+  if (!Array.isArray(r.blocks) || !Array.isArray(r.outputs) || !graphOk(r.before) || !graphOk(r.after) || typeof r.forms !== 'object') return undefined;
+  return { report: report as ReportData, ui: restoreUiState(ui) };
+}
