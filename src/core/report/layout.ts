@@ -9,7 +9,8 @@ const GROUP_PADDING = 12;
 /** Layered top-to-bottom layout of an operator graph, with each stage's bounding box as a group. */
 export function layoutGraph(spec: GraphSpec): GraphView {
   const g = new dagre.graphlib.Graph({ multigraph: false });
-  g.setGraph({ rankdir: 'TB', nodesep: 18, ranksep: 26, marginx: 16, marginy: 16 });
+  // ranksep leaves room for the stage boxes' padding and label between layers of different stages.
+  g.setGraph({ rankdir: 'TB', nodesep: 18, ranksep: 44, marginx: 16, marginy: 30 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const n of spec.nodes) g.setNode(n.id, { width: Math.max(60, n.label.length * CHAR_WIDTH + 20), height: NODE_HEIGHT });
   for (const e of spec.edges) g.setEdge(e.from, e.to);
