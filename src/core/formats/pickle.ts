@@ -134,11 +134,16 @@ export interface PickleLimits {
   maxIntBytes: number;
 }
 
+/**
+ * A real checkpoint needs about a dozen objects per tensor (a state dict of 450 tensors: 5,000).
+ * Each object costs up to a few hundred bytes and a microsecond, so these keep a hostile
+ * pickle to a second or two and a few hundred MB however large the file is.
+ */
 export const DEFAULT_PICKLE_LIMITS: Readonly<PickleLimits> = {
-  maxObjects: 5_000_000,
-  maxStack: 5_000_000,
+  maxObjects: 500_000,
+  maxStack: 1_000_000,
   maxMarks: 10_000,
-  maxMemo: 5_000_000,
+  maxMemo: 1_000_000,
   maxIntBytes: 8192,
 };
 
@@ -166,6 +171,7 @@ export interface UnpickleResult {
 export class PickleEndOfInput extends ModelFormatError {}
 
 const textDecoder = new TextDecoder('utf-8');
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 function latin1(bytes: Uint8Array): string {
   let s = '';
@@ -369,8 +375,10 @@ class Unpickler {
       for (let i = b.length - 1; i >= 0; i--) v = v * 256 + b[i];
       return b[b.length - 1] & 0x80 ? v - 2 ** (8 * b.length) : v;
     }
-    let v = 0n;
-    for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+    // Through hex text: shifting a BigInt byte by byte is quadratic in the length.
+    let hex = '';
+    for (let i = b.length - 1; i >= 0; i--) hex += HEX_BYTE[b[i]];
+    let v = BigInt(`0x${hex}`);
     if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
     return Number.isSafeInteger(Number(v)) ? Number(v) : v;
   }
