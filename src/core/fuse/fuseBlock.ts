@@ -86,6 +86,7 @@ function checkFusible(block: Block): void {
     throw new FusionError(block.name, `identity branch with in_channels ${block.inChannels} ≠ out_channels ${block.outChannels}`);
   }
   if (block.branches.length === 0) throw new FusionError(block.name, 'has no branches to fuse');
+  if (!block.branches.some((b) => b.role === 'dense')) throw new FusionError(block.name, 'has no k×k branch: its main conv weight is missing');
 }
 
 /** Loads and checks every branch of a train-form block into per-channel terms. */
@@ -118,8 +119,19 @@ export async function fuseBlock(block: Block, load: LoadTensor, options: FuseOpt
 }
 
 /** The same fusion, rounded once per element straight into `dtype` bytes (what the writers need). */
+const FLOAT_MAX: Partial<Record<DType, number>> = { float64: Number.MAX_VALUE, float32: 3.4028234663852886e38, float16: 65504, bfloat16: 3.3895313892515355e38 };
+
 export async function fuseBlockEncoded(block: Block, load: LoadTensor, dtype: DType, options: FuseOptions = {}): Promise<EncodedFusedBlock> {
+  const max = FLOAT_MAX[dtype];
+  if (max === undefined) throw new FusionError(block.name, `its weights are ${dtype}: only floating-point blocks can be fused`);
   const { terms, eps } = await fusionTerms(block, load, options);
+  // Finite inputs can still fuse past the output type's range; Infinity in a deploy file is never what was meant.
+  const checkRange = (values: Float64Array, what: string) => {
+    for (let j = 0; j < values.length; j++) {
+      if (!(Math.abs(values[j]) <= max)) throw new FusionError(block.name, `fused ${what} value ${values[j]} does not fit in ${dtype}`);
+    }
+  };
+  checkRange(terms.bias, 'bias');
   const per = terms.inPerGroup * terms.k * terms.k;
   const rowBytes = per * DTYPE_BYTES[dtype];
   const weight = new Uint8Array(terms.outChannels * rowBytes);
@@ -127,11 +139,15 @@ export async function fuseBlockEncoded(block: Block, load: LoadTensor, dtype: DT
     const view = new Float32Array(weight.buffer);
     // A plain loop: TypedArray#set between float64 and float32 arrays is several times slower in V8.
     forEachFusedRow(terms, (c, row) => {
+      checkRange(row, 'weight');
       const base = c * per;
       for (let j = 0; j < per; j++) view[base + j] = row[j];
     });
   } else {
-    forEachFusedRow(terms, (c, row) => weight.set(encodeFromFloat64(dtype, row), c * rowBytes));
+    forEachFusedRow(terms, (c, row) => {
+      checkRange(row, 'weight');
+      weight.set(encodeFromFloat64(dtype, row), c * rowBytes);
+    });
   }
   return { weight, bias: encodeFromFloat64(dtype, terms.bias), shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k], eps };
 }

@@ -30,15 +30,17 @@ function resolveBlock(raw: RawBlock, modules: ModuleIndex, tensors: Map<string, 
   const attr = (name: string) => (convModule === undefined ? undefined : modules.numberAttribute(convModule, name));
   const { stage, position } = stageOf(raw.name);
 
-  const outChannels = main?.[0] ?? (identity ? tensors.get(identity.bn!.weight)!.shape[0] : 0);
+  // An identity whose BN is incomplete has no size to offer (fusion refuses such a block).
+  const identityChannels = identity?.bn ? tensors.get(identity.bn.weight)!.shape[0] : undefined;
+  const outChannels = main?.[0] ?? identityChannels ?? 0;
   const inPerGroup = main?.[1] ?? outChannels;
-  const kernel = Math.max(...convs.map((b) => b.weightShape![2]), raw.deploy?.weightShape[2] ?? 0, 1);
+  const kernel = convs.reduce((k, b) => Math.max(k, b.weightShape![2]), Math.max(raw.deploy?.weightShape[2] ?? 0, 1));
 
   let groups = 1;
   let groupsSource: ValueSource = 'default';
   const groupsAttr = attr('groups');
   if (groupsAttr !== undefined) [groups, groupsSource] = [groupsAttr, 'attribute'];
-  else if (identity) [groups, groupsSource] = [tensors.get(identity.bn!.weight)!.shape[0] / inPerGroup, 'identity-bn'];
+  else if (identityChannels !== undefined) [groups, groupsSource] = [identityChannels / inPerGroup, 'identity-bn'];
   else if (previousOut !== undefined && previousOut !== inPerGroup && previousOut % inPerGroup === 0) [groups, groupsSource] = [previousOut / inPerGroup, 'chain'];
   const inChannels = attr('in_channels') ?? inPerGroup * groups;
 

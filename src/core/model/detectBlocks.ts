@@ -21,7 +21,8 @@ function isConvWeight(t: TensorMeta | undefined): t is TensorMeta {
 
 /** The module paths a family's marker modules ('rbr_dense.conv', 'rbr_reparam', ...) sit under. */
 function blockPathsOf(index: ModuleIndex, family: FamilyLayout): string[] {
-  const markers = [family.dense.conv.replace('{i}', '0'), family.deploy];
+  // The 1×1 conv marks a block too, so that one whose k×k weight is missing is found and refused, not skipped.
+  const markers = [family.dense.conv.replace('{i}', '0'), family.deploy, family.oneByOne.conv];
   const found: string[] = [];
   for (const module of index.modules()) {
     for (const marker of markers) {
@@ -97,7 +98,9 @@ function detectBlock(index: ModuleIndex, path: string, family: FamilyLayout): Ra
   const oneByOne = convBranch(index, 'oneByOne', at(family.oneByOne.conv), at(family.oneByOne.bn), family, tensors, warnings);
   if (oneByOne) branches.push(oneByOne);
   const identityBn = bnNames(index, at(family.identity), family, tensors, warnings);
-  if (identityBn) branches.push({ role: 'identity', module: at(family.identity), bn: identityBn });
+  // An incomplete identity BN stays a branch without BN names, so fusion refuses the block instead of dropping it.
+  if (identityBn || index.has(at(family.identity))) branches.push({ role: 'identity', module: at(family.identity), bn: identityBn });
+  if (branches.length > 0 && !branches.some((b) => b.role === 'dense')) warnings.push(`no ${family.dense.conv.replace('{i}', '0')} weight: the k×k branch is missing`);
 
   let deploy: RawBlock['deploy'];
   const deployWeight = index.get(at(family.deploy), 'weight');
