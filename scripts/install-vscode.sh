@@ -5,12 +5,12 @@
 #   scripts/install-vscode.sh          install if needed, print the entry point
 #
 # Result: .vscode-test/code-server-$VERSION/package/out/node/entry.js
-# Re-running is cheap: a marker file written after a successful self-check
-# short-circuits everything.
+# Re-running is cheap: a marker written after a successful install short-circuits
+# everything while the Node ABI the native modules were compiled for is unchanged.
 set -euo pipefail
 
 # 4.100.x is the last code-server line whose server runs on Node 20.
-VERSION=${REPLENS_CODE_SERVER_VERSION:-4.100.3}
+VERSION=4.100.3
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE="$ROOT/.vscode-test"
 DIR="$CACHE/code-server-$VERSION"
@@ -20,13 +20,16 @@ MARKER="$DIR/.installed"
 
 log() { printf '[install-vscode] %s\n' "$*" >&2; }
 
-# The server must actually start, not just exist on disk: a half-built native
-# module only shows up when the entry point loads.
+NODE_ABI=$(node -p process.versions.modules)
+
+# The entry point must load, not just exist on disk.
 self_check() {
-  node "$ENTRY" --version 2>/dev/null | head -1 | grep -q "^$VERSION "
+  local out
+  out=$(node "$ENTRY" --version 2>/dev/null) || return 1
+  [[ "$out" == "$VERSION "* ]]
 }
 
-if [ -f "$MARKER" ] && [ -f "$ENTRY" ] && self_check; then
+if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$NODE_ABI" ] && [ -f "$ENTRY" ] && self_check; then
   echo "$ENTRY"
   exit 0
 fi
@@ -94,6 +97,6 @@ if ! self_check; then
   node "$ENTRY" --version >&2 || true
   exit 1
 fi
-touch "$MARKER"
+echo "$NODE_ABI" > "$MARKER"
 log "installed code-server $VERSION in $(( $(date +%s) - start ))s"
 echo "$ENTRY"

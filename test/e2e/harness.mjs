@@ -1,0 +1,111 @@
+// The few things the browser e2e tests share: a test() to register with, and
+// helpers that know how VS Code's workbench is put together in the DOM.
+// scripts/e2e.mjs imports the *.e2e.mjs files, then runs what they registered.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** @typedef {{ page: import('playwright-core').Page, server: { folderUrl: string, workspace: string, userDataDir: string }, resultsDir: string }} TestContext */
+
+/** @type {{ name: string, fn: (ctx: TestContext) => Promise<void>, timeoutMs: number }[]} */
+export const registered = [];
+
+/**
+ * @param {string} name
+ * @param {(ctx: TestContext) => Promise<void>} fn
+ * @param {{ timeoutMs?: number }} [opts]
+ */
+export function test(name, fn, opts = {}) {
+  registered.push({ name, fn, timeoutMs: opts.timeoutMs ?? 120_000 });
+}
+
+const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+
+/** Log files of the remote extension hosts started so far (one per window). */
+function extensionHostLogs(userDataDir) {
+  const logs = join(userDataDir, 'logs');
+  if (!existsSync(logs)) return [];
+  return readdirSync(logs, { recursive: true })
+    .filter((f) => f.endsWith('remoteexthost.log'))
+    .map((f) => join(logs, f));
+}
+
+async function waitForNewExtensionHost(userDataDir, before, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const log of extensionHostLogs(userDataDir)) {
+      if (!before.includes(log) && readFileSync(log, 'utf8').includes('Eager extensions activated')) return;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`this window's extension host did not finish starting within ${timeoutMs / 1000}s`);
+}
+
+/**
+ * Loads the sample workspace and waits until the workbench, its Explorer,
+ * RepLens' contributions and the window's extension host are there.
+ */
+export async function openWorkspace(page, server) {
+  const earlierHosts = extensionHostLogs(server.userDataDir);
+  await page.goto(server.folderUrl);
+  await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  // The Explorer lists the folder only once the remote file system answered.
+  await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 60_000 });
+  const viewName = manifest.contributes.views.explorer[0].name;
+  await page.locator('.pane-header', { hasText: viewName }).waitFor({ timeout: 60_000 });
+  // Even with RepLens' view shown, a file clicked while the window's extension host
+  // is still starting sometimes opened in the text editor (seen under load), so
+  // wait until that host reports its startup done.
+  await waitForNewExtensionHost(server.userDataDir, earlierHosts, 60_000);
+}
+
+/** Clicks a file in the Explorer tree, as a user opening it would. */
+export async function openFromExplorer(page, fileName) {
+  const tree = page.locator('.explorer-folders-view');
+  const row = tree.getByRole('treeitem', { name: fileName, exact: true });
+  // The tree only renders rows in view: scroll down until the file is there.
+  for (let i = 0; i < 20 && !(await row.count()); i++) {
+    await tree.hover();
+    await page.mouse.wheel(0, 300);
+    await page.waitForTimeout(100);
+  }
+  await row.click({ timeout: 20_000 });
+}
+
+/**
+ * Webviews live two iframes deep (host frame, then the content frame), so look
+ * through every frame for the RepLens editor showing fileName; returns that frame.
+ */
+export async function findReplensEditor(page, fileName, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  let seen = [];
+  while (Date.now() < deadline) {
+    seen = [];
+    for (const frame of page.frames()) {
+      const root = frame.locator('[data-testid="replens-editor"]');
+      try {
+        if (!(await root.count())) continue;
+        const text = await root.first().innerText();
+        if (text.includes(fileName)) return frame;
+        seen.push(text.split('\n')[0]);
+      } catch {
+        // frames come and go while the editor opens
+      }
+    }
+    await page.waitForTimeout(250);
+  }
+  // Say what is on screen instead, so a failure log alone tells the story.
+  const tab = await page.locator('.editor-group-container.active .tab.active').first().getAttribute('aria-label').catch(() => null);
+  const textEditors = await page.locator('.editor-group-container.active .monaco-editor').count();
+  throw new Error(
+    `no RepLens editor showing ${fileName} appeared within ${timeoutMs / 1000}s; ` +
+      `active tab: ${tab ?? 'none'}; text editors in the active group: ${textEditors}; ` +
+      `RepLens editors open: ${seen.length ? seen.join(' | ') : 'none'}`,
+  );
+}
+
+/** Text of the active text editor (Monaco renders spaces as no-break spaces). */
+export async function activeTextEditorText(page) {
+  const lines = page.locator('.editor-group-container.active .monaco-editor .view-lines');
+  await lines.first().waitFor({ timeout: 20_000 });
+  return (await lines.first().innerText()).replace(/\u00a0/g, ' ');
+}

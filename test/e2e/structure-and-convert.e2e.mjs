@@ -1,0 +1,77 @@
+// The main user flow in a real VS Code: open a checkpoint, read its structure in the
+// editor and the tree, convert it from the Explorer's context menu, get the report.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { findReplensEditor, openFromExplorer, openWorkspace, test } from './harness.mjs';
+
+/** The RepLens Structure view's pane, expanded. */
+async function structurePane(page) {
+  const header = page.locator('.pane-header', { hasText: 'RepLens Structure' });
+  if ((await header.getAttribute('aria-expanded')) !== 'true') await header.click();
+  return page.locator('.pane', { has: header });
+}
+
+/** Expands a tree row by its label, if it is collapsed. */
+async function expandRow(pane, label) {
+  const row = pane.locator('.monaco-list-row', { hasText: label }).first();
+  await row.waitFor({ timeout: 30_000 });
+  if ((await row.getAttribute('aria-expanded')) === 'false') await row.click();
+  return row;
+}
+
+test('the editor and the structure tree show stages, blocks and branches', async ({ page, server, resultsDir }) => {
+  await openWorkspace(page, server);
+  await openFromExplorer(page, 'repvgg_tiny_train.pth');
+  const editor = await findReplensEditor(page, 'repvgg_tiny_train.pth');
+  await editor.locator('[data-testid="family"]').filter({ hasText: 'repvgg' }).waitFor({ timeout: 30_000 });
+  assert.equal((await editor.locator('[data-testid="form"]').innerText()).trim(), 'train');
+  const stages = await editor.locator('[data-testid="stages"] tbody tr').allInnerTexts();
+  assert.deepEqual(stages.map((r) => r.split('\t')[0].trim()), ['stage0', 'stage1', 'stage2', 'stage3', 'stage4']);
+
+  const pane = await structurePane(page);
+  await expandRow(pane, 'repvgg_tiny_train.pth');
+  await expandRow(pane, 'stage2');
+  const block = pane.locator('.monaco-list-row', { hasText: 'stage2.0' }).first();
+  await block.waitFor({ timeout: 20_000 });
+  const text = (await block.innerText()).replace(/\s+/g, ' ');
+  assert.ok(text.includes('8→16 · s2? · g1 · 3×3 ✓ 1×1 ✓ id –'), `block description: ${text}`);
+  await block.click();
+  const branches = pane.locator('.monaco-list-row', { hasText: 'identity' });
+  await branches.first().waitFor({ timeout: 20_000 });
+  await page.screenshot({ path: join(resultsDir, 'e2e-structure-tree.png') });
+});
+
+test('Convert to Deploy from the Explorer writes the deploy file and opens a passing report', async ({ page, server, resultsDir }) => {
+  await openWorkspace(page, server);
+  const row = page.locator('.explorer-folders-view').getByRole('treeitem', { name: 'repvgg_tiny_train.pth', exact: true });
+  await openFromExplorer(page, 'repvgg_tiny_train.pth');
+  await row.click({ button: 'right' });
+  await page.locator('.monaco-menu .action-label', { hasText: 'Convert to Deploy' }).first().click({ timeout: 20_000 });
+
+  const output = join(server.workspace, 'repvgg_tiny_train.deploy.pth');
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(output) && Date.now() < deadline) await page.waitForTimeout(250);
+  assert.ok(existsSync(output), 'repvgg_tiny_train.deploy.pth was not written');
+
+  // The report opens beside the editor once parity has run in onnxruntime.
+  let report;
+  const reportDeadline = Date.now() + 120_000;
+  while (!report && Date.now() < reportDeadline) {
+    for (const frame of page.frames()) {
+      if (await frame.locator('[data-testid="verdict"]').count().catch(() => 0)) report = frame;
+    }
+    if (!report) await page.waitForTimeout(500);
+  }
+  assert.ok(report, 'no report with a parity verdict appeared');
+  const verdict = (await report.locator('[data-testid="verdict"]').first().innerText()).trim();
+  assert.match(verdict, /PASS/, `parity verdict: ${verdict}`);
+  await page.screenshot({ path: join(resultsDir, 'e2e-report.png') });
+
+  // Synced selection: a block clicked in the train graph lights up its fused conv in the deploy graph.
+  await report.locator('[data-testid="tab-graphs"]').click();
+  await report.locator('[data-testid="graph-before"] .rl-block-node').first().click({ timeout: 20_000 });
+  await report.locator('[data-testid="graph-after"] .rl-selected').first().waitFor({ timeout: 20_000 });
+  await report.locator('[data-testid="detail-card"]').first().waitFor({ timeout: 20_000 });
+  await page.screenshot({ path: join(resultsDir, 'e2e-report-graphs.png') });
+}, { timeoutMs: 240_000 });
