@@ -57,7 +57,16 @@ export function renderOverview(root: HTMLElement, overview: FileOverview, send: 
     children.push(h('p', { class: 'notice error', 'data-testid': 'notice' }, 'Not a model file: the first bytes match no PyTorch, ONNX or safetensors layout.'));
   }
   if (overview.readError) children.push(h('p', { class: 'notice error', 'data-testid': 'notice' }, overview.readError));
-  if (overview.structure) children.push(...structureSection(overview.structure));
+  if (overview.structure) {
+    const s = overview.structure;
+    const actions = h('div', { class: 'actions', 'data-testid': 'editor-actions' });
+    if (s.form === 'train' || s.form === 'mixed') actions.append(button('Convert to Deploy', () => send({ type: 'runAction', action: 'convertToDeploy' })));
+    if (s.stages.length > 0) {
+      if (s.form !== 'deploy') actions.append(button('Check Parity', () => send({ type: 'runAction', action: 'checkParity' }), 'secondary'));
+      actions.append(button('Show Structure', () => send({ type: 'runAction', action: 'showStructure' }), 'secondary'));
+    }
+    children.push(actions, ...structureSection(s));
+  }
   root.replaceChildren(h('section', { 'data-testid': 'replens-editor', class: 'editor' }, ...children));
 }
 

@@ -34,6 +34,10 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
         case 'reopenAsText':
           await vscode.commands.executeCommand('vscode.openWith', document.uri, 'default');
           break;
+        case 'runAction':
+          // The file is always this editor's own document: nothing path-like comes from the webview.
+          await vscode.commands.executeCommand(`replens.${message.action}`, document.uri);
+          break;
       }
     });
     panel.onDidDispose(() => subscription.dispose());

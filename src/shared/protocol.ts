@@ -51,9 +51,13 @@ export type HostMessage =
 
 export type ReportExportFormat = 'json' | 'markdown';
 
+/** Model-editor buttons: each runs the RepLens command of that name on the editor's own file. */
+export type EditorAction = 'convertToDeploy' | 'checkParity' | 'showStructure';
+
 export type WebviewMessage =
   | { type: 'ready' }
   | { type: 'reopenAsText' }
+  | { type: 'runAction'; action: EditorAction }
   /** The user selected a block in the report; the host may reveal it in the structure tree. */
   | { type: 'selectBlock'; block: string }
   /** The user asked for the report as a file; the host picks the path and writes it. */
@@ -62,16 +66,20 @@ export type WebviewMessage =
 /** Longer block names than this are not from a real model; refusing them keeps log lines and lookups bounded. */
 export const MAX_BLOCK_NAME_LENGTH = 500;
 
+const EDITOR_ACTIONS: ReadonlySet<string> = new Set<EditorAction>(['convertToDeploy', 'checkParity', 'showStructure']);
+
 const EXPORT_FORMATS: ReadonlySet<string> = new Set<ReportExportFormat>(['json', 'markdown']);
 
 /** The host trusts nothing a webview sends: anything not of a known shape is dropped, and only known fields are copied. */
 export function parseWebviewMessage(value: unknown): WebviewMessage | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const v = value as { type?: unknown; block?: unknown; format?: unknown };
+  const v = value as { type?: unknown; block?: unknown; format?: unknown; action?: unknown };
   switch (v.type) {
     case 'ready':
     case 'reopenAsText':
       return { type: v.type };
+    case 'runAction':
+      return typeof v.action === 'string' && EDITOR_ACTIONS.has(v.action) ? { type: 'runAction', action: v.action as EditorAction } : undefined;
     case 'selectBlock':
       return typeof v.block === 'string' && v.block.length <= MAX_BLOCK_NAME_LENGTH ? { type: 'selectBlock', block: v.block } : undefined;
     case 'exportReport':

@@ -26,6 +26,9 @@ test('the editor and the structure tree show stages, blocks and branches', async
   const editor = await findReplensEditor(page, 'repvgg_tiny_train.pth');
   await editor.locator('[data-testid="family"]').filter({ hasText: 'repvgg' }).waitFor({ timeout: 30_000 });
   assert.equal((await editor.locator('[data-testid="form"]').innerText()).trim(), 'train');
+  assert.equal((await editor.locator('[data-testid="architecture"]').innerText()).trim(), 'custom');
+  const actions = await editor.locator('[data-testid="editor-actions"]').innerText();
+  for (const label of ['Convert to Deploy', 'Check Parity', 'Show Structure']) assert.ok(actions.includes(label), `editor buttons: ${actions}`);
   const stages = await editor.locator('[data-testid="stages"] tbody tr').allInnerTexts();
   assert.deepEqual(stages.map((r) => r.split('\t')[0].trim()), ['stage0', 'stage1', 'stage2', 'stage3', 'stage4']);
 

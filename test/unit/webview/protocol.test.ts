@@ -21,4 +21,11 @@ describe('messages from the report webview', () => {
     expect(parseWebviewMessage(null)).toBeUndefined();
     expect(parseWebviewMessage('selectBlock')).toBeUndefined();
   });
+
+  it('accepts only the model editor actions it knows, and never a path', () => {
+    expect(parseWebviewMessage({ type: 'runAction', action: 'convertToDeploy', path: '/etc/passwd' })).toEqual({ type: 'runAction', action: 'convertToDeploy' });
+    expect(parseWebviewMessage({ type: 'runAction', action: 'checkParity' })).toEqual({ type: 'runAction', action: 'checkParity' });
+    expect(parseWebviewMessage({ type: 'runAction', action: 'workbench.action.terminal.new' })).toBeUndefined();
+    expect(parseWebviewMessage({ type: 'runAction' })).toBeUndefined();
+  });
 });
