@@ -12,6 +12,7 @@ import { readTorchLegacy } from '../../../src/core/formats/torchLegacy';
 import { readTorchZip } from '../../../src/core/formats/torchZip';
 import { ZipArchive } from '../../../src/core/formats/zip';
 import { buildZip, type BuildEntry } from './zipBuilder';
+import { fsum } from './fixtureValues';
 
 const FIXTURES = join(__dirname, '../../fixtures');
 
@@ -37,43 +38,6 @@ const EXPECTED = JSON.parse(readFileSync(join(FIXTURES, 'expected.json'), 'utf8'
   hostile: Record<string, { detected: string }>;
 };
 const TORCH_FILES = Object.entries(EXPECTED.files).filter(([, f]) => f.format === 'torch-zip' || f.format === 'torch-legacy');
-
-/** Exactly rounded sum, as Python's math.fsum computes it (Shewchuk's partials). */
-function fsum(values: ArrayLike<number>): number {
-  const partials: number[] = [];
-  for (let k = 0; k < values.length; k++) {
-    let x = values[k];
-    let i = 0;
-    for (let j = 0; j < partials.length; j++) {
-      let y = partials[j];
-      if (Math.abs(x) < Math.abs(y)) [x, y] = [y, x];
-      const hi = x + y;
-      const lo = y - (hi - x);
-      if (lo !== 0) partials[i++] = lo;
-      x = hi;
-    }
-    partials.length = i;
-    partials.push(x);
-  }
-  let n = partials.length;
-  if (n === 0) return 0;
-  let hi = partials[--n];
-  let lo = 0;
-  while (n > 0) {
-    const x = hi;
-    const y = partials[--n];
-    hi = x + y;
-    lo = y - (hi - x);
-    if (lo !== 0) break;
-  }
-  // Round half to even across the remaining partials, as fsum does.
-  if (n > 0 && ((lo < 0 && partials[n - 1] < 0) || (lo > 0 && partials[n - 1] > 0))) {
-    const y = lo * 2;
-    const x = hi + y;
-    if (y === x - hi) hi = x;
-  }
-  return hi;
-}
 
 function reader(format: string): (src: ByteSource) => Promise<ModelFile> {
   return format === 'torch-legacy' ? readTorchLegacy : readTorchZip;
