@@ -3,6 +3,7 @@ import { encodeOnnxModel } from '../formats/onnx';
 import type { OnnxGraph } from '../formats/onnxModel';
 import type { ModelFile } from '../formats/modelFile';
 import { openModelFile } from '../formats/openModelFile';
+import { fuseOnnxModel } from '../fuse/onnxFusion';
 import { buildGraph, type GraphForm } from '../graph/buildGraph';
 import { graphStats } from '../graph/stats';
 import type { Topology } from '../graph/topology';
@@ -355,7 +356,8 @@ async function run(ref: Side, cand: Side, options: ParityOptions): Promise<Parit
 
 /**
  * Runs a checkpoint's train form (as its BatchNorms and branches say) against its deploy form
- * fused in memory by fuseBlock, on the same seeded inputs, in a child process.
+ * fused in memory by fuseBlock — or an ONNX model against itself with its blocks fused in
+ * place — on the same seeded inputs, in a child process.
  */
 export async function checkParity(file: string, options: ParityOptions = {}): Promise<ParityResult> {
   validate(options);
@@ -363,13 +365,29 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
   let ref: Side;
   let cand: Side;
   try {
-    const blocks = allBlocks(buildStructure(model));
+    const structure = buildStructure(model);
+    const blocks = allBlocks(structure);
     if (blocks.length === 0) throw new ParityError(file, 'no re-parameterizable blocks found', 'input');
     if (!blocks.some((b) => b.form === 'train')) {
       throw new ParityError(file, 'every block is already in deploy form: compare it with its train-form file (replens parity TRAIN --deploy FILE)', 'input');
     }
-    ref = await builtSide(model, 'as-is', options);
-    cand = await builtSide(model, 'deploy', options);
+    // ONNX blocks named like a checkpoint's, with their BatchNorms, are rebuilt block by block (per-block
+    // errors); any other ONNX model runs as it is against the same graph with its blocks fused in place.
+    const rebuildable = blocks.every((b) => b.onnx?.familySource === 'initializer-names' && b.branches.every((br) => !br.withoutBn));
+    if (model.format === 'onnx' && !rebuildable) {
+      ref = onnxSide(model);
+      const fused = (await fuseOnnxModel(model, structure, { eps: options.eps })).model;
+      cand = {
+        ...ref,
+        label: `${model.path} (blocks fused in memory)`,
+        source: 'ONNX with blocks fused in memory',
+        model: { bytes: await encodeOnnxModel(fused) },
+        graph: fused.graph!,
+      };
+    } else {
+      ref = await builtSide(model, 'as-is', options);
+      cand = await builtSide(model, 'deploy', options);
+    }
   } finally {
     await model.close();
   }

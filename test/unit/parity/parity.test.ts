@@ -50,6 +50,15 @@ describe('checkParity: train form vs the deploy form fused in memory', () => {
     expect(r.forms.deploy.nodes).toBeLessThan(r.forms.train.nodes);
   }, 30_000);
 
+  it.each(['repvgg_tiny_train_folded.onnx'])('%s (BN folded by the exporter) runs against itself with its blocks fused in place', async (file) => {
+    const r = await checkParity(path.join(MODELS, file), small);
+    expect(r.forms.deploy.source).toBe('ONNX with blocks fused in memory');
+    expect(r.outputs.length).toBeGreaterThan(0);
+    expect(r.outputs.every((o) => o.pass && o.cosine > 0.999999)).toBe(true);
+    expect(r.pass).toBe(true);
+    expect(r.forms.deploy.nodes).toBeLessThan(r.forms.train.nodes);
+  }, 30_000);
+
   it('produces the documented JSON', async () => {
     const r = JSON.parse(JSON.stringify(await checkParity(TINY, { ...small, seed: 7 })));
     expect(Object.keys(r)).toEqual(['pass', 'inputs', 'atol', 'rtol', 'outputs', 'blocks', 'forms', 'topology', 'shapes', 'seed', 'notes']);
