@@ -49,17 +49,21 @@ test('the editor and the structure tree show stages, blocks and branches', async
   await page.screenshot({ path: join(resultsDir, 'e2e-structure-tree.png') });
 });
 
-test('Convert to Deploy from the Explorer writes the deploy file and opens a passing report', async ({ page, server, resultsDir }) => {
-  await openWorkspace(page, server);
-  const row = page.locator('.explorer-folders-view').getByRole('treeitem', { name: 'repvgg_tiny_train.pth', exact: true });
-  await openFromExplorer(page, 'repvgg_tiny_train.pth');
+/** Right-click → Convert to Deploy on `file`, wait for `output`, then for a report with a PASS verdict. */
+async function convertFromExplorer(page, server, file, output) {
+  const row = page.locator('.explorer-folders-view').getByRole('treeitem', { name: file, exact: true });
+  await openFromExplorer(page, file);
   await row.click({ button: 'right' });
-  await page.locator('.monaco-menu .action-label', { hasText: 'Convert to Deploy' }).first().click({ timeout: 20_000 });
+  const item = page.getByRole('menuitem', { name: 'Convert to Deploy', exact: true });
+  await item.waitFor({ timeout: 20_000 });
+  // Menus near the bottom edge are still sliding in when first found: hover, then choose with the keyboard.
+  await item.hover();
+  await page.keyboard.press('Enter');
 
-  const output = join(server.workspace, 'repvgg_tiny_train.deploy.pth');
+  const written = join(server.workspace, output);
   const deadline = Date.now() + 60_000;
-  while (!existsSync(output) && Date.now() < deadline) await page.waitForTimeout(250);
-  assert.ok(existsSync(output), 'repvgg_tiny_train.deploy.pth was not written');
+  while (!existsSync(written) && Date.now() < deadline) await page.waitForTimeout(250);
+  assert.ok(existsSync(written), `${output} was not written`);
 
   // The report opens beside the editor once parity has run in onnxruntime.
   let report;
@@ -73,6 +77,12 @@ test('Convert to Deploy from the Explorer writes the deploy file and opens a pas
   assert.ok(report, 'no report with a parity verdict appeared');
   const verdict = (await report.locator('[data-testid="verdict"]').first().innerText()).trim();
   assert.match(verdict, /PASS/, `parity verdict: ${verdict}`);
+  return report;
+}
+
+test('Convert to Deploy from the Explorer writes the deploy file and opens a passing report', async ({ page, server, resultsDir }) => {
+  await openWorkspace(page, server);
+  const report = await convertFromExplorer(page, server, 'repvgg_tiny_train.pth', 'repvgg_tiny_train.deploy.pth');
   await page.screenshot({ path: join(resultsDir, 'e2e-report.png') });
 
   // Synced selection: a block clicked in the train graph lights up its fused conv in the deploy graph.
@@ -81,4 +91,15 @@ test('Convert to Deploy from the Explorer writes the deploy file and opens a pas
   await report.locator('[data-testid="graph-after"] .rl-selected').first().waitFor({ timeout: 20_000 });
   await report.locator('[data-testid="detail-card"]').first().waitFor({ timeout: 20_000 });
   await page.screenshot({ path: join(resultsDir, 'e2e-report-graphs.png') });
+}, { timeoutMs: 240_000 });
+
+test('an ONNX export with BN folded goes through the same flow and stays ONNX', async ({ page, server, resultsDir }) => {
+  await openWorkspace(page, server);
+  await openFromExplorer(page, 'repvgg_tiny_train_folded.onnx');
+  const editor = await findReplensEditor(page, 'repvgg_tiny_train_folded.onnx');
+  await editor.locator('[data-testid="format"]').filter({ hasText: 'ONNX' }).waitFor({ timeout: 30_000 });
+  const stages = await editor.locator('[data-testid="stages"] tbody tr').count();
+  assert.equal(stages, 5, 'the ONNX graph shows the same five stages as the checkpoint');
+  await convertFromExplorer(page, server, 'repvgg_tiny_train_folded.onnx', 'repvgg_tiny_train_folded.deploy.onnx');
+  await page.screenshot({ path: join(resultsDir, 'e2e-report-onnx.png') });
 }, { timeoutMs: 240_000 });
