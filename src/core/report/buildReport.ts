@@ -81,7 +81,8 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
   try {
     structure = buildStructure(model);
     graphs = await graphsOf(model, structure, options.deploy);
-    const load = (n: string) => model.tensors.find((t) => t.name === n)!.toNumbers();
+    const byName = new Map(model.tensors.map((t) => [t.name, t]));
+    const load = (n: string) => byName.get(n)!.toNumbers();
     for (const block of allBlocks(structure)) {
       const report = blockReport(model, block, undefined);
       if (block.form === 'train') {
