@@ -12,11 +12,11 @@ import { tensorsCommand, tensorsHelp } from './commands/tensors';
 
 type Command = (argv: string[], out: (s: string) => void) => Promise<number>;
 
-const COMMANDS: Record<string, Command> = {
-  inspect: inspectCommand,
-  tensors: tensorsCommand,
-  convert: convertCommand,
-  parity: parityCommand,
+const COMMANDS: Record<string, { run: Command; help: string }> = {
+  inspect: { run: inspectCommand, help: inspectHelp },
+  tensors: { run: tensorsCommand, help: tensorsHelp },
+  convert: { run: convertCommand, help: convertHelp },
+  parity: { run: parityCommand, help: parityHelp },
 };
 
 const HELP = `RepLens ${version} — inspect RepVGG-style models and convert them to deploy form
@@ -24,10 +24,7 @@ const HELP = `RepLens ${version} — inspect RepVGG-style models and convert the
 Usage: replens <command> [options]
 
 Commands:
-  ${inspectHelp}
-  ${tensorsHelp}
-  ${convertHelp}
-  ${parityHelp}
+${Object.values(COMMANDS).map((c) => `  ${c.help}`).join('\n')}
 
 Options:
   -h, --help           Show this help
@@ -48,13 +45,18 @@ async function main(argv: string[]): Promise<number> {
     out(version);
     return 0;
   }
-  const run = COMMANDS[command];
-  if (!run) {
+  const entry = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (!entry) {
     process.stderr.write(`replens: unknown command '${command}'. Run 'replens --help'.\n`);
     return 2;
   }
+  const options = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (options.includes('-h') || options.includes('--help')) {
+    process.stdout.write(`Usage: replens ${entry.help}\n`);
+    return 0;
+  }
   try {
-    return await run(rest, out);
+    return await entry.run(rest, out);
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`replens ${command}: ${e.message}. Run 'replens --help'.\n`);

@@ -1,0 +1,41 @@
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundle, ENTRIES, type Bundle } from '../parity/bundle';
+
+let built: Bundle;
+
+function replens(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(built.dir, 'cli.js'), ...args], (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }));
+  });
+}
+
+beforeAll(async () => {
+  built = await bundle(ENTRIES);
+}, 60_000);
+afterAll(async () => built?.dispose());
+
+describe('replens help', () => {
+  for (const command of ['inspect', 'tensors', 'convert', 'parity']) {
+    it(`${command} --help and -h print that command's usage and exit 0`, async () => {
+      for (const flag of ['--help', '-h']) {
+        const { code, stdout } = await replens(command, 'model.pth', flag);
+        expect(code).toBe(0);
+        expect(stdout.startsWith(`Usage: replens ${command} `)).toBe(true);
+      }
+    });
+  }
+
+  it('a --help after -- is a file name, not the flag', async () => {
+    const { code, stderr } = await replens('inspect', '--', '--help');
+    expect(code).toBe(1);
+    expect(stderr).toContain('--help');
+  });
+
+  it('names inherited from Object are not commands', async () => {
+    const { code, stderr } = await replens('toString');
+    expect(code).toBe(2);
+    expect(stderr).toBe("replens: unknown command 'toString'. Run 'replens --help'.\n");
+  });
+});
