@@ -7,7 +7,7 @@ import { readModel } from '../../src/core/formats/openModelFile';
 import { FusionError } from '../../src/core/fuse/fuseBlock';
 import { fuseOnnxModel } from '../../src/core/fuse/onnxFusion';
 import { buildStructure } from '../../src/core/model/buildStructure';
-import { checkedBytes } from '../../src/core/writers/outputTensor';
+import { inWriteOrder } from '../../src/core/writers/outputTensor';
 
 /*
  * What RepLens does with a file a user opens and converts, minus writing the output:
@@ -64,7 +64,7 @@ export async function runPipeline(bytes: Uint8Array, path: string): Promise<Outc
       fused = fusion.fused.length;
     } else {
       const plan = planDeploy(model, structure);
-      for (const t of plan.tensors) await checkedBytes(t);
+      for await (const _ of inWriteOrder(plan.tensors));
       fused = plan.fused.length;
     }
     stage = 'close';

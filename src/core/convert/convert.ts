@@ -1,5 +1,6 @@
 import { promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
+import { BufferPool } from '../formats/bufferPool';
 import { ModelFormatError } from '../formats/errors';
 import type { ModelFile } from '../formats/modelFile';
 import { encodeOnnxModel } from '../formats/onnx';
@@ -88,7 +89,8 @@ function epsSummary(blocks: readonly Block[], override?: number): ConvertResult[
 export async function convertFile(input: string, options: ConvertOptions = {}): Promise<ConvertResult> {
   const started = performance.now();
   const before = await fs.stat(input).catch(() => undefined);
-  const model = await openModelFile(input);
+  const pool = new BufferPool();
+  const model = await openModelFile(input, pool);
   try {
     if (model.format === 'onnx') return await convertOnnx(model, options, before, started);
     if (options.format === 'onnx') throw new ModelFormatError(input, 'is a checkpoint, which has no graph to rewrite; its ONNX form is built by the ONNX export (`replens convert --format onnx`)');
@@ -98,6 +100,7 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
     let done = 0;
     const plan = planDeploy(model, structure, {
       ...options,
+      pool,
       onBlock: (block) => options.onProgress?.(++done, plan.fused.length, block),
     });
     if (plan.fused.length === 0) {

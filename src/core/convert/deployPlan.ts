@@ -1,3 +1,4 @@
+import type { BufferPool } from '../formats/bufferPool';
 import type { ModelFile } from '../formats/modelFile';
 import { encodeFromFloat64 } from '../formats/encode';
 import { isFloatDType, type DType, type Tensor } from '../formats/tensor';
@@ -14,6 +15,8 @@ export interface PlanOptions extends FuseOptions {
   dtype?: DType;
   /** Called after each block is fused. */
   onBlock?: (block: Block) => void;
+  /** The pool the model file reads into: tensors go back to it once written or fused. */
+  pool?: BufferPool;
 }
 
 export interface DeployPlan {
@@ -28,8 +31,8 @@ function commonDataParallelPrefix(names: readonly string[]): string | undefined 
   return names.length > 0 && names.every((n) => n.startsWith('module.')) ? 'module.' : undefined;
 }
 
-function renamed(tensor: Tensor, name: string, dtype: DType): OutputTensor {
-  if (dtype === tensor.dtype) return { name, dtype, shape: tensor.shape, bytes: () => tensor.readBytes() };
+function renamed(tensor: Tensor, name: string, dtype: DType, pool?: BufferPool): OutputTensor {
+  if (dtype === tensor.dtype) return { name, dtype, shape: tensor.shape, bytes: () => tensor.readBytes(), release: (bytes) => pool?.give(bytes) };
   return { name, dtype, shape: tensor.shape, bytes: async () => encodeFromFloat64(dtype, await tensor.toFloat64()) };
 }
 
@@ -56,35 +59,28 @@ export function planDeploy(model: ModelFile, structure: ModelStructure, options:
   const prefix = options.keepPrefix ? undefined : commonDataParallelPrefix(model.tensors.map((t) => t.name));
   const outName = (name: string) => (prefix ? name.slice(prefix.length) : name);
   const outDType = (dtype: DType) => (options.dtype && isFloatDType(dtype) ? options.dtype : dtype);
-  const load = async (name: string) => byName.get(name)!.toNumbers();
 
   const tensors: OutputTensor[] = [];
   const emitted = new Set<Block>();
   for (const tensor of model.tensors) {
     const block = owner.get(tensor.name);
     if (!block) {
-      tensors.push(renamed(tensor, outName(tensor.name), outDType(tensor.dtype)));
+      tensors.push(renamed(tensor, outName(tensor.name), outDType(tensor.dtype), options.pool));
       continue;
     }
     const se = block.se && [block.se.down, block.se.downBias, block.se.up, block.se.upBias].includes(tensor.name);
     if (se) {
-      tensors.push(renamed(tensor, outName(tensor.name), outDType(tensor.dtype)));
+      tensors.push(renamed(tensor, outName(tensor.name), outDType(tensor.dtype), options.pool));
       continue;
     }
     if (emitted.has(block)) continue;
     emitted.add(block);
-    tensors.push(...fusedTensors(block, byName, load, options, outName));
+    tensors.push(...fusedTensors(block, byName, options, outName));
   }
   return { tensors, fused, passedThrough, droppedPrefix: prefix };
 }
 
-function fusedTensors(
-  block: Block,
-  byName: Map<string, Tensor>,
-  load: (name: string) => Promise<Float32Array | Float64Array>,
-  options: PlanOptions,
-  outName: (name: string) => string,
-): OutputTensor[] {
+function fusedTensors(block: Block, byName: Map<string, Tensor>, options: PlanOptions, outName: (name: string) => string): OutputTensor[] {
   const main = block.branches.find((b) => b.convWeight) ?? block.branches[0];
   const sourceDType = main.convWeight ? byName.get(main.convWeight)!.dtype : byName.get(main.bn!.weight)!.dtype;
   const dtype = options.dtype ?? sourceDType;
@@ -93,15 +89,31 @@ function fusedTensors(
   const inPerGroup = block.inChannels / block.groups;
   // Weight and bias are written one after the other: fuse once, hand the bias over, forget both.
   let pending: Promise<EncodedFusedBlock> | undefined;
-  const fusedOnce = () => {
-    pending ??= fuseBlockEncoded(block, load, dtype, options).then((f) => {
-      options.onBlock?.(block);
-      return f;
-    });
-    return pending;
+  const fuse = async () => {
+    const loaded: ArrayBufferView[] = [];
+    const load = async (name: string) => {
+      const values = await byName.get(name)!.toNumbers();
+      loaded.push(values);
+      return values;
+    };
+    const pool = options.pool;
+    const allocate = (length: number) => pool?.take(length) ?? new Uint8Array(length);
+    // Only the pool's own buffers were read for this block alone; any other array may be shared.
+    const fused = await fuseBlockEncoded(block, load, dtype, options, { allocate, mayOverwrite: (values) => pool?.owns(values) ?? false });
+    // The branch tensors are dead once fused, except one that now holds the fused weight (released once written).
+    for (const values of loaded) if (values.buffer !== fused.weight.buffer) pool?.give(values);
+    options.onBlock?.(block);
+    return fused;
   };
+  const fusedOnce = () => (pending ??= fuse());
   return [
-    { name: outName(`${deployModule}.weight`), dtype, shape: [block.outChannels, inPerGroup, k, k], bytes: async () => (await fusedOnce()).weight },
+    {
+      name: outName(`${deployModule}.weight`),
+      dtype,
+      shape: [block.outChannels, inPerGroup, k, k],
+      bytes: async () => (await fusedOnce()).weight,
+      release: (bytes) => options.pool?.give(bytes),
+    },
     {
       name: outName(`${deployModule}.bias`),
       dtype,

@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import type { BufferPool } from './bufferPool';
 import { ModelFormatError } from './errors';
 
 /**
@@ -25,14 +26,16 @@ export class FileByteSource implements ByteSource {
     readonly name: string,
     readonly size: number,
     private readonly handle: fs.FileHandle,
+    private readonly pool?: BufferPool,
   ) {}
 
-  static async open(path: string): Promise<FileByteSource> {
+  /** With a pool, reads land in its buffers (a converter hands them back once written). */
+  static async open(path: string, pool?: BufferPool): Promise<FileByteSource> {
     const handle = await fs.open(path, 'r');
     try {
       const stat = await handle.stat();
       if (!stat.isFile()) throw new ModelFormatError(path, 'not a regular file');
-      return new FileByteSource(path, stat.size, handle);
+      return new FileByteSource(path, stat.size, handle, pool);
     } catch (e) {
       await handle.close();
       throw e;
@@ -41,7 +44,7 @@ export class FileByteSource implements ByteSource {
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     checkRange(this, offset, length);
-    const out = new Uint8Array(length);
+    const out = this.pool ? this.pool.take(length) : new Uint8Array(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.handle.read(out, done, length - done, offset + done);

@@ -1,3 +1,4 @@
+import type { BufferPool } from './bufferPool';
 import { FileByteSource, type ByteSource } from './byteSource';
 import { DETECT_BYTES, detectKind } from './detect';
 import { ModelFormatError } from './errors';
@@ -34,10 +35,10 @@ export async function readModel(src: ByteSource): Promise<ModelFile> {
   }
 }
 
-export async function openModelFile(path: string): Promise<ModelFile> {
+export async function openModelFile(path: string, pool?: BufferPool): Promise<ModelFile> {
   let src: ByteSource | undefined;
   try {
-    src = await FileByteSource.open(path);
+    src = await FileByteSource.open(path, pool);
     return await readModel(src);
   } catch (e) {
     await src?.close();

@@ -45,11 +45,30 @@ function checkFinite(block: string, name: string, values: Values): void {
   }
 }
 
-async function loadChecked(block: Block, load: LoadTensor, name: string, length: number): Promise<Values> {
+async function loadSized(block: Block, load: LoadTensor, name: string, length: number): Promise<Values> {
   const values = await load(name);
-  checkFinite(block.name, name, values);
   if (values.length !== length) throw new FusionError(block.name, `${name} has ${values.length} values, expected ${length}`);
   return values;
+}
+
+async function loadChecked(block: Block, load: LoadTensor, name: string, length: number): Promise<Values> {
+  const values = await loadSized(block, load, name, length);
+  checkFinite(block.name, name, values);
+  return values;
+}
+
+/**
+ * Conv weights, most of a model's bytes, are not scanned when loaded: a non-finite element
+ * always makes its fused values non-finite (NaN·t, ∞·t and ∞·0 never are), so the fused
+ * rows are checked instead and the weight to blame is looked up only when one fails.
+ */
+function blameNonFiniteWeight(block: Block, terms: FusionTerms, fused: number, range: string): FusionError {
+  for (const { name, weight } of terms.convs) {
+    for (let j = 0; j < weight.length; j++) {
+      if (!Number.isFinite(weight[j])) return new FusionError(block.name, `${name} contains ${weight[j]} at index ${j}`);
+    }
+  }
+  return new FusionError(block.name, `fused weight value ${fused} ${range}`);
 }
 
 async function branchShift(block: Block, branch: Branch, load: LoadTensor, options: FuseOptions, eps: Record<string, number>) {
@@ -103,7 +122,7 @@ async function fusionTerms(block: Block, load: LoadTensor, options: FuseOptions)
       terms.identities.push(scale);
     } else {
       const [o, i, kh, kw] = branch.weightShape!;
-      terms.convs.push({ weight: await loadChecked(block, load, branch.convWeight!, o * i * kh * kw), kh, kw, scale });
+      terms.convs.push({ name: branch.convWeight!, weight: await loadSized(block, load, branch.convWeight!, o * i * kh * kw), kh, kw, scale });
     }
   }
   return { terms, eps };
@@ -114,38 +133,56 @@ export async function fuseBlock(block: Block, load: LoadTensor, options: FuseOpt
   const { terms, eps } = await fusionTerms(block, load, options);
   const per = terms.inPerGroup * terms.k * terms.k;
   const weight = new Float64Array(terms.outChannels * per);
-  forEachFusedRow(terms, (c, row) => weight.set(row, c * per));
+  forEachFusedRow(terms, (c, row) => {
+    for (let j = 0; j < per; j++) if (!Number.isFinite(row[j])) throw blameNonFiniteWeight(block, terms, row[j], 'is not finite');
+    weight.set(row, c * per);
+  });
   return { weight, bias: terms.bias, shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k], eps };
 }
 
-/** The same fusion, rounded once per element straight into `dtype` bytes (what the writers need). */
 const FLOAT_MAX: Partial<Record<DType, number>> = { float64: Number.MAX_VALUE, float32: 3.4028234663852886e38, float16: 65504, bfloat16: 3.3895313892515355e38 };
 
-export async function fuseBlockEncoded(block: Block, load: LoadTensor, dtype: DType, options: FuseOptions = {}): Promise<EncodedFusedBlock> {
+/** Where the fused weight's bytes go. */
+export interface EncodeTarget {
+  /** Bytes for the fused weight; every one of them is written. */
+  allocate(length: number): Uint8Array;
+  /**
+   * Whether an array `load` returned is the caller's to discard. A float32 k×k branch's own
+   * array may then receive the fused kernel (row c is written only after every branch's
+   * row c was read), so a block-sized buffer is neither allocated nor first touched.
+   */
+  mayOverwrite?(values: Values): boolean;
+}
+
+const FRESH: EncodeTarget = { allocate: (length) => new Uint8Array(length) };
+
+/** The same fusion, rounded once per element straight into `dtype` bytes (what the writers need). */
+export async function fuseBlockEncoded(block: Block, load: LoadTensor, dtype: DType, options: FuseOptions = {}, target = FRESH): Promise<EncodedFusedBlock> {
   const max = FLOAT_MAX[dtype];
   if (max === undefined) throw new FusionError(block.name, `its weights are ${dtype}: only floating-point blocks can be fused`);
   const { terms, eps } = await fusionTerms(block, load, options);
   // Finite inputs can still fuse past the output type's range; Infinity in a deploy file is never what was meant.
-  const checkRange = (values: Float64Array, what: string) => {
-    for (let j = 0; j < values.length; j++) {
-      if (!(Math.abs(values[j]) <= max)) throw new FusionError(block.name, `fused ${what} value ${values[j]} does not fit in ${dtype}`);
-    }
+  const range = `does not fit in ${dtype}`;
+  for (const b of terms.bias) if (!(Math.abs(b) <= max)) throw new FusionError(block.name, `fused bias value ${b} ${range}`);
+  const checkRange = (row: Float64Array) => {
+    for (let j = 0; j < row.length; j++) if (!(Math.abs(row[j]) <= max)) throw blameNonFiniteWeight(block, terms, row[j], range);
   };
-  checkRange(terms.bias, 'bias');
   const per = terms.inPerGroup * terms.k * terms.k;
   const rowBytes = per * DTYPE_BYTES[dtype];
-  const weight = new Uint8Array(terms.outChannels * rowBytes);
+  const size = terms.outChannels * rowBytes;
+  const reusable = dtype === 'float32' ? terms.convs.find((t) => t.kh === terms.k && t.kw === terms.k && t.weight instanceof Float32Array && target.mayOverwrite?.(t.weight)) : undefined;
+  const weight = reusable ? new Uint8Array(reusable.weight.buffer, reusable.weight.byteOffset, size) : target.allocate(size);
   if (dtype === 'float32') {
-    const view = new Float32Array(weight.buffer);
+    const view = new Float32Array(weight.buffer, weight.byteOffset, weight.length / 4);
     // A plain loop: TypedArray#set between float64 and float32 arrays is several times slower in V8.
     forEachFusedRow(terms, (c, row) => {
-      checkRange(row, 'weight');
+      checkRange(row);
       const base = c * per;
       for (let j = 0; j < per; j++) view[base + j] = row[j];
     });
   } else {
     forEachFusedRow(terms, (c, row) => {
-      checkRange(row, 'weight');
+      checkRange(row);
       weight.set(encodeFromFloat64(dtype, row), c * rowBytes);
     });
   }

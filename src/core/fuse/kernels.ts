@@ -9,6 +9,8 @@
 export type Values = Float32Array | Float64Array;
 
 export interface ConvTerm {
+  /** The weight's tensor name, for messages. */
+  name: string;
   weight: Values;
   kh: number;
   kw: number;
@@ -50,23 +52,41 @@ export function foldBn(bn: BnStats, outChannels: number, convBias?: Values): { s
 export function forEachFusedRow(terms: FusionTerms, row: (c: number, values: Float64Array) => void): void {
   const { outChannels, inPerGroup, k } = terms;
   const kk = k * k;
-  const scratch = new Float64Array(inPerGroup * kk);
+  const per = inPerGroup * kk;
+  const scratch = new Float64Array(per);
   const centre = Math.floor(k / 2) * k + Math.floor(k / 2);
   for (let c = 0; c < outChannels; c++) {
     scratch.fill(0);
-    for (const { weight, kh, kw, scale } of terms.convs) {
-      const t = scale[c];
-      const dy = (k - kh) / 2;
-      const dx = (k - kw) / 2;
-      let src = c * inPerGroup * kh * kw;
-      for (let i = 0; i < inPerGroup; i++) {
-        for (let y = 0; y < kh; y++) {
-          const dst = i * kk + (y + dy) * k + dx;
-          for (let x = 0; x < kw; x++) scratch[dst + x] += weight[src++] * t;
-        }
-      }
+    for (const term of terms.convs) {
+      // The full-size and 1×1 kernels (nearly all of the work) get loops without index arithmetic.
+      if (term.kh === k && term.kw === k) addScaled(scratch, term.weight, c * per, per, term.scale[c]);
+      else if (term.kh === 1 && term.kw === 1) addCentres(scratch, term.weight, c * inPerGroup, inPerGroup, kk, centre, term.scale[c]);
+      else addCentred(scratch, term, c, inPerGroup, k);
     }
     for (const scale of terms.identities) scratch[(c % inPerGroup) * kk + centre] += scale[c];
     row(c, scratch);
+  }
+}
+
+function addScaled(dst: Float64Array, src: Values, from: number, length: number, t: number): void {
+  for (let j = 0; j < length; j++) dst[j] += src[from + j] * t;
+}
+
+function addCentres(dst: Float64Array, src: Values, from: number, inPerGroup: number, kk: number, centre: number, t: number): void {
+  for (let i = 0; i < inPerGroup; i++) dst[i * kk + centre] += src[from + i] * t;
+}
+
+/** A kh×kw kernel (odd, no larger than k) added at the centre of each k×k slot. */
+function addCentred(dst: Float64Array, { weight, kh, kw, scale }: ConvTerm, c: number, inPerGroup: number, k: number): void {
+  const kk = k * k;
+  const t = scale[c];
+  const dy = (k - kh) / 2;
+  const dx = (k - kw) / 2;
+  let src = c * inPerGroup * kh * kw;
+  for (let i = 0; i < inPerGroup; i++) {
+    for (let y = 0; y < kh; y++) {
+      const dst0 = i * kk + (y + dy) * k + dx;
+      for (let x = 0; x < kw; x++) dst[dst0 + x] += weight[src++] * t;
+    }
   }
 }

@@ -6,6 +6,8 @@ export interface OutputTensor {
   dtype: DType;
   shape: readonly number[];
   bytes(): Promise<Uint8Array>;
+  /** Takes back what `bytes()` returned once the writer is done with it (for reuse). */
+  release?(bytes: Uint8Array): void;
 }
 
 export function byteLengthOf(t: Pick<OutputTensor, 'name' | 'dtype' | 'shape'>): number {
@@ -13,9 +15,37 @@ export function byteLengthOf(t: Pick<OutputTensor, 'name' | 'dtype' | 'shape'>):
 }
 
 /** Produces a tensor's bytes and checks they have the size its header announced. */
-export async function checkedBytes(t: OutputTensor): Promise<Uint8Array> {
+async function checkedBytes(t: OutputTensor): Promise<Uint8Array> {
   const data = await t.bytes();
   const want = byteLengthOf(t);
   if (data.length !== want) throw new Error(`${t.name}: produced ${data.length} bytes, expected ${want}`);
   return data;
+}
+
+/**
+ * How many tensors are produced ahead of the one being written. A fused block is a large
+ * weight then a tiny bias: two ahead lets the next block be read and fused while this
+ * block's weight is being written.
+ */
+const AHEAD = 2;
+
+/**
+ * Each tensor with its checked bytes, in order, produced ahead of the writer so that
+ * reading and fusing overlap writing; each tensor's bytes are released when the writer
+ * asks for the next one.
+ */
+export async function* inWriteOrder<T extends OutputTensor>(tensors: readonly T[]): AsyncGenerator<{ tensor: T; bytes: Uint8Array }> {
+  const queue: Promise<Uint8Array>[] = [];
+  let started = 0;
+  for (let i = 0; i < tensors.length; i++) {
+    while (started < tensors.length && started <= i + AHEAD) {
+      const produced = checkedBytes(tensors[started++]);
+      // Awaited in turn below; if the writer stops first, a later failure must not surface as unhandled.
+      produced.catch(() => undefined);
+      queue.push(produced);
+    }
+    const bytes = await queue.shift()!;
+    yield { tensor: tensors[i], bytes };
+    tensors[i].release?.(bytes);
+  }
 }

@@ -1,13 +1,13 @@
 import type { DType } from '../formats/tensor';
 import type { ByteSink } from './atomicFile';
-import { byteLengthOf, checkedBytes, type OutputTensor } from './outputTensor';
+import { byteLengthOf, inWriteOrder, type OutputTensor } from './outputTensor';
 
 const DTYPE_NAMES: Record<DType, string> = {
   float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
 };
 
 /** A safetensors file: the header (known up front) then each tensor's bytes in order. */
-export async function writeSafetensors(sink: ByteSink, tensors: readonly OutputTensor[], metadata: Record<string, string> = {}, onTensor?: (t: OutputTensor) => void): Promise<void> {
+export async function writeSafetensors(sink: ByteSink, tensors: readonly OutputTensor[], metadata: Record<string, string> = {}): Promise<void> {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
@@ -24,8 +24,5 @@ export async function writeSafetensors(sink: ByteSink, tensors: readonly OutputT
   new DataView(len.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
   await sink.write(len);
   await sink.write(headerBytes);
-  for (const t of tensors) {
-    await sink.write(await checkedBytes(t));
-    onTensor?.(t);
-  }
+  for await (const { bytes } of inWriteOrder(tensors)) await sink.write(bytes);
 }

@@ -1,5 +1,5 @@
 import type { ByteSink } from './atomicFile';
-import { checkedBytes, type OutputTensor } from './outputTensor';
+import { inWriteOrder, type OutputTensor } from './outputTensor';
 import { pickleStateDict } from './statePickle';
 import { ZipWriter } from './zipWriter';
 
@@ -9,14 +9,13 @@ const ARCHIVE = 'archive';
  * A torch.save-compatible zip checkpoint holding a plain state dict. The pickle goes
  * first (it needs only names, dtypes and shapes); storages follow one tensor at a time.
  */
-export async function writeTorchCheckpoint(sink: ByteSink, tensors: readonly OutputTensor[], onTensor?: (t: OutputTensor) => void): Promise<void> {
+export async function writeTorchCheckpoint(sink: ByteSink, tensors: readonly OutputTensor[]): Promise<void> {
   const zip = new ZipWriter(sink);
   const keyed = tensors.map((t, i) => ({ ...t, key: String(i) }));
   await zip.add(`${ARCHIVE}/data.pkl`, pickleStateDict(keyed));
   await zip.add(`${ARCHIVE}/byteorder`, new TextEncoder().encode('little'));
-  for (const t of keyed) {
-    await zip.add(`${ARCHIVE}/data/${t.key}`, await checkedBytes(t));
-    onTensor?.(t);
+  for await (const { tensor, bytes } of inWriteOrder(keyed)) {
+    await zip.add(`${ARCHIVE}/data/${tensor.key}`, bytes);
   }
   await zip.add(`${ARCHIVE}/version`, new TextEncoder().encode('3\n'));
   await zip.finish();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fuseBlock, FusionError } from '../../../src/core/fuse/fuseBlock';
+import { fuseBlock, fuseBlockEncoded, FusionError } from '../../../src/core/fuse/fuseBlock';
 import type { Block, Branch } from '../../../src/core/model/structure';
 import { batchNorm, conv2d, seededRandom } from './reference';
 
@@ -105,6 +105,50 @@ describe('fuseBlock equals the train-form block', () => {
     expect(Object.values(overridden.eps)).toEqual([1e-1, 1e-1, 1e-1]);
     const diff = right.bias.reduce((m, v, i) => Math.max(m, Math.abs(v - overridden.bias[i])), 0);
     expect(diff).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('fuseBlockEncoded into a branch array the caller gives up', () => {
+  for (const [name, c] of CASES) {
+    it(`writes the same float32 bytes as into a fresh buffer: ${name}`, async () => {
+      const { block, tensors } = makeBlock(c);
+      const handedOut: Float32Array[] = [];
+      const load = async (n: string) => {
+        const values = Float32Array.from(tensors.get(n)!);
+        handedOut.push(values);
+        return values;
+      };
+      const fresh = await fuseBlockEncoded(block, load, 'float32');
+      const scratchTarget = {
+        allocate: (): Uint8Array => {
+          throw new Error('the k×k branch array should have been reused');
+        },
+        mayOverwrite: (values: ArrayBufferView) => handedOut.includes(values as Float32Array),
+      };
+      const inPlace = await fuseBlockEncoded(block, load, 'float32', {}, scratchTarget);
+      expect(handedOut.some((a) => a.buffer === inPlace.weight.buffer)).toBe(true);
+      expect(Buffer.from(inPlace.weight).equals(Buffer.from(fresh.weight))).toBe(true);
+      expect(Buffer.from(inPlace.bias).equals(Buffer.from(fresh.bias))).toBe(true);
+    });
+  }
+
+  it('allocates when the output dtype differs from the branch arrays', async () => {
+    const { block, tensors } = makeBlock(CASES[0][1]);
+    const load = async (n: string) => Float32Array.from(tensors.get(n)!);
+    let allocated = 0;
+    const f16 = await fuseBlockEncoded(block, load, 'float16', {}, { allocate: (n) => new Uint8Array((allocated = n)), mayOverwrite: () => true });
+    expect(allocated).toBe(f16.weight.length);
+    expect(f16.weight.length).toBe(8 * 8 * 9 * 2);
+  });
+
+  it('leaves arrays it may not overwrite alone', async () => {
+    const { block, tensors } = makeBlock(CASES[0][1]);
+    const kept = new Map([...tensors].map(([n, v]) => [n, Float32Array.from(v)]));
+    const before = new Map([...kept].map(([n, v]) => [n, v.slice()]));
+    let allocated = 0;
+    await fuseBlockEncoded(block, async (n) => kept.get(n)!, 'float32', {}, { allocate: (n) => new Uint8Array((allocated = n)), mayOverwrite: () => false });
+    expect(allocated).toBe(8 * 8 * 9 * 4);
+    for (const [n, v] of kept) expect(v).toEqual(before.get(n));
   });
 });
 
