@@ -1,6 +1,5 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { deflateRawSync } from 'node:zlib';
 import { numberToFloat16Bits } from '../../src/core/formats/encode';
 import { mutatePickle, type Mutated } from './pickleMutators';
 import { pk, scanPickle, unicode } from './pickleOps';
@@ -205,7 +204,7 @@ function mutateZip(bytes: Uint8Array, rng: Rng, corpus: Corpus): Mutated | undef
         return undefined;
       }
       const label = mutateZipContent(entries, rng, corpus);
-      return { bytes: writeZip(entries, (d) => new Uint8Array(deflateRawSync(d))), label: `zip.content:${label}` };
+      return { bytes: writeZip(entries), label: `zip.content:${label}` };
     }
     case 'truncate':
       return truncateNear(bytes, zipBoundaries(z), rng, 'zip');

@@ -1,9 +1,8 @@
-import { crc32, inflateRawSync } from 'node:zlib';
+import { crc32, deflateRawSync, inflateRawSync } from 'node:zlib';
 
 /*
- * The fuzzer's own view of a zip: where every record and field of a well-formed
- * archive sits (to aim mutations), and a writer to reassemble edited entries with
- * correct CRCs, so that mutations of the contents get past the checksum.
+ * The fuzzer's and the tests' own view of a zip: where every record and field of a
+ * well-formed archive sits (to aim mutations), and a writer for whole archives.
  */
 
 export interface ZipRecordEntry {
@@ -88,7 +87,8 @@ export function parseZip(bytes: Uint8Array): ZipLayout | undefined {
 export interface ZipContent {
   name: string;
   data: Uint8Array;
-  method: 0 | 8;
+  /** 0 stored (the default when writing) or 8 deflate. */
+  method?: 0 | 8;
 }
 
 /** The entries' uncompressed contents, in directory order. */
@@ -99,8 +99,29 @@ export function zipContents(bytes: Uint8Array, layout: ZipLayout): ZipContent[] 
   });
 }
 
+/** An entry's central directory fields, which a test may falsify before they are written. */
+export interface CentralFields {
+  compressedSize: number;
+  size: number;
+  localHeaderOffset: number;
+  crc: number;
+}
+
+export interface ZipWriteOptions {
+  /**
+   * torch.save's layout (the default): each entry's data aligned to 64 bytes by an 'FB'
+   * extra field, and a ZIP64 end record with its locator before the classic end record.
+   */
+  torchLayout?: boolean;
+  /** ZIP64 fields in every header and a saturated classic end record, though nothing needs them. */
+  zip64?: boolean;
+  comment?: Uint8Array;
+  deflate?: (data: Uint8Array) => Uint8Array;
+  patchCentral?: (name: string, fields: CentralFields) => void;
+}
+
 class Out {
-  readonly parts: Uint8Array[] = [];
+  private readonly parts: Uint8Array[] = [];
   length = 0;
   bytes(b: Uint8Array): void {
     this.parts.push(b);
@@ -116,89 +137,117 @@ class Out {
     this.u32(v % 2 ** 32);
     this.u32(Math.floor(v / 2 ** 32));
   }
+  finish(): Uint8Array {
+    const bytes = new Uint8Array(this.length);
+    let o = 0;
+    for (const p of this.parts) {
+      bytes.set(p, o);
+      o += p.length;
+    }
+    return bytes;
+  }
 }
 
+const MAX32 = 0xffffffff;
+
 /**
- * Writes entries as torch.save does: stored (or deflated) data aligned to 64 bytes by
- * an 'FB' extra field, then the directory, a ZIP64 end record with its locator, and the
- * classic end record.
+ * A whole archive in memory, with correct CRCs, for tests and for reassembling fuzzed
+ * entries (so that edited contents get past the checksum); the options fake the layouts
+ * and faults the reader must handle.
  */
-export function writeZip(entries: readonly ZipContent[], deflate: (data: Uint8Array) => Uint8Array): Uint8Array {
+export function writeZip(entries: readonly ZipContent[], options: ZipWriteOptions = {}): Uint8Array {
+  const { torchLayout = true, zip64 = false, comment = new Uint8Array(0), deflate = (d) => new Uint8Array(deflateRawSync(d)) } = options;
   const out = new Out();
   const enc = new TextEncoder();
-  const central: { name: Uint8Array; method: number; crc: number; packed: number; size: number; local: number }[] = [];
+  const central: { name: Uint8Array; method: number; fields: CentralFields }[] = [];
   for (const e of entries) {
     const name = enc.encode(e.name);
-    const packed = e.method === 8 ? deflate(e.data) : e.data;
-    const local = out.length;
-    const pad = (64 - ((local + 30 + name.length + 4) % 64)) % 64;
-    const crc = crc32(e.data) >>> 0;
+    const method = e.method ?? 0;
+    const packed = method === 8 ? deflate(e.data) : e.data;
+    const fields: CentralFields = { compressedSize: packed.length, size: e.data.length, localHeaderOffset: out.length, crc: crc32(e.data) >>> 0 };
+    const zip64Len = zip64 ? 20 : 0;
+    const pad = torchLayout ? (64 - ((out.length + 30 + name.length + zip64Len + 4) % 64)) % 64 : 0;
     out.u32(0x04034b50);
-    out.u16(20);
+    out.u16(zip64 ? 45 : 20);
     out.u16(0);
-    out.u16(e.method);
+    out.u16(method);
     out.u32(0);
-    out.u32(crc);
-    out.u32(packed.length);
-    out.u32(e.data.length);
+    out.u32(fields.crc);
+    out.u32(zip64 ? MAX32 : packed.length);
+    out.u32(zip64 ? MAX32 : e.data.length);
     out.u16(name.length);
-    out.u16(4 + pad);
+    out.u16(zip64Len + (torchLayout ? 4 + pad : 0));
     out.bytes(name);
-    out.u16(0x4246);
-    out.u16(pad);
-    out.bytes(new Uint8Array(pad).fill(0x5a));
+    if (zip64) {
+      out.u16(1);
+      out.u16(16);
+      out.u64(e.data.length);
+      out.u64(packed.length);
+    }
+    if (torchLayout) {
+      out.u16(0x4246);
+      out.u16(pad);
+      out.bytes(new Uint8Array(pad).fill(0x5a));
+    }
     out.bytes(packed);
-    central.push({ name, method: e.method, crc, packed: packed.length, size: e.data.length, local });
+    options.patchCentral?.(e.name, fields);
+    central.push({ name, method, fields });
   }
   const cdOffset = out.length;
-  for (const c of central) {
+  for (const { name, method, fields } of central) {
+    // Values that do not fit in 32 bits go to the ZIP64 extra field, as real writers do.
+    const big = zip64 || fields.compressedSize >= MAX32 || fields.size >= MAX32 || fields.localHeaderOffset >= MAX32;
     out.u32(0x02014b50);
-    out.u16(20);
-    out.u16(20);
+    out.u16(big ? 45 : 20);
+    out.u16(big ? 45 : 20);
     out.u16(0);
-    out.u16(c.method);
+    out.u16(method);
     out.u32(0);
-    out.u32(c.crc);
-    out.u32(c.packed);
-    out.u32(c.size);
-    out.u16(c.name.length);
-    out.u16(0);
+    out.u32(fields.crc);
+    out.u32(big ? MAX32 : fields.compressedSize);
+    out.u32(big ? MAX32 : fields.size);
+    out.u16(name.length);
+    out.u16(big ? 28 : 0);
     out.u16(0);
     out.u16(0);
     out.u16(0);
     out.u32(0);
-    out.u32(c.local);
-    out.bytes(c.name);
+    out.u32(big ? MAX32 : fields.localHeaderOffset);
+    out.bytes(name);
+    if (big) {
+      out.u16(1);
+      out.u16(24);
+      out.u64(fields.size);
+      out.u64(fields.compressedSize);
+      out.u64(fields.localHeaderOffset);
+    }
   }
   const cdSize = out.length - cdOffset;
-  const record = out.length;
-  out.u32(0x06064b50);
-  out.u64(44);
-  out.u16(45);
-  out.u16(45);
-  out.u32(0);
-  out.u32(0);
-  out.u64(central.length);
-  out.u64(central.length);
-  out.u64(cdSize);
-  out.u64(cdOffset);
-  out.u32(0x07064b50);
-  out.u32(0);
-  out.u64(record);
-  out.u32(1);
+  if (zip64 || torchLayout) {
+    const record = out.length;
+    out.u32(0x06064b50);
+    out.u64(44);
+    out.u16(45);
+    out.u16(45);
+    out.u32(0);
+    out.u32(0);
+    out.u64(central.length);
+    out.u64(central.length);
+    out.u64(cdSize);
+    out.u64(cdOffset);
+    out.u32(0x07064b50);
+    out.u32(0);
+    out.u64(record);
+    out.u32(1);
+  }
   out.u32(0x06054b50);
   out.u16(0);
   out.u16(0);
-  out.u16(Math.min(central.length, 0xffff));
-  out.u16(Math.min(central.length, 0xffff));
-  out.u32(cdSize);
-  out.u32(cdOffset);
-  out.u16(0);
-  const bytes = new Uint8Array(out.length);
-  let o = 0;
-  for (const p of out.parts) {
-    bytes.set(p, o);
-    o += p.length;
-  }
-  return bytes;
+  out.u16(zip64 ? 0xffff : Math.min(central.length, 0xffff));
+  out.u16(zip64 ? 0xffff : Math.min(central.length, 0xffff));
+  out.u32(zip64 ? MAX32 : cdSize);
+  out.u32(zip64 ? MAX32 : cdOffset);
+  out.u16(comment.length);
+  out.bytes(comment);
+  return out.finish();
 }

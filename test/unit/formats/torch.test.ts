@@ -11,7 +11,7 @@ import { isSuspiciousGlobal, summarize, unwrapCheckpoint } from '../../../src/co
 import { readTorchLegacy } from '../../../src/core/formats/torchLegacy';
 import { readTorchZip } from '../../../src/core/formats/torchZip';
 import { ZipArchive } from '../../../src/core/formats/zip';
-import { buildZip, type BuildEntry } from './zipBuilder';
+import { writeZip, type ZipContent } from '../../../scripts/fuzz/zipCodec';
 import { fsum } from './fixtureValues';
 
 const FIXTURES = join(__dirname, '../../fixtures');
@@ -145,7 +145,7 @@ describe('torch fixtures read exactly as torch reads them', () => {
 });
 
 /** Re-packs a torch zip through the test zip writer, letting a test change entries on the way. */
-async function repack(rel: string, edit: (e: BuildEntry, itemSizes: Map<string, number>) => BuildEntry | undefined, zip64 = false): Promise<Uint8Array> {
+async function repack(rel: string, edit: (e: ZipContent, itemSizes: Map<string, number>) => ZipContent | undefined, zip64 = false): Promise<Uint8Array> {
   const src = await FileByteSource.open(join(FIXTURES, rel));
   try {
     const zip = await ZipArchive.open(src);
@@ -160,12 +160,12 @@ async function repack(rel: string, edit: (e: BuildEntry, itemSizes: Map<string, 
         return new TorchStorage(key, type, numel, false, async () => new Uint8Array(0));
       },
     });
-    const entries: BuildEntry[] = [];
+    const entries: ZipContent[] = [];
     for (const e of zip.entries) {
       const edited = edit({ name: e.name, data: (await zip.read(e)).slice() }, itemSizes);
       if (edited) entries.push(edited);
     }
-    return buildZip(entries, { zip64 });
+    return writeZip(entries, { zip64 });
   } finally {
     await src.close();
   }
@@ -200,10 +200,10 @@ describe('torch zip variants', () => {
       return { ...e, data };
     });
     const archive = await ZipArchive.open(new MemoryByteSource('b', big));
-    const entries: BuildEntry[] = [];
+    const entries: ZipContent[] = [];
     for (const e of archive.entries) entries.push({ name: e.name, data: await archive.read(e) });
     entries.push({ name: 'dtypes/byteorder', data: new TextEncoder().encode('big') });
-    expect(await values(await fromBytes(buildZip(entries)))).toEqual(expected);
+    expect(await values(await fromBytes(writeZip(entries)))).toEqual(expected);
     // Without the byteorder record the swapped bytes are taken as little-endian: the values change.
     expect(await values(await fromBytes(big))).not.toEqual(expected);
   });
@@ -211,9 +211,9 @@ describe('torch zip variants', () => {
   it('rejects an unknown byte order, a storage shorter than declared and a missing storage', async () => {
     const odd = await repack(rel, (e) => e);
     const archive = await ZipArchive.open(new MemoryByteSource('b', odd));
-    const entries: BuildEntry[] = [];
+    const entries: ZipContent[] = [];
     for (const e of archive.entries) entries.push({ name: e.name, data: await archive.read(e) });
-    await expect(fromBytes(buildZip([...entries, { name: 'dtypes/byteorder', data: new TextEncoder().encode('middle') }]))).rejects.toThrow(/unknown byteorder 'middle'/);
+    await expect(fromBytes(writeZip([...entries, { name: 'dtypes/byteorder', data: new TextEncoder().encode('middle') }]))).rejects.toThrow(/unknown byteorder 'middle'/);
     const short = await repack(rel, (e) => (e.name === 'dtypes/data/0' ? { ...e, data: e.data.subarray(1) } : e));
     await expect(fromBytes(short)).rejects.toThrow(/storage '0' shorter than declared/);
     const missing = await repack(rel, (e) => (e.name === 'dtypes/data/1' ? undefined : e));
@@ -268,7 +268,7 @@ function tensorPickle(tensors: HandTensor[]): Uint8Array {
 }
 
 function storageZip(pickle: Uint8Array, storages: Record<string, Uint8Array>): Uint8Array {
-  return buildZip([
+  return writeZip([
     { name: 'hand/data.pkl', data: pickle },
     ...Object.entries(storages).map(([k, data]) => ({ name: `hand/data/${k}`, data })),
     { name: 'hand/version', data: new TextEncoder().encode('3\n') },
@@ -368,7 +368,7 @@ describe('checkpoint shapes beyond the fixtures', () => {
 
   it('reads a TorchScript archive in state_dict order', async () => {
     const files = JSON.parse(new TextDecoder().decode(blob(SCRIPTED))) as Record<string, string>;
-    const zip = buildZip(Object.entries(files).map(([name, b64]) => ({ name, data: new Uint8Array(Buffer.from(b64, 'base64')) })));
+    const zip = writeZip(Object.entries(files).map(([name, b64]) => ({ name, data: new Uint8Array(Buffer.from(b64, 'base64')) })));
     const m = await fromBytes(zip);
     expect(await values(m)).toEqual({
       '0.scale': [2],

@@ -4,7 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { FileByteSource, MemoryByteSource, type ByteSource } from '../../../src/core/formats/byteSource';
 import { ModelFormatError } from '../../../src/core/formats/errors';
 import { ZipArchive } from '../../../src/core/formats/zip';
-import { buildZip, type BuildEntry } from './zipBuilder';
+import { writeZip, type ZipContent, type ZipWriteOptions } from '../../../scripts/fuzz/zipCodec';
+
+/** A zip as a generic writer makes it: no alignment padding, no ZIP64 records unless asked. */
+const plainZip = (entries: readonly ZipContent[], options: ZipWriteOptions = {}) => writeZip(entries, { torchLayout: false, ...options });
 
 const MODELS = join(__dirname, '../../fixtures/models');
 const enc = new TextEncoder();
@@ -21,7 +24,7 @@ function randomBytes(n: number, seed: number): Uint8Array {
   return out;
 }
 
-const ENTRIES: BuildEntry[] = [
+const ENTRIES: ZipContent[] = [
   { name: 'archive/data.pkl', data: enc.encode('pickle bytes '.repeat(20)) },
   { name: 'archive/data/0', data: randomBytes(4096, 1) },
   { name: 'archive/data/1', data: new Uint8Array(20000).fill(3), method: 8 },
@@ -68,32 +71,32 @@ async function readAll(bytes: Uint8Array): Promise<Map<string, Uint8Array>> {
 
 describe('ZipArchive', () => {
   it('reads stored and deflated entries back exactly', async () => {
-    const got = await readAll(buildZip(ENTRIES));
+    const got = await readAll(plainZip(ENTRIES));
     expect([...got.keys()]).toEqual(ENTRIES.map((e) => e.name));
     for (const e of ENTRIES) expect(got.get(e.name)).toEqual(e.data);
   });
 
   it('reads ZIP64 records and extra fields', async () => {
-    const bytes = buildZip(ENTRIES, { zip64: true });
+    const bytes = plainZip(ENTRIES, { zip64: true });
     const zip = await ZipArchive.open(new MemoryByteSource('t.zip', bytes));
     expect(zip.entries.map((e) => [e.name, e.size])).toEqual(ENTRIES.map((e) => [e.name, e.data.length]));
     for (const e of ENTRIES) expect(await zip.read(zip.entry(e.name)!)).toEqual(e.data);
   });
 
   it('finds the end record behind an archive comment', async () => {
-    const got = await readAll(buildZip(ENTRIES, { comment: enc.encode('x'.repeat(65535)) }));
+    const got = await readAll(plainZip(ENTRIES, { comment: enc.encode('x'.repeat(65535)) }));
     expect(got.get('archive/data/0')).toEqual(ENTRIES[1].data);
   });
 
   it('does not search for the end record further back than 64 KiB', async () => {
-    const zip = buildZip(ENTRIES);
+    const zip = plainZip(ENTRIES);
     const padded = new Uint8Array(zip.length + 70000);
     padded.set(zip);
     await expectZipError(padded, /no end-of-central-directory record in the last 64 KiB/);
   });
 
   it('reads ranges of a stored entry in place, touching only those bytes', async () => {
-    const src = new CountingSource(new MemoryByteSource('t.zip', buildZip(ENTRIES)));
+    const src = new CountingSource(new MemoryByteSource('t.zip', plainZip(ENTRIES)));
     const zip = await ZipArchive.open(src);
     const before = src.bytesRead;
     const part = await zip.read(zip.entry('archive/data/0')!, 1000, 16);
@@ -125,7 +128,7 @@ describe('ZipArchive', () => {
   });
 
   it('detects a flipped byte in stored data through the CRC', async () => {
-    const bytes = buildZip(ENTRIES);
+    const bytes = plainZip(ENTRIES);
     const zip = await ZipArchive.open(new MemoryByteSource('t.zip', bytes));
     const offset = await zip.dataOffset(zip.entry('archive/data/0')!);
     const bad = bytes.slice();
@@ -135,7 +138,7 @@ describe('ZipArchive', () => {
 
   it('rejects a directory that claims a 100 GB entry without allocating it', async () => {
     const huge = 100 * 2 ** 30;
-    const bytes = buildZip(ENTRIES, {
+    const bytes = plainZip(ENTRIES, {
       patchCentral: (name, f) => {
         if (name === 'archive/data/0') {
           f.size = huge;
@@ -153,7 +156,7 @@ describe('ZipArchive', () => {
   });
 
   it('rejects a deflated entry that claims more than deflate can produce', async () => {
-    const bytes = buildZip(ENTRIES, {
+    const bytes = plainZip(ENTRIES, {
       patchCentral: (name, f) => {
         if (name === 'archive/data/1') f.size = 2 ** 40;
       },
@@ -162,7 +165,7 @@ describe('ZipArchive', () => {
   });
 
   it('stops inflating at the declared size (deflate bomb)', async () => {
-    const bytes = buildZip(ENTRIES, {
+    const bytes = plainZip(ENTRIES, {
       patchCentral: (name, f) => {
         if (name === 'archive/data/1') f.size = 100;
       },
@@ -171,9 +174,9 @@ describe('ZipArchive', () => {
   });
 
   it('rejects overlapping local headers, bad signatures and duplicate names', async () => {
-    const dup = buildZip([ENTRIES[0], { ...ENTRIES[1], name: ENTRIES[0].name }]);
+    const dup = plainZip([ENTRIES[0], { ...ENTRIES[1], name: ENTRIES[0].name }]);
     await expectZipError(dup, /duplicate zip entry 'archive\/data.pkl'/);
-    const moved = buildZip(ENTRIES, {
+    const moved = plainZip(ENTRIES, {
       patchCentral: (name, f) => {
         if (name === 'archive/version') f.localHeaderOffset = 5;
       },
@@ -192,7 +195,7 @@ describe('ZipArchive', () => {
   });
 
   it('survives every flipped byte of the directory area with data or a ModelFormatError', async () => {
-    const bytes = buildZip(ENTRIES, { zip64: true });
+    const bytes = plainZip(ENTRIES, { zip64: true });
     const zip = await ZipArchive.open(new MemoryByteSource('t.zip', bytes));
     const cdStart = Math.min(...zip.entries.map((e) => e.localHeaderOffset + e.compressedSize));
     let errors = 0;

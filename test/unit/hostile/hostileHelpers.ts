@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { deflateRawSync } from 'node:zlib';
 import { setRootItem } from '../../../scripts/fuzz/pickleMutators';
 import { pk, scanPickle } from '../../../scripts/fuzz/pickleOps';
 import { parseZip, writeZip, zipContents, type ZipContent } from '../../../scripts/fuzz/zipCodec';
@@ -22,11 +21,9 @@ export function readBytes(bytes: Uint8Array, name = 'test.pth'): Promise<ModelFi
   return readModel(new MemoryByteSource(name, bytes));
 }
 
-const deflate = (d: Uint8Array) => new Uint8Array(deflateRawSync(d));
-
 /** A torch zip archive holding `entries` (stored unless they say otherwise), with correct CRCs. */
 export function torchZip(entries: ZipContent[]): Uint8Array {
-  return writeZip(entries, deflate);
+  return writeZip(entries);
 }
 
 /** The torch zip `bytes` with its data.pkl replaced by `edit(data.pkl)`, CRCs recomputed. */
