@@ -9,7 +9,6 @@ fusion next to the same fusion done by PyTorch in float32, both against float64.
 
 import collections
 import copy
-import json
 import os
 import sys
 
@@ -18,6 +17,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'fixtures'))
 import make_fixtures  # noqa: E402  (for its safetensors reader)
 import replens_fixture_models as rfm  # noqa: E402
+from manifest_cases import run_cases  # noqa: E402
 
 
 def load_any(path, weights_only):
@@ -76,17 +76,5 @@ def check(case):
     return result
 
 
-def main():
-    with open(sys.argv[1]) as f:
-        cases = json.load(f)
-    results = []
-    for case in cases:
-        try:
-            results.append(check(case))
-        except Exception as e:  # reported per case so one failure does not hide the others
-            results.append({'fixture': case['fixture'], 'deploy': os.path.basename(case['deploy']), 'error': f'{type(e).__name__}: {e}'})
-    print(json.dumps(results, indent=1))
-
-
 if __name__ == '__main__':
-    main()
+    run_cases(check, lambda case: {'fixture': case['fixture'], 'deploy': os.path.basename(case['deploy'])})

@@ -9,7 +9,6 @@ usage: torch_outputs.py MANIFEST.json
 Prints one JSON list: per case, {name: npy path} of what was saved, or an error.
 """
 
-import json
 import os
 import sys
 
@@ -20,6 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'fixtures'))
 import check_deploy  # noqa: E402  (for its checkpoint loading)
 import replens_fixture_models as rfm  # noqa: E402
+from manifest_cases import run_cases  # noqa: E402
 
 
 def run(case):
@@ -48,17 +48,5 @@ def run(case):
     return saved
 
 
-def main():
-    with open(sys.argv[1]) as f:
-        cases = json.load(f)
-    results = []
-    for case in cases:
-        try:
-            results.append({'outputs': run(case)})
-        except Exception as e:  # reported per case so one failure does not hide the others
-            results.append({'error': f'{type(e).__name__}: {e}'})
-    print(json.dumps(results))
-
-
 if __name__ == '__main__':
-    main()
+    run_cases(lambda case: {'outputs': run(case)})
