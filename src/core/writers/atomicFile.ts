@@ -73,6 +73,37 @@ async function sameFile(a: string, b: string): Promise<boolean> {
   }
 }
 
+const exists = (file: string) => fs.stat(file).then(() => true, () => false);
+
+/** The error of a cancelled write; `file` is the output, or the input when no output is known yet. */
+export function cancelledError(file: string): OutputError {
+  return new OutputError(file, 'cancelled; nothing was written', 'cancelled');
+}
+
+// link() fails like this where the file system has no hard links (FAT, some network shares).
+const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
+
+/**
+ * Puts the finished temporary file at `target`. Without `overwrite`, link() is the atomic
+ * "create unless it exists": a target that appeared while this one was written (another
+ * conversion of the same file) is left as it is, where a rename would silently replace it.
+ */
+async function moveIntoPlace(temp: string, target: string, shown: string, overwrite: boolean): Promise<void> {
+  if (overwrite) return fs.rename(temp, target);
+  const appeared = () => new OutputError(shown, 'was created by someone else while this output was being written; it was left as it is (use --force to replace it)', 'exists');
+  try {
+    await fs.link(temp, target);
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'EEXIST') throw appeared();
+    if (typeof code !== 'string' || !NO_HARD_LINKS.has(code)) throw e;
+    // No atomic way here: check as late as possible, then rename.
+    if (await exists(target)) throw appeared();
+    return fs.rename(temp, target);
+  }
+  await fs.unlink(temp);
+}
+
 export interface AtomicWriteOptions {
   /** Replace an existing target. */
   overwrite?: boolean;
@@ -82,37 +113,39 @@ export interface AtomicWriteOptions {
 }
 
 /**
- * Writes `target` through a temporary file in the same folder, fsyncs it and renames it
- * into place, so a reader never sees a half-written file and a failure leaves nothing behind.
+ * Writes `target` through a temporary file in the same folder, fsyncs it and moves it into
+ * place, so a reader never sees a half-written file and a failure leaves nothing behind.
+ * Without `overwrite` an existing target is never replaced, even one created meanwhile.
+ * Cancelling takes effect until the file is moved into place; after that the output is complete.
  */
 export async function writeAtomically(target: string, write: (sink: ByteSink) => Promise<void>, options: AtomicWriteOptions = {}): Promise<number> {
   const resolved = path.resolve(target);
+  const { signal } = options;
   for (const input of options.protect ?? []) {
     if (path.resolve(input) === resolved || (await sameFile(input, resolved))) {
       throw new OutputError(target, 'is the input file; RepLens never overwrites its input', 'is-input');
     }
   }
-  if (!options.overwrite) {
-    const exists = await fs.stat(resolved).then(() => true, () => false);
-    if (exists) throw new OutputError(target, 'already exists (use --force to replace it)', 'exists');
-  }
+  // Checked first so that a conversion whose output is already there costs nothing; moveIntoPlace decides for good.
+  if (!options.overwrite && (await exists(resolved))) throw new OutputError(target, 'already exists (use --force to replace it)', 'exists');
+  if (signal?.aborted) throw cancelledError(target);
   const temp = path.join(path.dirname(resolved), `.${path.basename(resolved)}.${randomBytes(6).toString('hex')}.replens-tmp`);
   let handle: fs.FileHandle | undefined;
   try {
     handle = await fs.open(temp, 'wx', 0o644);
-    const sink = new ByteSink(handle, options.signal);
+    const sink = new ByteSink(handle, signal);
     await write(sink);
     await sink.flush();
-    if (options.signal?.aborted) throw new OutputError(target, 'cancelled', 'cancelled');
     await handle.sync();
     await handle.close();
     handle = undefined;
-    await fs.rename(temp, resolved);
+    if (signal?.aborted) throw cancelledError(target);
+    await moveIntoPlace(temp, resolved, target, options.overwrite ?? false);
     return sink.position;
   } catch (e) {
     await handle?.close().catch(() => undefined);
     await fs.rm(temp, { force: true }).catch(() => undefined);
-    if (e instanceof OutputError) throw e.file === '(output)' ? new OutputError(target, e.reason, e.code) : e;
+    if (e instanceof OutputError) throw e.code === 'cancelled' ? cancelledError(target) : e;
     const code = (e as { code?: unknown }).code;
     // Only file-system failures are about the output; anything else (a bad block, a changed input) passes through.
     if (typeof code !== 'string') throw e;
