@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { convertFile, defaultOutputPath, sameFormatAs, type ConvertResult, type OutputFormat } from '../../core/convert/convert';
 import { probeFile } from '../../core/formats/probe';
+import { OutputError } from '../../core/writers/atomicFile';
 import { log } from '../log';
 import { targetModelUri } from '../modelFiles';
 import { convertSettings } from '../settings';
@@ -14,6 +15,9 @@ async function exists(file: string): Promise<boolean> {
   return fs.stat(file).then(() => true, () => false);
 }
 
+/** Inputs being converted now: a second Convert of one of them would only race the first for the same output. */
+const converting = new Set<string>();
+
 /** RepLens: Convert to Deploy — fuse every train-form block of a model file into a new file beside it. */
 export async function convertToDeploy(arg: unknown, onConverted: ConvertListener): Promise<ConvertResult | undefined> {
   const uri = targetModelUri(arg);
@@ -22,6 +26,19 @@ export async function convertToDeploy(arg: unknown, onConverted: ConvertListener
     return undefined;
   }
   const input = uri.fsPath;
+  if (converting.has(input)) {
+    void vscode.window.showInformationMessage(`RepLens: ${path.basename(input)} is already being converted.`);
+    return undefined;
+  }
+  converting.add(input);
+  try {
+    return await convert(input, onConverted);
+  } finally {
+    converting.delete(input);
+  }
+}
+
+async function convert(input: string, onConverted: ConvertListener): Promise<ConvertResult | undefined> {
   const settings = convertSettings();
   let output: string;
   let format: OutputFormat;
@@ -77,7 +94,7 @@ export async function convertToDeploy(arg: unknown, onConverted: ConvertListener
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     log().error(`Conversion of ${input} failed: ${message}`);
-    if (/cancelled/.test(message)) void vscode.window.showInformationMessage(`RepLens: conversion of ${path.basename(input)} cancelled; nothing was written.`);
+    if (e instanceof OutputError && e.code === 'cancelled') void vscode.window.showInformationMessage(`RepLens: conversion of ${path.basename(input)} cancelled; nothing was written.`);
     else void vscode.window.showErrorMessage(`RepLens: could not convert ${path.basename(input)}: ${message}`);
     return undefined;
   }
