@@ -108,11 +108,11 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
     }
     const bytesWritten = await writeAtomically(
       output,
-      async (sink) => {
-        if (format === 'safetensors') await writeSafetensors(sink, plan.tensors, { format: 'pt', producer: 'RepLens' });
-        else await writeTorchCheckpoint(sink, plan.tensors);
-        await checkUnchanged(input, before);
-      },
+      (sink) =>
+        whileUnchanged(input, before, async () => {
+          if (format === 'safetensors') await writeSafetensors(sink, plan.tensors, { format: 'pt', producer: 'RepLens' });
+          else await writeTorchCheckpoint(sink, plan.tensors);
+        }),
       { overwrite: options.force, protect: [input], signal: options.signal },
     );
     return {
@@ -136,10 +136,27 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
 
 /** Checks that the input has not changed since `before`, or the output would mix two versions. */
 async function checkUnchanged(input: string, before: Stats | undefined): Promise<void> {
-  const after = await fs.stat(input);
+  const after = await fs.stat(input).catch((e: unknown) => {
+    if ((e as { code?: unknown }).code === 'ENOENT') throw new ModelFormatError(input, 'was deleted or moved while it was being converted; nothing was written');
+    throw e;
+  });
   if (before && (after.size !== before.size || after.mtimeMs !== before.mtimeMs)) {
     throw new ModelFormatError(input, 'the file changed while it was being converted; nothing was written');
   }
+}
+
+/**
+ * Runs `write` and then checks the input is unchanged. When `write` fails and the input has
+ * changed (a truncated file read short), the change is the cause the user needs to hear.
+ */
+export async function whileUnchanged(input: string, before: Stats | undefined, write: () => Promise<void>): Promise<void> {
+  try {
+    await write();
+  } catch (e) {
+    if (!(e instanceof OutputError)) await checkUnchanged(input, before);
+    throw e;
+  }
+  await checkUnchanged(input, before);
 }
 
 /** An ONNX model is fused inside its graph and written as ONNX, with external data inlined. */
@@ -163,17 +180,17 @@ async function convertOnnx(model: ModelFile, options: ConvertOptions, before: St
   let fusion: OnnxFusion | undefined;
   const bytesWritten = await writeAtomically(
     output,
-    async (sink) => {
-      fusion = await fuseOnnxModel(model, structure, {
-        eps: options.eps,
-        onBlock: (block) => {
-          if (options.signal?.aborted) throw new OutputError(output, 'cancelled', 'cancelled');
-          options.onProgress?.(++done, total, block);
-        },
-      });
-      await sink.write(await encodeOnnxModel(fusion.model));
-      await checkUnchanged(input, before);
-    },
+    (sink) =>
+      whileUnchanged(input, before, async () => {
+        fusion = await fuseOnnxModel(model, structure, {
+          eps: options.eps,
+          onBlock: (block) => {
+            if (options.signal?.aborted) throw new OutputError(output, 'cancelled', 'cancelled');
+            options.onProgress?.(++done, total, block);
+          },
+        });
+        await sink.write(await encodeOnnxModel(fusion.model));
+      }),
     { overwrite: options.force, protect: [input], signal: options.signal },
   );
   const f = fusion!;

@@ -1,12 +1,12 @@
 import { promises as fs } from 'node:fs';
-import { defaultOutputPath } from '../convert/convert';
+import { defaultOutputPath, whileUnchanged } from '../convert/convert';
 import { ModelFormatError } from '../formats/errors';
 import { encodeOnnxModel } from '../formats/onnx';
 import { openModelFile } from '../formats/openModelFile';
 import { buildStructure } from '../model/buildStructure';
 import { allBlocks, type Block } from '../model/structure';
-import { writeAtomically } from '../writers/atomicFile';
-import { buildGraph } from './buildGraph';
+import { cancelledError, writeAtomically } from '../writers/atomicFile';
+import { buildGraph, type BuiltGraph } from './buildGraph';
 import { graphStats } from './stats';
 import type { Topology } from './topology';
 
@@ -60,25 +60,24 @@ export async function writeDeployOnnx(input: string, options: OnnxExportOptions 
     }
     const output = options.output ?? defaultOnnxOutputPath(input);
     let fused = 0;
-    const graph = await buildGraph(model, structure, {
-      form: 'deploy',
-      eps: options.eps,
-      onBlock: (_done, _total, block) => {
-        if (block.form === 'train') options.onProgress?.(++fused, train.length, block);
-      },
-    });
-    const bytes = await encodeOnnxModel(graph.model);
+    let built: BuiltGraph | undefined;
     const bytesWritten = await writeAtomically(
       output,
-      async (sink) => {
-        await sink.write(bytes);
-        const after = await fs.stat(input);
-        if (before && (after.size !== before.size || after.mtimeMs !== before.mtimeMs)) {
-          throw new ModelFormatError(input, 'the file changed while it was being converted; nothing was written');
-        }
-      },
+      (sink) =>
+        whileUnchanged(input, before, async () => {
+          built = await buildGraph(model, structure, {
+            form: 'deploy',
+            eps: options.eps,
+            onBlock: (_done, _total, block) => {
+              if (options.signal?.aborted) throw cancelledError(output);
+              if (block.form === 'train') options.onProgress?.(++fused, train.length, block);
+            },
+          });
+          await sink.write(await encodeOnnxModel(built.model));
+        }),
       { overwrite: options.force, protect: [input], signal: options.signal },
     );
+    const graph = built!;
     return {
       input,
       output,

@@ -1,3 +1,4 @@
+import { truncateSync, unlinkSync } from 'node:fs';
 import { copyFile, mkdtemp, readdir, rm, stat, appendFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -6,6 +7,7 @@ import { convertFile, defaultOutputPath } from '../../../src/core/convert/conver
 import { ModelFormatError } from '../../../src/core/formats/errors';
 import { openModelFile } from '../../../src/core/formats/openModelFile';
 import { FusionError } from '../../../src/core/fuse/fuseBlock';
+import { writeDeployOnnx } from '../../../src/core/graph/writeOnnx';
 import { buildStructure } from '../../../src/core/model/buildStructure';
 import { allBlocks } from '../../../src/core/model/structure';
 import { OutputError } from '../../../src/core/writers/atomicFile';
@@ -131,6 +133,32 @@ describe('nothing is lost', () => {
     const error = await convertFile(input, { onProgress: (done) => void (done === 2 && appendFile(input, 'x')) }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ModelFormatError);
     expect((error as Error).message).toMatch(/changed while it was being converted/);
+    expect(await leftovers()).toEqual([]);
+  });
+
+  it.each(['repvgg_tiny_train.pth', 'repvgg_tiny_train.onnx'])('%s deleted while being converted: the message says so, naming it, and nothing is written', async (name) => {
+    const input = await fixture(name);
+    const error = await convertFile(input, { onProgress: (done) => done === 2 && unlinkSync(input) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelFormatError);
+    expect((error as Error).message).toBe(`${input}: was deleted or moved while it was being converted; nothing was written`);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it.each(['repvgg_tiny_train.pth', 'repvgg_tiny_train.onnx', 'timm_repvgg_train.safetensors'])('%s truncated while being read: the message names it and says it changed, and nothing is written', async (name) => {
+    const input = await fixture(name);
+    const error = await convertFile(input, { onProgress: (done) => done === 2 && truncateSync(input, 1000) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelFormatError);
+    expect((error as Error).message).toBe(`${input}: the file changed while it was being converted; nothing was written`);
+    expect(await leftovers()).toEqual([]);
+  });
+
+  it('the ONNX export of a checkpoint hears of a deleted or truncated input the same way', async () => {
+    const input = await fixture('repvgg_tiny_train.pth');
+    const deleted = await writeDeployOnnx(input, { onProgress: (done) => done === 2 && unlinkSync(input) }).catch((e: unknown) => e);
+    expect((deleted as Error).message).toBe(`${input}: was deleted or moved while it was being converted; nothing was written`);
+    await fixture('repvgg_tiny_train.pth');
+    const truncated = await writeDeployOnnx(input, { onProgress: (done) => done === 2 && truncateSync(input, 1000) }).catch((e: unknown) => e);
+    expect((truncated as Error).message).toBe(`${input}: the file changed while it was being converted; nothing was written`);
     expect(await leftovers()).toEqual([]);
   });
 
