@@ -8,7 +8,7 @@ import { openModelFile } from '../formats/openModelFile';
 import { fuseOnnxModel, onnxBlockOutputs, type OnnxBlockOutput, type OnnxFusion } from '../fuse/onnxFusion';
 import { buildStructure } from '../model/buildStructure';
 import { allBlocks, type Block } from '../model/structure';
-import { OutputError, writeAtomically } from '../writers/atomicFile';
+import { cancelledError, OutputError, writeAtomically } from '../writers/atomicFile';
 import { writeSafetensors } from '../writers/safetensorsWriter';
 import { writeTorchCheckpoint } from '../writers/torchWriter';
 import { planDeploy, type PlanOptions } from './deployPlan';
@@ -88,6 +88,8 @@ function epsSummary(blocks: readonly Block[], override?: number): ConvertResult[
 /** Reads a train-form model file and writes its deploy form, one block at a time. */
 export async function convertFile(input: string, options: ConvertOptions = {}): Promise<ConvertResult> {
   const started = performance.now();
+  // The output's name needs the format, which needs the file: until then a cancellation names the input.
+  if (options.signal?.aborted) throw cancelledError(options.output ?? input);
   const before = await fs.stat(input).catch(() => undefined);
   const pool = new BufferPool();
   const model = await openModelFile(input, pool);
@@ -185,7 +187,7 @@ async function convertOnnx(model: ModelFile, options: ConvertOptions, before: St
         fusion = await fuseOnnxModel(model, structure, {
           eps: options.eps,
           onBlock: (block) => {
-            if (options.signal?.aborted) throw new OutputError(output, 'cancelled', 'cancelled');
+            if (options.signal?.aborted) throw cancelledError(output);
             options.onProgress?.(++done, total, block);
           },
         });

@@ -131,6 +131,11 @@ function check(condition: boolean, subject: string, reason: string): asserts con
   if (!condition) throw new ParityError(subject, reason, 'input');
 }
 
+/** Building or fusing the graphs of a large model takes seconds: a cancel is heard between blocks, not only once inference runs. */
+function throwIfCancelled(options: ParityOptions, subject: string): void {
+  if (options.signal?.aborted) throw new ParityError(subject, 'cancelled', 'cancelled');
+}
+
 function validate(options: ParityOptions): void {
   const positiveInt = (v: number | undefined, name: string, min = 1) => check(v === undefined || (Number.isInteger(v) && v >= min), 'options', `${name} must be an integer >= ${min}`);
   positiveInt(options.inputs, 'inputs');
@@ -152,7 +157,10 @@ async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptio
   const built = await buildGraph(model, structure, {
     form,
     eps: options.eps,
-    onBlock: (done, total, block) => options.onProgress?.({ phase: 'build', done, total, message: `${form === 'deploy' ? 'fusing' : 'building'} ${block.name}` }),
+    onBlock: (done, total, block) => {
+      throwIfCancelled(options, model.path);
+      options.onProgress?.({ phase: 'build', done, total, message: `${form === 'deploy' ? 'fusing' : 'building'} ${block.name}` });
+    },
   });
   const fusedHere = form === 'deploy' && allBlocks(structure).some((b) => b.form === 'train');
   const source = `${built.form} form${fusedHere ? ', fused in memory' : ''}`;
@@ -361,6 +369,7 @@ async function run(ref: Side, cand: Side, options: ParityOptions): Promise<Parit
  */
 export async function checkParity(file: string, options: ParityOptions = {}): Promise<ParityResult> {
   validate(options);
+  throwIfCancelled(options, file);
   const model = await openModelFile(file);
   let ref: Side;
   let cand: Side;
@@ -376,7 +385,7 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
     const rebuildable = blocks.every((b) => b.onnx?.familySource === 'initializer-names' && b.branches.every((br) => !br.withoutBn));
     if (model.format === 'onnx' && !rebuildable) {
       ref = onnxSide(model);
-      const fused = (await fuseOnnxModel(model, structure, { eps: options.eps })).model;
+      const fused = (await fuseOnnxModel(model, structure, { eps: options.eps, onBlock: () => throwIfCancelled(options, file) })).model;
       cand = {
         ...ref,
         label: `${model.path} (blocks fused in memory)`,
@@ -400,6 +409,7 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
  */
 export async function compareModels(a: string, b: string, options: ParityOptions = {}): Promise<ParityResult> {
   validate(options);
+  throwIfCancelled(options, `${a} vs ${b}`);
   const ref = await sideOf(a, options);
   const cand = await sideOf(b, options, ref.structure);
   return run(ref, cand, options);
