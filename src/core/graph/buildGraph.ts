@@ -51,10 +51,13 @@ const BATCH = 'batch';
 export const CHAIN_INPUT = 'input';
 export const LOGITS = 'output';
 
-/** A DataParallel 'module.' prefix on every tensor is dropped from block names, as the deploy writer drops it. */
-function displayNames(file: ModelFile, blocks: readonly Block[]): Map<Block, string> {
+/**
+ * Names blocks as graphs, parity results and reports show them: a DataParallel 'module.' prefix on
+ * every tensor is dropped, as the deploy writer drops it.
+ */
+export function blockNamer(file: ModelFile): (name: string) => string {
   const prefixed = file.tensors.length > 0 && file.tensors.every((t) => t.name.startsWith('module.'));
-  return new Map(blocks.map((b) => [b, prefixed ? b.name.slice('module.'.length) : b.name]));
+  return (name) => (prefixed && name.startsWith('module.') ? name.slice('module.'.length) : name);
 }
 
 class BlockEmitter {
@@ -178,7 +181,7 @@ class BlockEmitter {
 export async function buildGraph(file: ModelFile, structure: ModelStructure, options: GraphOptions): Promise<BuiltGraph> {
   if (allBlocks(structure).length === 0) throw new GraphError(file.path, 'no re-parameterizable blocks to build a graph from');
   const plan = planTopology(file.tensors, structure);
-  const names = displayNames(file, plan.blocks);
+  const displayName = blockNamer(file);
   const forms = new Set(plan.blocks.map((b) => (options.form === 'deploy' ? 'deploy' : b.form)));
   const form: BuiltGraph['form'] = forms.size === 1 ? [...forms][0] : 'mixed';
   const g = new OnnxBuilder(`${structure.architecture} (${form})`);
@@ -189,7 +192,7 @@ export async function buildGraph(file: ModelFile, structure: ModelStructure, opt
 
   let x = '';
   for (const [i, block] of plan.blocks.entries()) {
-    const name = names.get(block)!;
+    const name = displayName(block.name);
     if (i === 0 || plan.topology === 'blockwise') {
       x = g.input(plan.topology === 'blockwise' ? `${name}:input` : CHAIN_INPUT, [BATCH, block.inChannels, ...SPATIAL]);
       inputs.push({ name: x, channels: block.inChannels });

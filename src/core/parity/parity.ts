@@ -3,8 +3,8 @@ import { encodeOnnxModel } from '../formats/onnx';
 import type { OnnxGraph } from '../formats/onnxModel';
 import type { ModelFile } from '../formats/modelFile';
 import { openModelFile } from '../formats/openModelFile';
-import { fuseOnnxModel } from '../fuse/onnxFusion';
-import { buildGraph, type GraphForm } from '../graph/buildGraph';
+import { fuseOnnxModel, onnxBlockOutputs } from '../fuse/onnxFusion';
+import { blockNamer, buildGraph, type GraphForm } from '../graph/buildGraph';
 import { graphStats } from '../graph/stats';
 import type { Topology } from '../graph/topology';
 import { buildStructure } from '../model/buildStructure';
@@ -15,7 +15,7 @@ import { ParityError } from './errors';
 import { adoptGeometry } from './geometry';
 import { readNpy } from './npy';
 import { NormalRandom } from './prng';
-import type { Feed, ModelSource, WorkerPhase } from './protocol';
+import type { Feed, ModelSource, SessionSpec, WorkerPhase } from './protocol';
 
 export const DEFAULTS = { inputs: 4, seed: 0, atol: 1e-4, rtol: 1e-3, latencyRuns: 10, size: 224, blockwiseSize: 32 } as const;
 
@@ -118,8 +118,13 @@ interface Side {
   inputs: { name: string; dims: (number | string | undefined)[] }[];
   /** The model's own outputs. */
   outputs: string[];
-  /** Block outputs, by block name. */
-  blocks: string[];
+  /** Where each block's result is in the graph: a graph output, or a tensor added as one for the run. */
+  blocks: { name: string; tensor: string }[];
+  /**
+   * What a block's result is: graphs RepLens builds output each block after its activation; in an
+   * ONNX file it is the sum of the block's branches, before the activation.
+   */
+  blockPoint: 'after activation' | 'branch sum';
   notes: string[];
   /** For checkpoints: the structure the graph was built from. */
   structure?: ModelStructure;
@@ -173,14 +178,19 @@ async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptio
     topology: built.topology,
     inputs: built.inputs.map((i) => ({ name: i.name, dims: ['batch', i.channels, 'height', 'width'] })),
     outputs: built.outputs,
-    blocks: built.blocks,
+    blocks: built.blocks.map((name) => ({ name, tensor: name })),
+    blockPoint: 'after activation',
     notes: [...built.notes, ...adopted, ...structure.warnings.map((w) => `${model.path}: ${w.block ? `${w.block}: ` : ''}${w.message}`)],
     structure,
   };
 }
 
-/** An ONNX file, run as it is. A graph RepLens wrote says its topology, so its block outputs are known. */
-function onnxSide(model: ModelFile): Side {
+/**
+ * An ONNX file, run as it is. A graph RepLens wrote says its topology, so its block outputs are
+ * known; in any other graph each block found in it is compared at the sum of its branches, a
+ * tensor that fusion keeps by name (see onnxBlockOutputs).
+ */
+function onnxSide(model: ModelFile, structure?: ModelStructure): Side {
   const graph = model.onnx!.graph!;
   const initializers = new Set(graph.initializer.map((t) => t.name));
   const topology = model.onnx!.metadataProps.find((p) => p.key === 'replens.topology')?.value;
@@ -198,9 +208,16 @@ function onnxSide(model: ModelFile): Side {
       .filter((i) => !initializers.has(i.name))
       .map((i) => ({ name: i.name ?? '', dims: i.type?.tensorType?.shape?.dim.map((d) => d.dimValue ?? d.dimParam) ?? [] })),
     outputs,
-    blocks: known ? names.filter((n) => n !== 'output') : [],
+    ...(known
+      ? { blocks: names.filter((n) => n !== 'output').map((name) => ({ name, tensor: name })), blockPoint: 'after activation' as const }
+      : { blocks: blocksInGraph(model, structure ?? buildStructure(model)), blockPoint: 'branch sum' as const }),
     notes: [],
   };
+}
+
+function blocksInGraph(model: ModelFile, structure: ModelStructure): Side['blocks'] {
+  const displayName = blockNamer(model);
+  return onnxBlockOutputs(structure).map((b) => ({ name: displayName(b.block), tensor: b.original }));
 }
 
 async function sideOf(file: string, options: ParityOptions, reference?: ModelStructure): Promise<Side> {
@@ -287,9 +304,11 @@ async function samplesFor(ref: Side, shapes: Map<string, number[]>, options: Par
   return samples;
 }
 
-function pairsFor(ref: Side, cand: Side, notes: string[]): { name: string; kind: 'output' | 'block'; reference: string; candidate: string }[] {
+type Pair = { name: string; kind: 'output' | 'block'; reference: string; candidate: string };
+
+function pairsFor(ref: Side, cand: Side, notes: string[]): Pair[] {
   const candOutputs = new Set(cand.graph.output.map((o) => o.name));
-  const pairs: ReturnType<typeof pairsFor> = [];
+  const pairs: Pair[] = [];
   for (const o of ref.outputs) {
     if (candOutputs.has(o)) pairs.push({ name: o, kind: 'output', reference: o, candidate: o });
   }
@@ -298,13 +317,30 @@ function pairsFor(ref: Side, cand: Side, notes: string[]): { name: string; kind:
     pairs.push({ name: ref.outputs[0], kind: 'output', reference: ref.outputs[0], candidate: cand.outputs[0] });
   }
   for (const o of ref.outputs) if (!pairs.some((p) => p.reference === o)) notes.push(`output '${o}' has no counterpart in ${cand.file}`);
+  pairs.push(...blockPairs(ref, cand, notes));
+  if (pairs.length === 0) throw new ParityError(cand.file, `none of its outputs matches an output of ${ref.file}`, 'mismatch');
+  return pairs;
+}
+
+/** Each reference block with its counterpart in the candidate, where both hold the same point of the block. */
+function blockPairs(ref: Side, cand: Side, notes: string[]): Pair[] {
+  if (ref.blocks.length === 0) return [];
+  if (cand.blockPoint !== ref.blockPoint) {
+    const [after, sum] = ref.blockPoint === 'after activation' ? [ref, cand] : [cand, ref];
+    notes.push(`blocks are not compared one by one: ${after.file} gives each block's result after its activation, ${sum.file} the sum of its branches before it`);
+    return [];
+  }
+  const candBlocks = new Map(cand.blocks.map((b) => [b.name, b.tensor]));
+  const produced = new Set(cand.graph.node.flatMap((n) => n.output));
+  const pairs: Pair[] = [];
   const missing: string[] = [];
   for (const b of ref.blocks) {
-    if (candOutputs.has(b)) pairs.push({ name: b, kind: 'block', reference: b, candidate: b });
-    else missing.push(b);
+    // Fusion keeps a block's result under its tensor name, so a block not recognised in the candidate still matches by it.
+    const tensor = candBlocks.get(b.name) ?? (produced.has(b.tensor) ? b.tensor : undefined);
+    if (tensor !== undefined) pairs.push({ name: b.name, kind: 'block', reference: b.tensor, candidate: tensor });
+    else missing.push(b.name);
   }
-  if (missing.length > 0) notes.push(`${missing.length} block(s) have no output of the same name in ${cand.file}, so they are not compared one by one (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''})`);
-  if (pairs.length === 0) throw new ParityError(cand.file, `none of its outputs matches an output of ${ref.file}`, 'mismatch');
+  if (missing.length > 0) notes.push(`${missing.length} block(s) have no counterpart in ${cand.file}, so they are not compared one by one (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''})`);
   return pairs;
 }
 
@@ -312,6 +348,18 @@ function formStats(side: Side, shapes: Map<string, number[]>, latencyMs: number 
   const stats = graphStats(side.graph, shapes);
   if (stats.macsNote) notes.push(`${side.label}: ${stats.macsNote}`);
   return { file: side.file, source: side.source, latencyMs, params: stats.params, macs: stats.macs, nodes: stats.nodes };
+}
+
+/**
+ * The tensors of `wanted` that `side` computes but does not output, as a serialized ModelProto
+ * that holds only those graph outputs (see SessionSpec.addedOutputs); undefined when there are none.
+ */
+async function addedOutputs(side: Side, wanted: readonly string[]): Promise<Uint8Array | undefined> {
+  const outputs = new Set(side.graph.output.map((o) => o.name));
+  const added = [...new Set(wanted)].filter((t) => !outputs.has(t));
+  if (added.length === 0) return undefined;
+  // Without a type: ONNX Runtime infers it from the node that computes the tensor.
+  return encodeOnnxModel({ graph: { node: [], initializer: [], input: [], output: added.map((name) => ({ name })), valueInfo: [] }, opsetImport: [], metadataProps: [] });
 }
 
 async function run(ref: Side, cand: Side, options: ParityOptions): Promise<ParityResult> {
@@ -329,8 +377,21 @@ async function run(ref: Side, cand: Side, options: ParityOptions): Promise<Parit
     signal: options.signal,
     onProgress: (m) => options.onProgress?.({ ...m, message: m.phase === 'load' ? 'loading the models' : m.phase === 'sample' ? `input ${m.done} of ${m.total}` : 'timing' }),
   };
+  const spec = async (side: Side, tensors: string[]): Promise<SessionSpec> => {
+    const added = await addedOutputs(side, tensors);
+    return { label: side.label, source: side.model, ...(added ? { addedOutputs: added } : {}) };
+  };
   const reply = await runInChild(
-    { type: 'parity', reference: { label: ref.label, source: ref.model }, candidate: { label: cand.label, source: cand.model }, samples, inputMap, pairs, tolerance: { atol, rtol }, latencyRuns: options.latencyRuns ?? DEFAULTS.latencyRuns },
+    {
+      type: 'parity',
+      reference: await spec(ref, pairs.map((p) => p.reference)),
+      candidate: await spec(cand, pairs.map((p) => p.candidate)),
+      samples,
+      inputMap,
+      pairs,
+      tolerance: { atol, rtol },
+      latencyRuns: options.latencyRuns ?? DEFAULTS.latencyRuns,
+    },
     childOptions,
   );
 
@@ -380,11 +441,12 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
     if (!blocks.some((b) => b.form === 'train')) {
       throw new ParityError(file, 'every block is already in deploy form: compare it with its train-form file (replens parity TRAIN --deploy FILE)', 'input');
     }
-    // ONNX blocks named like a checkpoint's, with their BatchNorms, are rebuilt block by block (per-block
-    // errors); any other ONNX model runs as it is against the same graph with its blocks fused in place.
+    // ONNX blocks named like a checkpoint's, with their BatchNorms, are rebuilt block by block; any
+    // other ONNX model runs as it is against the same graph with its blocks fused in place, which
+    // keeps each block's result under its tensor name, so both compare block by block.
     const rebuildable = blocks.every((b) => b.onnx?.familySource === 'initializer-names' && b.branches.every((br) => !br.withoutBn));
     if (model.format === 'onnx' && !rebuildable) {
-      ref = onnxSide(model);
+      ref = onnxSide(model, structure);
       const fused = (await fuseOnnxModel(model, structure, { eps: options.eps, onBlock: () => throwIfCancelled(options, file) })).model;
       cand = {
         ...ref,

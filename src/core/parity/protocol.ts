@@ -15,6 +15,13 @@ export interface SessionSpec {
   /** Names the model in error messages. */
   label: string;
   source: ModelSource;
+  /**
+   * Outputs to add for the comparison (block results the graph computes but does not output), as
+   * a serialized ModelProto that holds only those graph outputs. Protobuf merges concatenated
+   * messages, so the model's bytes followed by these are the model with the outputs added; the
+   * source itself stays as it is, and latency is timed on it.
+   */
+  addedOutputs?: Uint8Array;
 }
 
 export interface ParityRequest {

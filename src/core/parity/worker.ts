@@ -3,6 +3,8 @@
  * ONNX Runtime is native code: running it here means a crash or a runaway model costs this
  * process, never the VS Code extension host or the CLI that started it.
  */
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Comparison } from './compare';
 import type { Feed, InferRequest, ParityRequest, SessionSpec, WorkerMessage, WorkerRequest } from './protocol';
@@ -20,10 +22,18 @@ class ModelError extends Error {
 const send = (m: WorkerMessage) => process.send!(m);
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
-async function open(spec: SessionSpec, level: 'disabled' | 'all'): Promise<ort.InferenceSession> {
+/** Opens the model as it is, or with spec.addedOutputs for the comparison. */
+async function open(spec: SessionSpec, level: 'disabled' | 'all', use: 'as is' | 'with added outputs' = 'as is'): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: level, executionProviders: ['cpu'] };
+  const { source, addedOutputs } = spec;
   try {
-    return 'path' in spec.source ? await ort.InferenceSession.create(spec.source.path, options) : await ort.InferenceSession.create(spec.source.bytes, options);
+    if (use === 'with added outputs' && addedOutputs) {
+      const model = 'path' in source ? await readFile(source.path) : source.bytes;
+      // Loaded from bytes, ONNX Runtime would look for external data in the working directory, not beside the model.
+      if ('path' in source) options.extra = { session: { model_external_initializers_file_folder_path: path.dirname(source.path) } };
+      return await ort.InferenceSession.create(Buffer.concat([model, addedOutputs]), options);
+    }
+    return 'path' in source ? await ort.InferenceSession.create(source.path, options) : await ort.InferenceSession.create(source.bytes, options);
   } catch (e) {
     throw new ModelError(spec.label, `ONNX Runtime could not load the model: ${messageOf(e)}`);
   }
@@ -74,9 +84,9 @@ async function parity(req: ParityRequest): Promise<WorkerMessage> {
   const total = req.samples.length;
   send({ type: 'progress', phase: 'load', done: 0, total: 2 });
   // The reference keeps every node as written, so ORT's own Conv+BN folding cannot hide a difference.
-  const reference = await open(req.reference, 'disabled');
+  const reference = await open(req.reference, 'disabled', 'with added outputs');
   send({ type: 'progress', phase: 'load', done: 1, total: 2 });
-  const candidate = await open(req.candidate, 'all');
+  const candidate = await open(req.candidate, 'all', 'with added outputs');
   send({ type: 'progress', phase: 'load', done: 2, total: 2 });
 
   const comparisons = req.pairs.map(() => new Comparison(req.tolerance));
@@ -95,18 +105,24 @@ async function parity(req: ParityRequest): Promise<WorkerMessage> {
   send({ type: 'progress', phase: 'sample', done: total, total });
   await reference.release();
 
-  // Latency with ORT's default optimizations for both forms: what a deployment would see.
+  // Latency with ORT's default optimizations for both forms, on the models as they are (an added
+  // output keeps ORT from fusing the node that computes it with the next): what a deployment would see.
   send({ type: 'progress', phase: 'latency', done: 0, total: 1 });
   const timedReference = await open(req.reference, 'all');
+  let timedCandidate = candidate;
+  if (req.candidate.addedOutputs) {
+    await candidate.release();
+    timedCandidate = await open(req.candidate, 'all');
+  }
   const [latencyRef, latencyCand] = await latencies(
     [
       { session: timedReference, spec: req.reference, feeds: feedsOf(req.samples[0]) },
-      { session: candidate, spec: req.candidate, feeds: feedsOf(req.samples[0], req.inputMap) },
+      { session: timedCandidate, spec: req.candidate, feeds: feedsOf(req.samples[0], req.inputMap) },
     ],
     req.latencyRuns,
   );
   await timedReference.release();
-  await candidate.release();
+  await timedCandidate.release();
   send({ type: 'progress', phase: 'latency', done: 1, total: 1 });
   return { type: 'parity-result', metrics: comparisons.map((c) => c.result()), latencyMs: { reference: latencyRef, candidate: latencyCand } };
 }

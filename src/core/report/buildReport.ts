@@ -4,7 +4,7 @@ import type { ModelFile } from '../formats/modelFile';
 import type { OnnxGraph } from '../formats/onnxModel';
 import { fuseOnnxModel } from '../fuse/onnxFusion';
 import { fuseBlock } from '../fuse/fuseBlock';
-import { buildGraph } from '../graph/buildGraph';
+import { blockNamer, buildGraph } from '../graph/buildGraph';
 import { buildStructure } from '../model/buildStructure';
 import { branchLabel } from '../model/describe';
 import { allBlocks, type Block, type ModelStructure } from '../model/structure';
@@ -19,12 +19,6 @@ export interface ReportOptions extends ParityOptions {
   deploy?: string;
   /** Where the bundled layout worker is (the extension's dist/). */
   layoutWorker?: string;
-}
-
-/** Display names drop a DataParallel prefix, as the deploy writer and the parity engine do. */
-function displayName(model: ModelFile, name: string): string {
-  const prefixed = model.tensors.length > 0 && model.tensors.every((t) => t.name.startsWith('module.'));
-  return prefixed && name.startsWith('module.') ? name.slice('module.'.length) : name;
 }
 
 async function graphsOf(model: ModelFile, structure: ModelStructure, deploy: string | undefined): Promise<{ before: OnnxGraph; after: OnnxGraph }> {
@@ -48,12 +42,11 @@ async function graphsOf(model: ModelFile, structure: ModelStructure, deploy: str
   return { before, after };
 }
 
-function blockReport(model: ModelFile, block: Block, parity: ParityResult | undefined): BlockReport {
-  const name = displayName(model, block.name);
-  const p = parity?.blocks.find((b) => b.name === name);
+/** A block's facts; its parity numbers are added once parity has run. */
+function blockReport(displayName: (name: string) => string, block: Block): BlockReport {
   return {
-    name,
-    stage: displayName(model, block.stage),
+    name: displayName(block.name),
+    stage: displayName(block.stage),
     inChannels: block.inChannels,
     outChannels: block.outChannels,
     kernel: block.kernel,
@@ -63,7 +56,6 @@ function blockReport(model: ModelFile, block: Block, parity: ParityResult | unde
     branches: block.form === 'deploy' ? [`fused ${block.kernel}×${block.kernel} conv + bias`] : block.branches.map(branchLabel),
     paramsBefore: block.params.train,
     paramsAfter: block.params.deploy,
-    parity: p ? { maxAbs: p.maxAbs, maxRel: p.maxRel, cosine: p.cosine, pass: p.pass } : undefined,
     warnings: block.warnings,
   };
 }
@@ -83,8 +75,9 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
     graphs = await graphsOf(model, structure, options.deploy);
     const byName = new Map(model.tensors.map((t) => [t.name, t]));
     const load = (n: string) => byName.get(n)!.toNumbers();
+    const displayName = blockNamer(model);
     for (const block of allBlocks(structure)) {
-      const report = blockReport(model, block, undefined);
+      const report = blockReport(displayName, block);
       if (block.form === 'train') {
         // A block that cannot be fused gets no kernel statistics; its warning says why.
         const fused = await fuseBlock(block, load, { eps: options.eps }).catch(() => undefined);

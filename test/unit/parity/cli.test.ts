@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeOnnxModel } from '../../../src/core/formats/onnx';
 import { allBlocks } from '../../../src/core/model/structure';
 import { bundle, ENTRIES, type Bundle } from './bundle';
-import { TINY, wrongDeployFile } from './faultyFiles';
+import { MODELS, TINY, wrongDeployFile, wrongFusedOnnx } from './faultyFiles';
 
 /**
  * The CLI and the worker bundled side by side, as in dist/: the CLI finds the worker beside
@@ -15,6 +15,7 @@ import { TINY, wrongDeployFile } from './faultyFiles';
 let built: Bundle;
 let dir: string;
 const SMALL = ['--shape', '1,3,32,32', '--inputs', '2', '--latency-runs', '1'];
+const FOLDED = path.join(MODELS, 'repvgg_tiny_train_folded.onnx');
 
 function replens(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -92,5 +93,36 @@ describe('replens convert --format onnx / --parity', () => {
     const { code: failed, stdout: report } = await replens('parity', TINY, '--deploy', output, ...SMALL);
     expect(failed).toBe(1);
     expect(report).toContain('first failing block: stage0');
+  }, 30_000);
+
+  it('convert model.onnx --parity compares every block; the written file keeps only the model\'s own output', async () => {
+    const output = path.join(dir, 'folded.deploy.onnx');
+    const { code, stdout } = await replens('convert', FOLDED, '-o', output, '--parity', ...SMALL, '--json');
+    expect(code).toBe(0);
+    const { parity } = JSON.parse(stdout);
+    expect(parity).toMatchObject({ pass: true, topology: 'onnx' });
+    expect(parity.blocks.map((b: { name: string; pass: boolean }) => [b.name, b.pass])).toEqual(['stage0', 'stage1.0', 'stage2.0', 'stage2.1', 'stage3.0', 'stage3.1', 'stage4.0'].map((b) => [b, true]));
+    expect(decodeOnnxModel(await readFile(output)).graph!.output.map((o) => o.name)).toEqual(['output']);
+  }, 30_000);
+});
+
+describe('replens parity with ONNX files', () => {
+  it('a.onnx --deploy b.onnx names the first failing block of a wrong fusion', async () => {
+    const bad = await wrongFusedOnnx(dir, 'bad.onnx', FOLDED, (s) => {
+      const block = allBlocks(s).find((b) => b.name === 'stage3.1')!;
+      block.branches = block.branches.filter((b) => b.role !== 'identity');
+    });
+    const { code, stdout } = await replens('parity', FOLDED, '--deploy', bad, ...SMALL);
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^stage3\.0 .* PASS$/m);
+    expect(stdout).toMatch(/^stage3\.1 .* FAIL$/m);
+    expect(stdout).toContain('first failing block: stage3.1 (the blocks before it pass)');
+  }, 30_000);
+
+  it('model.onnx (BN folded by the exporter) prints a block table', async () => {
+    const { code, stdout } = await replens('parity', FOLDED, ...SMALL);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^PASS {2}repvgg_tiny_train_folded\.onnx, train vs deploy: .* topology onnx/);
+    expect(stdout).toMatch(/^stage2\.1 .* PASS$/m);
   }, 30_000);
 });

@@ -1,7 +1,9 @@
 import * as path from 'node:path';
 import { planDeploy } from '../../../src/core/convert/deployPlan';
 import { encodeFromFloat64 } from '../../../src/core/formats/encode';
+import { encodeOnnxModel } from '../../../src/core/formats/onnx';
 import { openModelFile } from '../../../src/core/formats/openModelFile';
+import { fuseOnnxModel } from '../../../src/core/fuse/onnxFusion';
 import { buildStructure } from '../../../src/core/model/buildStructure';
 import type { ModelStructure } from '../../../src/core/model/structure';
 import { writeAtomically } from '../../../src/core/writers/atomicFile';
@@ -43,6 +45,21 @@ export async function trainFileWith(dir: string, name: string, tensor: string, v
       const out: OutputTensor = { name: t.name, dtype: t.dtype, shape: t.shape, bytes: () => t.readBytes() };
       return t.name === tensor ? { ...out, bytes: async () => filled(out, value) } : out;
     }));
+  } finally {
+    await model.close();
+  }
+}
+
+/** `source` (an ONNX model) with its blocks fused in place from `edit(structure)`: a wrong ONNX fusion on purpose. */
+export async function wrongFusedOnnx(dir: string, name: string, source: string, edit: (s: ModelStructure) => void): Promise<string> {
+  const model = await openModelFile(source);
+  try {
+    const structure = structuredClone(buildStructure(model));
+    edit(structure);
+    const bytes = await encodeOnnxModel((await fuseOnnxModel(model, structure)).model);
+    const output = path.join(dir, name);
+    await writeAtomically(output, (sink) => sink.write(bytes), { overwrite: true });
+    return output;
   } finally {
     await model.close();
   }

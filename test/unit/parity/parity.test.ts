@@ -8,7 +8,7 @@ import { allBlocks } from '../../../src/core/model/structure';
 import { ParityError } from '../../../src/core/parity/errors';
 import { checkParity, compareModels, type ParityOptions, type ParityResult } from '../../../src/core/parity/parity';
 import { bundle, type Bundle } from './bundle';
-import { MODELS, TINY, trainFileWith, wrongDeployFile } from './faultyFiles';
+import { MODELS, TINY, trainFileWith, wrongDeployFile, wrongFusedOnnx } from './faultyFiles';
 import { npyBytes } from './npyWriter';
 
 let worker: Bundle;
@@ -26,6 +26,7 @@ afterAll(async () => {
 });
 
 const verdicts = (r: ParityResult) => Object.fromEntries(r.blocks.map((b) => [b.name, b.pass]));
+const TINY_BLOCKS = ['stage0', 'stage1.0', 'stage2.0', 'stage2.1', 'stage3.0', 'stage3.1', 'stage4.0'];
 
 describe('checkParity: train form vs the deploy form fused in memory', () => {
   it.each([
@@ -50,11 +51,13 @@ describe('checkParity: train form vs the deploy form fused in memory', () => {
     expect(r.forms.deploy.nodes).toBeLessThan(r.forms.train.nodes);
   }, 30_000);
 
-  it.each(['repvgg_tiny_train_folded.onnx'])('%s (BN folded by the exporter) runs against itself with its blocks fused in place', async (file) => {
+  it.each(['repvgg_tiny_train_folded.onnx'])('%s (BN folded by the exporter) runs against itself with its blocks fused in place, block by block', async (file) => {
     const r = await checkParity(path.join(MODELS, file), small);
     expect(r.forms.deploy.source).toBe('ONNX with blocks fused in memory');
-    expect(r.outputs.length).toBeGreaterThan(0);
+    expect(r.outputs.map((o) => o.name)).toEqual(['output']);
     expect(r.outputs.every((o) => o.pass && o.cosine > 0.999999)).toBe(true);
+    expect(r.blocks.map((b) => b.name)).toEqual(TINY_BLOCKS);
+    expect(r.blocks.filter((b) => !b.pass || !(b.cosine > 0.999999))).toEqual([]);
     expect(r.pass).toBe(true);
     expect(r.forms.deploy.nodes).toBeLessThan(r.forms.train.nodes);
   }, 30_000);
@@ -139,6 +142,49 @@ describe('wrong fusions are caught where they happen', () => {
     const exported = await compareModels(path.join(MODELS, 'repvgg_tiny_train.onnx'), output, { ...small, shape: undefined });
     expect(exported).toMatchObject({ pass: true, topology: 'onnx', blocks: [], shapes: { input: [1, 3, 32, 32] } });
     expect(exported.forms.train.source).toBe('ONNX as is');
+    // The export's blocks end at their branch sums, RepLens' graph of the checkpoint after the activation.
+    expect(exported.notes).toContain(`blocks are not compared one by one: ${output} gives each block's result after its activation, ${path.join(MODELS, 'repvgg_tiny_train.onnx')} the sum of its branches before it`);
+  }, 30_000);
+});
+
+describe('ONNX models compare block by block, at each block’s branch sum', () => {
+  it.each(['repvgg_tiny_train.onnx', 'repvgg_tiny_train_folded.onnx', 'repvgg_tiny_external.onnx'])('%s against its converted file', async (file) => {
+    const input = path.join(MODELS, file);
+    const output = path.join(dir, file.replace('.onnx', '.deploy.onnx'));
+    const converted = await convertFile(input, { output, force: true });
+    const r = await compareModels(input, output, small);
+    expect(r.blocks.map((b) => b.name)).toEqual(converted.graph!.blockOutputs.map((b) => b.block));
+    expect(r.blocks.map((b) => b.name)).toEqual(TINY_BLOCKS);
+    expect(r.blocks.filter((b) => !b.pass)).toEqual([]);
+    expect(r).toMatchObject({ pass: true, topology: 'onnx' });
+    expect(r.forms.deploy.nodes).toBe(converted.graph!.nodes.after);
+  }, 30_000);
+
+  it('two exports of the same model, train and deploy, match block by block by name', async () => {
+    const r = await compareModels(path.join(MODELS, 'repvgg_tiny_train.onnx'), path.join(MODELS, 'repvgg_tiny_deploy.onnx'), small);
+    expect(verdicts(r)).toEqual(Object.fromEntries(TINY_BLOCKS.map((b) => [b, true])));
+  }, 30_000);
+
+  it('a dropped identity branch in one fused block fails that block; the blocks before it pass', async () => {
+    const folded = path.join(MODELS, 'repvgg_tiny_train_folded.onnx');
+    const bad = await wrongFusedOnnx(dir, 'folded_no_identity.onnx', folded, (s) => {
+      const block = allBlocks(s).find((b) => b.name === 'stage2.1')!;
+      block.branches = block.branches.filter((b) => b.role !== 'identity');
+    });
+    const r = await compareModels(folded, bad, small);
+    expect(r.pass).toBe(false);
+    expect(verdicts(r)).toMatchObject({ stage0: true, 'stage1.0': true, 'stage2.0': true, 'stage2.1': false });
+    expect(r.outputs[0].pass).toBe(false);
+  }, 30_000);
+
+  it('a wrong BN eps in one fused block fails that block; the blocks before it pass', async () => {
+    const train = path.join(MODELS, 'repvgg_tiny_train.onnx');
+    const bad = await wrongFusedOnnx(dir, 'eps_block.onnx', train, (s) => {
+      for (const branch of allBlocks(s).find((b) => b.name === 'stage3.0')!.branches) branch.bn!.eps = 1e-1;
+    });
+    const r = await compareModels(train, bad, small);
+    expect(verdicts(r)).toMatchObject({ stage0: true, 'stage1.0': true, 'stage2.0': true, 'stage2.1': true, 'stage3.0': false });
+    expect(r.pass).toBe(false);
   }, 30_000);
 });
 
