@@ -1,0 +1,108 @@
+/**
+ * Reports kept on disk, one JSON file each, so a report panel VS Code restores after a reload
+ * can be shown again without recomputing it. The webview saves only a report's id: VS Code
+ * serializes a webview's saved state on every change, and a report of a 5,000-node graph is
+ * megabytes.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { writeAtomically } from '../writers/atomicFile';
+import type { ReportData } from './reportData';
+
+/** How many reports are kept (besides those still shown); older ones are deleted. */
+export const DEFAULT_KEEP = 20;
+
+const ID = /^[0-9a-z]{1,12}-[0-9a-f]{8}$/;
+const SUFFIX = '.report.json';
+
+/** A stored report could not be read; the message names the file and says why. */
+export class ReportStoreError extends Error {
+  constructor(
+    readonly file: string,
+    readonly reason: string,
+    readonly code: 'missing' | 'unreadable' | 'corrupt' | 'bad-id',
+  ) {
+    super(`${file}: ${reason}`);
+    this.name = 'ReportStoreError';
+  }
+}
+
+// JSON has no NaN or ±Infinity, which parity results and kernel statistics can hold; they are
+// stored as {"$number": "NaN"} so a restored report says NaN where the first one did.
+const NON_FINITE = '$number';
+const replacer = (_key: string, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? { [NON_FINITE]: String(v) } : v);
+function reviver(_key: string, v: unknown): unknown {
+  if (typeof v !== 'object' || v === null) return v;
+  const keys = Object.keys(v);
+  const text = (v as Record<string, unknown>)[NON_FINITE];
+  return keys.length === 1 && (text === 'NaN' || text === 'Infinity' || text === '-Infinity') ? Number(text) : v;
+}
+
+const isGraph = (g: unknown) =>
+  typeof g === 'object' && g !== null && ['nodes', 'edges', 'groups'].every((k) => Array.isArray((g as Record<string, unknown>)[k]));
+
+/** The fields the report view cannot draw without. */
+function isReport(value: unknown): value is ReportData {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Partial<Record<keyof ReportData, unknown>>;
+  return typeof r.input === 'string' && Array.isArray(r.blocks) && Array.isArray(r.outputs) && isGraph(r.before) && isGraph(r.after) && typeof r.forms === 'object' && r.forms !== null;
+}
+
+export class ReportStore {
+  private lastTime = 0;
+
+  constructor(
+    readonly folder: string,
+    private readonly keep = DEFAULT_KEEP,
+  ) {}
+
+  /** The file of a report id; refuses anything that is not an id this store made (the id comes back from a webview). */
+  fileOf(id: string): string {
+    if (!ID.test(id)) throw new ReportStoreError(this.folder, `'${id.slice(0, 40)}' is not a stored report's id`, 'bad-id');
+    return path.join(this.folder, `${id}${SUFFIX}`);
+  }
+
+  /** Writes the report and deletes the oldest beyond the kept number, never one in `inUse`; returns its id. */
+  async save(report: ReportData, inUse: Iterable<string> = []): Promise<string> {
+    // Time first, so ids sort by age (strictly, within this store); the random part keeps other windows' ids apart.
+    this.lastTime = Math.max(Date.now(), this.lastTime + 1);
+    const id = `${this.lastTime.toString(36)}-${randomBytes(4).toString('hex')}`;
+    await fs.mkdir(this.folder, { recursive: true });
+    const text = JSON.stringify(report, replacer);
+    await writeAtomically(this.fileOf(id), (sink) => sink.write(Buffer.from(text, 'utf8')), { overwrite: true });
+    await this.prune([...inUse, id]);
+    return id;
+  }
+
+  async load(id: string): Promise<ReportData> {
+    const file = this.fileOf(id);
+    let text: string;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch (e) {
+      if ((e as { code?: unknown }).code === 'ENOENT') throw new ReportStoreError(file, `the stored report is gone (RepLens keeps the latest ${this.keep})`, 'missing');
+      throw new ReportStoreError(file, `the stored report cannot be read: ${(e as Error).message}`, 'unreadable');
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text, reviver);
+    } catch (e) {
+      throw new ReportStoreError(file, `the stored report is not valid JSON (${(e as Error).message})`, 'corrupt');
+    }
+    if (!isReport(value)) throw new ReportStoreError(file, 'the stored report lacks fields the report view needs', 'corrupt');
+    return value;
+  }
+
+  /** Deletes all but the `keep` newest reports (by the time in their ids), except those in `inUse`; returns the ids deleted. */
+  async prune(inUse: Iterable<string> = []): Promise<string[]> {
+    const shown = new Set(inUse);
+    const names = await fs.readdir(this.folder).catch(() => [] as string[]);
+    const ids = names.filter((n) => n.endsWith(SUFFIX) && ID.test(n.slice(0, -SUFFIX.length))).map((n) => n.slice(0, -SUFFIX.length));
+    const time = (id: string) => parseInt(id.slice(0, id.indexOf('-')), 36);
+    const newestFirst = ids.sort((a, b) => time(b) - time(a) || (a < b ? 1 : -1));
+    const doomed = newestFirst.slice(this.keep).filter((id) => !shown.has(id));
+    await Promise.all(doomed.map((id) => fs.rm(this.fileOf(id), { force: true })));
+    return doomed;
+  }
+}

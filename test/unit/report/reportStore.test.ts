@@ -1,0 +1,88 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ReportData } from '../../../src/core/report/reportData';
+import { ReportStore, ReportStoreError } from '../../../src/core/report/reportStore';
+import { smallSample } from '../webview/sampleReport';
+
+let root: string;
+let folder: string;
+
+beforeEach(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'replens-store-'));
+  // Not there yet: the extension's storage folder is created on first use.
+  folder = path.join(root, 'reports');
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const storeError = async (p: Promise<unknown>) => {
+  const e = await p.then(() => undefined, (x: unknown) => x);
+  expect(e).toBeInstanceOf(ReportStoreError);
+  return e as ReportStoreError;
+};
+
+describe('ReportStore', () => {
+  it('writes a report as one JSON file and reads it back, NaN and Infinity included', async () => {
+    const store = new ReportStore(folder);
+    const report: ReportData = smallSample();
+    report.blocks[1].parity = { maxAbs: NaN, maxRel: NaN, cosine: NaN, pass: false };
+    report.blocks[2].kernelStats!.outlierRatio = Infinity;
+    const id = await store.save(report);
+    expect(await readdir(folder)).toEqual([`${id}.report.json`]);
+    expect(JSON.parse(await readFile(store.fileOf(id), 'utf8')).input).toBe(report.input);
+    const back = await store.load(id);
+    expect(back).toEqual(report);
+    expect(back.blocks[1].parity!.maxAbs).toBeNaN();
+    expect(back.blocks[2].kernelStats!.outlierRatio).toBe(Infinity);
+  });
+
+  it('keeps the newest reports and those still shown, and nothing else of its own', async () => {
+    const store = new ReportStore(folder, 3);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(await store.save(smallSample()));
+    await writeFile(path.join(folder, 'notes.txt'), 'not a report');
+    const files = async () => (await readdir(folder)).sort();
+    const named = (...n: number[]) => ['notes.txt', ...n.map((i) => `${ids[i]}.report.json`)].sort();
+    // The oldest is still on screen somewhere.
+    ids.push(await store.save(smallSample(), [ids[0]]));
+    expect(await files()).toEqual(named(0, 1, 2, 3));
+    ids.push(await store.save(smallSample()));
+    expect(await files()).toEqual(named(2, 3, 4));
+    await expect(store.load(ids[4])).resolves.toMatchObject({ input: smallSample().input });
+    expect((await storeError(store.load(ids[1]))).code).toBe('missing');
+  });
+
+  it('a missing report is a clear error naming its file', async () => {
+    const store = new ReportStore(folder, 5);
+    const id = await store.save(smallSample());
+    await rm(store.fileOf(id));
+    const e = await storeError(store.load(id));
+    expect(e.code).toBe('missing');
+    expect(e.message).toBe(`${store.fileOf(id)}: the stored report is gone (RepLens keeps the latest 5)`);
+  });
+
+  it('a corrupt or incomplete file is a clear error naming it', async () => {
+    const store = new ReportStore(folder);
+    const id = await store.save(smallSample());
+    const file = store.fileOf(id);
+    await writeFile(file, '{"input": "/a.pth", "blocks": [');
+    let e = await storeError(store.load(id));
+    expect(e.code).toBe('corrupt');
+    expect(e.message).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the stored report is not valid JSON`));
+    const { after: _after, ...noAfter } = smallSample();
+    await writeFile(file, JSON.stringify(noAfter));
+    e = await storeError(store.load(id));
+    expect(e).toMatchObject({ code: 'corrupt', message: `${file}: the stored report lacks fields the report view needs` });
+  });
+
+  it('reads only files it named: an id from a webview cannot point elsewhere', async () => {
+    const store = new ReportStore(folder);
+    await writeFile(path.join(root, 'secret.report.json'), JSON.stringify(smallSample()));
+    for (const id of ['../secret', '..', 'mf0abc12-0123abcd/../../secret', '', 'MF0ABC12-0123ABCD']) {
+      expect((await storeError(store.load(id))).code).toBe('bad-id');
+    }
+  });
+});
