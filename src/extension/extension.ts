@@ -1,4 +1,6 @@
 import * as vscode from 'vscode';
+import { ReportStore } from '../core/report/reportStore';
+import { parseSavedReportRef } from '../shared/protocol';
 import { checkParityCommand, showReport } from './commands/checkParity';
 import { convertToDeploy } from './commands/convertToDeploy';
 import { log } from './log';
@@ -18,10 +20,12 @@ export function activate(context: vscode.ExtensionContext): void {
   const treeView = vscode.window.createTreeView<Node>('replens.structure', { treeDataProvider: structure, showCollapseAll: true });
   const reports = new ReportPanels({
     extensionUri: context.extensionUri,
+    store: new ReportStore(vscode.Uri.joinPath(context.globalStorageUri, 'reports').fsPath),
     onSelectBlock: (block) => {
       const node = structure.blockNode(block);
       if (node && treeView.visible) void treeView.reveal(node, { select: true, focus: false, expand: true });
     },
+    rerun: (input, deploy) => void showReport(reports, context.extensionUri, input, deploy),
   });
 
   context.subscriptions.push(
@@ -35,8 +39,8 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.window.registerWebviewPanelSerializer(REPORT_VIEW, {
       async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown) {
-        const input = (state as { report?: { input?: unknown } } | undefined)?.report?.input;
-        if (typeof input === 'string') reports.restore(panel, input);
+        const ref = parseSavedReportRef(state);
+        if (ref) await reports.restore(panel, ref);
         else panel.dispose();
       },
     }),

@@ -2,8 +2,9 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { reportMarkdown } from '../core/report/markdown';
 import type { ReportData } from '../core/report/reportData';
+import type { ReportStore } from '../core/report/reportStore';
 import { writeAtomically } from '../core/writers/atomicFile';
-import { parseWebviewMessage, type HostMessage } from '../shared/protocol';
+import { parseWebviewMessage, type HostMessage, type ReportRef } from '../shared/protocol';
 import { log } from './log';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
@@ -12,16 +13,29 @@ export const REPORT_VIEW = 'replens.report';
 /** What a report panel needs from the rest of the extension. */
 export interface ReportHost {
   extensionUri: vscode.Uri;
+  /** Where reports are kept for panels restored after a reload. */
+  store: ReportStore;
   /** A block was selected in the report: show it in the structure tree. */
   onSelectBlock(block: string): void;
+  /** Runs the check behind a report again: `input` against `deploy`, or against its deploy form fused in memory. */
+  rerun(input: string, deploy: string | undefined): void;
+}
+
+interface Entry {
+  panel: vscode.WebviewPanel;
+  /** The deploy file the report compares with, once known. */
+  output?: string | null;
+  report?: ReportData;
+  /** The id the report is stored under. */
+  storedAs?: string | null;
 }
 
 /**
- * One report per model file. The report itself lives in the webview's state, so a panel
- * restored after a reload shows it again without recomputing anything.
+ * One report per model file. Each report is stored on disk (the webview keeps only its id), so
+ * a panel restored after a reload shows it again without recomputing anything.
  */
 export class ReportPanels {
-  private readonly panels = new Map<string, { panel: vscode.WebviewPanel; report?: ReportData }>();
+  private readonly panels = new Map<string, Entry>();
 
   constructor(private readonly host: ReportHost) {}
 
@@ -32,7 +46,11 @@ export class ReportPanels {
     this.post(entry.panel, { type: 'reportProgress', message: `Checking ${path.basename(input)}…` });
     try {
       entry.report = await report;
-      this.post(entry.panel, { type: 'report', report: entry.report });
+      entry.output = entry.report.output;
+      // The report this one replaces need not be kept for this panel any more.
+      entry.storedAs = null;
+      entry.storedAs = await this.store(entry.report);
+      this.post(entry.panel, { type: 'report', report: entry.report, storedAs: entry.storedAs });
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       log().error(`Report for ${input} failed: ${message}`);
@@ -47,9 +65,31 @@ export class ReportPanels {
     }
   }
 
-  /** Re-attaches a panel VS Code restored after a reload. */
-  restore(panel: vscode.WebviewPanel, input: string): void {
-    this.attach(panel, input);
+  /** Re-attaches a panel VS Code restored after a reload and shows its stored report, or says why it cannot. */
+  async restore(panel: vscode.WebviewPanel, ref: ReportRef): Promise<void> {
+    const entry = this.attach(panel, ref.input);
+    entry.output = ref.output;
+    try {
+      if (ref.id === null) throw new Error('it was not stored when it was made');
+      entry.report = await this.host.store.load(ref.id);
+      entry.storedAs = ref.id;
+      this.post(panel, { type: 'report', report: entry.report, storedAs: ref.id });
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      log().warn(`Report for ${ref.input} not restored: ${message}`);
+      this.post(panel, { type: 'reportUnavailable', message });
+    }
+  }
+
+  /** Stores a report for restoring; a failure costs only that, so it is logged, not shown. */
+  private async store(report: ReportData): Promise<string | null> {
+    const shown = [...this.panels.values()].flatMap((e) => (e.storedAs ? [e.storedAs] : []));
+    try {
+      return await this.host.store.save(report, shown);
+    } catch (e) {
+      log().warn(`The report for ${report.input} was not stored, so it will not survive a reload: ${e instanceof Error ? e.message : String(e)}`);
+      return null;
+    }
   }
 
   private open(input: string) {
@@ -66,7 +106,7 @@ export class ReportPanels {
     panel.webview.options = webviewOptions(this.host.extensionUri);
     panel.webview.html = webviewHtml(panel.webview, this.host.extensionUri, 'report', `Report: ${path.basename(input)}`);
     panel.iconPath = vscode.Uri.joinPath(this.host.extensionUri, 'media', 'replens.svg');
-    const entry: { panel: vscode.WebviewPanel; report?: ReportData } = { panel };
+    const entry: Entry = { panel };
     this.panels.set(input, entry);
     const sub = panel.webview.onDidReceiveMessage(async (raw: unknown) => {
       const message = parseWebviewMessage(raw);
@@ -76,6 +116,7 @@ export class ReportPanels {
       }
       if (message.type === 'selectBlock') this.host.onSelectBlock(message.block);
       if (message.type === 'exportReport' && entry.report) await exportReport(entry.report, message.format, input);
+      if (message.type === 'rerunReport') this.host.rerun(input, entry.output ?? undefined);
     });
     panel.onDidDispose(() => {
       sub.dispose();

@@ -42,8 +42,10 @@ export interface StructureSummary {
 export type HostMessage =
   | { type: 'overview'; overview: FileOverview }
   | { type: 'error'; message: string }
-  /** The finished report for the report view. */
-  | { type: 'report'; report: ReportData }
+  /** The finished report for the report view, and the id it is stored under on disk (null if it could not be stored). */
+  | { type: 'report'; report: ReportData; storedAs: string | null }
+  /** A restored report view whose report is no longer stored: why, and the view offers to run the check again. */
+  | { type: 'reportUnavailable'; message: string }
   /** What the host is doing while the report view waits. */
   | { type: 'reportProgress'; message: string }
   /** Select a block in the report view, as if the user had clicked it. */
@@ -61,7 +63,33 @@ export type WebviewMessage =
   /** The user selected a block in the report; the host may reveal it in the structure tree. */
   | { type: 'selectBlock'; block: string }
   /** The user asked for the report as a file; the host picks the path and writes it. */
-  | { type: 'exportReport'; format: ReportExportFormat };
+  | { type: 'exportReport'; format: ReportExportFormat }
+  /** The user asked to run the check behind the report again (its stored data is gone); the host knows which files. */
+  | { type: 'rerunReport' };
+
+/** Which report a report view shows: the stored report's id and the files it is about. */
+export interface ReportRef {
+  /** null when the report could not be stored. */
+  id: string | null;
+  input: string;
+  /** The deploy file compared with, or null when the deploy form was fused in memory. */
+  output: string | null;
+}
+
+/**
+ * What the report webview keeps with setState: which report it shows and its UI state, never the
+ * report itself (the host stores that on disk). VS Code hands it to the host's panel serializer
+ * on restore.
+ */
+export interface SavedReportState {
+  report: ReportRef;
+  /** Read only by the webview. */
+  ui: unknown;
+}
+
+/** Stored report ids and file paths longer than this are not real; refusing them keeps lookups and messages bounded. */
+const MAX_ID_LENGTH = 100;
+const MAX_PATH_LENGTH = 4096;
 
 /** Longer block names than this are not from a real model; refusing them keeps log lines and lookups bounded. */
 export const MAX_BLOCK_NAME_LENGTH = 500;
@@ -77,6 +105,7 @@ export function parseWebviewMessage(value: unknown): WebviewMessage | undefined 
   switch (v.type) {
     case 'ready':
     case 'reopenAsText':
+    case 'rerunReport':
       return { type: v.type };
     case 'runAction':
       return typeof v.action === 'string' && EDITOR_ACTIONS.has(v.action) ? { type: 'runAction', action: v.action as EditorAction } : undefined;
@@ -87,4 +116,19 @@ export function parseWebviewMessage(value: unknown): WebviewMessage | undefined 
     default:
       return undefined;
   }
+}
+
+/**
+ * The report a saved report-view state refers to. The state was written by the webview, so the
+ * host checks it like a message; the report store then accepts only ids it made.
+ */
+export function parseSavedReportRef(state: unknown): ReportRef | undefined {
+  if (typeof state !== 'object' || state === null) return undefined;
+  const ref = (state as { report?: unknown }).report;
+  if (typeof ref !== 'object' || ref === null) return undefined;
+  const { id, input, output } = ref as Record<string, unknown>;
+  const path = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_PATH_LENGTH;
+  if (!(id === null || (typeof id === 'string' && id.length <= MAX_ID_LENGTH))) return undefined;
+  if (!path(input) || !(output === null || path(output))) return undefined;
+  return { id, input, output };
 }

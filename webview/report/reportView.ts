@@ -4,10 +4,10 @@
  * by the host is highlighted in both graphs and described in the detail card.
  */
 import type { ReportData } from '../../src/core/report/reportData';
-import type { HostMessage, WebviewMessage } from '../../src/shared/protocol';
+import type { HostMessage, ReportRef, SavedReportState, WebviewMessage } from '../../src/shared/protocol';
 import { errorLevel, type ErrorLevel } from '../reportModel/errorScale';
 import { formatError } from '../reportModel/format';
-import { PANES, restoreSavedReport, type PaneId, type ReportTab, type ReportUiState, defaultUiState } from '../reportModel/viewState';
+import { PANES, restoreSavedState, type PaneId, type ReportTab, type ReportUiState, defaultUiState } from '../reportModel/viewState';
 import { h } from '../dom';
 import { badge, button, progressRing, selectTab, tabs } from '../toolkit';
 import { legend } from './charts';
@@ -23,7 +23,7 @@ export interface WebviewApi {
   setState(state: unknown): void;
 }
 
-/** Saving serializes the whole report, so bursts of pans and zooms are saved once they settle. */
+/** Pans and zooms come in bursts; the state is saved once they settle. */
 const SAVE_DELAY_MS = 400;
 /** Tabs not on screen are built when the page is idle, but no later than this after the report arrives. */
 const IDLE_BUILD_TIMEOUT_MS = 2000;
@@ -43,6 +43,8 @@ function baseName(path: string): string {
 
 export class ReportView {
   private report: ReportData | undefined;
+  /** Which report this view shows; saved instead of the report, which the host keeps on disk. */
+  private ref: ReportRef | undefined;
   private ui: ReportUiState = defaultUiState();
   private levels = new Map<string, ErrorLevel>();
   private panes: GraphPane[] = [];
@@ -58,11 +60,12 @@ export class ReportView {
     private readonly api: WebviewApi,
   ) {}
 
-  /** Shows the report saved before the page was hidden, or waits for the host. */
+  /** Waits for the host: it sends the report, read back from disk when the page was restored with the UI state saved here. */
   start(): void {
-    const saved = restoreSavedReport(this.api.getState());
-    if (saved) this.show(saved.report, saved.ui);
-    else this.progress('Waiting for the report…');
+    const saved = restoreSavedState(this.api.getState());
+    this.ref = saved.report;
+    this.ui = saved.ui;
+    this.progress(saved.report ? 'Loading the report…' : 'Waiting for the report…');
   }
 
   handle(message: HostMessage): void {
@@ -71,9 +74,21 @@ export class ReportView {
         this.progress(message.message);
         break;
       case 'report':
+        this.ref = { id: message.storedAs, input: message.report.input, output: message.report.output };
         // A new run of the same model keeps the user's place; blocks that vanished are dropped on render.
         this.show(message.report, this.ui);
         this.saveNow();
+        break;
+      case 'reportUnavailable':
+        this.clear();
+        this.root.replaceChildren(
+          h(
+            'section',
+            { class: 'rl-report', 'data-testid': 'replens-report' },
+            h('p', { class: 'notice error', 'data-testid': 'notice' }, `This report cannot be shown again: ${message.message}`),
+            button('Check Parity again', () => this.rerun(), 'primary', { 'data-testid': 'rerun-report' }),
+          ),
+        );
         break;
       case 'revealBlock':
         if (this.report && hasBlock(this.report, message.block)) this.select(message.block, 'host');
@@ -85,6 +100,11 @@ export class ReportView {
         this.root.replaceChildren(h('section', { class: 'rl-report', 'data-testid': 'replens-report' }, h('p', { class: 'notice error', 'data-testid': 'notice' }, message.message)));
         break;
     }
+  }
+
+  private rerun(): void {
+    this.api.postMessage({ type: 'rerunReport' });
+    this.progress('Checking again…');
   }
 
   private progress(text: string): void {
@@ -262,12 +282,13 @@ export class ReportView {
   private saveNow(): void {
     clearTimeout(this.saveTimer);
     this.saveTimer = undefined;
-    if (!this.report) return;
+    if (!this.report || !this.ref) return;
     this.panes.forEach((pane, i) => {
       const v = pane.viewport;
       if (v) this.ui.viewports[PANES[i]] = v;
       this.ui.collapsed[PANES[i]] = pane.collapsed;
     });
-    this.api.setState({ report: this.report, ui: this.ui });
+    const state: SavedReportState = { report: this.ref, ui: this.ui };
+    this.api.setState(state);
   }
 }

@@ -1,9 +1,10 @@
 /**
  * What the report view keeps across hide/restore (VS Code drops a hidden webview's page
- * and gives the next one the state saved with setState). Restored values are checked
- * field by field, so state written by an older build degrades to defaults instead of failing.
+ * and gives the next one the state saved with setState): which report it shows, whose data
+ * the host sends again, and the UI. Restored values are checked field by field, so state
+ * written by an older build degrades to defaults instead of failing.
  */
-import type { ReportData } from '../../src/core/report/reportData';
+import { parseSavedReportRef, type ReportRef } from '../../src/shared/protocol';
 import { isBlockSort, type BlockSort } from './blockSort';
 import { isViewport, type Viewport } from './viewport';
 
@@ -20,12 +21,6 @@ export interface ReportUiState {
   viewports: Partial<Record<PaneId, Viewport>>;
   /** Collapsed stage groups, per pane. */
   collapsed: Record<PaneId, string[]>;
-}
-
-/** Everything the report webview saves: the report itself (the host does not resend it on restore) and the UI. */
-export interface SavedReportState {
-  report: ReportData;
-  ui: ReportUiState;
 }
 
 export function defaultUiState(): ReportUiState {
@@ -52,13 +47,8 @@ export function restoreUiState(raw: unknown): ReportUiState {
   return ui;
 }
 
-/** The saved report when the state holds one that this build can draw. */
-export function restoreSavedReport(raw: unknown): SavedReportState | undefined {
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const { report, ui } = raw as { report?: unknown; ui?: unknown };
-  if (typeof report !== 'object' || report === null) return undefined;
-  const r = report as Partial<Record<keyof ReportData, unknown>>;
-  const graphOk = (g: unknown) => typeof g === 'object' && g !== null && Array.isArray((g as { nodes?: unknown }).nodes) && Array.isArray((g as { edges?: unknown }).edges) && Array.isArray((g as { groups?: unknown }).groups);
-  if (!Array.isArray(r.blocks) || !Array.isArray(r.outputs) || !graphOk(r.before) || !graphOk(r.after) || typeof r.forms !== 'object') return undefined;
-  return { report: report as ReportData, ui: restoreUiState(ui) };
+/** The report a saved state refers to, if any, and the UI state to show it with. */
+export function restoreSavedState(raw: unknown): { report: ReportRef | undefined; ui: ReportUiState } {
+  const ui = typeof raw === 'object' && raw !== null ? (raw as { ui?: unknown }).ui : undefined;
+  return { report: parseSavedReportRef(raw), ui: restoreUiState(ui) };
 }

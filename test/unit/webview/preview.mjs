@@ -142,6 +142,9 @@ async function open(theme, { width = 1400, height = 900 } = {}) {
   return p;
 }
 
+/** The id the host would have stored the sample reports under. */
+const STORED_AS = 'mf0abc12-0123abcd';
+
 /**
  * Posts a report; resolves with ms from the message to the first frame painted after it with
  * the main thread free again (interactive), and to all three tabs built (they build when idle).
@@ -152,7 +155,7 @@ async function postReport(p, report) {
     window.__report = r;
   }, report);
   return p.evaluate(
-    () =>
+    (STORED_AS) =>
       new Promise((done) => {
         const root = document.getElementById('root');
         const t0 = performance.now();
@@ -169,8 +172,9 @@ async function postReport(p, report) {
             }),
           );
         }).observe(root, { childList: true, subtree: true });
-        window.postMessage({ type: 'report', report: window.__report }, '*');
+        window.postMessage({ type: 'report', report: window.__report, storedAs: STORED_AS }, '*');
       }),
+    STORED_AS,
   );
 }
 
@@ -234,11 +238,14 @@ for (const theme of Object.keys(THEMES)) {
     await p.click('[data-testid=graph-after] .rl-group-label[data-stage="stage2"]');
     await settle(p);
     files.push(await shot(p, `${theme}-6-after-stage2-collapsed`));
-    // Hide/restore: a new page gets the state the old one saved and must show the same thing without the host.
+    // Hide/restore: a new page gets the state the old one saved (the report's id and the UI); the host
+    // reads the report back from its store and sends it again, and the page must look as it did.
     await p.evaluate(() => new Promise((r) => setTimeout(r, 600)));
     const saved = await p.evaluate(() => JSON.stringify(window.__state));
     await p.evaluate((s) => sessionStorage.setItem('replens-state', s), saved);
     await p.reload();
+    await p.waitForSelector('[data-testid=replens-report-progress]');
+    await p.evaluate(([report, storedAs]) => window.postMessage({ type: 'report', report, storedAs }, '*'), [small, STORED_AS]);
     await p.waitForSelector('[data-testid=replens-report]');
     await settle(p);
     files.push(await shot(p, `${theme}-7-restored`));
@@ -253,6 +260,14 @@ for (const theme of Object.keys(THEMES)) {
     const last = await p.evaluate(() => window.__posted.at(-1));
     console.log('keyboard selection posted:', JSON.stringify(last), last?.block === 'stage4.0' ? '(as expected)' : '(UNEXPECTED: wanted stage4.0)');
     files.push(await shot(p, `${theme}-9-keyboard`));
+    // A restored page whose report the host no longer has: the reason, and a button to run the check again.
+    await p.evaluate(() => window.postMessage({ type: 'reportUnavailable', message: '/home/user/.config/Code/User/globalStorage/replens.replens/reports/mf0abc12-0123abcd.report.json: the stored report is gone (RepLens keeps the latest 20)' }, '*'));
+    await settle(p);
+    files.push(await shot(p, `${theme}-10-unavailable`));
+    await p.click('[data-testid=rerun-report]');
+    await settle(p);
+    console.log('re-run button posted:', JSON.stringify(await p.evaluate(() => window.__posted.at(-1))));
+    files.push(await shot(p, `${theme}-11-rerunning`));
     await p.evaluate(() => sessionStorage.clear());
   }
   await p.context().close();
@@ -297,7 +312,7 @@ const timings = {};
   timings.sortTableMs = Math.round(await timeToFrame(p, `document.querySelector('[data-testid=block-table] th:nth-child(4) button').click()`));
   timings.quantTabMs = Math.round(await timeToFrame(p, `document.querySelector('[data-testid=tab-quantization]').click()`));
   await p.evaluate(() => new Promise((r) => setTimeout(r, 600)));
-  // What each save costs VS Code at least: the state is serialized whole, report included.
+  // What VS Code serializes on each save: the report's id and the UI state, not the report.
   Object.assign(timings, await p.evaluate(() => {
     const t0 = performance.now();
     const bytes = JSON.stringify(window.__state).length;

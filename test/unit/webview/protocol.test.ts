@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_BLOCK_NAME_LENGTH, parseWebviewMessage } from '../../../src/shared/protocol';
+import { MAX_BLOCK_NAME_LENGTH, parseSavedReportRef, parseWebviewMessage } from '../../../src/shared/protocol';
 
 describe('messages from the report webview', () => {
   it('accepts the known shapes and copies only their fields', () => {
@@ -7,6 +7,8 @@ describe('messages from the report webview', () => {
     expect(parseWebviewMessage({ type: 'selectBlock', block: 'stage1.0', extra: 'x' })).toEqual({ type: 'selectBlock', block: 'stage1.0' });
     expect(parseWebviewMessage({ type: 'exportReport', format: 'markdown' })).toEqual({ type: 'exportReport', format: 'markdown' });
     expect(parseWebviewMessage({ type: 'exportReport', format: 'json' })).toEqual({ type: 'exportReport', format: 'json' });
+    // Re-running names no file: the host runs the check of the panel it came from.
+    expect(parseWebviewMessage({ type: 'rerunReport', input: '/etc/passwd' })).toEqual({ type: 'rerunReport' });
   });
 
   it('drops bad fields, long names and unknown types', () => {
@@ -27,5 +29,26 @@ describe('messages from the report webview', () => {
     expect(parseWebviewMessage({ type: 'runAction', action: 'checkParity' })).toEqual({ type: 'runAction', action: 'checkParity' });
     expect(parseWebviewMessage({ type: 'runAction', action: 'workbench.action.terminal.new' })).toBeUndefined();
     expect(parseWebviewMessage({ type: 'runAction' })).toBeUndefined();
+  });
+});
+
+describe('the report view state the host reads on restore', () => {
+  const ref = { id: 'mf0abc12-0123abcd', input: '/models/a.onnx', output: '/models/a.deploy.onnx' };
+
+  it('takes the report reference and copies only its fields', () => {
+    expect(parseSavedReportRef({ report: { ...ref, extra: 1 }, ui: { tab: 'graphs' } })).toEqual(ref);
+    expect(parseSavedReportRef({ report: { ...ref, id: null, output: null } })).toEqual({ ...ref, id: null, output: null });
+  });
+
+  it('refuses anything else', () => {
+    expect(parseSavedReportRef(undefined)).toBeUndefined();
+    expect(parseSavedReportRef({ ui: {} })).toBeUndefined();
+    expect(parseSavedReportRef({ report: { ...ref, id: 5 } })).toBeUndefined();
+    expect(parseSavedReportRef({ report: { ...ref, id: 'x'.repeat(101) } })).toBeUndefined();
+    expect(parseSavedReportRef({ report: { ...ref, input: '' } })).toBeUndefined();
+    expect(parseSavedReportRef({ report: { ...ref, input: 'x'.repeat(4097) } })).toBeUndefined();
+    expect(parseSavedReportRef({ report: { ...ref, output: undefined } })).toBeUndefined();
+    // What an older build saved: the whole report, which has no id.
+    expect(parseSavedReportRef({ report: { input: '/models/a.onnx', output: null, blocks: [] } })).toBeUndefined();
   });
 });
