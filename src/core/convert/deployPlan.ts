@@ -6,6 +6,7 @@ import { familyById } from '../model/families';
 import { joinPath } from '../model/moduleIndex';
 import type { Block, ModelStructure } from '../model/structure';
 import { fuseBlockEncoded, type EncodedFusedBlock, type FuseOptions } from '../fuse/fuseBlock';
+import { cancelledError } from '../writers/atomicFile';
 import type { OutputTensor } from '../writers/outputTensor';
 
 export interface PlanOptions extends FuseOptions {
@@ -17,6 +18,8 @@ export interface PlanOptions extends FuseOptions {
   onBlock?: (block: Block) => void;
   /** The pool the model file reads into: tensors go back to it once written or fused. */
   pool?: BufferPool;
+  /** Blocks read ahead of the writer are not fused, nor reported, once this is aborted. */
+  signal?: AbortSignal;
 }
 
 export interface DeployPlan {
@@ -89,7 +92,11 @@ function fusedTensors(block: Block, byName: Map<string, Tensor>, options: PlanOp
   const inPerGroup = block.inChannels / block.groups;
   // Weight and bias are written one after the other: fuse once, hand the bias over, forget both.
   let pending: Promise<EncodedFusedBlock> | undefined;
+  const heardCancel = () => {
+    if (options.signal?.aborted) throw cancelledError('(output)');
+  };
   const fuse = async () => {
+    heardCancel();
     const loaded: ArrayBufferView[] = [];
     const load = async (name: string) => {
       const values = await byName.get(name)!.toNumbers();
@@ -102,6 +109,7 @@ function fusedTensors(block: Block, byName: Map<string, Tensor>, options: PlanOp
     const fused = await fuseBlockEncoded(block, load, dtype, options, { allocate, mayOverwrite: (values) => pool?.owns(values) ?? false });
     // The branch tensors are dead once fused, except one that now holds the fused weight (released once written).
     for (const values of loaded) if (values.buffer !== fused.weight.buffer) pool?.give(values);
+    heardCancel();
     options.onBlock?.(block);
     return fused;
   };

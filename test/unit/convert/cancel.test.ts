@@ -17,8 +17,8 @@ vi.mock('../../../src/core/formats/openModelFile', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../../src/core/formats/openModelFile')>();
   return {
     ...real,
-    openModelFile: async (file: string) => {
-      const model = await real.openModelFile(file);
+    openModelFile: async (...args: Parameters<typeof real.openModelFile>) => {
+      const model = await real.openModelFile(...args);
       hooks.opened?.();
       return model;
     },
