@@ -32,20 +32,24 @@ const AHEAD = 2;
 /**
  * Each tensor with its checked bytes, in order, produced ahead of the writer so that
  * reading and fusing overlap writing; each tensor's bytes are released when the writer
- * asks for the next one.
+ * asks for the next one. `prepare` runs as each tensor's bytes arrive (a checksum, say),
+ * so that work too is done while an earlier tensor is being written.
  */
-export async function* inWriteOrder<T extends OutputTensor>(tensors: readonly T[]): AsyncGenerator<{ tensor: T; bytes: Uint8Array }> {
-  const queue: Promise<Uint8Array>[] = [];
+export async function* inWriteOrder<T extends OutputTensor, P = undefined>(
+  tensors: readonly T[],
+  prepare?: (bytes: Uint8Array) => P,
+): AsyncGenerator<{ tensor: T; bytes: Uint8Array; prepared: P }> {
+  const queue: Promise<{ bytes: Uint8Array; prepared: P }>[] = [];
   let started = 0;
   for (let i = 0; i < tensors.length; i++) {
     while (started < tensors.length && started <= i + AHEAD) {
-      const produced = checkedBytes(tensors[started++]);
+      const produced = checkedBytes(tensors[started++]).then((bytes) => ({ bytes, prepared: prepare?.(bytes) as P }));
       // Awaited in turn below; if the writer stops first, a later failure must not surface as unhandled.
       produced.catch(() => undefined);
       queue.push(produced);
     }
-    const bytes = await queue.shift()!;
-    yield { tensor: tensors[i], bytes };
+    const { bytes, prepared } = await queue.shift()!;
+    yield { tensor: tensors[i], bytes, prepared };
     tensors[i].release?.(bytes);
   }
 }

@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import type { ByteSink } from './atomicFile';
 import { inWriteOrder, type OutputTensor } from './outputTensor';
 import { pickleStateDict } from './statePickle';
@@ -14,8 +15,8 @@ export async function writeTorchCheckpoint(sink: ByteSink, tensors: readonly Out
   const keyed = tensors.map((t, i) => ({ ...t, key: String(i) }));
   await zip.add(`${ARCHIVE}/data.pkl`, pickleStateDict(keyed));
   await zip.add(`${ARCHIVE}/byteorder`, new TextEncoder().encode('little'));
-  for await (const { tensor, bytes } of inWriteOrder(keyed)) {
-    await zip.add(`${ARCHIVE}/data/${tensor.key}`, bytes);
+  for await (const { tensor, bytes, prepared: crc } of inWriteOrder(keyed, crc32)) {
+    await zip.add(`${ARCHIVE}/data/${tensor.key}`, bytes, crc);
   }
   await zip.add(`${ARCHIVE}/version`, new TextEncoder().encode('3\n'));
   await zip.finish();

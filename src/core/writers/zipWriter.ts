@@ -25,7 +25,8 @@ export class ZipWriter {
 
   constructor(private readonly sink: ByteSink) {}
 
-  async add(name: string, data: Uint8Array): Promise<void> {
+  /** `crc` may be given when it was computed ahead, off the writing path. */
+  async add(name: string, data: Uint8Array, crc = crc32(data)): Promise<void> {
     const nameBytes = new TextEncoder().encode(name);
     const offset = this.sink.position;
     const zip64 = data.length >= MAX32 || offset >= MAX32;
@@ -35,7 +36,6 @@ export class ZipWriter {
     const extraLen = zip64Len + 4 + padLen;
     const header = new Uint8Array(30 + nameBytes.length + extraLen);
     const v = new DataView(header.buffer);
-    const crc = crc32(data);
     u32(v, 0, 0x04034b50);
     u16(v, 4, zip64 ? 45 : 20);
     u16(v, 6, 0x0800); // names are UTF-8

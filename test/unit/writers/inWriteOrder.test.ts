@@ -83,3 +83,23 @@ describe('inWriteOrder', () => {
     })()).rejects.toThrow('short: produced 4 bytes, expected 8');
   });
 });
+
+describe('inWriteOrder with prepare', () => {
+  it('hands each tensor its prepared value, computed before the writer reaches it', async () => {
+    const { tensors, events } = recorded(4);
+    const seen: [string, number][] = [];
+    const prepare = (bytes: Uint8Array) => {
+      const value = new Float32Array(bytes.buffer)[0];
+      events.push(`prepare ${value}`);
+      return value * 10;
+    };
+    for await (const { tensor, prepared } of inWriteOrder(tensors, prepare)) {
+      seen.push([tensor.name, prepared]);
+      await new Promise((r) => setTimeout(r, 5));
+      events.push(`written ${tensor.name}`);
+    }
+    expect(seen).toEqual([['t0', 0], ['t1', 10], ['t2', 20], ['t3', 30]]);
+    // Tensor 1 was prepared while tensor 0 was still being written.
+    expect(events.indexOf('prepare 1')).toBeLessThan(events.indexOf('written t0'));
+  });
+});
