@@ -40,8 +40,12 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.window.registerWebviewPanelSerializer(REPORT_VIEW, {
       async deserializeWebviewPanel(panel: vscode.WebviewPanel, state: unknown) {
         const ref = parseSavedReportRef(state);
-        if (ref) await reports.restore(panel, ref);
-        else panel.dispose();
+        if (ref) {
+          await reports.restore(panel, ref);
+        } else {
+          log().warn(`Closed a restored report panel whose saved state names no report: ${JSON.stringify(state)?.slice(0, 200)}`);
+          panel.dispose();
+        }
       },
     }),
     vscode.commands.registerCommand('replens.checkParity', (arg: unknown) => checkParityCommand(arg, reports, context.extensionUri)),

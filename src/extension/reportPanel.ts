@@ -28,11 +28,17 @@ interface Entry {
   report?: ReportData;
   /** The id the report is stored under. */
   storedAs?: string | null;
+  /** What the panel shows (progress, the report, or why there is none), sent to each new page. */
+  view?: HostMessage;
+  /** Whether the page in the panel has said 'ready' and is still there. */
+  ready: boolean;
 }
 
 /**
  * One report per model file. Each report is stored on disk (the webview keeps only its id), so
- * a panel restored after a reload shows it again without recomputing anything.
+ * a panel restored after a reload shows it again without recomputing anything. A hidden panel
+ * loses its page (retainContextWhenHidden is off) and the page keeps no report, so every new
+ * page gets the panel's view again when it says 'ready'.
  */
 export class ReportPanels {
   private readonly panels = new Map<string, Entry>();
@@ -43,25 +49,25 @@ export class ReportPanels {
   async show(input: string, report: Promise<ReportData>): Promise<void> {
     const entry = this.open(input);
     entry.panel.reveal(undefined, true);
-    this.post(entry.panel, { type: 'reportProgress', message: `Checking ${path.basename(input)}…` });
+    this.setView(entry, { type: 'reportProgress', message: `Checking ${path.basename(input)}…` });
     try {
       entry.report = await report;
       entry.output = entry.report.output;
       // The report this one replaces need not be kept for this panel any more.
       entry.storedAs = null;
       entry.storedAs = await this.store(entry.report);
-      this.post(entry.panel, { type: 'report', report: entry.report, storedAs: entry.storedAs });
+      this.setView(entry, { type: 'report', report: entry.report, storedAs: entry.storedAs });
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       log().error(`Report for ${input} failed: ${message}`);
-      this.post(entry.panel, { type: 'error', message });
+      this.setView(entry, { type: 'error', message });
     }
   }
 
   /** Highlights a block in every open report that has it. */
   revealBlock(block: string): void {
-    for (const { panel, report } of this.panels.values()) {
-      if (report?.blocks.some((b) => b.name === block)) this.post(panel, { type: 'revealBlock', block });
+    for (const entry of this.panels.values()) {
+      if (entry.ready && entry.report?.blocks.some((b) => b.name === block)) void entry.panel.webview.postMessage({ type: 'revealBlock', block } satisfies HostMessage);
     }
   }
 
@@ -73,11 +79,12 @@ export class ReportPanels {
       if (ref.id === null) throw new Error('it was not stored when it was made');
       entry.report = await this.host.store.load(ref.id);
       entry.storedAs = ref.id;
-      this.post(panel, { type: 'report', report: entry.report, storedAs: ref.id });
+      this.setView(entry, { type: 'report', report: entry.report, storedAs: ref.id });
+      log().info(`Restored the report for ${ref.input} from ${this.host.store.fileOf(ref.id)}`);
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       log().warn(`Report for ${ref.input} not restored: ${message}`);
-      this.post(panel, { type: 'reportUnavailable', message });
+      this.setView(entry, { type: 'reportUnavailable', message });
     }
   }
 
@@ -106,7 +113,7 @@ export class ReportPanels {
     panel.webview.options = webviewOptions(this.host.extensionUri);
     panel.webview.html = webviewHtml(panel.webview, this.host.extensionUri, 'report', `Report: ${path.basename(input)}`);
     panel.iconPath = vscode.Uri.joinPath(this.host.extensionUri, 'media', 'replens.svg');
-    const entry: Entry = { panel };
+    const entry: Entry = { panel, ready: false };
     this.panels.set(input, entry);
     const sub = panel.webview.onDidReceiveMessage(async (raw: unknown) => {
       const message = parseWebviewMessage(raw);
@@ -114,19 +121,30 @@ export class ReportPanels {
         log().warn(`Ignored an unknown message from the report webview: ${JSON.stringify(raw)?.slice(0, 200)}`);
         return;
       }
+      if (message.type === 'ready') {
+        entry.ready = true;
+        if (entry.view) void panel.webview.postMessage(entry.view);
+      }
       if (message.type === 'selectBlock') this.host.onSelectBlock(message.block);
       if (message.type === 'exportReport' && entry.report) await exportReport(entry.report, message.format, input);
       if (message.type === 'rerunReport') this.host.rerun(input, entry.output ?? undefined);
     });
+    // A hidden panel's page is gone; the next one says 'ready' when it is shown again.
+    const visibility = panel.onDidChangeViewState(() => {
+      if (!panel.visible) entry.ready = false;
+    });
     panel.onDidDispose(() => {
       sub.dispose();
+      visibility.dispose();
       if (this.panels.get(input)?.panel === panel) this.panels.delete(input);
     });
     return entry;
   }
 
-  private post(panel: vscode.WebviewPanel, message: HostMessage): void {
-    void panel.webview.postMessage(message);
+  /** Shows `view` in the panel now if its page is ready, else when it says so. */
+  private setView(entry: Entry, view: HostMessage): void {
+    entry.view = view;
+    if (entry.ready) void entry.panel.webview.postMessage(view);
   }
 }
 
