@@ -1,6 +1,6 @@
 import type { FileOverview, StructureSummary, WebviewMessage } from '../src/shared/protocol';
 import { formatBytes } from '../src/core/text';
-import { h } from './dom';
+import { fileName, h } from './dom';
 import { badge, button } from './toolkit';
 
 function count(n: number): string {
@@ -38,7 +38,7 @@ function structureSection(s: StructureSummary): Node[] {
 
 /** The model editor's overview of one file. */
 export function renderOverview(root: HTMLElement, overview: FileOverview, send: (m: WebviewMessage) => void): void {
-  const header = h('header', { class: 'title' }, h('h1', {}, overview.fileName), badge(overview.kindLabel));
+  const header = h('header', { class: 'title' }, h('h1', {}, fileName(overview.fileName)), badge(overview.kindLabel));
   const facts = h(
     'dl',
     { class: 'facts' },

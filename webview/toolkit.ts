@@ -97,8 +97,10 @@ export function selectTab(panels: HTMLElement, id: string): void {
 
 export interface GridColumn {
   title: string;
-  /** A CSS grid track size, e.g. '2fr' or 'minmax(8em, 1fr)'. */
-  width: string;
+  /** Narrowest content width (a CSS length, e.g. '7ch'): room for the column's numbers and its longest header word. */
+  min: string;
+  /** Share of the width left over above the minimums. */
+  fr: number;
   numeric?: boolean;
 }
 
@@ -114,11 +116,17 @@ function gridCell(content: string | Node, column: number, numeric: boolean, head
 /**
  * A keyboard-navigable grid (arrow keys move between cells). Every cell is a web component
  * with its own shadow DOM, so this is for short tables; long ones are plain <table>s.
+ * Each row lays out its own cells, so columns line up only through fixed minimums: below their
+ * sum the grid keeps its width and the returned wrapper scrolls sideways instead of squeezing cells.
  */
 export function dataGrid(columns: readonly GridColumn[], rows: readonly (string | Node)[][], attrs: Record<string, string> = {}): HTMLElement {
   const grid = withAttrs(document.createElement('vscode-data-grid'), attrs);
   grid.setAttribute('generate-header', 'none');
-  grid.setAttribute('grid-template-columns', columns.map((c) => c.width).join(' '));
+  // Cells are padded by --rl-cell-pad (replens.css), which a narrow panel makes smaller.
+  const min = (c: GridColumn) => `calc(${c.min} + 2 * var(--rl-cell-pad))`;
+  grid.setAttribute('grid-template-columns', columns.map((c) => `minmax(${min(c)}, ${c.fr}fr)`).join(' '));
+  // Through the CSSOM: the page's CSP forbids style attributes.
+  grid.style.minWidth = `calc(${columns.map(min).join(' + ')})`;
   const header = document.createElement('vscode-data-grid-row');
   header.setAttribute('row-type', 'header');
   header.append(...columns.map((c, i) => gridCell(c.title, i + 1, c.numeric ?? false, true)));
@@ -128,5 +136,8 @@ export function dataGrid(columns: readonly GridColumn[], rows: readonly (string 
     return row;
   });
   grid.append(header, ...body);
-  return grid;
+  const scroller = document.createElement('div');
+  scroller.className = 'rl-scroll-x';
+  scroller.append(grid);
+  return scroller;
 }

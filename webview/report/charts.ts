@@ -22,7 +22,10 @@ function svg(width: number, height: number, label: string, markup: string, cls: 
 
 export function sparklineSvg(line: Sparkline, label: string, width: number, height: number): SVGSVGElement {
   const { normal, outlier } = sparklinePaths(line, width, height);
-  return svg(width, height, label, `<path class="rl-spark" d="${normal}"/><path class="rl-spark-outlier" d="${outlier}"/>`, 'rl-sparkline');
+  const el = svg(width, height, label, `<path class="rl-spark" d="${normal}"/><path class="rl-spark-outlier" d="${outlier}"/>`, 'rl-sparkline');
+  // Bars may be squeezed sideways to fit a narrow table cell; their heights are what matters.
+  el.setAttribute('preserveAspectRatio', 'none');
+  return el;
 }
 
 const PLOT_HEIGHT = 110;

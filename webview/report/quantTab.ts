@@ -4,7 +4,7 @@ import { formatCount, formatError, formatTimes } from '../reportModel/format';
 import { OUTLIER_THRESHOLD, quantRows } from '../reportModel/quantization';
 import { h } from '../dom';
 import { sparklineSvg } from './charts';
-import { bodyRow, colGroup, headerRow, type TableColumn } from './table';
+import { bodyRow, fixedTable, headerRow, type TableColumn } from './table';
 
 const SPARK_WIDTH = 160;
 const SPARK_HEIGHT = 24;
@@ -22,12 +22,13 @@ export function quantTab(report: ReportData, onActivateBlock: (block: string) =>
   if (rows.length === 0) return h('div', { class: 'rl-quant' }, intro, h('p', { class: 'rl-muted' }, 'The report has no fused kernel statistics.'));
 
   const columns: TableColumn[] = [
-    { title: 'Block', width: '22%' },
-    { title: 'Stage', width: '12%' },
-    { title: 'Channels', width: '11%', numeric: true },
-    { title: 'Per-channel max |w|', width: `${SPARK_WIDTH + 28}px` },
-    { title: 'Max |w|', width: '13%', numeric: true },
-    { title: 'Outlier ratio', width: '13%', numeric: true },
+    { title: 'Block', min: '10ch' },
+    { title: 'Stage', width: '6ch' },
+    { title: 'Channels', width: '8.5ch', numeric: true },
+    // Shares the spare width with the names; in a narrow panel the sparkline shrinks to fit.
+    { title: 'Per-channel max |w|', min: `${SPARK_WIDTH * 0.6}px` },
+    { title: 'Max |w|', width: '7ch', numeric: true },
+    { title: 'Outlier ratio', width: '6.5ch', numeric: true },
   ];
   const body = rows.map((r) => {
     const label = h('span', { class: 'rl-block-name' }, r.block);
@@ -52,6 +53,6 @@ export function quantTab(report: ReportData, onActivateBlock: (block: string) =>
     { class: 'rl-quant' },
     intro,
     h('p', { 'data-testid': 'quant-summary' }, flagged ? `${flagged} of ${rows.length} fused kernels have outlier channels (ratio > ${OUTLIER_THRESHOLD}).` : `No fused kernel has a channel above ${OUTLIER_THRESHOLD}× the median: per-tensor INT8 should be safe.`),
-    h('table', { class: 'grid rl-table', 'data-testid': 'quant-table', 'aria-label': 'Fused kernels by outlier ratio, worst first' }, colGroup(columns), h('thead', {}, headerRow(columns)), h('tbody', {}, ...body.flat())),
+    fixedTable(columns, { class: 'grid rl-table', 'data-testid': 'quant-table', 'aria-label': 'Fused kernels by outlier ratio, worst first' }, h('thead', {}, headerRow(columns)), h('tbody', {}, ...body.flat())),
   );
 }

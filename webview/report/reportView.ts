@@ -8,7 +8,7 @@ import type { HostMessage, ReportRef, SavedReportState, WebviewMessage } from '.
 import { errorLevel, type ErrorLevel } from '../reportModel/errorScale';
 import { formatError } from '../reportModel/format';
 import { PANES, restoreSavedState, type PaneId, type ReportTab, type ReportUiState, defaultUiState } from '../reportModel/viewState';
-import { h } from '../dom';
+import { fileName, h } from '../dom';
 import { badge, button, progressRing, selectTab, tabs } from '../toolkit';
 import { legend } from './charts';
 import { detailCard } from './detailCard';
@@ -214,14 +214,14 @@ export class ReportView {
   private header(r: ReportData): HTMLElement {
     const verdict = r.pass === null ? 'not run' : r.pass ? 'PASS' : 'FAIL';
     const cls = r.pass === null ? 'none' : r.pass ? 'pass' : 'fail';
-    const sub = [r.family, r.architecture, `${r.inputs} input${r.inputs === 1 ? '' : 's'} of shape ${r.shape.join('×')}`, `atol ${formatError(r.atol)}, rtol ${formatError(r.rtol)}`];
+    const sub = [r.family, r.architecture, `${r.inputs} input${r.inputs === 1 ? '' : 's'} of shape ${r.shape.join('×')}`, `atol ${formatError(r.atol)}`, `rtol ${formatError(r.rtol)}`];
     const head = h(
       'header',
       { class: 'rl-report-head' },
       h(
         'div',
         { class: 'title' },
-        h('h1', { title: r.input }, baseName(r.input)),
+        h('h1', { title: r.input }, fileName(baseName(r.input))),
         badge(`Parity ${verdict}`, { class: `rl-badge-${cls}`, 'data-testid': 'verdict' }),
       ),
       h(
@@ -230,8 +230,9 @@ export class ReportView {
         button('Export JSON', () => this.api.postMessage({ type: 'exportReport', format: 'json' }), 'secondary', { 'data-testid': 'export-json' }),
         button('Export Markdown', () => this.api.postMessage({ type: 'exportReport', format: 'markdown' }), 'secondary', { 'data-testid': 'export-markdown' }),
       ),
-      h('p', { class: 'rl-muted rl-sub' }, sub.join(' · ')),
-      h('p', { class: 'rl-muted rl-sub' }, `Deploy file: ${r.output ?? 'not written (checked in memory)'}`),
+      // Each fact wraps as a whole, so '1.00e-4' never splits at its minus sign.
+      h('p', { class: 'rl-muted rl-sub' }, ...sub.flatMap((text, i) => [i ? ' · ' : '', h('span', { class: 'rl-nowrap' }, text)])),
+      h('p', { class: 'rl-muted rl-sub' }, 'Deploy file: ', r.output ? fileName(r.output) : 'not written (checked in memory)'),
     );
     if (r.pass === null) head.append(h('p', { class: 'notice error', 'data-testid': 'parity-error' }, `Parity did not run: ${r.parityError ?? 'no reason was given'}`));
     return head;

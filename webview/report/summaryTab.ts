@@ -8,7 +8,7 @@ import { errorHistogram } from '../reportModel/histogram';
 import { h } from '../dom';
 import { dataGrid, type GridColumn } from '../toolkit';
 import { histogramSvg } from './charts';
-import { bodyRow, colGroup, headerRow, type TableColumn } from './table';
+import { bodyRow, fixedTable, headerRow, type TableColumn } from './table';
 
 export interface SummaryOptions {
   report: ReportData;
@@ -37,12 +37,12 @@ function costs(report: ReportData): HTMLElement {
 
 function outputsGrid(report: ReportData): HTMLElement {
   const columns: GridColumn[] = [
-    { title: 'Output', width: 'minmax(8em, 2fr)' },
-    { title: 'Max abs', width: '1fr', numeric: true },
-    { title: 'Max rel', width: '1fr', numeric: true },
-    { title: 'Mean abs', width: '1fr', numeric: true },
-    { title: 'Cosine', width: '1fr', numeric: true },
-    { title: 'Top-1 agreement', width: '1fr', numeric: true },
+    { title: 'Output', min: '8ch', fr: 2 },
+    { title: 'Max abs', min: '6.5ch', fr: 1, numeric: true },
+    { title: 'Max rel', min: '6.5ch', fr: 1, numeric: true },
+    { title: 'Mean abs', min: '6.5ch', fr: 1, numeric: true },
+    { title: 'Cosine', min: '8ch', fr: 1, numeric: true },
+    { title: 'Top-1 agreement', min: '10ch', fr: 1, numeric: true },
   ];
   const rows = report.outputs.map((o) => [o.name, formatError(o.maxAbs), formatError(o.maxRel), formatError(o.meanAbs), formatCosine(o.cosine), o.top1Agreement === null ? DASH : `${(o.top1Agreement * 100).toFixed(1)} %`]);
   return dataGrid(columns, rows, { 'aria-label': 'Parity per model output', 'data-testid': 'outputs-grid' });
@@ -64,7 +64,7 @@ class BlockTable {
     for (const b of opts.report.blocks) this.rows.set(b.name, this.row(columns, b));
     this.head = h('thead', {}, headerRow(columns));
     this.body = h('tbody', {}, ...this.ordered());
-    this.element = h('table', { class: 'grid rl-table', 'data-testid': 'block-table', 'aria-label': 'Parity per block; column headers sort' }, colGroup(columns), this.head, this.body);
+    this.element = fixedTable(columns, { class: 'grid rl-table', 'data-testid': 'block-table', 'aria-label': 'Parity per block; column headers sort' }, this.head, this.body);
     this.select(opts.selected);
   }
 
@@ -73,13 +73,22 @@ class BlockTable {
   }
 
   private columns(): TableColumn[] {
-    const sortable = (key: BlockSortKey, width: string, numeric: boolean): TableColumn => ({
+    const sortable = (key: BlockSortKey, width: Pick<TableColumn, 'width' | 'min'>, numeric: boolean): TableColumn => ({
       title: SORT_TITLES[key],
-      width,
+      ...width,
       numeric,
       sort: { state: this.sort?.key === key ? (this.sort.dir === 'asc' ? 'ascending' : 'descending') : 'none', onSort: () => this.sortBy(key) },
     });
-    return [sortable('name', '20%', false), { title: 'Stage', width: '11%' }, sortable('maxAbs', '12%', true), sortable('maxRel', '12%', true), sortable('cosine', '12%', true), sortable('params', '22%', true), { title: 'Result', width: '11%' }];
+    return [
+      sortable('name', { min: '10ch' }, false),
+      { title: 'Stage', width: '6ch' },
+      sortable('maxAbs', { width: '6.5ch' }, true),
+      sortable('maxRel', { width: '6.5ch' }, true),
+      sortable('cosine', { width: '8ch' }, true),
+      // Shares the spare width with the names; when narrow, '370,944 → 331,968' wraps at its spaces.
+      { ...sortable('params', { min: '9ch' }, true), wraps: true },
+      { title: 'Result', width: '6ch' },
+    ];
   }
 
   private sortBy(key: BlockSortKey): void {

@@ -78,3 +78,11 @@ export function formatStride(stride: number | null, inferred: boolean): string {
   if (stride === null) return 'unknown';
   return inferred ? `${stride} (inferred)` : String(stride);
 }
+
+/**
+ * A file name or path cut after each '/', '\\', '.', '_' and '-': the only places a long name may wrap,
+ * so 'repvgg_tiny_train_folded.onnx' never breaks inside 'folded'.
+ */
+export function nameBreakSegments(name: string): string[] {
+  return name.match(/[^/\\._-]*(?:[/\\._-]+|$)/g)?.filter(Boolean) ?? [];
+}

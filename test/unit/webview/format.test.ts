@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatChange, formatCompact, formatCosine, formatCount, formatError, formatFileSize, formatMs, formatStride, formatTimes, ratioOf } from '../../../webview/reportModel/format';
+import { formatChange, formatCompact, formatCosine, formatCount, formatError, formatFileSize, formatMs, formatStride, formatTimes, nameBreakSegments, ratioOf } from '../../../webview/reportModel/format';
 
 describe('report number formatting', () => {
   it('groups counts and shortens large ones with SI prefixes', () => {
@@ -53,5 +53,13 @@ describe('report number formatting', () => {
     expect(formatStride(2, true)).toBe('2 (inferred)');
     expect(formatStride(1, false)).toBe('1');
     expect(formatStride(null, false)).toBe('unknown');
+  });
+
+  it('cuts file names and paths only after separators, keeping every character', () => {
+    expect(nameBreakSegments('repvgg_tiny_train_folded.onnx')).toEqual(['repvgg_', 'tiny_', 'train_', 'folded.', 'onnx']);
+    expect(nameBreakSegments('/tmp/replens-vscode-a1/m.deploy.pth')).toEqual(['/', 'tmp/', 'replens-', 'vscode-', 'a1/', 'm.', 'deploy.', 'pth']);
+    expect(nameBreakSegments('C:\\models\\b3__x.pth.tar')).toEqual(['C:\\', 'models\\', 'b3__', 'x.', 'pth.', 'tar']);
+    expect(nameBreakSegments('model')).toEqual(['model']);
+    expect(nameBreakSegments('')).toEqual([]);
   });
 });
