@@ -33,7 +33,8 @@ export class ByteSink {
   }
 
   async write(bytes: Uint8Array): Promise<void> {
-    if (this.signal?.aborted) throw new OutputError('(output)', 'cancelled', 'cancelled');
+    // writeAtomically puts the target's name on it.
+    if (this.signal?.aborted) throw cancelledError('(output)');
     // Large chunks (tensor data) go straight to the file: copying them into a batch costs more than the syscall.
     if (bytes.length >= BATCH_BYTES) {
       await this.flush();
