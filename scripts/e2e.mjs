@@ -3,9 +3,11 @@
 // test/e2e/*.e2e.mjs, then runs the extension host suite (test/e2e/electron/suite)
 // inside code-server's own extension host.
 //
-//   node scripts/e2e.mjs [--no-package]     --no-package reuses replens-linux-x64.vsix
+//   node scripts/e2e.mjs [--no-package] [--grep TEXT]
+//     --no-package  reuses replens-linux-x64.vsix
+//     --grep TEXT   runs only the browser tests whose name contains TEXT, and not the extension host suite
 //
-// Screenshots, and on failure the logs, go to test-results/.
+// Screenshots, the report timings (perf.json), and on failure the logs, go to test-results/.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -66,13 +68,14 @@ function record(name, ok, secs, error) {
   if (error) console.log(error.replace(/\x1b\[[0-9;]*m/g, '').replace(/^/gm, '    '));
 }
 
-async function runBrowserTests(browser, server) {
+async function runBrowserTests(browser, server, grep) {
   const harness = await import(pathToFileURL(join(repoRoot, 'test', 'e2e', 'harness.mjs')).href);
   const files = readdirSync(join(repoRoot, 'test', 'e2e')).filter((f) => f.endsWith('.e2e.mjs')).sort();
   for (const f of files) await import(pathToFileURL(join(repoRoot, 'test', 'e2e', f)).href);
-  log(`${harness.registered.length} browser test(s) from ${files.join(', ')}`);
+  const chosen = harness.registered.filter((t) => !grep || t.name.includes(grep));
+  log(`${chosen.length} of ${harness.registered.length} browser test(s) from ${files.join(', ')}`);
 
-  for (const t of harness.registered) {
+  for (const t of chosen) {
     // A fresh browser profile per test: VS Code keeps open editors in browser storage.
     const context = await browser.newContext({ viewport: VIEWPORT });
     const page = await context.newPage();
@@ -137,10 +140,12 @@ async function runExtensionHostSuite(browser, server) {
 
 async function main() {
   const skipPackage = process.argv.includes('--no-package');
+  const grepAt = process.argv.indexOf('--grep');
+  const grep = grepAt < 0 ? undefined : process.argv[grepAt + 1];
   // test-results/ is shared with other tools: clear only what this script writes.
   mkdirSync(resultsDir, { recursive: true });
   for (const f of readdirSync(resultsDir)) {
-    if (/^(e2e-|exthost-suite\.log$|load\.json$|code-server-logs$)/.test(f)) rmSync(join(resultsDir, f), { recursive: true, force: true });
+    if (/^(e2e-|exthost-suite\.log$|load\.json$|perf\.json$|code-server-logs$)/.test(f)) rmSync(join(resultsDir, f), { recursive: true, force: true });
   }
 
   const cs = await phase('code-server check/install', ensureCodeServer);
@@ -162,9 +167,9 @@ async function main() {
     log(`real VS Code: code-server ${cs.version} at ${server.url}`);
     log(`real browser: Chromium ${browser.version()} (${CHROMIUM}, headless)`);
 
-    await phase('browser tests', () => runBrowserTests(browser, server));
+    await phase('browser tests', () => runBrowserTests(browser, server, grep));
 
-    await phase('extension host suite in code-server', async () => {
+    if (!grep) await phase('extension host suite in code-server', async () => {
       const t0 = Date.now();
       try {
         const { passed, failed } = await runExtensionHostSuite(browser, server);

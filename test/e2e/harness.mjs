@@ -1,7 +1,7 @@
 // The few things the browser e2e tests share: a test() to register with, and
 // helpers that know how VS Code's workbench is put together in the DOM.
 // scripts/e2e.mjs imports the *.e2e.mjs files, then runs what they registered.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** @typedef {{ page: import('playwright-core').Page, server: { folderUrl: string, workspace: string, userDataDir: string }, resultsDir: string }} TestContext */
@@ -108,4 +108,92 @@ export async function activeTextEditorText(page) {
   const lines = page.locator('.editor-group-container.active .monaco-editor .view-lines');
   await lines.first().waitFor({ timeout: 20_000 });
   return (await lines.first().innerText()).replace(/\u00a0/g, ' ');
+}
+
+/**
+ * Sets the colour theme in the profile's user settings. code-server reads them when the
+ * workbench loads and did not apply an edit of the file to an open window (tried: no change
+ * within 15 s), so call this before openWorkspace. Settings outlive a test: set it back.
+ */
+export function setColorTheme(server, theme) {
+  const file = join(server.userDataDir, 'User', 'settings.json');
+  const settings = JSON.parse(readFileSync(file, 'utf8'));
+  settings['workbench.colorTheme'] = theme;
+  writeFileSync(file, JSON.stringify(settings, null, 2));
+}
+
+/** Runs a command from the Command Palette by its title, as a user would. */
+export async function runCommand(page, title) {
+  await page.keyboard.press('F1');
+  const input = page.locator('.quick-input-widget input');
+  await input.waitFor({ timeout: 20_000 });
+  await input.fill(`>${title}`);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor({ timeout: 20_000 });
+  await page.keyboard.press('Enter');
+  await input.waitFor({ state: 'hidden', timeout: 20_000 });
+}
+
+/** The first frame (webviews are two iframes deep) that has an element matching `selector`. */
+export async function findFrame(page, selector, timeoutMs, what = selector) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const frame of page.frames()) {
+      if (await frame.locator(selector).count().catch(() => 0)) return frame;
+    }
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`no ${what} appeared within ${timeoutMs / 1000}s`);
+}
+
+/** Right-click on `file` in the Explorer, then the context menu item `label`. */
+export async function fromExplorerMenu(page, file, label) {
+  const row = page.locator('.explorer-folders-view').getByRole('treeitem', { name: file, exact: true });
+  await row.click({ button: 'right' });
+  const item = page.getByRole('menuitem', { name: label, exact: true });
+  await item.waitFor({ timeout: 20_000 });
+  // Menus near the bottom edge are still sliding in when first found: hover, then choose with the keyboard.
+  await item.hover();
+  await page.keyboard.press('Enter');
+}
+
+/**
+ * Places where the text inside the elements matching `selector` wraps inside a word: the
+ * break is neither at a space nor after a '/', '.', '_' or '-' that is followed by a letter
+ * (so '1.00e-4' may not split at its minus sign either). Returns 'before|after' snippets.
+ */
+export async function midWordBreaks(frame, selector) {
+  return frame.locator(selector).evaluateAll((elements) => {
+    const found = [];
+    for (const el of elements) {
+      const chars = [];
+      const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+      for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (let i = 0; i < node.data.length; i++) {
+          const range = document.createRange();
+          range.setStart(node, i);
+          range.setEnd(node, i + 1);
+          const rect = range.getClientRects()[0];
+          // A space the line break swallowed has no box; remember it as a gap.
+          if (!rect || /\s/.test(node.data[i])) chars.push({ gap: true });
+          else chars.push({ ch: node.data[i], top: rect.top, height: rect.height });
+        }
+        chars.push({ gap: true }); // element boundaries (cells, spans) are break opportunities too
+      }
+      let prev = null;
+      let gap = false;
+      for (const c of chars) {
+        if (c.gap) {
+          gap = true;
+          continue;
+        }
+        if (prev && !gap && c.top > prev.top + prev.height / 2) {
+          const sensible = /[/._\\-]/.test(prev.ch) && !/\d/.test(c.ch);
+          if (!sensible) found.push(`${prev.ch}|${c.ch} in "${el.textContent.trim().slice(0, 60)}"`);
+        }
+        prev = c;
+        gap = false;
+      }
+    }
+    return found;
+  });
 }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { findReplensEditor, openFromExplorer, openWorkspace, test } from './harness.mjs';
+import { findFrame, findReplensEditor, fromExplorerMenu, midWordBreaks, openFromExplorer, openWorkspace, runCommand, test } from './harness.mjs';
 
 /** The RepLens Structure view's pane, expanded. */
 async function structurePane(page) {
@@ -51,14 +51,8 @@ test('the editor and the structure tree show stages, blocks and branches', async
 
 /** Right-click → Convert to Deploy on `file`, wait for `output`, then for a report with a PASS verdict. */
 async function convertFromExplorer(page, server, file, output) {
-  const row = page.locator('.explorer-folders-view').getByRole('treeitem', { name: file, exact: true });
   await openFromExplorer(page, file);
-  await row.click({ button: 'right' });
-  const item = page.getByRole('menuitem', { name: 'Convert to Deploy', exact: true });
-  await item.waitFor({ timeout: 20_000 });
-  // Menus near the bottom edge are still sliding in when first found: hover, then choose with the keyboard.
-  await item.hover();
-  await page.keyboard.press('Enter');
+  await fromExplorerMenu(page, file, 'Convert to Deploy');
 
   const written = join(server.workspace, output);
   const deadline = Date.now() + 60_000;
@@ -66,15 +60,7 @@ async function convertFromExplorer(page, server, file, output) {
   assert.ok(existsSync(written), `${output} was not written`);
 
   // The report opens beside the editor once parity has run in onnxruntime.
-  let report;
-  const reportDeadline = Date.now() + 120_000;
-  while (!report && Date.now() < reportDeadline) {
-    for (const frame of page.frames()) {
-      if (await frame.locator('[data-testid="verdict"]').count().catch(() => 0)) report = frame;
-    }
-    if (!report) await page.waitForTimeout(500);
-  }
-  assert.ok(report, 'no report with a parity verdict appeared');
+  const report = await findFrame(page, '[data-testid="verdict"]', 120_000, 'report with a parity verdict');
   const verdict = (await report.locator('[data-testid="verdict"]').first().innerText()).trim();
   assert.match(verdict, /PASS/, `parity verdict: ${verdict}`);
   return report;
@@ -100,6 +86,23 @@ test('an ONNX export with BN folded goes through the same flow and stays ONNX', 
   await editor.locator('[data-testid="format"]').filter({ hasText: 'ONNX' }).waitFor({ timeout: 30_000 });
   const stages = await editor.locator('[data-testid="stages"] tbody tr').count();
   assert.equal(stages, 5, 'the ONNX graph shows the same five stages as the checkpoint');
-  await convertFromExplorer(page, server, 'repvgg_tiny_train_folded.onnx', 'repvgg_tiny_train_folded.deploy.onnx');
+  const report = await convertFromExplorer(page, server, 'repvgg_tiny_train_folded.onnx', 'repvgg_tiny_train_folded.deploy.onnx');
+  await runCommand(page, 'Notifications: Clear All Notifications');
   await page.screenshot({ path: join(resultsDir, 'e2e-report-onnx.png') });
+
+  // Beside the editor the report is narrow; narrower still in a smaller window. Names may wrap
+  // only after / . _ -, headers between words, numbers not at all (tables scroll sideways instead).
+  const wrapping = ['h1', '.rl-sub', '[data-testid="outputs-grid"] vscode-data-grid-cell', '[data-testid="block-table"] th', '[data-testid="block-table"] td'];
+  for (const width of [1400, 1100]) {
+    await page.setViewportSize({ width, height: 900 });
+    await report.locator('[data-testid="block-table"]').waitFor();
+    const panel = await report.evaluate(() => window.innerWidth);
+    for (const selector of wrapping) {
+      assert.deepEqual(await midWordBreaks(report, selector), [], `${selector} in a ${panel}px report panel`);
+    }
+    assert.deepEqual(await midWordBreaks(editor, 'h1'), [], `the editor's title beside a ${panel}px report panel`);
+  }
+  await page.screenshot({ path: join(resultsDir, 'e2e-report-narrow.png') });
+  await report.locator('[data-testid="block-table"]').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(resultsDir, 'e2e-report-narrow-tables.png') });
 }, { timeoutMs: 240_000 });
