@@ -1,0 +1,223 @@
+// How fast the report becomes usable, measured in the real VS Code: a RepVGG-B3-deep checkpoint
+// and a 5,000-node ONNX chain (test/fixtures/perf) are converted from the Explorer, and the report
+// webview is watched from the moment its page starts. Only correctness is asserted;
+// the times are printed and written to test-results/perf.json, because a shared machine makes
+// them vary too much to be pass/fail criteria.
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { findFrame, fromExplorerMenu, openFromExplorer, openWorkspace, test } from './harness.mjs';
+
+const PERF_FIXTURES = new URL('../fixtures/perf/', import.meta.url).pathname;
+/** Pause between the test's scroll inputs: often enough to land several during a render of a few hundred ms. */
+const INPUT_EVERY_MS = 100;
+
+/**
+ * Added to every frame of the page before anything runs in it; acts only in the host frame of a
+ * webview (VS Code's pre/index.html), which creates the inner frame and writes the view's page into
+ * it. The page's Content-Security-Policy admits no script of ours, so the probe works on the inner
+ * frame's window from outside (the two frames share an origin). Once that page shows it is the
+ * report, the probe records long tasks, how long each wheel input and each tick of a 20 ms timer
+ * waited, and plays the user: as soon as the report is on screen it opens the Graphs tab, waits for
+ * both graphs to be drawn, clicks a block and waits for its counterpart on the other side to light
+ * up (its nodes, or its outline on the zoomed-out overview). That moment is "interactive".
+ */
+function installProbe() {
+  if (!location.pathname.endsWith('/webview/browser/pre/index.html')) return;
+  const waiting = setInterval(() => {
+    for (const frame of document.querySelectorAll('iframe')) {
+      const view = frame.contentDocument?.body?.dataset.view;
+      if (!view) continue;
+      clearInterval(waiting);
+      if (view === 'report') probeReport(frame.contentWindow);
+    }
+  }, 2);
+
+  function probeReport(w) {
+    // Times are absolute (ms since the epoch), to be put together with the workbench's (see
+    // installWorkbenchProbe): which frame's observer hears of a long task was seen to vary.
+    const probe = { origin: w.performance.timeOrigin, installedAt: w.performance.now(), longTasks: [], inputs: [], lags: [], steps: {} };
+    w.__replensPerf = probe;
+    new w.PerformanceObserver((list) => {
+      for (const e of list.getEntries()) probe.longTasks.push({ start: probe.origin + e.startTime, duration: e.duration });
+    }).observe({ type: 'longtask' });
+    w.addEventListener('wheel', (e) => probe.inputs.push({ at: probe.origin + e.timeStamp, delay: w.performance.now() - e.timeStamp }), { capture: true, passive: true });
+    // A 20 ms timer: how late it fires is how long any handler, an input's too, would have waited.
+    let expected = w.performance.now() + 20;
+    const ticking = w.setInterval(() => {
+      const now = w.performance.now();
+      probe.lags.push({ at: probe.origin + expected, delay: Math.max(0, now - expected) });
+      expected = now + 20;
+    }, 20);
+    const nextFrame = () => new Promise((resolve) => w.requestAnimationFrame(resolve));
+    const until = async (test) => {
+      while (!test()) await nextFrame();
+    };
+    const q = (selector) => w.document.querySelector(selector);
+    (async () => {
+      await until(() => q('[data-testid="replens-report"]'));
+      probe.reportAt = w.performance.getEntriesByName('replens-report-received')[0]?.startTime;
+      probe.steps.summaryShown = w.performance.now();
+      q('[data-testid="tab-graphs"]').click();
+      const drawn = (pane) => q(`[data-testid="graph-${pane}"] .rl-node-layer [data-chunk] > *`);
+      await until(() => drawn('before') && drawn('after') && q('[data-testid="graph-before"] .rl-block-node'));
+      probe.steps.graphsDrawn = w.performance.now();
+      q('[data-testid="graph-before"] .rl-block-node').dispatchEvent(new w.MouseEvent('click', { bubbles: true }));
+      await until(() => q('[data-testid="graph-after"] .rl-selected') || q('[data-testid="graph-after"] .rl-selection-outline')?.getAttribute('d'));
+      await nextFrame();
+      probe.interactiveAt = w.performance.now();
+      // A tick held up until now by a busy page still has to fire to be counted.
+      w.setTimeout(() => w.clearInterval(ticking), 1000);
+    })().catch((e) => (probe.error = String(e)));
+  }
+}
+
+/** Added to the page too: in the workbench itself, long tasks and how long wheel inputs waited for their handler. */
+function installWorkbenchProbe() {
+  if (window !== window.top) return;
+  const probe = { longTasks: [], inputs: [] };
+  window.__replensWorkbench = probe;
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) probe.longTasks.push({ start: performance.timeOrigin + e.startTime, duration: e.duration });
+  }).observe({ type: 'longtask' });
+  addEventListener('wheel', (e) => probe.inputs.push({ at: performance.timeOrigin + e.timeStamp, delay: performance.now() - e.timeStamp }), { capture: true, passive: true });
+}
+
+const round = (v) => (v === undefined || v === null ? null : Math.round(v));
+
+function inputStats(inputs) {
+  const delays = inputs.map((i) => i.delay).sort((a, b) => a - b);
+  return { count: delays.length, medianMs: round(delays[Math.floor(delays.length / 2)]), maxMs: round(delays.at(-1)) };
+}
+
+/**
+ * The host's own account of building the report (structure, parity in onnxruntime, layout): RepLens
+ * logs "Parity of <input> vs <deploy file>: PASS in N ms" to its output channel.
+ */
+function hostBuildMs(server, file) {
+  const logs = join(server.userDataDir, 'logs');
+  const pattern = new RegExp(`Parity of \\S*/${file.replace(/\./g, '\\.')} .*: \\w+ in (\\d+) ms`);
+  for (const f of readdirSync(logs, { recursive: true }).filter((n) => n.endsWith('RepLens.log'))) {
+    const hit = readFileSync(join(logs, f), 'utf8').match(pattern);
+    if (hit) return Number(hit[1]);
+  }
+  return null;
+}
+
+/** Merges this run's numbers into test-results/perf.json (scripts/e2e.mjs clears it at the start). */
+function record(resultsDir, key, numbers) {
+  const file = join(resultsDir, 'perf.json');
+  const all = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  all[key] = { ...numbers, machine: { cpus: cpus().length, loadAverage1m: Number(loadavg()[0].toFixed(2)) }, recordedAt: new Date().toISOString() };
+  writeFileSync(file, `${JSON.stringify(all, null, 2)}\n`);
+  console.log(`    [perf] ${key}: ${JSON.stringify(all[key])}`);
+}
+
+/**
+ * Converts `file` from the Explorer and measures its report: see installProbe. Scroll inputs go to
+ * the Explorer and to the report panel every INPUT_EVERY_MS until the report is interactive.
+ */
+async function measureReport(page, server, file) {
+  cpSync(join(PERF_FIXTURES, file), join(server.workspace, file));
+  await page.context().addInitScript(installProbe);
+  await page.context().addInitScript(installWorkbenchProbe);
+  await openWorkspace(page, server);
+  await openFromExplorer(page, file);
+  await fromExplorerMenu(page, file, 'Convert to Deploy');
+
+  const report = await findFrame(page, '[data-testid="replens-report-progress"], [data-testid="replens-report"]', 120_000, 'report panel');
+  assert.ok(await report.evaluate(() => window.__replensPerf !== undefined), 'the probe is not in the report webview');
+
+  const explorer = await page.locator('.explorer-folders-view').boundingBox();
+  const panel = await (await report.frameElement()).boundingBox();
+  // Small scrolls back and forth, over the Explorer's file list and over the top of the report (away
+  // from the graphs), sent on their own so a busy page delays them instead of the loop skipping them.
+  let loading = true;
+  const scrolling = (async () => {
+    for (let i = 0; loading; i++) {
+      const dy = i % 2 ? -20 : 20;
+      await page.mouse.move(explorer.x + explorer.width / 2, explorer.y + 40);
+      await page.mouse.wheel(0, dy);
+      await page.mouse.move(panel.x + panel.width / 2, panel.y + 30);
+      await page.mouse.wheel(0, dy);
+      await page.waitForTimeout(INPUT_EVERY_MS);
+    }
+  })();
+  const deadline = Date.now() + 180_000;
+  let probe;
+  try {
+    do {
+      await page.waitForTimeout(INPUT_EVERY_MS);
+      probe = await report.evaluate(() => window.__replensPerf);
+    } while (probe.interactiveAt === undefined && !probe.error && Date.now() < deadline);
+  } finally {
+    loading = false;
+    await scrolling;
+  }
+  assert.equal(probe.error, undefined, `the probe failed: ${probe.error}`);
+  assert.ok(probe.interactiveAt !== undefined, 'the report did not become interactive within 180 s');
+  assert.ok(probe.reportAt !== undefined, 'the webview set no replens-report-received mark');
+  // The timer ticks on for a second after the load (see probeReport): let the last held-up tick land.
+  await page.waitForTimeout(1200);
+  probe = await report.evaluate(() => window.__replensPerf);
+
+  const workbench = await page.evaluate(() => window.__replensWorkbench);
+  const [loadStart, loadEnd] = [probe.origin + probe.reportAt, probe.origin + probe.interactiveAt];
+  // Both observers may report the same task; a task is its start and duration.
+  const tasks = new Map([...probe.longTasks, ...workbench.longTasks].map((t) => [`${Math.round(t.start / 10)}:${Math.round(t.duration / 10)}`, t]));
+  const loadTasks = [...tasks.values()].filter((t) => t.start <= loadEnd && t.start + t.duration >= loadStart);
+  // An input (to the webview or the workbench around it) or a timer tick that waited through part of the load.
+  const overlapsLoad = (e) => e.at <= loadEnd && e.at + e.delay >= loadStart;
+  const inputs = [...probe.inputs, ...workbench.inputs];
+  const numbers = {
+    // From the webview page's start (the panel opening with its progress message) to the report message: the host's work.
+    panelOpenToReportMs: round(probe.reportAt),
+    hostBuildMs: hostBuildMs(server, file),
+    reportToSummaryMs: round(probe.steps.summaryShown - probe.reportAt),
+    reportToGraphsDrawnMs: round(probe.steps.graphsDrawn - probe.reportAt),
+    reportToInteractiveMs: round(probe.interactiveAt - probe.reportAt),
+    panelOpenToInteractiveMs: round(probe.interactiveAt),
+    longestTaskDuringLoadMs: round(Math.max(0, ...loadTasks.map((t) => t.duration))),
+    longTasksDuringLoad: loadTasks.length,
+    inputWhileHostWorks: inputStats(inputs.filter((e) => e.at + e.delay < loadStart)),
+    inputDuringLoad: inputStats(inputs.filter(overlapsLoad)),
+    timerLagDuringLoad: inputStats(probe.lags.filter(overlapsLoad)),
+  };
+
+  // A real click, on a block further down, must light up its counterpart too.
+  const before = report.locator('[data-testid="graph-before"]');
+  const stats = (pane) => report.locator(`[data-testid="graph-${pane}"] .rl-pane-head .rl-muted`).innerText();
+  await before.locator('.rl-block-node').nth(3).click({ timeout: 20_000 });
+  const block = await report.locator('[data-testid="detail-card"] h3').innerText();
+  await report.locator('[data-testid="graph-after"] .rl-selected').first().waitFor({ timeout: 20_000 });
+  return { report, numbers, block, stats: { before: await stats('before'), after: await stats('after') } };
+}
+
+/** '5,123 nodes · 641 blocks' → { nodes: 5123, blocks: 641 } */
+function paneCounts(text) {
+  const [, nodes, blocks] = text.replace(/,/g, '').match(/(\d+) nodes · (\d+) blocks/) ?? [];
+  return { nodes: Number(nodes), blocks: Number(blocks) };
+}
+
+test('a RepVGG-B3-deep report: time to interactive', async ({ page, server, resultsDir }) => {
+  const { numbers, stats, block } = await measureReport(page, server, 'repvgg_b3_depth_train.pth');
+  const before = paneCounts(stats.before);
+  const after = paneCounts(stats.after);
+  assert.equal(before.blocks, 28, `train-form graph: ${stats.before}`);
+  assert.equal(after.blocks, 28, `deploy-form graph: ${stats.after}`);
+  assert.match(block, /^stage\d/, `detail card after a click: ${block}`);
+  await page.screenshot({ path: join(resultsDir, 'e2e-perf-b3-report.png') });
+  record(resultsDir, 'repvggB3Depth', { nodes: { before: before.nodes, after: after.nodes }, blocks: before.blocks, ...numbers });
+}, { timeoutMs: 240_000 });
+
+test('a 5,000-node ONNX report opens and stays responsive', async ({ page, server, resultsDir }) => {
+  const { numbers, stats } = await measureReport(page, server, 'repvgg_5k_nodes_train.onnx');
+  const before = paneCounts(stats.before);
+  const after = paneCounts(stats.after);
+  assert.ok(before.nodes >= 5000, `train-form graph: ${stats.before}`);
+  assert.equal(before.blocks, 641, `train-form graph: ${stats.before}`);
+  assert.equal(after.blocks, 641, `deploy-form graph: ${stats.after}`);
+  await page.screenshot({ path: join(resultsDir, 'e2e-perf-5k-report.png') });
+  record(resultsDir, 'onnx5000Nodes', { nodes: { before: before.nodes, after: after.nodes }, blocks: before.blocks, ...numbers });
+}, { timeoutMs: 300_000 });
