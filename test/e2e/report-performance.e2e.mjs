@@ -4,10 +4,10 @@
 // the times are printed and written to test-results/perf.json, because a shared machine makes
 // them vary too much to be pass/fail criteria.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { findFrame, fromExplorerMenu, openFromExplorer, openWorkspace, test } from './harness.mjs';
+import { findFrame, fromExplorerMenu, openFromExplorer, openWorkspace, runCommand, test } from './harness.mjs';
 
 const PERF_FIXTURES = new URL('../fixtures/perf/', import.meta.url).pathname;
 /** Pause between the test's scroll inputs: often enough to land several during a render of a few hundred ms. */
@@ -118,7 +118,7 @@ function record(resultsDir, key, numbers) {
  * Converts `file` from the Explorer and measures its report: see installProbe. Scroll inputs go to
  * the Explorer and to the report panel every INPUT_EVERY_MS until the report is interactive.
  */
-async function measureReport(page, server, file) {
+async function measureReport(page, server, file, screenshot) {
   cpSync(join(PERF_FIXTURES, file), join(server.workspace, file));
   await page.context().addInitScript(installProbe);
   await page.context().addInitScript(installWorkbenchProbe);
@@ -185,13 +185,25 @@ async function measureReport(page, server, file) {
     timerLagDuringLoad: inputStats(probe.lags.filter(overlapsLoad)),
   };
 
-  // A real click, on a block further down, must light up its counterpart too.
-  const before = report.locator('[data-testid="graph-before"]');
+  // A real click, on the lowest block drawn, must light up its counterpart too.
   const stats = (pane) => report.locator(`[data-testid="graph-${pane}"] .rl-pane-head .rl-muted`).innerText();
-  await before.locator('.rl-block-node').nth(3).click({ timeout: 20_000 });
+  await report.locator('[data-testid="graph-before"] .rl-block-node').last().click({ timeout: 20_000 });
   const block = await report.locator('[data-testid="detail-card"] h3').innerText();
   await report.locator('[data-testid="graph-after"] .rl-selected').first().waitFor({ timeout: 20_000 });
-  return { report, numbers, block, stats: { before: await stats('before'), after: await stats('after') } };
+  // For the screenshot: the page back at its top (the test's scrolls moved it) and no notification over it.
+  await report.evaluate(() => scrollTo(0, 0));
+  await runCommand(page, 'Notifications: Clear All Notifications');
+  await page.screenshot({ path: screenshot });
+  return { numbers, block, stats: { before: await stats('before'), after: await stats('after') } };
+}
+
+/** Measures the report of the perf fixture `file`, then takes it and its deploy file out of the shared workspace again. */
+async function measureAndClean(page, server, file, deployFile, screenshot) {
+  try {
+    return await measureReport(page, server, file, screenshot);
+  } finally {
+    for (const f of [file, deployFile]) rmSync(join(server.workspace, f), { force: true });
+  }
 }
 
 /** '5,123 nodes · 641 blocks' → { nodes: 5123, blocks: 641 } */
@@ -201,23 +213,23 @@ function paneCounts(text) {
 }
 
 test('a RepVGG-B3-deep report: time to interactive', async ({ page, server, resultsDir }) => {
-  const { numbers, stats, block } = await measureReport(page, server, 'repvgg_b3_depth_train.pth');
+  const shot = join(resultsDir, 'e2e-perf-b3-report.png');
+  const { numbers, stats, block } = await measureAndClean(page, server, 'repvgg_b3_depth_train.pth', 'repvgg_b3_depth_train.deploy.pth', shot);
   const before = paneCounts(stats.before);
   const after = paneCounts(stats.after);
   assert.equal(before.blocks, 28, `train-form graph: ${stats.before}`);
   assert.equal(after.blocks, 28, `deploy-form graph: ${stats.after}`);
   assert.match(block, /^stage\d/, `detail card after a click: ${block}`);
-  await page.screenshot({ path: join(resultsDir, 'e2e-perf-b3-report.png') });
   record(resultsDir, 'repvggB3Depth', { nodes: { before: before.nodes, after: after.nodes }, blocks: before.blocks, ...numbers });
 }, { timeoutMs: 240_000 });
 
 test('a 5,000-node ONNX report opens and stays responsive', async ({ page, server, resultsDir }) => {
-  const { numbers, stats } = await measureReport(page, server, 'repvgg_5k_nodes_train.onnx');
+  const shot = join(resultsDir, 'e2e-perf-5k-report.png');
+  const { numbers, stats } = await measureAndClean(page, server, 'repvgg_5k_nodes_train.onnx', 'repvgg_5k_nodes_train.deploy.onnx', shot);
   const before = paneCounts(stats.before);
   const after = paneCounts(stats.after);
   assert.ok(before.nodes >= 5000, `train-form graph: ${stats.before}`);
   assert.equal(before.blocks, 641, `train-form graph: ${stats.before}`);
   assert.equal(after.blocks, 641, `deploy-form graph: ${stats.after}`);
-  await page.screenshot({ path: join(resultsDir, 'e2e-perf-5k-report.png') });
   record(resultsDir, 'onnx5000Nodes', { nodes: { before: before.nodes, after: after.nodes }, blocks: before.blocks, ...numbers });
 }, { timeoutMs: 300_000 });

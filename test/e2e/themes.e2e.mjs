@@ -32,7 +32,8 @@ for (const theme of THEMES) {
       await runCommand(page, 'View: Toggle Maximize Editor Group');
 
       await report.locator('[data-testid="tab-graphs"]').click();
-      await report.locator('[data-testid="graph-before"] .rl-block-node').nth(2).click({ timeout: 20_000 });
+      // stage0 has six nodes: the seventh is the first of stage1.0, so the selection sits below stage0.
+      await report.locator('[data-testid="graph-before"] .rl-block-node').nth(6).click({ timeout: 20_000 });
       await report.locator('[data-testid="graph-after"] .rl-selected').first().waitFor({ timeout: 20_000 });
       await report.locator('[data-testid="detail-card"] h3').waitFor({ timeout: 20_000 });
       // The arrow keys move the keyboard focus to the next block, which gets a focus outline of its own.
