@@ -188,6 +188,13 @@ async function measureReport(page, server, file, screenshot) {
   // A real click, on the lowest block drawn, must light up its counterpart too.
   const stats = (pane) => report.locator(`[data-testid="graph-${pane}"] .rl-pane-head .rl-muted`).innerText();
   await report.locator('[data-testid="graph-before"] .rl-block-node').last().click({ timeout: 20_000 });
+  // The click scrolled that node, the last of those drawn, into view: the pane must pan instead and draw what lies below it.
+  const panned = () => {
+    const pane = document.querySelector('[data-testid="graph-before"]');
+    const bands = [...pane.querySelectorAll('.rl-node-layer > [data-chunk]')].filter((c) => c.childElementCount > 0).length;
+    return pane.querySelector('.rl-pane-body').scrollTop === 0 && bands >= 2;
+  };
+  await report.waitForFunction(panned, null, { timeout: 5_000 }).catch(() => assert.fail('after a click scrolled the graph pane, it kept the scroll or drew only one band of nodes'));
   const block = await report.locator('[data-testid="detail-card"] h3').innerText();
   await report.locator('[data-testid="graph-after"] .rl-selected').first().waitFor({ timeout: 20_000 });
   // For the screenshot: the page back at its top (the test's scrolls moved it) and no notification over it.

@@ -353,6 +353,15 @@ export class GraphPane {
       { passive: false },
     );
     this.body.addEventListener('keydown', (e) => this.onKey(e));
+    // The pane pans with a transform and has no scroll of its own, but the browser scrolls it anyway to
+    // show an element (find in page, a focus, a scripted click): turn that into a pan, or the chunks
+    // drawn would be those of a view the pane no longer shows.
+    this.body.addEventListener('scroll', () => {
+      const { scrollLeft: dx, scrollTop: dy } = this.body;
+      if ((dx === 0 && dy === 0) || !this.view) return;
+      this.body.scrollTo(0, 0);
+      this.setView(panBy(this.view, -dx, -dy), true);
+    });
   }
 
   /** A click or Enter/Space on `target`: toggle a stage, or select the block of a node. */
