@@ -64,6 +64,11 @@ export function renderOverview(root: HTMLElement, overview: FileOverview, send: 
     if (s.stages.length > 0) {
       if (s.form !== 'deploy') actions.append(button('Check Parity', () => send({ type: 'runAction', action: 'checkParity' }), 'secondary'));
       actions.append(button('Show Structure', () => send({ type: 'runAction', action: 'showStructure' }), 'secondary'));
+      actions.append(
+        button('Open Report', () => send({ type: 'runAction', action: 'openReport' }), 'secondary', {
+          title: 'The latest report about this file as it is now; a parity check makes one if there is none',
+        }),
+      );
     }
     children.push(actions, ...structureSection(s));
   }

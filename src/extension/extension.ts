@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import { ReportStore } from '../core/report/reportStore';
 import { parseSavedReportRef } from '../shared/protocol';
-import { checkParityCommand, showReport } from './commands/checkParity';
+import { checkParityCommand, openReportCommand, showReport } from './commands/checkParity';
 import { convertToDeploy } from './commands/convertToDeploy';
 import { log } from './log';
 import { MODEL_VIEWER, ModelEditorProvider } from './modelEditor';
@@ -49,6 +49,7 @@ export function activate(context: vscode.ExtensionContext): void {
       },
     }),
     vscode.commands.registerCommand('replens.checkParity', (arg: unknown) => checkParityCommand(arg, reports, context.extensionUri)),
+    vscode.commands.registerCommand('replens.openReport', (arg: unknown) => openReportCommand(arg, reports, context.extensionUri)),
     vscode.commands.registerCommand('replens.showStructure', async (arg: unknown) => {
       const uri = targetModelUri(arg);
       if (!uri) {

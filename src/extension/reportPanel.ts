@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { reportMarkdown } from '../core/report/markdown';
+import { filesUnchanged } from '../core/report/fileStamp';
 import type { ReportData } from '../core/report/reportData';
 import type { ReportStore } from '../core/report/reportStore';
 import { writeAtomically } from '../core/writers/atomicFile';
@@ -62,6 +63,38 @@ export class ReportPanels {
       log().error(`Report for ${input} failed: ${message}`);
       this.setView(entry, { type: 'error', message });
     }
+  }
+
+  /**
+   * Shows the report about `file` (as its input or its deploy file) without making it again: the
+   * panel showing it, or the newest stored report whose files are unchanged. False when there is none.
+   */
+  async showExisting(file: string): Promise<boolean> {
+    for (const [input, entry] of this.panels) {
+      if (input !== file && entry.output !== file) continue;
+      // Still being made, or made from the files as they are: that is the report.
+      if (!entry.report || (await filesUnchanged(entry.report))) {
+        entry.panel.reveal();
+        return true;
+      }
+    }
+    const about = await this.host.store.latestCurrent(file);
+    if (!about) return false;
+    let report: ReportData;
+    try {
+      report = await this.host.store.load(about.id);
+    } catch (e) {
+      log().warn(`The stored report ${about.id} for ${file} could not be read, so it is made again: ${e instanceof Error ? e.message : String(e)}`);
+      return false;
+    }
+    const entry = this.open(about.input);
+    entry.report = report;
+    entry.output = report.output;
+    entry.storedAs = about.id;
+    entry.panel.reveal();
+    this.setView(entry, { type: 'report', report, storedAs: about.id });
+    log().info(`Opened the stored report for ${file} (${this.host.store.fileOf(about.id)})`);
+    return true;
   }
 
   /** Highlights a block in every open report that has it. */

@@ -54,7 +54,7 @@ export type HostMessage =
 export type ReportExportFormat = 'json' | 'markdown';
 
 /** Model-editor buttons: each runs the RepLens command of that name on the editor's own file. */
-export type EditorAction = 'convertToDeploy' | 'checkParity' | 'showStructure';
+export type EditorAction = 'convertToDeploy' | 'checkParity' | 'showStructure' | 'openReport';
 
 export type WebviewMessage =
   | { type: 'ready' }
@@ -94,7 +94,7 @@ const MAX_PATH_LENGTH = 4096;
 /** Longer block names than this are not from a real model; refusing them keeps log lines and lookups bounded. */
 export const MAX_BLOCK_NAME_LENGTH = 500;
 
-const EDITOR_ACTIONS: ReadonlySet<string> = new Set<EditorAction>(['convertToDeploy', 'checkParity', 'showStructure']);
+const EDITOR_ACTIONS: ReadonlySet<string> = new Set<EditorAction>(['convertToDeploy', 'checkParity', 'showStructure', 'openReport']);
 
 const EXPORT_FORMATS: ReadonlySet<string> = new Set<ReportExportFormat>(['json', 'markdown']);
 

@@ -29,6 +29,16 @@ function extensionHostLogs(userDataDir) {
     .map((f) => join(logs, f));
 }
 
+/** Everything RepLens has written to its output channel so far, in every window of this server. */
+export function replensLog(server) {
+  const logs = join(server.userDataDir, 'logs');
+  if (!existsSync(logs)) return '';
+  return readdirSync(logs, { recursive: true })
+    .filter((f) => f.endsWith('RepLens.log'))
+    .map((f) => readFileSync(join(logs, f), 'utf8'))
+    .join('\n');
+}
+
 async function waitForNewExtensionHost(userDataDir, before, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -143,6 +153,24 @@ export async function findFrame(page, selector, timeoutMs, what = selector) {
     await page.waitForTimeout(100);
   }
   throw new Error(`no ${what} appeared within ${timeoutMs / 1000}s`);
+}
+
+/**
+ * Closes the report panel of `file`, then clicks Open Report in the model editor of `file`.
+ * Returns when the click happened (ms since the epoch, as the editor's page saw it).
+ */
+export async function reopenReport(page, file) {
+  const tab = page.locator('.tab', { hasText: `Report: ${file}` });
+  await tab.click();
+  await tab.locator('.tab-actions .action-label').click();
+  await tab.waitFor({ state: 'detached', timeout: 20_000 });
+  const editor = await findReplensEditor(page, file);
+  await editor.evaluate(() => {
+    window.__replensClickAt = null;
+    addEventListener('click', (e) => (window.__replensClickAt = performance.timeOrigin + e.timeStamp), { capture: true, once: true });
+  });
+  await editor.getByRole('button', { name: 'Open Report' }).click();
+  return editor.evaluate(() => window.__replensClickAt);
 }
 
 /** Right-click on `file` in the Explorer, then the context menu item `label`. */

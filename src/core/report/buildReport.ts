@@ -1,4 +1,3 @@
-import { promises as fs } from 'node:fs';
 import { openModelFile } from '../formats/openModelFile';
 import type { ModelFile } from '../formats/modelFile';
 import type { OnnxGraph } from '../formats/onnxModel';
@@ -9,6 +8,7 @@ import { buildStructure } from '../model/buildStructure';
 import { branchLabel } from '../model/describe';
 import { allBlocks, type Block, type ModelStructure } from '../model/structure';
 import { checkParity, compareModels, DEFAULTS, type ParityOptions, type ParityResult } from '../parity/parity';
+import { stampOf, type FileStamp } from './fileStamp';
 import { blockMatcher, graphSpecFromOnnx } from './graphSpec';
 import { kernelStats } from './kernelStats';
 import { layoutInWorker } from './layoutInWorker';
@@ -60,12 +60,10 @@ function blockReport(displayName: (name: string) => string, block: Block): Block
   };
 }
 
-async function fileBytes(file: string | undefined): Promise<number | null> {
-  return file ? fs.stat(file).then((s) => s.size, () => null) : null;
-}
-
 /** Everything the report view shows for `input`: parity, both graphs laid out, per-block facts and kernel statistics. */
 export async function buildReport(input: string, options: ReportOptions = {}): Promise<ReportData> {
+  // Taken before reading, so a change made while the report is built makes it out of date.
+  const stamps = { input: await stampOf(input), output: options.deploy ? await stampOf(options.deploy) : null };
   const model = await openModelFile(input);
   let structure: ModelStructure;
   let graphs: { before: OnnxGraph; after: OnnxGraph };
@@ -107,19 +105,20 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
     layoutInWorker(graphSpecFromOnnx(graphs.after, blockMatcher(refs)), options.layoutWorker),
   ]);
   // Without parity (it failed), counts come from the structure and the graphs themselves.
-  const form = async (f: ParityResult['forms']['train'] | undefined, graph: OnnxGraph, params: number, file: string | undefined): Promise<FormStats> => ({
+  const form = (f: ParityResult['forms']['train'] | undefined, graph: OnnxGraph, params: number, file: FileStamp | null): FormStats => ({
     latencyMs: f?.latencyMs ?? null,
     params: f?.params ?? params,
     macs: f?.macs ?? 0,
     nodes: f?.nodes ?? graph.node.length,
-    fileBytes: await fileBytes(file),
+    fileBytes: file?.bytes ?? null,
   });
-  const train = await form(parity?.forms.train, graphs.before, structure.params.total, input);
-  const deploy = await form(parity?.forms.deploy, graphs.after, structure.params.afterFusion, options.deploy);
+  const train = form(parity?.forms.train, graphs.before, structure.params.total, stamps.input);
+  const deploy = form(parity?.forms.deploy, graphs.after, structure.params.afterFusion, stamps.output);
   const shape = parity ? (Object.values(parity.shapes)[0] ?? []) : [...(options.shape ?? [1, 3, DEFAULTS.size, DEFAULTS.size])];
   return {
     input,
     output: options.deploy ?? null,
+    stamps,
     family: structure.family,
     architecture: structure.architecture,
     pass: parity ? parity.pass : null,

@@ -3,6 +3,7 @@
  * per-block facts and errors, per-output errors, and per-form costs. Plain data,
  * so it can be posted to a webview, exported as JSON, or rendered as Markdown.
  */
+import type { FileStamp } from './fileStamp';
 
 export interface GraphNodeView {
   id: string;
@@ -96,6 +97,8 @@ export interface ReportData {
   /** The model file the report is about, and the deploy file, when one was written. */
   input: string;
   output: string | null;
+  /** Both files as they were when the report read them (null: no deploy file); a change to either makes the report out of date. */
+  stamps: { input: FileStamp | null; output: FileStamp | null };
   family: string;
   architecture: string;
   /** null when parity could not run (the error says why). */

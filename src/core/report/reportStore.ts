@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { writeAtomically } from '../writers/atomicFile';
+import { filesUnchanged } from './fileStamp';
 import type { ReportData } from './reportData';
 
 /** How many reports are kept (besides those still shown); older ones are deleted. */
@@ -15,6 +16,16 @@ export const DEFAULT_KEEP = 20;
 
 const ID = /^[0-9a-z]{1,12}-[0-9a-f]{8}$/;
 const SUFFIX = '.report.json';
+/** Beside each report, what it is about, so finding a file's report does not read megabytes of graphs. */
+const ABOUT_SUFFIX = '.about.json';
+
+/** A stored report's files and their stamps (see ReportData.stamps). */
+export interface StoredReportAbout {
+  id: string;
+  input: string;
+  output: string | null;
+  stamps: ReportData['stamps'];
+}
 
 /** A stored report could not be read; the message names the file and says why. */
 export class ReportStoreError extends Error {
@@ -49,6 +60,13 @@ function isReport(value: unknown): value is ReportData {
   return typeof r.input === 'string' && Array.isArray(r.blocks) && Array.isArray(r.outputs) && isGraph(r.before) && isGraph(r.after) && typeof r.forms === 'object' && r.forms !== null;
 }
 
+/** The ids of the files in `names` that end in `suffix`, newest first (ids begin with their time). */
+function idsNewestFirst(names: readonly string[], suffix: string): string[] {
+  const ids = names.filter((n) => n.endsWith(suffix) && ID.test(n.slice(0, -suffix.length))).map((n) => n.slice(0, -suffix.length));
+  const time = (id: string) => parseInt(id.slice(0, id.indexOf('-')), 36);
+  return ids.sort((a, b) => time(b) - time(a) || (a < b ? 1 : -1));
+}
+
 export class ReportStore {
   private lastTime = 0;
 
@@ -71,6 +89,8 @@ export class ReportStore {
     await fs.mkdir(this.folder, { recursive: true });
     const text = JSON.stringify(report, replacer);
     await writeAtomically(this.fileOf(id), (sink) => sink.write(Buffer.from(text, 'utf8')), { overwrite: true });
+    const about: StoredReportAbout = { id, input: report.input, output: report.output, stamps: report.stamps };
+    await writeAtomically(this.aboutFileOf(id), (sink) => sink.write(Buffer.from(JSON.stringify(about), 'utf8')), { overwrite: true });
     await this.prune([...inUse, id]);
     return id;
   }
@@ -94,15 +114,52 @@ export class ReportStore {
     return value;
   }
 
+  /**
+   * The newest stored report about `file` (as its input or its deploy file) whose files are all
+   * unchanged since it was made, or undefined. A report whose files changed is not wrong about
+   * those files as they were, but it is not about the file the user has now.
+   */
+  async latestCurrent(file: string): Promise<StoredReportAbout | undefined> {
+    for (const id of idsNewestFirst(await this.names(), SUFFIX)) {
+      const about = await this.about(id);
+      if (!about || (about.input !== file && about.output !== file)) continue;
+      if (await filesUnchanged(about)) return about;
+    }
+    return undefined;
+  }
+
+  /** A report's about-file, or undefined when it is missing or not one this store wrote (such a report is never found by file). */
+  private async about(id: string): Promise<StoredReportAbout | undefined> {
+    try {
+      const v = JSON.parse(await fs.readFile(this.aboutFileOf(id), 'utf8')) as Partial<StoredReportAbout>;
+      const stamped = (x: unknown) => x === null || (typeof x === 'object' && typeof (x as { bytes?: unknown }).bytes === 'number' && typeof (x as { modifiedMs?: unknown }).modifiedMs === 'number');
+      const ok = v.id === id && typeof v.input === 'string' && (v.output === null || typeof v.output === 'string') && typeof v.stamps === 'object' && v.stamps !== null && stamped(v.stamps.input) && stamped(v.stamps.output);
+      return ok ? (v as StoredReportAbout) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private aboutFileOf(id: string): string {
+    return this.fileOf(id).slice(0, -SUFFIX.length) + ABOUT_SUFFIX;
+  }
+
+  private names(): Promise<string[]> {
+    return fs.readdir(this.folder).catch(() => [] as string[]);
+  }
+
   /** Deletes all but the `keep` newest reports (by the time in their ids), except those in `inUse`; returns the ids deleted. */
   async prune(inUse: Iterable<string> = []): Promise<string[]> {
     const shown = new Set(inUse);
-    const names = await fs.readdir(this.folder).catch(() => [] as string[]);
-    const ids = names.filter((n) => n.endsWith(SUFFIX) && ID.test(n.slice(0, -SUFFIX.length))).map((n) => n.slice(0, -SUFFIX.length));
-    const time = (id: string) => parseInt(id.slice(0, id.indexOf('-')), 36);
-    const newestFirst = ids.sort((a, b) => time(b) - time(a) || (a < b ? 1 : -1));
-    const doomed = newestFirst.slice(this.keep).filter((id) => !shown.has(id));
-    await Promise.all(doomed.map((id) => fs.rm(this.fileOf(id), { force: true })));
+    const names = await this.names();
+    const doomed = idsNewestFirst(names, SUFFIX).slice(this.keep).filter((id) => !shown.has(id));
+    // About-files whose report is gone too (a deletion cut short): they would find nothing.
+    const reports = new Set(idsNewestFirst(names, SUFFIX));
+    const orphans = idsNewestFirst(names, ABOUT_SUFFIX).filter((id) => !reports.has(id));
+    await Promise.all([
+      ...doomed.flatMap((id) => [this.fileOf(id), this.aboutFileOf(id)]),
+      ...orphans.map((id) => this.aboutFileOf(id)),
+    ].map((file) => fs.rm(file, { force: true })));
     return doomed;
   }
 }

@@ -45,3 +45,14 @@ export async function checkParityCommand(arg: unknown, reports: ReportPanels, ex
   }
   await showReport(reports, extensionUri, uri.fsPath);
 }
+
+/** RepLens: Open Report — the report about a model file as it is now: shown again if there is one, made by a parity check if not. */
+export async function openReportCommand(arg: unknown, reports: ReportPanels, extensionUri: vscode.Uri): Promise<void> {
+  const uri = targetModelUri(arg);
+  if (!uri) {
+    void vscode.window.showInformationMessage('RepLens: open or select a model file to see its report.');
+    return;
+  }
+  if (await reports.showExisting(uri.fsPath)) return;
+  await showReport(reports, extensionUri, uri.fsPath);
+}

@@ -104,6 +104,8 @@ describe('buildReport', () => {
     expect(report.outputs.map((o) => [o.name, o.top1Agreement])).toEqual([['output', 1]]);
     expect(report.forms.train).toMatchObject({ params: 31322, macs: 235840, nodes: 49, fileBytes: (await stat(TINY)).size });
     expect(report.forms.deploy).toMatchObject({ params: 27762, macs: 212288, nodes: 17, fileBytes: null });
+    const { size, mtimeMs } = await stat(TINY);
+    expect(report.stamps).toEqual({ input: { bytes: size, modifiedMs: mtimeMs }, output: null });
     // The graphs shown are the ones parity ran: every node, the input, and the outputs (the logits and each block's result).
     const terminals = 1 + 1 + TINY_BLOCKS.length;
     expect(report.before.nodes).toHaveLength(49 + terminals);
@@ -128,6 +130,7 @@ describe('buildReport', () => {
     expect(report).toMatchObject({ output, pass: true, parityError: null });
     expect(report.forms.train).toMatchObject({ nodes: converted.graph!.nodes.before, fileBytes: (await stat(input)).size });
     expect(report.forms.deploy).toMatchObject({ nodes: converted.graph!.nodes.after, fileBytes: converted.bytesWritten });
+    expect(report.stamps.output).toEqual({ bytes: converted.bytesWritten, modifiedMs: (await stat(output)).mtimeMs });
     expect(report.blocks.map((b) => b.name)).toEqual(converted.graph!.blockOutputs.map((b) => b.block));
     await expectTinyBlocks(report, input);
   }, 60_000);

@@ -1,7 +1,8 @@
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { stampOf } from '../../../src/core/report/fileStamp';
 import type { ReportData } from '../../../src/core/report/reportData';
 import { ReportStore, ReportStoreError } from '../../../src/core/report/reportStore';
 import { smallSample } from '../webview/sampleReport';
@@ -31,7 +32,7 @@ describe('ReportStore', () => {
     report.blocks[1].parity = { maxAbs: NaN, maxRel: NaN, cosine: NaN, pass: false };
     report.blocks[2].kernelStats!.outlierRatio = Infinity;
     const id = await store.save(report);
-    expect(await readdir(folder)).toEqual([`${id}.report.json`]);
+    expect((await readdir(folder)).sort()).toEqual([`${id}.about.json`, `${id}.report.json`]);
     expect(JSON.parse(await readFile(store.fileOf(id), 'utf8')).input).toBe(report.input);
     const back = await store.load(id);
     expect(back).toEqual(report);
@@ -45,7 +46,7 @@ describe('ReportStore', () => {
     for (let i = 0; i < 3; i++) ids.push(await store.save(smallSample()));
     await writeFile(path.join(folder, 'notes.txt'), 'not a report');
     const files = async () => (await readdir(folder)).sort();
-    const named = (...n: number[]) => ['notes.txt', ...n.map((i) => `${ids[i]}.report.json`)].sort();
+    const named = (...n: number[]) => ['notes.txt', ...n.flatMap((i) => [`${ids[i]}.report.json`, `${ids[i]}.about.json`])].sort();
     // The oldest is still on screen somewhere.
     ids.push(await store.save(smallSample(), [ids[0]]));
     expect(await files()).toEqual(named(0, 1, 2, 3));
@@ -84,5 +85,81 @@ describe('ReportStore', () => {
     for (const id of ['../secret', '..', 'mf0abc12-0123abcd/../../secret', '', 'MF0ABC12-0123ABCD']) {
       expect((await storeError(store.load(id))).code).toBe('bad-id');
     }
+  });
+
+  describe('latestCurrent: the newest report about a file that is still as the report found it', () => {
+    let train: string;
+    let deploy: string;
+    /** A report about the files as they are now. */
+    const reportOn = async (input: string, output: string | null): Promise<ReportData> => ({
+      ...smallSample(),
+      input,
+      output,
+      stamps: { input: await stampOf(input), output: output === null ? null : await stampOf(output) },
+    });
+    /** Rewrites a file with other bytes and a later modification time. */
+    const change = async (file: string, text: string) => {
+      await writeFile(file, text);
+      const later = new Date(Date.now() + 5_000);
+      await utimes(file, later, later);
+    };
+
+    beforeEach(async () => {
+      train = path.join(root, 'model_train.pth');
+      deploy = path.join(root, 'model_train.deploy.pth');
+      await writeFile(train, 'train weights');
+      await writeFile(deploy, 'deploy weights');
+    });
+
+    it('finds a report by its input or its deploy file, the newest first', async () => {
+      const store = new ReportStore(folder);
+      await store.save(await reportOn(train, null));
+      const converted = await store.save(await reportOn(train, deploy));
+      await store.save(await reportOn(path.join(root, 'other.pth'), null));
+      expect(await store.latestCurrent(train)).toEqual({ id: converted, input: train, output: deploy, stamps: { input: await stampOf(train), output: await stampOf(deploy) } });
+      expect((await store.latestCurrent(deploy))?.id).toBe(converted);
+      expect(await store.latestCurrent(path.join(root, 'never-checked.pth'))).toBeUndefined();
+    });
+
+    it('skips a report whose deploy file changed or is gone, for an older one still current', async () => {
+      const store = new ReportStore(folder);
+      const inMemory = await store.save(await reportOn(train, null));
+      await store.save(await reportOn(train, deploy));
+      await change(deploy, 'deploy weights, converted again');
+      expect((await store.latestCurrent(train))?.id).toBe(inMemory);
+      expect(await store.latestCurrent(deploy)).toBeUndefined();
+      const again = await store.save(await reportOn(train, deploy));
+      expect((await store.latestCurrent(deploy))?.id).toBe(again);
+      await rm(deploy);
+      expect((await store.latestCurrent(train))?.id).toBe(inMemory);
+    });
+
+    it('finds nothing once the input changed, however many reports there were', async () => {
+      const store = new ReportStore(folder);
+      await store.save(await reportOn(train, null));
+      await store.save(await reportOn(train, deploy));
+      await change(train, 'train weights after more training');
+      expect(await store.latestCurrent(train)).toBeUndefined();
+      expect(await store.latestCurrent(deploy)).toBeUndefined();
+    });
+
+    it('a report without stamps (from before they were kept) or with a broken about-file is never current', async () => {
+      const store = new ReportStore(folder);
+      await store.save({ ...(await reportOn(train, null)), stamps: { input: null, output: null } });
+      expect(await store.latestCurrent(train)).toBeUndefined();
+      const broken = await store.save(await reportOn(train, null));
+      await writeFile(store.fileOf(broken).replace('.report.json', '.about.json'), '{"id": "');
+      expect(await store.latestCurrent(train)).toBeUndefined();
+    });
+
+    it('pruning deletes a report with its about-file, and about-files left without a report', async () => {
+      const store = new ReportStore(folder, 1);
+      await store.save(await reportOn(train, null));
+      const second = await store.save(await reportOn(train, deploy));
+      expect((await readdir(folder)).sort()).toEqual([`${second}.about.json`, `${second}.report.json`]);
+      await rm(store.fileOf(second));
+      await store.prune();
+      expect(await readdir(folder)).toEqual([]);
+    });
   });
 });

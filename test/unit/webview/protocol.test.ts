@@ -27,6 +27,7 @@ describe('messages from the report webview', () => {
   it('accepts only the model editor actions it knows, and never a path', () => {
     expect(parseWebviewMessage({ type: 'runAction', action: 'convertToDeploy', path: '/etc/passwd' })).toEqual({ type: 'runAction', action: 'convertToDeploy' });
     expect(parseWebviewMessage({ type: 'runAction', action: 'checkParity' })).toEqual({ type: 'runAction', action: 'checkParity' });
+    expect(parseWebviewMessage({ type: 'runAction', action: 'openReport' })).toEqual({ type: 'runAction', action: 'openReport' });
     expect(parseWebviewMessage({ type: 'runAction', action: 'workbench.action.terminal.new' })).toBeUndefined();
     expect(parseWebviewMessage({ type: 'runAction' })).toBeUndefined();
   });

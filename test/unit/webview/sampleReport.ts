@@ -198,6 +198,7 @@ export function sampleReport(opts: SampleOptions): ReportData {
   return {
     input: '/home/dev/models/repvgg_a0_train.pth',
     output: '/home/dev/models/repvgg_a0_train.deploy.pth',
+    stamps: { input: { bytes: paramsBefore * 4 + 41_213, modifiedMs: 1_735_689_000_000 }, output: { bytes: paramsAfter * 4 + 12_877, modifiedMs: 1_735_689_060_000 } },
     family: 'RepVGG',
     architecture: `RepVGG (${opts.stages.join('-')} blocks)`,
     pass: opts.noParity ? null : !anyFail,
