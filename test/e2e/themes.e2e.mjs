@@ -43,6 +43,13 @@ for (const theme of THEMES) {
       const outline = await report.locator('[data-testid="graph-before"] .rl-block-node:focus rect').evaluate((r) => getComputedStyle(r).strokeDasharray);
       assert.notEqual(outline, 'none', 'the focused node has no dashed focus outline');
       await page.screenshot({ path: join(resultsDir, `e2e-theme-${theme.slug}-report.png`) });
+      // The other two tabs, for their tables, histogram and badges in this theme.
+      await report.locator('[data-testid="tab-summary"]').click();
+      await report.locator('[data-testid="block-table"]').waitFor({ timeout: 20_000 });
+      await page.screenshot({ path: join(resultsDir, `e2e-theme-${theme.slug}-summary.png`) });
+      await report.locator('[data-testid="tab-quantization"]').click();
+      await report.locator('[data-testid="quant-table"]').waitFor({ timeout: 20_000 });
+      await page.screenshot({ path: join(resultsDir, `e2e-theme-${theme.slug}-quantization.png`) });
     } finally {
       setColorTheme(server, DEFAULT_THEME);
     }
