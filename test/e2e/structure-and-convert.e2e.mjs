@@ -78,6 +78,23 @@ test('Convert to Deploy from the Explorer writes the deploy file and opens a pas
   await report.locator('[data-testid="detail-card"]').first().waitFor({ timeout: 20_000 });
   await page.screenshot({ path: join(resultsDir, 'e2e-report-graphs.png') });
 
+  // The structure tree and the report follow each other: a block selected in one is selected in the other.
+  const pane = await structurePane(page);
+  // Fold the file list away so the tree has room for the rows clicked and checked.
+  const files = page.locator('.pane-header', { hasText: 'replens-samples' }).first();
+  await files.click();
+  await expandRow(pane, 'repvgg_tiny_train.pth');
+  await expandRow(pane, 'stage3');
+  await pane.locator('.monaco-list-row', { hasText: 'stage3.1' }).first().click();
+  await report.locator('[data-testid="detail-card"] h3', { hasText: 'stage3.1' }).waitFor({ timeout: 20_000 });
+  await report.locator('[data-testid="graph-after"] .rl-selected').first().waitFor({ timeout: 20_000 });
+  // A node's tooltip names its block; the last of stage3.0's nodes is in view (the first sits under the pane's header).
+  await report.locator('[data-testid="graph-before"] .rl-block-node', { hasText: 'block stage3.0:' }).last().click({ timeout: 20_000 });
+  await report.locator('[data-testid="detail-card"] h3', { hasText: 'stage3.0' }).waitFor({ timeout: 20_000 });
+  await pane.locator('.monaco-list-row[aria-selected="true"]', { hasText: 'stage3.0' }).waitFor({ timeout: 20_000 });
+  await page.screenshot({ path: join(resultsDir, 'e2e-report-tree-sync.png') });
+  await files.click();
+
   // Closed and opened again from the model editor, the report is the stored one: parity does not run again.
   const runs = parityRuns(server);
   await reopenReport(page, 'repvgg_tiny_train.pth');
