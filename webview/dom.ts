@@ -1,4 +1,5 @@
 import { nameBreakSegments } from './reportModel/format';
+import type { SliceScheduler } from './reportModel/slicedJob';
 
 /** Tiny element builder: keeps views declarative without a framework. */
 export function h<K extends keyof HTMLElementTagNameMap>(
@@ -18,3 +19,15 @@ export function fileName(name: string): DocumentFragment {
   for (const segment of nameBreakSegments(name)) out.append(segment, document.createElement('wbr'));
   return out;
 }
+
+/** A slice of background work waits for the page to be idle, but no longer than this. */
+const IDLE_SLICE_TIMEOUT_MS = 500;
+
+/** Slices of work (see SlicedJob) run when the page is idle: what the user does and sees comes first. */
+export const idleSlices: SliceScheduler = {
+  now: () => performance.now(),
+  later(slice) {
+    const id = requestIdleCallback(slice, { timeout: IDLE_SLICE_TIMEOUT_MS });
+    return () => cancelIdleCallback(id);
+  },
+};

@@ -13,7 +13,7 @@ import { badge, button, progressRing, selectTab, tabs } from '../toolkit';
 import { legend } from './charts';
 import { detailCard } from './detailCard';
 import { GraphPane } from './graphPane';
-import { quantTab } from './quantTab';
+import { QuantTab } from './quantTab';
 import { SummaryTab } from './summaryTab';
 
 /** The part of acquireVsCodeApi() the report uses. */
@@ -49,6 +49,7 @@ export class ReportView {
   private levels = new Map<string, ErrorLevel>();
   private panes: GraphPane[] = [];
   private summary: SummaryTab | undefined;
+  private quant: QuantTab | undefined;
   private tabStrip: HTMLElement | undefined;
   private detailHost: HTMLElement | undefined;
   private saveTimer: ReturnType<typeof setTimeout> | undefined;
@@ -119,7 +120,10 @@ export class ReportView {
   private clear(): void {
     for (const p of this.panes) p.dispose();
     this.panes = [];
+    this.summary?.dispose();
     this.summary = undefined;
+    this.quant?.dispose();
+    this.quant = undefined;
     this.detailHost = undefined;
     this.pendingTabs.clear();
     this.report = undefined;
@@ -158,7 +162,7 @@ export class ReportView {
     this.pendingTabs = new Map<ReportTab, () => void>([
       ['summary', () => hosts.summary.append(this.buildSummary(report))],
       ['graphs', () => hosts.graphs.append(this.buildGraphs(report))],
-      ['quantization', () => hosts.quantization.append(quantTab(report, (block) => this.select(block, 'table')))],
+      ['quantization', () => hosts.quantization.append(this.buildQuantization(report))],
     ]);
     this.tabStrip = tabs(
       [
@@ -191,6 +195,11 @@ export class ReportView {
       onActivateBlock: (block) => this.select(block, 'table'),
     });
     return this.summary.element;
+  }
+
+  private buildQuantization(report: ReportData): HTMLElement {
+    this.quant = new QuantTab(report, (block) => this.select(block, 'table'));
+    return this.quant.element;
   }
 
   private buildGraphs(report: ReportData): HTMLElement {

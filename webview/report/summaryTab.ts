@@ -5,7 +5,8 @@ import { costCards } from '../reportModel/costs';
 import type { ErrorLevel } from '../reportModel/errorScale';
 import { DASH, formatCosine, formatCount, formatError } from '../reportModel/format';
 import { errorHistogram } from '../reportModel/histogram';
-import { h } from '../dom';
+import { SlicedJob } from '../reportModel/slicedJob';
+import { h, idleSlices } from '../dom';
 import { dataGrid, type GridColumn } from '../toolkit';
 import { histogramSvg } from './charts';
 import { bodyRow, fixedTable, headerRow, type TableColumn } from './table';
@@ -50,26 +51,37 @@ function outputsGrid(report: ReportData): HTMLElement {
 
 const SORT_TITLES: Record<BlockSortKey, string> = { name: 'Block', maxAbs: 'Max abs', maxRel: 'Max rel', cosine: 'Cosine', params: 'Params before → after' };
 
-/** The per-block table. Sorting moves the existing rows instead of rebuilding them. */
+/**
+ * The per-block table. Its first rows are built at once and the rest in slices (see SlicedJob),
+ * so a long table does not hold the page. Sorting moves the existing rows instead of rebuilding them.
+ */
 class BlockTable {
   readonly element: HTMLTableElement;
   private readonly rows = new Map<string, HTMLTableRowElement>();
   private readonly head: HTMLTableSectionElement;
   private readonly body: HTMLTableSectionElement;
+  private readonly building: SlicedJob;
   private sort: BlockSort | null;
+  private selected: string | null;
 
   constructor(private readonly opts: SummaryOptions) {
     this.sort = opts.sort;
+    this.selected = opts.selected;
     const columns = this.columns();
-    for (const b of opts.report.blocks) this.rows.set(b.name, this.row(columns, b));
+    const order = sortBlocks(opts.report.blocks, this.sort);
     this.head = h('thead', {}, headerRow(columns));
-    this.body = h('tbody', {}, ...this.ordered());
+    this.body = h('tbody');
     this.element = fixedTable(columns, { class: 'grid rl-table', 'data-testid': 'block-table', 'aria-label': 'Parity per block; column headers sort' }, this.head, this.body);
-    this.select(opts.selected);
+    this.building = new SlicedJob(order.length, (i) => this.body.append(this.row(columns, order[i])), idleSlices).start();
   }
 
   select(block: string | null): void {
+    this.selected = block;
     for (const [name, row] of this.rows) row.classList.toggle('rl-selected-row', name === block);
+  }
+
+  dispose(): void {
+    this.building.cancel();
   }
 
   private columns(): TableColumn[] {
@@ -92,17 +104,15 @@ class BlockTable {
   }
 
   private sortBy(key: BlockSortKey): void {
+    // Every row must exist to be put in the new order.
+    this.building.finish();
     this.sort = nextSort(this.sort, key);
     this.opts.onSort(this.sort);
     const columns = this.columns();
     this.head.replaceChildren(headerRow(columns));
-    this.body.append(...this.ordered());
+    this.body.append(...sortBlocks(this.opts.report.blocks, this.sort).map((b) => this.rows.get(b.name)!));
     // The header was rebuilt; keep keyboard focus on the column just sorted.
     this.head.querySelectorAll<HTMLButtonElement>('button.rl-sort')[columns.filter((c) => c.sort).findIndex((c) => c.title === SORT_TITLES[key])]?.focus();
-  }
-
-  private ordered(): HTMLTableRowElement[] {
-    return sortBlocks(this.opts.report.blocks, this.sort).map((b) => this.rows.get(b.name)!);
   }
 
   private row(columns: readonly TableColumn[], b: BlockReport): HTMLTableRowElement {
@@ -110,7 +120,7 @@ class BlockTable {
     const p = b.parity;
     const label = h('span', { class: 'rl-block-name' }, h('span', { class: `rl-dot rl-err-${level}`, 'aria-hidden': 'true' }), b.name);
     const result = p ? h('span', { class: p.pass ? 'rl-pass' : 'rl-fail' }, p.pass ? 'PASS' : '✖ FAIL') : DASH;
-    return bodyRow(
+    const row = bodyRow(
       columns,
       {
         key: b.name,
@@ -120,6 +130,9 @@ class BlockTable {
       },
       this.opts.onActivateBlock,
     );
+    row.classList.toggle('rl-selected-row', b.name === this.selected);
+    this.rows.set(b.name, row);
+    return row;
   }
 }
 
@@ -151,5 +164,9 @@ export class SummaryTab {
 
   select(block: string | null): void {
     this.table.select(block);
+  }
+
+  dispose(): void {
+    this.table.dispose();
   }
 }
