@@ -20,6 +20,12 @@ export function fileName(name: string): DocumentFragment {
   return out;
 }
 
+/** Runs `task` in a task of its own as soon as the page gets to it; returns a function that cancels it. */
+export function soon(task: () => void): () => void {
+  const id = setTimeout(task, 0);
+  return () => clearTimeout(id);
+}
+
 /** A slice of background work waits for the page to be idle, but no longer than this. */
 const IDLE_SLICE_TIMEOUT_MS = 500;
 

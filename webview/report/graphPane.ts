@@ -3,11 +3,11 @@
  * and block selection.
  *
  * Speed with thousands of nodes comes from three things. The markup is built once per
- * collapse state. Nodes and edges are cut into horizontal chunks that are parsed into the
- * page only while near the view (even hidden SVG costs style work each time a tab is
- * shown). And panning and zooming set one CSS transform on the <svg>, at most once per
- * animation frame — not the viewBox, because Chrome lays SVG text out again whenever the
- * viewBox scale changes, which made every wheel step re-measure every label on screen.
+ * collapse state, a chunk's when it is first drawn. Nodes and edges are cut into horizontal
+ * chunks that are parsed into the page only while near the view (even hidden SVG costs style
+ * work each time a tab is shown). And panning and zooming set one CSS transform on the <svg>,
+ * at most once per animation frame — not the viewBox, because Chrome lays SVG text out again
+ * whenever the viewBox scale changes, which made every wheel step re-measure every label on screen.
  */
 import type { GraphView } from '../../src/core/report/reportData';
 import { blocksInVisualOrder, indexGraphBlocks, stepBlock, type GraphBlockIndex, type Rect } from '../reportModel/blockIndex';
@@ -17,7 +17,7 @@ import type { ErrorLevel } from '../reportModel/errorScale';
 import { formatCount } from '../reportModel/format';
 import { graphMarkup, rectPath, type PaneMarkup } from '../reportModel/graphMarkup';
 import { centerOn, fitRect, initialViewport, LABEL_MIN_SCALE, panBy, paneTransformOf, viewBoxOf, zoomAt, type Size, type Viewport } from '../reportModel/viewport';
-import { h } from '../dom';
+import { h, soon } from '../dom';
 import { button } from '../toolkit';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -63,7 +63,7 @@ export class GraphPane {
   private view: Viewport | undefined;
   private frame = 0;
   private far: boolean | undefined;
-  private markup: PaneMarkup = { skeleton: '', chunkEdges: [], chunkNodes: [], chunkOverviews: [] };
+  private markup: PaneMarkup = { skeleton: '', chunkEdges: () => '', chunkNodes: () => '', chunkOverview: () => '' };
   private chunkSets: Chunks = { nodes: [], edges: [], staticEdges: [], bounds: [] };
   private chunks: Chunk[] = [];
   private outline: Element | null = null;
@@ -76,6 +76,9 @@ export class GraphPane {
   private cursor: string | null = null;
   /** A reveal asked for while the pane had no size (its tab hidden), done when it gets one. */
   private pendingReveal: string | null = null;
+  private drawn = false;
+  /** Cancels the first drawing, which waits for the pane to be shown (see onResize). */
+  private cancelFirstDraw: (() => void) | undefined;
 
   constructor(private readonly opts: GraphPaneOptions) {
     this.graph = opts.graph;
@@ -114,7 +117,6 @@ export class GraphPane {
       this.body,
     );
 
-    this.draw();
     this.listen();
     this.resize = new ResizeObserver(() => this.onResize());
     this.resize.observe(this.body);
@@ -135,6 +137,7 @@ export class GraphPane {
 
   dispose(): void {
     this.resize.disconnect();
+    this.cancelFirstDraw?.();
     cancelAnimationFrame(this.frame);
   }
 
@@ -156,7 +159,7 @@ export class GraphPane {
     if (!rect) return;
     const stage = this.stageOf(block);
     if (stage !== undefined && this.collapsedStages.delete(stage)) {
-      this.draw();
+      if (this.drawn) this.draw();
       this.opts.onViewChange();
     }
     if (!this.hasSize() || !this.view) {
@@ -186,6 +189,7 @@ export class GraphPane {
   }
 
   private draw(): void {
+    this.drawn = true;
     const visible = collapseGraph(this.graph, this.collapsedStages);
     const chunks = chunkGraph(this.graph, visible);
     this.markup = graphMarkup({ graph: this.graph, visible, chunks, members: this.members, levels: this.opts.levels });
@@ -212,8 +216,8 @@ export class GraphPane {
       chunk.edgePlace.replaceChildren();
       chunk.nodePlace.replaceChildren();
     } else {
-      if (chunk.mode === 'none') chunk.edgePlace.innerHTML = this.markup.chunkEdges[c];
-      chunk.nodePlace.innerHTML = mode === 'near' ? this.markup.chunkNodes[c] : this.markup.chunkOverviews[c];
+      if (chunk.mode === 'none') chunk.edgePlace.innerHTML = this.markup.chunkEdges(c);
+      chunk.nodePlace.innerHTML = mode === 'near' ? this.markup.chunkNodes(c) : this.markup.chunkOverview(c);
     }
     chunk.mode = mode;
     if (mode === 'near') for (const el of this.drawnNodes(this.selected)) el.classList.add('rl-selected');
@@ -233,13 +237,16 @@ export class GraphPane {
     this.size = { width: r.width, height: r.height };
     if (!this.hasSize()) return;
     if (!this.view) this.view = initialViewport(this.graph, this.size);
-    if (this.pendingReveal !== null) {
-      const block = this.pendingReveal;
-      this.pendingReveal = null;
-      this.reveal(block);
-      return;
+    const revealed = this.pendingReveal === null ? undefined : this.index.bounds.get(this.pendingReveal);
+    this.pendingReveal = null;
+    if (revealed) {
+      this.view = centerOn(this.view, revealed, this.size);
+      this.opts.onViewChange();
     }
-    this.applyView();
+    if (this.drawn) this.applyView();
+    // Drawn when first shown, in a task of its own: the one that showed the tab has that to lay out
+    // (and the other pane to draw), and a pane never shown is never drawn.
+    else this.cancelFirstDraw ??= soon(() => this.draw());
   }
 
   /** Changes the view on the next frame, or now when something must be on screen at once (focus needs drawn elements). */

@@ -85,11 +85,17 @@ function nodeMarkup(graph: GraphView, i: number, levels: ReadonlyMap<string, Err
 export interface PaneMarkup {
   /** The <svg> content without the chunks: their places are empty <g data-chunk="k"> in the edge and node layers. */
   skeleton: string;
-  /** Per chunk, what goes into its edge-layer and node-layer places. */
-  chunkEdges: string[];
-  chunkNodes: string[];
-  /** Per chunk, the node-layer content when zoomed out too far to read: boxes only. */
-  chunkOverviews: string[];
+  /** What goes into chunk c's edge-layer and node-layer places. */
+  chunkEdges(c: number): string;
+  chunkNodes(c: number): string;
+  /** Chunk c's node-layer content when zoomed out too far to read: boxes only. */
+  chunkOverview(c: number): string;
+}
+
+/** `make`, remembering each chunk's result. */
+function perChunk(make: (c: number) => string): (c: number) => string {
+  const made: string[] = [];
+  return (c) => (made[c] ??= make(c));
 }
 
 export function rectPath(r: Rect): string {
@@ -123,6 +129,8 @@ export function overviewMarkup(graph: GraphView, indices: readonly number[], lev
  * Markup for a pane's <svg>, in layers: stage backgrounds, edges, nodes, collapsed boxes,
  * stage labels. Chunks are kept apart as strings: the pane parses a chunk only while it
  * is near the view, because even undisplayed SVG costs style work whenever the pane is shown.
+ * A chunk's string is made when it is first asked for: a pane starts with a few of a 5,000-node
+ * graph's 35 chunks in view, and making all of them up front held the page for about 100 ms.
  * Nodes carry data-i (their position in graph.nodes); stage labels and boxes carry data-stage.
  */
 export function graphMarkup({ graph, visible, chunks, members, levels }: MarkupInput): PaneMarkup {
@@ -164,8 +172,8 @@ export function graphMarkup({ graph, visible, chunks, members, levels }: MarkupI
   out.push('</g><path class="rl-selection-outline" d=""/>');
   return {
     skeleton: out.join(''),
-    chunkEdges: chunks.edges.map(edgeGroup),
-    chunkNodes: chunks.nodes.map((list) => list.map((i) => nodeMarkup(graph, i, levels)).join('')),
-    chunkOverviews: chunks.nodes.map((list) => overviewMarkup(graph, list, levels)),
+    chunkEdges: perChunk((c) => edgeGroup(chunks.edges[c])),
+    chunkNodes: perChunk((c) => chunks.nodes[c].map((i) => nodeMarkup(graph, i, levels)).join('')),
+    chunkOverview: perChunk((c) => overviewMarkup(graph, chunks.nodes[c], levels)),
   };
 }

@@ -9,11 +9,14 @@ function markup(report = smallSample(), collapsed: string[] = []) {
   const graph = report.before;
   const levels = new Map(report.blocks.map((b) => [b.name, errorLevel(b.parity, report.rtol)]));
   const visible = collapseGraph(graph, new Set(collapsed));
-  return graphMarkup({ graph, visible, chunks: chunkGraph(graph, visible, 40), members: stageMembers(graph), levels });
+  const chunks = chunkGraph(graph, visible, 40);
+  const m = graphMarkup({ graph, visible, chunks, members: stageMembers(graph), levels });
+  const all = (part: (c: number) => string) => chunks.nodes.map((_, c) => part(c));
+  return { ...m, count: chunks.nodes.length, allEdges: all(m.chunkEdges), allNodes: all(m.chunkNodes) };
 }
 
 /** Everything a pane would draw with all chunks in view. */
-const everything = (m: ReturnType<typeof markup>) => [m.skeleton, ...m.chunkEdges, ...m.chunkNodes].join('');
+const everything = (m: ReturnType<typeof markup>) => [m.skeleton, ...m.allEdges, ...m.allNodes].join('');
 
 const count = (text: string, needle: RegExp) => text.match(needle)?.length ?? 0;
 
@@ -49,9 +52,9 @@ describe('graph pane markup', () => {
     const chunks = Math.ceil(report.before.nodes.length / 40);
     expect(count(m.skeleton, /<g data-chunk="\d+"><\/g>/g)).toBe(2 * chunks);
     expect(count(m.skeleton, /class="rl-node[ "]/g)).toBe(0);
-    expect(m.chunkNodes).toHaveLength(chunks);
-    expect(m.chunkEdges.every((e) => count(e, /class="rl-edges"/g) === 1)).toBe(true);
-    expect(m.chunkNodes.map((c) => count(c, /class="rl-node[ "]/g))).toEqual([40, 40, 40, 40, report.before.nodes.length - 160]);
+    expect(m.count).toBe(chunks);
+    expect(m.allEdges.every((e) => count(e, /class="rl-edges"/g) === 1)).toBe(true);
+    expect(m.allNodes.map((c) => count(c, /class="rl-node[ "]/g))).toEqual([40, 40, 40, 40, report.before.nodes.length - 160]);
   });
 
   it('draws a collapsed stage as one box with the worst level of its blocks', () => {
@@ -74,7 +77,7 @@ describe('graph pane markup', () => {
     const text = everything(m);
     expect(text).not.toContain('<b>');
     expect(text).not.toContain('<g onload');
-    for (const part of [m.skeleton, ...m.chunkEdges, ...m.chunkNodes]) {
+    for (const part of [m.skeleton, ...m.allEdges, ...m.allNodes]) {
       const stack: string[] = [];
       for (const [, close, name, selfClosing] of part.matchAll(/<(\/?)([a-z]+)\b[^>]*?(\/?)>/g)) {
         if (selfClosing) continue;
