@@ -5,7 +5,7 @@ import { filesUnchanged } from '../core/report/fileStamp';
 import type { ReportData } from '../core/report/reportData';
 import type { ReportStore } from '../core/report/reportStore';
 import { writeAtomically } from '../core/writers/atomicFile';
-import { parseWebviewMessage, type HostMessage, type ReportRef } from '../shared/protocol';
+import { packReport, parseWebviewMessage, type HostMessage, type ReportRef } from '../shared/protocol';
 import { log } from './log';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
@@ -57,7 +57,7 @@ export class ReportPanels {
       // The report this one replaces need not be kept for this panel any more.
       entry.storedAs = null;
       entry.storedAs = await this.store(entry.report);
-      this.setView(entry, { type: 'report', report: entry.report, storedAs: entry.storedAs });
+      this.setView(entry, { type: 'report', report: packReport(entry.report), storedAs: entry.storedAs });
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       log().error(`Report for ${input} failed: ${message}`);
@@ -112,7 +112,7 @@ export class ReportPanels {
       if (ref.id === null) throw new Error('it was not stored when it was made');
       entry.report = await this.host.store.load(ref.id);
       entry.storedAs = ref.id;
-      this.setView(entry, { type: 'report', report: entry.report, storedAs: ref.id });
+      this.setView(entry, { type: 'report', report: packReport(entry.report), storedAs: ref.id });
       log().info(`Restored the report for ${ref.input} from ${this.host.store.fileOf(ref.id)}`);
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);

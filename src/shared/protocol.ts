@@ -39,11 +39,39 @@ export interface StructureSummary {
   warnings: string[];
 }
 
+/**
+ * A report as the host sends it: its graphs, most of a large report (megabytes of nodes and edge
+ * points), as JSON bytes. On its way into the webview a message is copied at every frame it passes
+ * through — the workbench, then the webview's outer and inner frame — and objects are cloned one by
+ * one, which for a 5,000-node graph held the page for hundreds of ms; VS Code transfers typed arrays
+ * instead, without copying them. The rest stays an object: it holds NaN and ±Infinity, which JSON
+ * turns into null.
+ */
+export interface PackedReport {
+  facts: Omit<ReportData, 'before' | 'after'>;
+  /** ASCII JSON of { before, after }; a plain Uint8Array, since VS Code knows typed arrays by their constructor's name (a Node Buffer would go as JSON). */
+  graphs: Uint8Array;
+}
+
+/** JSON.stringify with every non-ASCII character escaped: one '×' in a label makes the browser decode and parse the whole text the slow way. */
+function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+export function packReport({ before, after, ...facts }: ReportData): PackedReport {
+  return { facts, graphs: new TextEncoder().encode(asciiJson({ before, after })) };
+}
+
+export function unpackReport(packed: PackedReport): ReportData {
+  const { before, after } = JSON.parse(new TextDecoder().decode(packed.graphs)) as Pick<ReportData, 'before' | 'after'>;
+  return { ...packed.facts, before, after };
+}
+
 export type HostMessage =
   | { type: 'overview'; overview: FileOverview }
   | { type: 'error'; message: string }
   /** The finished report for the report view, and the id it is stored under on disk (null if it could not be stored). */
-  | { type: 'report'; report: ReportData; storedAs: string | null }
+  | { type: 'report'; report: PackedReport; storedAs: string | null }
   /** A restored report view whose report is no longer stored: why, and the view offers to run the check again. */
   | { type: 'reportUnavailable'; message: string }
   /** What the host is doing while the report view waits. */

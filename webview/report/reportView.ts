@@ -4,7 +4,7 @@
  * by the host is highlighted in both graphs and described in the detail card.
  */
 import type { ReportData } from '../../src/core/report/reportData';
-import type { HostMessage, ReportRef, SavedReportState, WebviewMessage } from '../../src/shared/protocol';
+import { unpackReport, type HostMessage, type ReportRef, type SavedReportState, type WebviewMessage } from '../../src/shared/protocol';
 import { errorLevel, type ErrorLevel } from '../reportModel/errorScale';
 import { formatError } from '../reportModel/format';
 import { PANES, restoreSavedState, type PaneId, type ReportTab, type ReportUiState, defaultUiState } from '../reportModel/viewState';
@@ -74,14 +74,16 @@ export class ReportView {
       case 'reportProgress':
         this.progress(message.message);
         break;
-      case 'report':
+      case 'report': {
         // The e2e run measures the time to interactive from here (test/e2e/report-performance.e2e.mjs).
         performance.mark('replens-report-received');
-        this.ref = { id: message.storedAs, input: message.report.input, output: message.report.output };
+        const report = unpackReport(message.report);
+        this.ref = { id: message.storedAs, input: report.input, output: report.output };
         // A new run of the same model keeps the user's place; blocks that vanished are dropped on render.
-        this.show(message.report, this.ui);
+        this.show(report, this.ui);
         this.saveNow();
         break;
+      }
       case 'reportUnavailable':
         this.clear();
         this.root.replaceChildren(

@@ -18,10 +18,17 @@ mkdirSync(out, { recursive: true });
 
 if (!args.includes('--no-build')) execSync('npm run build', { cwd: repo, stdio: 'inherit' });
 
-// The sample builders are TypeScript; bundle them for Node to import here.
+// The sample builders, and the host's packing of a report for its message, are TypeScript; bundle them for Node to import here.
 const samplePath = join(out, 'sample.mjs');
-await esbuild.build({ entryPoints: [join(repo, 'test/unit/webview/sampleReport.ts')], bundle: true, format: 'esm', platform: 'node', outfile: samplePath, logLevel: 'warning' });
-const { smallSample, largeSample, sampleReport } = await import(pathToFileURL(samplePath).href);
+await esbuild.build({
+  stdin: { contents: `export * from './test/unit/webview/sampleReport'; export { packReport } from './src/shared/protocol';`, resolveDir: repo, loader: 'ts' },
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  outfile: samplePath,
+  logLevel: 'warning',
+});
+const { smallSample, largeSample, sampleReport, packReport } = await import(pathToFileURL(samplePath).href);
 
 const THEMES = {
   dark: {
@@ -153,7 +160,7 @@ async function postReport(p, report) {
   // Hand the report to the page first, so the measurement does not include Playwright's own transfer.
   await p.evaluate((r) => {
     window.__report = r;
-  }, report);
+  }, packReport(report));
   return p.evaluate(
     (STORED_AS) =>
       new Promise((done) => {
@@ -245,7 +252,7 @@ for (const theme of Object.keys(THEMES)) {
     await p.evaluate((s) => sessionStorage.setItem('replens-state', s), saved);
     await p.reload();
     await p.waitForSelector('[data-testid=replens-report-progress]');
-    await p.evaluate(([report, storedAs]) => window.postMessage({ type: 'report', report, storedAs }, '*'), [small, STORED_AS]);
+    await p.evaluate(([report, storedAs]) => window.postMessage({ type: 'report', report, storedAs }, '*'), [packReport(small), STORED_AS]);
     await p.waitForSelector('[data-testid=replens-report]');
     await settle(p);
     files.push(await shot(p, `${theme}-7-restored`));

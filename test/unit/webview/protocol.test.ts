@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_BLOCK_NAME_LENGTH, parseSavedReportRef, parseWebviewMessage } from '../../../src/shared/protocol';
+import { MAX_BLOCK_NAME_LENGTH, packReport, parseSavedReportRef, parseWebviewMessage, unpackReport } from '../../../src/shared/protocol';
+import { smallSample } from './sampleReport';
 
 describe('messages from the report webview', () => {
   it('accepts the known shapes and copies only their fields', () => {
@@ -51,5 +52,21 @@ describe('the report view state the host reads on restore', () => {
     expect(parseSavedReportRef({ report: { ...ref, output: undefined } })).toBeUndefined();
     // What an older build saved: the whole report, which has no id.
     expect(parseSavedReportRef({ report: { input: '/models/a.onnx', output: null, blocks: [] } })).toBeUndefined();
+  });
+});
+
+describe('a report on its way to the webview', () => {
+  it('carries the graphs as bytes and arrives whole, NaN and infinities included', () => {
+    const report = smallSample();
+    report.blocks[0].parity = { maxAbs: Infinity, maxRel: -Infinity, cosine: NaN, pass: false };
+    report.before.nodes[0].label = 'Conv 3×3 → “fused” 🙂';
+    const packed = packReport(report);
+    expect(packed.graphs.constructor.name).toBe('Uint8Array');
+    expect(packed.graphs.every((byte) => byte < 0x80)).toBe(true);
+    expect(packed.facts).not.toHaveProperty('before');
+    // What postMessage does to it on the way.
+    const back = unpackReport(structuredClone(packed));
+    expect(back).toEqual(report);
+    expect(back.blocks[0].parity).toEqual({ maxAbs: Infinity, maxRel: -Infinity, cosine: NaN, pass: false });
   });
 });
