@@ -52,12 +52,10 @@ export class ReportPanels {
     entry.panel.reveal(undefined, true);
     this.setView(entry, { type: 'reportProgress', message: `Checking ${path.basename(input)}…` });
     try {
-      entry.report = await report;
-      entry.output = entry.report.output;
+      const data = await report;
       // The report this one replaces need not be kept for this panel any more.
       entry.storedAs = null;
-      entry.storedAs = await this.store(entry.report);
-      this.setView(entry, { type: 'report', report: packReport(entry.report), storedAs: entry.storedAs });
+      this.showIn(entry, data, await this.store(data));
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       log().error(`Report for ${input} failed: ${message}`);
@@ -88,11 +86,8 @@ export class ReportPanels {
       return false;
     }
     const entry = this.open(about.input);
-    entry.report = report;
-    entry.output = report.output;
-    entry.storedAs = about.id;
     entry.panel.reveal();
-    this.setView(entry, { type: 'report', report, storedAs: about.id });
+    this.showIn(entry, report, about.id);
     log().info(`Opened the stored report for ${file} (${this.host.store.fileOf(about.id)})`);
     return true;
   }
@@ -110,15 +105,21 @@ export class ReportPanels {
     entry.output = ref.output;
     try {
       if (ref.id === null) throw new Error('it was not stored when it was made');
-      entry.report = await this.host.store.load(ref.id);
-      entry.storedAs = ref.id;
-      this.setView(entry, { type: 'report', report: packReport(entry.report), storedAs: ref.id });
+      this.showIn(entry, await this.host.store.load(ref.id), ref.id);
       log().info(`Restored the report for ${ref.input} from ${this.host.store.fileOf(ref.id)}`);
     } catch (e) {
       const message = e instanceof Error ? e.message : String(e);
       log().warn(`Report for ${ref.input} not restored: ${message}`);
       this.setView(entry, { type: 'reportUnavailable', message });
     }
+  }
+
+  /** Shows `report`, stored under `storedAs`, in the panel of `entry`. */
+  private showIn(entry: Entry, report: ReportData, storedAs: string | null): void {
+    entry.report = report;
+    entry.output = report.output;
+    entry.storedAs = storedAs;
+    this.setView(entry, { type: 'report', report: packReport(report), storedAs });
   }
 
   /** Stores a report for restoring; a failure costs only that, so it is logged, not shown. */
