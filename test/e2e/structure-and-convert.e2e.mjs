@@ -155,3 +155,37 @@ test('an ONNX export with BN folded goes through the same flow and stays ONNX', 
   await report.locator('[data-testid="block-table"]').scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(resultsDir, 'e2e-report-narrow-tables.png') });
 }, { timeoutMs: 240_000 });
+
+test('a report hidden and shown again still shows its verdict and graphs', async ({ page, server, resultsDir }) => {
+  const file = 'repvgg_tiny_train.safetensors';
+  // This file's report, not one another test left open.
+  const ofThisFile = `[data-testid="replens-report"] h1[title$="/${file}"]`;
+  const expectFullReport = async (what) => {
+    const report = await findFrame(page, ofThisFile, 120_000, what);
+    assert.match(await report.locator('[data-testid="verdict"]').innerText(), /PASS/, what);
+    await report.locator('[data-testid="tab-graphs"]').click();
+    await report.locator('[data-testid="graph-after"] .rl-block-node').first().waitFor({ timeout: 20_000 });
+  };
+  const reportsShown = async () => {
+    let n = 0;
+    for (const frame of page.frames()) n += await frame.locator(ofThisFile).count().catch(() => 0);
+    return n;
+  };
+
+  await openWorkspace(page, server);
+  await openFromExplorer(page, file);
+  const editor = await findReplensEditor(page, file);
+  await editor.getByRole('button', { name: 'Check Parity' }).click();
+  await expectFullReport('the report after Check Parity');
+
+  // Another file opened over the report in its group: the report's page goes (its context is not retained).
+  await page.locator('.tab', { hasText: `Report: ${file}` }).click();
+  await openFromExplorer(page, 'repvgg_tiny_train.onnx');
+  const deadline = Date.now() + 20_000;
+  while ((await reportsShown()) > 0 && Date.now() < deadline) await page.waitForTimeout(200);
+  assert.equal(await reportsShown(), 0, 'the hidden report kept its page');
+  // Shown again, a new page gets the report (graphs included) from the host.
+  await page.locator('.tab', { hasText: `Report: ${file}` }).click();
+  await expectFullReport('the report shown again');
+  await page.screenshot({ path: join(resultsDir, 'e2e-report-shown-again.png') });
+}, { timeoutMs: 240_000 });
