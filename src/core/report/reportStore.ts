@@ -1,6 +1,6 @@
 /**
- * Reports kept on disk, one JSON file each, so a report panel VS Code restores after a reload
- * can be shown again without recomputing it. The webview saves only a report's id: VS Code
+ * Reports kept on disk, one JSON file each with a small about-file beside it, so a report panel
+ * VS Code restores after a reload, or Open Report, can show a report again without recomputing it. The webview saves only a report's id: VS Code
  * serializes a webview's saved state on every change, and a report of a 5,000-node graph is
  * megabytes.
  */
@@ -58,6 +58,13 @@ function isReport(value: unknown): value is ReportData {
   if (typeof value !== 'object' || value === null) return false;
   const r = value as Partial<Record<keyof ReportData, unknown>>;
   return typeof r.input === 'string' && Array.isArray(r.blocks) && Array.isArray(r.outputs) && isGraph(r.before) && isGraph(r.after) && typeof r.forms === 'object' && r.forms !== null;
+}
+
+/** A file stamp as an about-file holds it: null (no file) or its size and modification time. */
+function isStamp(x: unknown): boolean {
+  if (x === null) return true;
+  const stamp = x as Partial<Record<string, unknown>> | undefined;
+  return typeof stamp === 'object' && typeof stamp.bytes === 'number' && typeof stamp.modifiedMs === 'number';
 }
 
 /** The ids of the files in `names` that end in `suffix`, newest first (ids begin with their time). */
@@ -132,8 +139,7 @@ export class ReportStore {
   private async about(id: string): Promise<StoredReportAbout | undefined> {
     try {
       const v = JSON.parse(await fs.readFile(this.aboutFileOf(id), 'utf8')) as Partial<StoredReportAbout>;
-      const stamped = (x: unknown) => x === null || (typeof x === 'object' && typeof (x as { bytes?: unknown }).bytes === 'number' && typeof (x as { modifiedMs?: unknown }).modifiedMs === 'number');
-      const ok = v.id === id && typeof v.input === 'string' && (v.output === null || typeof v.output === 'string') && typeof v.stamps === 'object' && v.stamps !== null && stamped(v.stamps.input) && stamped(v.stamps.output);
+      const ok = v.id === id && typeof v.input === 'string' && (v.output === null || typeof v.output === 'string') && isStamp(v.stamps?.input) && isStamp(v.stamps?.output);
       return ok ? (v as StoredReportAbout) : undefined;
     } catch {
       return undefined;
@@ -152,10 +158,10 @@ export class ReportStore {
   async prune(inUse: Iterable<string> = []): Promise<string[]> {
     const shown = new Set(inUse);
     const names = await this.names();
-    const doomed = idsNewestFirst(names, SUFFIX).slice(this.keep).filter((id) => !shown.has(id));
+    const reports = idsNewestFirst(names, SUFFIX);
+    const doomed = reports.slice(this.keep).filter((id) => !shown.has(id));
     // About-files whose report is gone too (a deletion cut short): they would find nothing.
-    const reports = new Set(idsNewestFirst(names, SUFFIX));
-    const orphans = idsNewestFirst(names, ABOUT_SUFFIX).filter((id) => !reports.has(id));
+    const orphans = idsNewestFirst(names, ABOUT_SUFFIX).filter((id) => !reports.includes(id));
     await Promise.all([
       ...doomed.flatMap((id) => [this.fileOf(id), this.aboutFileOf(id)]),
       ...orphans.map((id) => this.aboutFileOf(id)),
