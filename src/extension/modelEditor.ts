@@ -17,8 +17,8 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
 
   resolveCustomEditor(document: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
     const webview = panel.webview;
-    webview.options = webviewOptions(this.extensionUri);
-    webview.html = webviewHtml(webview, this.extensionUri, 'editor', path.basename(document.uri.fsPath));
+    webview.options = webviewOptions;
+    webview.html = webviewHtml(this.extensionUri, 'editor', path.basename(document.uri.fsPath));
     const post = (message: HostMessage) => void webview.postMessage(message);
 
     const subscription = webview.onDidReceiveMessage(async (raw: unknown) => {

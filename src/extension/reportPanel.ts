@@ -137,15 +137,15 @@ export class ReportPanels {
     const existing = this.panels.get(input);
     if (existing) return existing;
     const panel = vscode.window.createWebviewPanel(REPORT_VIEW, `Report: ${path.basename(input)}`, vscode.ViewColumn.Beside, {
-      ...webviewOptions(this.host.extensionUri),
+      ...webviewOptions,
       retainContextWhenHidden: false,
     });
     return this.attach(panel, input);
   }
 
   private attach(panel: vscode.WebviewPanel, input: string) {
-    panel.webview.options = webviewOptions(this.host.extensionUri);
-    panel.webview.html = webviewHtml(panel.webview, this.host.extensionUri, 'report', `Report: ${path.basename(input)}`);
+    panel.webview.options = webviewOptions;
+    panel.webview.html = webviewHtml(this.host.extensionUri, 'report', `Report: ${path.basename(input)}`);
     panel.iconPath = vscode.Uri.joinPath(this.host.extensionUri, 'media', 'replens.svg');
     const entry: Entry = { panel, ready: false };
     this.panels.set(input, entry);

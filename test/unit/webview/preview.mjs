@@ -1,5 +1,5 @@
 // Development preview of the report webview (not shipped, not a test): builds dist/webview.js,
-// serves it under the same Content-Security-Policy as the real webview with a fake
+// serves it in the page RepLens gives its webviews (same Content-Security-Policy) with a fake
 // acquireVsCodeApi, posts sample reports, screenshots them in dark, light and high-contrast
 // themes and measures how long a 5,000-node report takes from message to interactive.
 //
@@ -18,17 +18,17 @@ mkdirSync(out, { recursive: true });
 
 if (!args.includes('--no-build')) execSync('npm run build', { cwd: repo, stdio: 'inherit' });
 
-// The sample builders, and the host's packing of a report for its message, are TypeScript; bundle them for Node to import here.
+// The sample builders, the host's packing of a report for its message and the webview page are TypeScript; bundle them for Node to import here.
 const samplePath = join(out, 'sample.mjs');
 await esbuild.build({
-  stdin: { contents: `export * from './test/unit/webview/sampleReport'; export { packReport } from './src/shared/protocol';`, resolveDir: repo, loader: 'ts' },
+  stdin: { contents: `export * from './test/unit/webview/sampleReport'; export { packReport } from './src/shared/protocol'; export { webviewPage } from './src/shared/webviewPage';`, resolveDir: repo, loader: 'ts' },
   bundle: true,
   format: 'esm',
   platform: 'node',
   outfile: samplePath,
   logLevel: 'warning',
 });
-const { smallSample, largeSample, sampleReport, packReport } = await import(pathToFileURL(samplePath).href);
+const { smallSample, largeSample, sampleReport, packReport, webviewPage } = await import(pathToFileURL(samplePath).href);
 
 const THEMES = {
   dark: {
@@ -105,19 +105,23 @@ window.acquireVsCodeApi = () => {
 
 const ORIGIN = 'https://replens.test';
 const NONCE = 'cHJldmlldw==';
+/**
+ * The page RepLens gives its webviews, plus what VS Code adds to it: the theme's variables and
+ * body class, and the webview API (here, the stand-in), which runs before the page's own script.
+ */
 function page(theme) {
-  const csp = [`default-src 'none'`, `img-src ${ORIGIN} data:`, `style-src ${ORIGIN}`, `font-src ${ORIGIN}`, `script-src 'nonce-${NONCE}'`].join('; ');
-  return `<!DOCTYPE html>
-<html lang="en"><head><meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<link rel="stylesheet" href="${ORIGIN}/theme-${theme}.css">
-<link rel="stylesheet" href="${ORIGIN}/media/replens.css">
-<title>preview</title></head>
-<body data-view="report" class="${THEMES[theme].bodyClass}" data-vscode-theme-kind="${THEMES[theme].bodyClass}">
-<main id="root" aria-live="polite"></main>
-<script nonce="${NONCE}" src="${ORIGIN}/fake-api.js"></script>
-<script nonce="${NONCE}" src="${ORIGIN}/dist/webview.js"></script>
-</body></html>`;
+  const real = webviewPage({
+    view: 'report',
+    title: 'preview',
+    script: readFileSync(join(repo, 'dist', 'webview.js'), 'utf8'),
+    style: readFileSync(join(repo, 'media', 'replens.css'), 'utf8'),
+    nonce: NONCE,
+  });
+  const added = `<style nonce="${NONCE}">${readFileSync(join(out, `theme-${theme}.css`), 'utf8')}</style>
+<script nonce="${NONCE}">${readFileSync(join(out, 'fake-api.js'), 'utf8')}</script>
+</head>`;
+  const body = `<body data-view="report" class="${THEMES[theme].bodyClass}" data-vscode-theme-kind="${THEMES[theme].bodyClass}">`;
+  return real.replace('</head>', added).replace('<body data-view="report">', body);
 }
 
 const browser = await chromium.launch({
@@ -136,11 +140,9 @@ async function open(theme, { width = 1400, height = 900 } = {}) {
   });
   p.on('pageerror', (e) => problems.push(`[${theme}] page error: ${e.message}`));
   await p.route(`${ORIGIN}/**`, (route) => {
+    // The page loads nothing more: it carries its script and stylesheet.
     const path = new URL(route.request().url()).pathname;
-    if (path === '/index.html') return route.fulfill({ body: page(theme), contentType: 'text/html' });
-    const file = path.startsWith('/dist/') || path.startsWith('/media/') ? join(repo, path) : join(out, path);
-    const type = file.endsWith('.css') ? 'text/css' : 'text/javascript';
-    return route.fulfill({ body: readFileSync(file), contentType: type });
+    return path === '/index.html' ? route.fulfill({ body: page(theme), contentType: 'text/html' }) : route.abort();
   });
   await p.goto(`${ORIGIN}/index.html`);
   await p.waitForFunction(() => window.__posted?.some((m) => m.type === 'ready'), null, { timeout: 15000 }).catch((e) => {
@@ -333,4 +335,4 @@ console.log('screenshots:\n  ' + files.join('\n  '));
 console.log('timings:', JSON.stringify(timings, null, 2));
 console.log(`load average while measuring: ${(await import('node:os')).loadavg().map((v) => v.toFixed(1)).join(' ')} on ${(await import('node:os')).cpus().length} cores`);
 console.log(problems.length ? `problems:\n  ${problems.join('\n  ')}` : 'no console errors or page errors');
-console.log(csp.size ? `CSP reports (source positions in dist/webview.js):\n  ${[...csp].join('\n  ')}` : 'no CSP reports');
+console.log(csp.size ? `CSP reports (source positions in the page, whose script is dist/webview.js):\n  ${[...csp].join('\n  ')}` : 'no CSP reports');
