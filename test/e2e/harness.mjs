@@ -57,6 +57,19 @@ async function waitForNewExtensionHost(userDataDir, before, timeoutMs) {
 export async function openWorkspace(page, server) {
   const earlierHosts = extensionHostLogs(server.userDataDir);
   await page.goto(server.folderUrl);
+  await workbenchReady(page, server, earlierHosts);
+}
+
+/** Reloads the window as a user would (Developer: Reload Window) and waits as openWorkspace does. */
+export async function reloadWindow(page, server) {
+  const earlierHosts = extensionHostLogs(server.userDataDir);
+  const loaded = page.waitForEvent('load', { timeout: 60_000 });
+  await runCommand(page, 'Developer: Reload Window');
+  await loaded;
+  await workbenchReady(page, server, earlierHosts);
+}
+
+async function workbenchReady(page, server, earlierHosts) {
   await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
   // The Explorer lists the folder only once the remote file system answered.
   await page.locator('.explorer-folders-view .monaco-list-row').first().waitFor({ timeout: 60_000 });
@@ -152,8 +165,25 @@ export async function findFrame(page, selector, timeoutMs, what = selector) {
     }
     await page.waitForTimeout(100);
   }
-  throw new Error(`no ${what} appeared within ${timeoutMs / 1000}s`);
+  throw new Error(`no ${what} appeared within ${timeoutMs / 1000}s; frames: ${await describeFrames(page)}`);
 }
+
+/** What each webview frame holds: enough to tell a page that never ran from one still waiting. */
+async function describeFrames(page) {
+  const frames = await Promise.all(
+    page.frames().map((frame) =>
+      frame
+        .evaluate(() => {
+          const root = document.getElementById('root');
+          return `${document.readyState}, ${document.body?.dataset.view ?? 'no RepLens page'}${root ? `, #root ${root.childElementCount} children` : ''}`;
+        })
+        .then((state) => `${shortUrl(frame)} (${state})`, () => `${shortUrl(frame)} (unreadable)`),
+    ),
+  );
+  return frames.join('; ');
+}
+
+const shortUrl = (frame) => frame.url().replace(/[?#].*/, '').split('/').slice(-2).join('/');
 
 /**
  * Closes the report panel of `file`, then clicks Open Report in the model editor of `file`.

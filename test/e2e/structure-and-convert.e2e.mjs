@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { findFrame, findReplensEditor, fromExplorerMenu, midWordBreaks, openFromExplorer, openWorkspace, reopenReport, replensLog, runCommand, test } from './harness.mjs';
+import { findFrame, findReplensEditor, fromExplorerMenu, midWordBreaks, openFromExplorer, openWorkspace, reloadWindow, reopenReport, replensLog, runCommand, test } from './harness.mjs';
 
 /** The RepLens Structure view's pane, expanded. */
 async function structurePane(page) {
@@ -18,6 +18,17 @@ async function expandRow(pane, label) {
   await row.waitFor({ timeout: 30_000 });
   if ((await row.getAttribute('aria-expanded')) === 'false') await row.click();
   return row;
+}
+
+/** Selects the report of `file` (not one another test left open) in any frame. */
+const reportOf = (file) => `[data-testid="replens-report"] h1[title$="/${file}"]`;
+
+/** Waits for the report of `file` to show PASS, then for its graphs to draw. */
+async function expectFullReport(page, file, what, timeoutMs) {
+  const report = await findFrame(page, reportOf(file), timeoutMs, what);
+  assert.match(await report.locator('[data-testid="verdict"]').innerText(), /PASS/, what);
+  await report.locator('[data-testid="tab-graphs"]').click();
+  await report.locator('[data-testid="graph-after"] .rl-block-node').first().waitFor({ timeout: 20_000 });
 }
 
 test('the editor and the structure tree show stages, blocks and branches', async ({ page, server, resultsDir }) => {
@@ -158,17 +169,9 @@ test('an ONNX export with BN folded goes through the same flow and stays ONNX', 
 
 test('a report hidden and shown again still shows its verdict and graphs', async ({ page, server, resultsDir }) => {
   const file = 'repvgg_tiny_train.safetensors';
-  // This file's report, not one another test left open.
-  const ofThisFile = `[data-testid="replens-report"] h1[title$="/${file}"]`;
-  const expectFullReport = async (what) => {
-    const report = await findFrame(page, ofThisFile, 120_000, what);
-    assert.match(await report.locator('[data-testid="verdict"]').innerText(), /PASS/, what);
-    await report.locator('[data-testid="tab-graphs"]').click();
-    await report.locator('[data-testid="graph-after"] .rl-block-node').first().waitFor({ timeout: 20_000 });
-  };
   const reportsShown = async () => {
     let n = 0;
-    for (const frame of page.frames()) n += await frame.locator(ofThisFile).count().catch(() => 0);
+    for (const frame of page.frames()) n += await frame.locator(reportOf(file)).count().catch(() => 0);
     return n;
   };
 
@@ -176,7 +179,7 @@ test('a report hidden and shown again still shows its verdict and graphs', async
   await openFromExplorer(page, file);
   const editor = await findReplensEditor(page, file);
   await editor.getByRole('button', { name: 'Check Parity' }).click();
-  await expectFullReport('the report after Check Parity');
+  await expectFullReport(page, file, 'the report after Check Parity', 120_000);
 
   // Another file opened over the report in its group: the report's page goes (its context is not retained).
   await page.locator('.tab', { hasText: `Report: ${file}` }).click();
@@ -186,6 +189,27 @@ test('a report hidden and shown again still shows its verdict and graphs', async
   assert.equal(await reportsShown(), 0, 'the hidden report kept its page');
   // Shown again, a new page gets the report (graphs included) from the host.
   await page.locator('.tab', { hasText: `Report: ${file}` }).click();
-  await expectFullReport('the report shown again');
+  await expectFullReport(page, file, 'the report shown again', 120_000);
   await page.screenshot({ path: join(resultsDir, 'e2e-report-shown-again.png') });
 }, { timeoutMs: 240_000 });
+
+test('a report restored after a window reload shows its verdict and graphs', async ({ page, server, resultsDir }) => {
+  const file = 'repvgg_tiny_train.safetensors';
+
+  await openWorkspace(page, server);
+  await openFromExplorer(page, file);
+  const editor = await findReplensEditor(page, file);
+  await editor.getByRole('button', { name: 'Check Parity' }).click();
+  await expectFullReport(page, file, 'the report after Check Parity', 120_000);
+  const restored = (log) => log.split(`Restored the report for ${join(server.workspace, file)}`).length - 1;
+  const restoredBefore = restored(replensLog(server));
+  // Twice: a page that loaded its script by URL came up blank in some reloads, not in all.
+  for (const reload of [1, 2]) {
+    await reloadWindow(page, server);
+    await expectFullReport(page, file, `the report restored after reload ${reload}`, 60_000);
+    // The model editor beside it comes back too.
+    await findReplensEditor(page, file);
+    await waitForLog(server, (log) => restored(log) === restoredBefore + reload, `restoring the report after reload ${reload}`);
+  }
+  await page.screenshot({ path: join(resultsDir, 'e2e-report-restored.png') });
+}, { timeoutMs: 300_000 });
