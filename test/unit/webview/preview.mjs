@@ -5,7 +5,7 @@
 //
 //   node test/unit/webview/preview.mjs [--no-build] [--out /tmp/replens-preview]
 import { execSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
@@ -79,15 +79,14 @@ const THEMES = {
 };
 
 const FONT = { 'font-family': 'system-ui, "Ubuntu", "Droid Sans", sans-serif', 'font-size': '13px', 'font-weight': 'normal' };
-for (const [name, t] of Object.entries(THEMES)) {
-  const vars = Object.entries({ ...FONT, ...t.vars }).map(([k, v]) => `  --vscode-${k}: ${v};`).join('\n');
-  writeFileSync(join(out, `theme-${name}.css`), `html {\n${vars}\n}\n`);
+/** The theme's variables, as VS Code puts them on the page. */
+function themeCss(theme) {
+  const vars = Object.entries({ ...FONT, ...THEMES[theme].vars }).map(([k, v]) => `  --vscode-${k}: ${v};`).join('\n');
+  return `html {\n${vars}\n}\n`;
 }
 
 // The stand-in for VS Code's webview API: records what the page posts and keeps its state.
-writeFileSync(
-  join(out, 'fake-api.js'),
-  `window.__posted = [];
+const FAKE_API = `window.__posted = [];
 window.__state = JSON.parse(sessionStorage.getItem('replens-state') || 'null') ?? undefined;
 window.__cspViolations = [];
 document.addEventListener('securitypolicyviolation', (e) => window.__cspViolations.push(e.violatedDirective + ' at ' + e.sourceFile.split('/').pop() + ':' + e.lineNumber + ':' + e.columnNumber));
@@ -100,8 +99,7 @@ window.acquireVsCodeApi = () => {
     setState: (s) => { window.__state = s; window.__setStates = (window.__setStates || 0) + 1; },
   };
 };
-`,
-);
+`;
 
 const ORIGIN = 'https://replens.test';
 const NONCE = 'cHJldmlldw==';
@@ -117,8 +115,8 @@ function page(theme) {
     style: readFileSync(join(repo, 'media', 'replens.css'), 'utf8'),
     nonce: NONCE,
   });
-  const added = `<style nonce="${NONCE}">${readFileSync(join(out, `theme-${theme}.css`), 'utf8')}</style>
-<script nonce="${NONCE}">${readFileSync(join(out, 'fake-api.js'), 'utf8')}</script>
+  const added = `<style nonce="${NONCE}">${themeCss(theme)}</style>
+<script nonce="${NONCE}">${FAKE_API}</script>
 </head>`;
   const body = `<body data-view="report" class="${THEMES[theme].bodyClass}" data-vscode-theme-kind="${THEMES[theme].bodyClass}">`;
   return real.replace('</head>', added).replace('<body data-view="report">', body);
