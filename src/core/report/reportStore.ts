@@ -1,8 +1,8 @@
 /**
  * Reports kept on disk, one JSON file each with a small about-file beside it, so a report panel
- * VS Code restores after a reload, or Open Report, can show a report again without recomputing it. The webview saves only a report's id: VS Code
- * serializes a webview's saved state on every change, and a report of a 5,000-node graph is
- * megabytes.
+ * VS Code restores after a reload, or Open Report, can show a report again without recomputing
+ * it. The webview saves only a report's id: VS Code serializes a webview's saved state on every
+ * change, and a report of a 5,000-node graph is megabytes.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
