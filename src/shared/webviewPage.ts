@@ -14,7 +14,8 @@ export interface WebviewPageParts {
  * that loads them by URL depends on VS Code's webview service worker, and in code-server a
  * page restored after a window reload sometimes never got them (the requests stayed pending,
  * so the page stayed blank); text inside the page needs no request. The policy allows only
- * this page's own nonce-carrying elements: no other script, no eval, nothing remote.
+ * this page's own nonce-carrying elements: no other script, no eval, nothing remote. The toolkit
+ * reads the nonce from the csp-nonce meta for the style element it tests :focus-visible with.
  */
 export function webviewPage({ view, title, script, style, nonce }: WebviewPageParts): string {
   // Either would end (or, after a '<!--', hide the end of) the element the text sits in.
@@ -26,6 +27,7 @@ export function webviewPage({ view, title, script, style, nonce }: WebviewPagePa
 <head>
 <meta charset="UTF-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta property="csp-nonce" content="${nonce}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <style nonce="${nonce}">
 ${style}
