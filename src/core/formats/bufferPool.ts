@@ -4,6 +4,10 @@
  * faults in (on a VM often from the host), which for a few hundred MB of tensors costs
  * more than reading and fusing them. Reused buffers are not cleared: whoever takes one
  * fills every byte of it.
+ *
+ * With `poison` (on when REPLENS_POISON_RELEASED_BUFFERS=1, as in the tests) every buffer given
+ * back is filled with 0xFF bytes, which read as NaN in every float type and as -1 in the integer
+ * ones: a view still read after its release then shows up as garbage instead of passing by luck.
  */
 export class BufferPool {
   private readonly free: ArrayBuffer[] = [];
@@ -14,6 +18,7 @@ export class BufferPool {
     private readonly minBytes = 256 * 1024,
     /** At most this many buffers wait for reuse; a conversion has a few in flight at once. */
     private readonly maxFree = 8,
+    private readonly poison = process.env.REPLENS_POISON_RELEASED_BUFFERS === '1',
   ) {}
 
   /** `length` bytes, from a returned buffer when one is large enough and not wastefully so. */
@@ -39,6 +44,7 @@ export class BufferPool {
   give(view: ArrayBufferView): void {
     const buffer = view.buffer as ArrayBuffer;
     if (!this.owns(view) || this.free.includes(buffer)) return;
+    if (this.poison) new Uint8Array(buffer).fill(0xff);
     this.free.push(buffer);
     if (this.free.length > this.maxFree) {
       // Keep the larger ones: a small request can use a large buffer, not the other way round.

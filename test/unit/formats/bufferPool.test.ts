@@ -49,4 +49,23 @@ describe('BufferPool', () => {
     expect(pool.take(150).buffer).toBe(bufs[1].buffer);
     expect(pool.take(100).buffer).not.toBe(bufs[0].buffer);
   });
+
+  it('with poison, fills a given-back buffer so that any view still read gives NaN in every float type', () => {
+    const pool = new BufferPool(16, 4, true);
+    const taken = pool.take(64);
+    const asFloat32 = new Float32Array(taken.buffer);
+    asFloat32.fill(1.5);
+    pool.give(taken);
+    expect(Array.from(asFloat32).every(Number.isNaN)).toBe(true);
+    expect(Number.isNaN(new Float64Array(taken.buffer)[0])).toBe(true);
+    // 0xFFFF is a NaN in float16 (exponent all ones, mantissa not zero) and in bfloat16 alike.
+    expect(new Uint16Array(taken.buffer)[0]).toBe(0xffff);
+  });
+
+  it('without poison, leaves a given-back buffer as it was (reuse costs no fill)', () => {
+    const pool = new BufferPool(16, 4, false);
+    const taken = pool.take(64).fill(7);
+    pool.give(taken);
+    expect(taken.every((b) => b === 7)).toBe(true);
+  });
 });
