@@ -64,7 +64,8 @@ async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof ModelFormatError || e instanceof FusionError || e instanceof OutputError || e instanceof GraphError || e instanceof ParityError) {
       process.stderr.write(`replens: ${e.message}\n`);
-      return 1;
+      // A file that did not read back as produced is RepLens' fault, not the input's.
+      return e instanceof OutputError && e.code === 'unverified' ? 70 : 1;
     }
     throw e;
   }

@@ -4,7 +4,7 @@ import { reportMarkdown } from '../core/report/markdown';
 import { filesUnchanged } from '../core/report/fileStamp';
 import type { ReportData } from '../core/report/reportData';
 import type { ReportStore } from '../core/report/reportStore';
-import { writeAtomically } from '../core/writers/atomicFile';
+import { writeBytesAtomically } from '../core/writers/atomicFile';
 import { packReport, parseWebviewMessage, type HostMessage, type ReportRef } from '../shared/protocol';
 import { log } from './log';
 import { webviewHtml, webviewOptions } from './webviewHtml';
@@ -191,7 +191,7 @@ async function exportReport(report: ReportData, format: 'json' | 'markdown', inp
   if (!target) return;
   const text = format === 'json' ? JSON.stringify(report, null, 2) : reportMarkdown(report);
   try {
-    await writeAtomically(target.fsPath, (sink) => sink.write(new TextEncoder().encode(text)), { overwrite: true, protect: [input] });
+    await writeBytesAtomically(target.fsPath, new TextEncoder().encode(text), { overwrite: true, protect: [input] });
     log().info(`Exported the report to ${target.fsPath}`);
   } catch (e) {
     void vscode.window.showErrorMessage(`RepLens: ${e instanceof Error ? e.message : String(e)}`);

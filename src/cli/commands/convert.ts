@@ -16,6 +16,8 @@ export const convertHelp = `convert IN [-o OUT] [--format pth|safetensors|onnx] 
 const FORMATS: readonly (OutputFormat | 'onnx')[] = ['pth', 'safetensors', 'onnx'];
 const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16', 'float64'];
 
+const verifiedText = (seconds: number) => `read back and verified in ${seconds.toFixed(2)} s`;
+
 export async function convertCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, {
     valued: ['--output', '--format', '--dtype', '--eps', ...PARITY_VALUED],
@@ -52,7 +54,7 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
       written = result.output;
       summary = { ...result, format: 'onnx' };
       if (!json) {
-        out(`${result.output}: ONNX graph (${result.topology}) with ${result.blocksFused} fused block(s)${result.blocksAlreadyDeploy ? `, ${result.blocksAlreadyDeploy} already deploy` : ''}; parameters ${result.paramsBefore.toLocaleString('en-US')} in the file → ${result.paramsAfter.toLocaleString('en-US')} in the graph; ${formatBytes(result.bytesWritten)} in ${result.seconds.toFixed(2)} s`);
+        out(`${result.output}: ONNX graph (${result.topology}) with ${result.blocksFused} fused block(s)${result.blocksAlreadyDeploy ? `, ${result.blocksAlreadyDeploy} already deploy` : ''}; parameters ${result.paramsBefore.toLocaleString('en-US')} in the file → ${result.paramsAfter.toLocaleString('en-US')} in the graph; ${formatBytes(result.bytesWritten)} in ${result.seconds.toFixed(2)} s, ${verifiedText(result.verifySeconds)}`);
         for (const n of result.notes) out(`  ${n}`);
         for (const w of result.warnings) out(`warning: ${w}`);
       }
@@ -69,10 +71,10 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
       });
       if (interactive) process.stderr.write('\r\x1b[K');
       written = result.output;
-      const { input: i, blocksFused, paramsBefore, paramsAfter, seconds } = result;
-      summary = { input: i, output: result.output, blocksFused, paramsBefore, paramsAfter, seconds, format: result.format, blocksAlreadyDeploy: result.blocksAlreadyDeploy, bytesWritten: result.bytesWritten, eps: result.eps, droppedPrefix: result.droppedPrefix ?? null, warnings: result.warnings };
+      const { input: i, blocksFused, paramsBefore, paramsAfter, seconds, verifySeconds } = result;
+      summary = { input: i, output: result.output, blocksFused, paramsBefore, paramsAfter, seconds, verifySeconds, format: result.format, blocksAlreadyDeploy: result.blocksAlreadyDeploy, bytesWritten: result.bytesWritten, eps: result.eps, droppedPrefix: result.droppedPrefix ?? null, warnings: result.warnings };
       if (!json) {
-        out(`${result.output}: fused ${result.blocksFused} block(s)${result.blocksAlreadyDeploy ? `, ${result.blocksAlreadyDeploy} already deploy` : ''}; parameters ${result.paramsBefore.toLocaleString('en-US')} → ${result.paramsAfter.toLocaleString('en-US')}; ${formatBytes(result.bytesWritten)} in ${result.seconds.toFixed(2)} s`);
+        out(`${result.output}: fused ${result.blocksFused} block(s)${result.blocksAlreadyDeploy ? `, ${result.blocksAlreadyDeploy} already deploy` : ''}; parameters ${result.paramsBefore.toLocaleString('en-US')} → ${result.paramsAfter.toLocaleString('en-US')}; ${formatBytes(result.bytesWritten)} in ${result.seconds.toFixed(2)} s, ${verifiedText(result.verifySeconds)}`);
         for (const e of result.eps) out(`  BN eps ${e.value} (${e.source}) in ${e.blocks} block(s)`);
         if (result.droppedPrefix) out(`  dropped the '${result.droppedPrefix}' prefix (--keep-prefix keeps it)`);
         for (const w of result.warnings) out(`warning: ${w}`);

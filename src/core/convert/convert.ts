@@ -3,14 +3,17 @@ import * as path from 'node:path';
 import { BufferPool } from '../formats/bufferPool';
 import { ModelFormatError } from '../formats/errors';
 import type { ModelFile } from '../formats/modelFile';
-import { encodeOnnxModel } from '../formats/onnx';
 import { openModelFile } from '../formats/openModelFile';
 import { fuseOnnxModel, onnxBlockOutputs, type OnnxBlockOutput, type OnnxFusion } from '../fuse/onnxFusion';
 import { buildStructure } from '../model/buildStructure';
 import { allBlocks, type Block } from '../model/structure';
 import { cancelledError, OutputError, writeAtomically } from '../writers/atomicFile';
+import { writeOnnxModel } from '../writers/onnxWriter';
+import type { WrittenTensor } from '../writers/outputTensor';
 import { writeSafetensors } from '../writers/safetensorsWriter';
 import { writeTorchCheckpoint } from '../writers/torchWriter';
+import type { ProducedBytes } from '../writers/checksum';
+import { timed, verifyEncodedFile, verifyTensorFile } from '../writers/verifyOutput';
 import { planDeploy, type PlanOptions } from './deployPlan';
 
 /** ONNX models are rewritten as ONNX graphs; checkpoints become PyTorch or safetensors files. */
@@ -35,6 +38,8 @@ export interface ConvertResult {
   paramsAfter: number;
   bytesWritten: number;
   seconds: number;
+  /** Of `seconds`: reading the finished file back and checking it against what was produced. */
+  verifySeconds: number;
   /** BN eps values used, with where they came from. */
   eps: { value: number; source: string; blocks: number }[];
   droppedPrefix?: string;
@@ -108,14 +113,17 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
     if (plan.fused.length === 0) {
       throw new ModelFormatError(input, structure.stages.length ? 'every block is already in deploy form' : 'no re-parameterizable blocks found');
     }
+    let written: WrittenTensor[] = [];
+    const verify = timed((temp) => verifyTensorFile(temp, format === 'safetensors' ? 'safetensors' : 'torch-zip', written, pool));
     const bytesWritten = await writeAtomically(
       output,
       (sink) =>
         whileUnchanged(input, before, async () => {
-          if (format === 'safetensors') await writeSafetensors(sink, plan.tensors, { format: 'pt', producer: 'RepLens' });
-          else await writeTorchCheckpoint(sink, plan.tensors);
+          written = format === 'safetensors'
+            ? await writeSafetensors(sink, plan.tensors, { format: 'pt', producer: 'RepLens' })
+            : await writeTorchCheckpoint(sink, plan.tensors);
         }),
-      { overwrite: options.force, protect: [input], signal: options.signal },
+      { overwrite: options.force, protect: [input], signal: options.signal, verify: verify.run },
     );
     return {
       input,
@@ -127,6 +135,7 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
       paramsAfter: structure.params.afterFusion,
       bytesWritten,
       seconds: (performance.now() - started) / 1000,
+      verifySeconds: verify.seconds(),
       eps: epsSummary(plan.fused, options.eps),
       droppedPrefix: plan.droppedPrefix,
       warnings: [...model.warnings, ...structure.warnings.map((w) => (w.block ? `${w.block}: ${w.message}` : w.message))],
@@ -180,6 +189,8 @@ async function convertOnnx(model: ModelFile, options: ConvertOptions, before: St
   }
   let done = 0;
   let fusion: OnnxFusion | undefined;
+  let produced: ProducedBytes | undefined;
+  const verify = timed((temp) => verifyEncodedFile(temp, 'onnx', produced!));
   const bytesWritten = await writeAtomically(
     output,
     (sink) =>
@@ -191,9 +202,9 @@ async function convertOnnx(model: ModelFile, options: ConvertOptions, before: St
             options.onProgress?.(++done, total, block);
           },
         });
-        await sink.write(await encodeOnnxModel(fusion.model));
+        produced = await writeOnnxModel(sink, fusion.model);
       }),
-    { overwrite: options.force, protect: [input], signal: options.signal },
+    { overwrite: options.force, protect: [input], signal: options.signal, verify: verify.run },
   );
   const f = fusion!;
   const saved = f.fused.reduce((n, b) => n + b.params.train - b.params.deploy, 0);
@@ -207,6 +218,7 @@ async function convertOnnx(model: ModelFile, options: ConvertOptions, before: St
     paramsAfter: structure.params.total - saved,
     bytesWritten,
     seconds: (performance.now() - started) / 1000,
+    verifySeconds: verify.seconds(),
     eps: epsSummary(f.fused, options.eps),
     graph: { nodes: f.nodes, initializers: f.initializers, blockOutputs: onnxBlockOutputs(structure) },
     warnings: [

@@ -1,11 +1,13 @@
 import { promises as fs } from 'node:fs';
 import { defaultOutputPath, whileUnchanged } from '../convert/convert';
 import { ModelFormatError } from '../formats/errors';
-import { encodeOnnxModel } from '../formats/onnx';
 import { openModelFile } from '../formats/openModelFile';
 import { buildStructure } from '../model/buildStructure';
 import { allBlocks, type Block } from '../model/structure';
 import { cancelledError, writeAtomically } from '../writers/atomicFile';
+import { writeOnnxModel } from '../writers/onnxWriter';
+import type { ProducedBytes } from '../writers/checksum';
+import { timed, verifyEncodedFile } from '../writers/verifyOutput';
 import { buildGraph, type BuiltGraph } from './buildGraph';
 import { graphStats } from './stats';
 import type { Topology } from './topology';
@@ -31,6 +33,8 @@ export interface OnnxExportResult {
   paramsAfter: number;
   bytesWritten: number;
   seconds: number;
+  /** Of `seconds`: reading the finished file back and checking it against what was produced. */
+  verifySeconds: number;
   notes: string[];
   warnings: string[];
 }
@@ -61,6 +65,8 @@ export async function writeDeployOnnx(input: string, options: OnnxExportOptions 
     const output = options.output ?? defaultOnnxOutputPath(input);
     let fused = 0;
     let built: BuiltGraph | undefined;
+    let produced: ProducedBytes | undefined;
+    const verify = timed((temp) => verifyEncodedFile(temp, 'onnx', produced!));
     const bytesWritten = await writeAtomically(
       output,
       (sink) =>
@@ -73,9 +79,9 @@ export async function writeDeployOnnx(input: string, options: OnnxExportOptions 
               if (block.form === 'train') options.onProgress?.(++fused, train.length, block);
             },
           });
-          await sink.write(await encodeOnnxModel(built.model));
+          produced = await writeOnnxModel(sink, built.model);
         }),
-      { overwrite: options.force, protect: [input], signal: options.signal },
+      { overwrite: options.force, protect: [input], signal: options.signal, verify: verify.run },
     );
     const graph = built!;
     return {
@@ -88,6 +94,7 @@ export async function writeDeployOnnx(input: string, options: OnnxExportOptions 
       paramsAfter: graphStats(graph.model.graph!, new Map()).params,
       bytesWritten,
       seconds: (performance.now() - started) / 1000,
+      verifySeconds: verify.seconds(),
       notes: graph.notes,
       warnings: [...model.warnings, ...structure.warnings.map((w) => (w.block ? `${w.block}: ${w.message}` : w.message))],
     };

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { writeAtomically } from '../writers/atomicFile';
+import { writeBytesAtomically } from '../writers/atomicFile';
 import { filesUnchanged } from './fileStamp';
 import type { ReportData } from './reportData';
 
@@ -95,9 +95,9 @@ export class ReportStore {
     const id = `${this.lastTime.toString(36)}-${randomBytes(4).toString('hex')}`;
     await fs.mkdir(this.folder, { recursive: true });
     const text = JSON.stringify(report, replacer);
-    await writeAtomically(this.fileOf(id), (sink) => sink.write(Buffer.from(text, 'utf8')), { overwrite: true });
+    await writeBytesAtomically(this.fileOf(id), Buffer.from(text, 'utf8'), { overwrite: true });
     const about: StoredReportAbout = { id, input: report.input, output: report.output, stamps: report.stamps };
-    await writeAtomically(this.aboutFileOf(id), (sink) => sink.write(Buffer.from(JSON.stringify(about), 'utf8')), { overwrite: true });
+    await writeBytesAtomically(this.aboutFileOf(id), Buffer.from(JSON.stringify(about), 'utf8'), { overwrite: true });
     await this.prune([...inUse, id]);
     return id;
   }

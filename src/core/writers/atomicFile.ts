@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { ModelFormatError } from '../formats/errors';
+import { producedBytes, verifyFileBytes } from './checksum';
 
 /** Why an output could not be written; the message names the file. */
 export class OutputError extends Error {
   constructor(
     readonly file: string,
     readonly reason: string,
-    readonly code: 'exists' | 'is-input' | 'io' | 'cancelled' = 'io',
+    /** `unverified`: the finished file did not read back as it was produced (a RepLens bug); it was not published. */
+    readonly code: 'exists' | 'is-input' | 'io' | 'cancelled' | 'unverified' = 'io',
   ) {
     super(`${file}: ${reason}`);
     this.name = 'OutputError';
@@ -15,11 +18,20 @@ export class OutputError extends Error {
 }
 
 const BATCH_BYTES = 1 << 20;
+/** Chunks this large are written straight from the caller's bytes; copying them would cost more than the syscall. */
+const DIRECT_BYTES = 64 * 1024;
 
-/** Sequential writes with a position, buffered so that small headers do not each cost a syscall. */
+/**
+ * Sequential writes with a position, buffered so that small headers do not each cost a syscall.
+ *
+ * Contract: a sink never holds a caller's bytes after `write()` resolves. A small chunk is
+ * copied into the sink's own batch; a large one is written out before `write()` resolves. The
+ * caller may reuse or release its buffer at once (the converter hands tensor buffers back to a
+ * pool that fills them with the next tensor).
+ */
 export class ByteSink {
-  private pending: Uint8Array[] = [];
-  private pendingBytes = 0;
+  private readonly batch = new Uint8Array(BATCH_BYTES);
+  private batched = 0;
   private written = 0;
 
   constructor(
@@ -27,32 +39,29 @@ export class ByteSink {
     private readonly signal?: AbortSignal,
   ) {}
 
-  /** Bytes written so far (including buffered ones). */
+  /** Bytes written so far (including batched ones). */
   get position(): number {
-    return this.written + this.pendingBytes;
+    return this.written + this.batched;
   }
 
   async write(bytes: Uint8Array): Promise<void> {
     // writeAtomically puts the target's name on it.
     if (this.signal?.aborted) throw cancelledError('(output)');
-    // Large chunks (tensor data) go straight to the file: copying them into a batch costs more than the syscall.
-    if (bytes.length >= BATCH_BYTES) {
+    if (bytes.length >= DIRECT_BYTES) {
       await this.flush();
       await this.writeOut(bytes);
       return;
     }
-    this.pending.push(bytes);
-    this.pendingBytes += bytes.length;
-    if (this.pendingBytes >= BATCH_BYTES) await this.flush();
+    if (this.batched + bytes.length > BATCH_BYTES) await this.flush();
+    this.batch.set(bytes, this.batched);
+    this.batched += bytes.length;
   }
 
   async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return;
-    const chunks = this.pending;
-    const total = this.pendingBytes;
-    this.pending = [];
-    this.pendingBytes = 0;
-    await this.writeOut(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total));
+    if (this.batched === 0) return;
+    const length = this.batched;
+    this.batched = 0;
+    await this.writeOut(this.batch.subarray(0, length));
   }
 
   private async writeOut(bytes: Uint8Array): Promise<void> {
@@ -111,15 +120,27 @@ export interface AtomicWriteOptions {
   /** Files the output must never replace (the inputs). */
   protect?: readonly string[];
   signal?: AbortSignal;
+  /**
+   * Reads the finished temporary file back and throws if it is not what was produced; it runs
+   * after the fsync and before the file is moved into place, so a file that fails is never seen.
+   */
+  verify?: (temp: string) => Promise<void>;
+}
+
+/** The error of a failed read-back check: the user's input is fine, RepLens is not. */
+function unverifiedError(target: string, e: unknown): OutputError {
+  const detail = e instanceof ModelFormatError ? e.reason : e instanceof Error ? e.message : String(e);
+  return new OutputError(target, `internal error: the finished file did not read back as it was produced (${detail}); nothing was written. This is a bug in RepLens: please report it`, 'unverified');
 }
 
 /**
  * Writes `target` through a temporary file in the same folder, fsyncs it and moves it into
  * place, so a reader never sees a half-written file and a failure leaves nothing behind.
  * Without `overwrite` an existing target is never replaced, even one created meanwhile.
+ * With `verify`, the file is published only once it has read back as produced.
  * Cancelling takes effect until the file is moved into place; after that the output is complete.
  */
-export async function writeAtomically(target: string, write: (sink: ByteSink) => Promise<void>, options: AtomicWriteOptions = {}): Promise<number> {
+export async function writeAtomically(target: string, write: (sink: ByteSink) => Promise<unknown>, options: AtomicWriteOptions = {}): Promise<number> {
   const resolved = path.resolve(target);
   const { signal } = options;
   for (const input of options.protect ?? []) {
@@ -140,6 +161,7 @@ export async function writeAtomically(target: string, write: (sink: ByteSink) =>
     await handle.sync();
     await handle.close();
     handle = undefined;
+    if (options.verify) await options.verify(temp).catch((e: unknown) => Promise.reject(unverifiedError(target, e)));
     if (signal?.aborted) throw cancelledError(target);
     await moveIntoPlace(temp, resolved, target, options.overwrite ?? false);
     return sink.position;
@@ -157,4 +179,10 @@ export async function writeAtomically(target: string, write: (sink: ByteSink) =>
       (e as Error).message;
     throw new OutputError(target, reason, 'io');
   }
+}
+
+/** One buffer (a report, a JSON file), written atomically and published once it reads back with the same length and checksum. */
+export async function writeBytesAtomically(target: string, bytes: Uint8Array, options: Omit<AtomicWriteOptions, 'verify'> = {}): Promise<number> {
+  const produced = producedBytes(bytes);
+  return writeAtomically(target, (sink) => sink.write(bytes), { ...options, verify: (temp) => verifyFileBytes(temp, produced) });
 }

@@ -1,13 +1,13 @@
 import type { DType } from '../formats/tensor';
 import type { ByteSink } from './atomicFile';
-import { byteLengthOf, inWriteOrder, type OutputTensor } from './outputTensor';
+import { byteLengthOf, inWriteOrder, writtenTensor, type OutputTensor, type WrittenTensor } from './outputTensor';
 
 const DTYPE_NAMES: Record<DType, string> = {
   float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
 };
 
-/** A safetensors file: the header (known up front) then each tensor's bytes in order. */
-export async function writeSafetensors(sink: ByteSink, tensors: readonly OutputTensor[], metadata: Record<string, string> = {}): Promise<void> {
+/** A safetensors file: the header (known up front) then each tensor's bytes in order. Returns what was written, for the read-back check. */
+export async function writeSafetensors(sink: ByteSink, tensors: readonly OutputTensor[], metadata: Record<string, string> = {}): Promise<WrittenTensor[]> {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
@@ -24,5 +24,10 @@ export async function writeSafetensors(sink: ByteSink, tensors: readonly OutputT
   new DataView(len.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
   await sink.write(len);
   await sink.write(headerBytes);
-  for await (const { bytes } of inWriteOrder(tensors)) await sink.write(bytes);
+  const written: WrittenTensor[] = [];
+  for await (const { tensor, bytes, crc } of inWriteOrder(tensors)) {
+    await sink.write(bytes);
+    written.push(writtenTensor(tensor, crc));
+  }
+  return written;
 }
