@@ -226,19 +226,32 @@ section('convert', 'convert B3', () => {
     const t = stats(runs.torch);
     const speedup = t.wallS / r.wallS;
     const rssRatio = r.peakRssMiB / t.peakRssMiB;
+    // The read-back check is part of every conversion; each run's JSON says how long it took.
+    const verifyShares = runs.replens.map((x) => {
+      const { seconds: total, verifySeconds } = JSON.parse(x.stdout);
+      return verifySeconds / total;
+    });
+    const verifyShare = median(verifyShares);
+    const verifyS = median(runs.replens.map((x) => JSON.parse(x.stdout).verifySeconds));
     progress('convert B3: checking the output in torch');
     const check = JSON.parse(python('verify', 'B3', ours, theirs));
     const goals = {
       speedup: { min: 8, met: speedup >= 8 },
       peakRssRatio: { max: 0.25, met: rssRatio <= 0.25 },
+      verifyShare: { max: 0.15, met: verifyShare <= 0.15 },
       strictLoad: { met: check.strictLoad === true },
+      // Float32 fusions of the same weights differ by rounding only (~1e-8 here); a wrong tensor is off by its own size.
+      sameAsTorch: { maxAbs: 1e-5, met: check.maxAbsVsTorch <= 1e-5 },
     };
     rows.push(['convert B3: wall', seconds(r.wallS), seconds(t.wallS), versus(speedup, 'faster', 'slower'), '≥ 8×', mark(goals.speedup.met)]);
     rows.push(['convert B3: CPU user+sys', seconds(r.cpuS), seconds(t.cpuS), versus(t.cpuS / r.cpuS, 'less', 'more'), '', '']);
     rows.push(['convert B3: peak RSS', mib(r.peakRssMiB), mib(t.peakRssMiB), `${rssRatio.toFixed(2)} of torch`, '≤ ¼ of torch', mark(goals.peakRssRatio.met)]);
+    rows.push(['convert B3: read-back check', seconds(verifyS), '', `${(100 * verifyShare).toFixed(1)} % of the conversion`, '≤ 15 %', mark(goals.verifyShare.met)]);
     rows.push(['convert B3: output in torch', 'strict load ok', '', `max |Δ| ${check.maxAbsVsTorch.toExponential(1)}`, 'load_state_dict(strict=True)', mark(goals.strictLoad.met)]);
+    rows.push(['convert B3: vs torch fusion', `max |Δ| ${check.maxAbsVsTorch.toExponential(1)}`, '', '', '≤ 1e-5', mark(goals.sameAsTorch.met)]);
     return {
       replens: r, torch: t, speedup: round(speedup, 2), peakRssRatio: round(rssRatio, 3),
+      verify: { seconds: round(verifyS, 4), shareOfConversion: round(verifyShare, 4), shares: verifyShares.map((x) => round(x, 4)) },
       blocksFused: JSON.parse(runs.replens[0].stdout).blocksFused, check, goals,
     };
   } finally {
