@@ -26,7 +26,37 @@ function roundToFloat(x: number, mantissaBits: number, minExp: number, max: numb
 const F16_MAX = 65504;
 const BF16_MAX = (2 - 2 ** -7) * 2 ** 127;
 
+// Scratch views for reading a double's bits and writing a float32's, shared so no call allocates.
+const scratch64 = new Float64Array(1);
+const words = new Uint32Array(scratch64.buffer);
+const HI = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+const scratch32 = new Float32Array(1);
+const bits32 = new Uint32Array(scratch32.buffer);
+
+/**
+ * The bits of x rounded once (half to even) to a 16-bit float with `mantissaBits` fraction bits
+ * and exponent bias `bias`, computed from the double's own bits: the fast path for results in the
+ * normal range (every weight, in practice). -1 when x is zero, subnormal, too large, or not finite.
+ */
+function normalHalfBits(x: number, mantissaBits: number, bias: number): number {
+  scratch64[0] = x;
+  const hi = words[HI];
+  const lo = words[1 - HI];
+  const exp = ((hi >>> 20) & 0x7ff) - 1023;
+  if (exp < 1 - bias || exp > bias) return -1;
+  // The kept fraction bits all lie in the high word (20 of the 52 fraction bits are there).
+  const dropped = 20 - mantissaBits;
+  const kept = ((exp + bias) << mantissaBits) | ((hi & 0xfffff) >>> dropped);
+  const rest = hi & ((1 << dropped) - 1);
+  const half = 1 << (dropped - 1);
+  const up = rest > half || (rest === half && (lo !== 0 || (kept & 1) === 1));
+  // A carry out of the fraction steps the exponent, and past the largest finite value gives infinity.
+  return ((hi >>> 31) << 15) | (kept + (up ? 1 : 0));
+}
+
 export function numberToFloat16Bits(x: number): number {
+  const fast = normalHalfBits(x, 10, 15);
+  if (fast >= 0) return fast;
   if (Number.isNaN(x)) return 0x7e00;
   const v = roundToFloat(x, 10, -14, F16_MAX);
   const sign = v < 0 || Object.is(v, -0) ? 0x8000 : 0;
@@ -39,11 +69,12 @@ export function numberToFloat16Bits(x: number): number {
 }
 
 export function numberToBfloat16Bits(x: number): number {
+  const fast = normalHalfBits(x, 7, 127);
+  if (fast >= 0) return fast;
   if (Number.isNaN(x)) return 0x7fc0;
-  const v = roundToFloat(x, 7, -126, BF16_MAX);
   // Every bfloat16 value is exactly a float32, so its bits are the float32's top half.
-  const bits = new Uint32Array(new Float32Array([v]).buffer)[0];
-  return bits >>> 16;
+  scratch32[0] = roundToFloat(x, 7, -126, BF16_MAX);
+  return bits32[0] >>> 16;
 }
 
 /** float64 values → little-endian bytes of `dtype`, rounded once. */

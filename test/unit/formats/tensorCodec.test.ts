@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeFromFloat64, numberToBfloat16Bits, numberToFloat16Bits } from '../../../src/core/formats/encode';
 import { bfloat16ToNumber, float16ToNumber, Tensor } from '../../../src/core/formats/tensor';
+import { seededRandom } from '../fuse/reference';
 
 describe('Tensor views', () => {
   it('reads float32 from a view into a larger buffer (as memory sources give)', async () => {
@@ -41,6 +42,44 @@ describe('float16 and bfloat16 rounding', () => {
     expect(numberToFloat16Bits(65520)).toBe(0x7c00); // overflow to infinity
     expect(numberToFloat16Bits(2 ** -25)).toBe(0x0000); // half of the smallest subnormal ties to zero
     expect(numberToFloat16Bits(-(2 ** -24))).toBe(0x8001);
+  });
+
+  it.each([
+    ['float16', float16ToNumber, numberToFloat16Bits, 30],
+    ['bfloat16', bfloat16ToNumber, numberToBfloat16Bits, 135],
+  ] as const)('%s: random doubles and exact ties round like the nearest-value oracle', (_name, decode, encode, exponentSpan) => {
+    // The oracle: the two neighbouring finite values of the format, the nearer one, ties to the even bit pattern.
+    // Positive bit patterns order like their values.
+    const positives = Array.from({ length: 0x8000 }, (_, h) => h).filter((h) => Number.isFinite(decode(h)));
+    const values = positives.map(decode);
+    const maxFinite = values.at(-1)!;
+    const overflowAt = maxFinite + (maxFinite - values.at(-2)!) / 2;
+    const oracle = (x: number): number => {
+      const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+      const a = Math.abs(x);
+      if (a >= overflowAt) return sign | encode(Infinity);
+      let lo = 0;
+      let hi = values.length - 1;
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (values[mid] <= a) lo = mid;
+        else hi = mid;
+      }
+      const [below, above] = values[hi] <= a ? [hi, hi] : [lo, hi];
+      const dBelow = a - values[below];
+      const dAbove = values[above] - a;
+      const pick = dBelow < dAbove ? below : dAbove < dBelow ? above : positives[below] % 2 === 0 ? below : above;
+      return sign | positives[pick];
+    };
+    const rand = seededRandom(11);
+    const xs: number[] = [];
+    for (let i = 0; i < 20_000; i++) xs.push((rand() < 0.5 ? -1 : 1) * (1 + rand()) * 2 ** Math.floor((rand() - 0.5) * 2 * exponentSpan));
+    // Exact midpoints between neighbours (representable in a double), and the doubles either side of them.
+    for (let i = 0; i + 1 < values.length; i += 97) {
+      const mid = (values[i] + values[i + 1]) / 2;
+      xs.push(mid, -mid, mid * (1 + 2 ** -52), mid * (1 - 2 ** -53));
+    }
+    for (const x of xs) expect(encode(x), `${x}`).toBe(oracle(x));
   });
 
   it('encodes float32 with round-to-nearest and keeps the element count', () => {
