@@ -26,15 +26,20 @@ def load_any(path, weights_only):
     return torch.load(path, map_location='cpu', weights_only=weights_only) if weights_only else torch.load(path, map_location='cpu')
 
 
-def train_state_dict(path):
+def stored_state_dict(path):
+    """The state dict inside a checkpoint, unwrapped and without 'module.' prefixes, in its stored dtypes."""
     obj = load_any(path, weights_only=False)
     for key in ('state_dict', 'model'):
         if isinstance(obj, dict) and key in obj:
             obj = obj[key]
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
-    return collections.OrderedDict((k[7:] if k.startswith('module.') else k, v.float() if v.is_floating_point() else v)
-                                   for k, v in obj.items())
+    return collections.OrderedDict((k[7:] if k.startswith('module.') else k, v) for k, v in obj.items())
+
+
+def train_state_dict(path):
+    return collections.OrderedDict((k, v.float() if v.is_floating_point() else v)
+                                   for k, v in stored_state_dict(path).items())
 
 
 def max_abs(a, b):
