@@ -1,6 +1,7 @@
 // The few things the browser e2e tests share: a test() to register with, and
 // helpers that know how VS Code's workbench is put together in the DOM.
 // scripts/e2e.mjs imports the *.e2e.mjs files, then runs what they registered.
+import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -254,4 +255,26 @@ export async function midWordBreaks(frame, selector) {
     }
     return found;
   });
+}
+
+/** Selects the report of `file` (not one another test left open) in any frame. */
+export const reportOf = (file) => `[data-testid="replens-report"] h1[title$="/${file}"]`;
+
+/** Right-click → Convert to Deploy on `file`, wait for `output`, then for a report with a PASS verdict. */
+export async function convertFromExplorer(page, server, file, output, timeoutMs = 120_000) {
+  await openFromExplorer(page, file);
+  await fromExplorerMenu(page, file, 'Convert to Deploy');
+
+  const written = join(server.workspace, output);
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(written) && Date.now() < deadline) await page.waitForTimeout(250);
+  assert.ok(existsSync(written), `${output} was not written`);
+
+  // The report opens beside the editor once parity has run in onnxruntime; reports of other files may be open too.
+  const report = await findFrame(page, reportOf(file), timeoutMs, `report of ${file} with a parity verdict`);
+  const verdictBadge = report.locator('[data-testid="verdict"]').first();
+  await verdictBadge.waitFor({ timeout: timeoutMs });
+  const verdict = (await verdictBadge.innerText()).trim();
+  assert.match(verdict, /PASS/, `parity verdict: ${verdict}`);
+  return report;
 }

@@ -1,9 +1,9 @@
 // The main user flow in a real VS Code: open a checkpoint, read its structure in the
 // editor and the tree, convert it from the Explorer's context menu, get the report.
 import assert from 'node:assert/strict';
-import { existsSync, utimesSync } from 'node:fs';
+import { utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { findFrame, findReplensEditor, fromExplorerMenu, midWordBreaks, openFromExplorer, openWorkspace, reloadWindow, reopenReport, replensLog, runCommand, test } from './harness.mjs';
+import { convertFromExplorer, findFrame, findReplensEditor, fromExplorerMenu, midWordBreaks, openFromExplorer, openWorkspace, reloadWindow, reopenReport, replensLog, reportOf, runCommand, test } from './harness.mjs';
 
 /** The RepLens Structure view's pane, expanded. */
 async function structurePane(page) {
@@ -19,9 +19,6 @@ async function expandRow(pane, label) {
   if ((await row.getAttribute('aria-expanded')) === 'false') await row.click();
   return row;
 }
-
-/** Selects the report of `file` (not one another test left open) in any frame. */
-const reportOf = (file) => `[data-testid="replens-report"] h1[title$="/${file}"]`;
 
 /** Waits for the report of `file` to show PASS, then for its graphs to draw. */
 async function expectFullReport(page, file, what, timeoutMs) {
@@ -59,23 +56,6 @@ test('the editor and the structure tree show stages, blocks and branches', async
   assert.match((await identity.innerText()).replace(/\s+/g, ' '), /absent/, 'stage2.0 (stride 2, 8→16) has no identity branch');
   await page.screenshot({ path: join(resultsDir, 'e2e-structure-tree.png') });
 });
-
-/** Right-click → Convert to Deploy on `file`, wait for `output`, then for a report with a PASS verdict. */
-async function convertFromExplorer(page, server, file, output) {
-  await openFromExplorer(page, file);
-  await fromExplorerMenu(page, file, 'Convert to Deploy');
-
-  const written = join(server.workspace, output);
-  const deadline = Date.now() + 60_000;
-  while (!existsSync(written) && Date.now() < deadline) await page.waitForTimeout(250);
-  assert.ok(existsSync(written), `${output} was not written`);
-
-  // The report opens beside the editor once parity has run in onnxruntime.
-  const report = await findFrame(page, '[data-testid="verdict"]', 120_000, 'report with a parity verdict');
-  const verdict = (await report.locator('[data-testid="verdict"]').first().innerText()).trim();
-  assert.match(verdict, /PASS/, `parity verdict: ${verdict}`);
-  return report;
-}
 
 test('Convert to Deploy from the Explorer writes the deploy file and opens a passing report', async ({ page, server, resultsDir }) => {
   await openWorkspace(page, server);

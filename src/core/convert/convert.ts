@@ -8,11 +8,11 @@ import { fuseOnnxModel, onnxBlockOutputs, type OnnxBlockOutput, type OnnxFusion 
 import { buildStructure } from '../model/buildStructure';
 import { allBlocks, type Block } from '../model/structure';
 import { cancelledError, OutputError, writeAtomically } from '../writers/atomicFile';
+import type { ProducedBytes } from '../writers/checksum';
 import { writeOnnxModel } from '../writers/onnxWriter';
 import type { WrittenTensor } from '../writers/outputTensor';
 import { writeSafetensors } from '../writers/safetensorsWriter';
 import { writeTorchCheckpoint } from '../writers/torchWriter';
-import type { ProducedBytes } from '../writers/checksum';
 import { timed, verifyEncodedFile, verifyTensorFile } from '../writers/verifyOutput';
 import { planDeploy, type PlanOptions } from './deployPlan';
 
