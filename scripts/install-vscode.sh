@@ -26,7 +26,8 @@ NODE_ABI=$(node -p process.versions.modules)
 self_check() {
   local out
   out=$(node "$ENTRY" --version 2>/dev/null) || return 1
-  [[ "$out" == "$VERSION "* ]]
+  # The first run on a machine also says that it wrote a default config file.
+  grep -q "^$VERSION " <<<"$out"
 }
 
 if [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$NODE_ABI" ] && [ -f "$ENTRY" ] && self_check; then
