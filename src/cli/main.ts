@@ -71,6 +71,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that has seen enough (`replens tensors big.pth | head`) closes the pipe: stop quietly, as Unix tools do.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(0);
+});
+
 main(process.argv.slice(2)).then(
   (code) => (process.exitCode = code),
   (e: unknown) => {

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundle, ENTRIES, type Bundle } from '../parity/bundle';
@@ -37,5 +37,16 @@ describe('replens help', () => {
     const { code, stderr } = await replens('toString');
     expect(code).toBe(2);
     expect(stderr).toBe("replens: unknown command 'toString'. Run 'replens --help'.\n");
+  });
+
+  it('stops quietly when the reader has closed the pipe (| head)', async () => {
+    const child = spawn(process.execPath, [path.join(built.dir, 'cli.js'), 'tensors', path.join(__dirname, '..', '..', 'fixtures', 'models', 'repvgg_tiny_wrapped.pth.tar')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    // Our end is closed before the CLI has started, so its first line already meets a closed pipe.
+    child.stdout.destroy();
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 });
