@@ -1,16 +1,26 @@
 import type { FileOverview, StructureSummary, WebviewMessage } from '../src/shared/protocol';
 import { formatBytes } from '../src/core/text';
 import { fileName, h } from './dom';
-import { badge, button } from './toolkit';
+import { badge, button, dropdown } from './toolkit';
 
 function count(n: number): string {
   return n.toLocaleString('en-US');
 }
 
-function structureSection(s: StructureSummary): Node[] {
+/** Which of a training checkpoint's weights are shown and converted, with a choice when there are several. */
+function weightsFacts(w: NonNullable<StructureSummary['weights']>, send: (m: WebviewMessage) => void): Node[] {
+  const why = w.reason === 'chosen' ? 'picked here' : w.reason;
+  const value = w.slots.length > 1
+    ? dropdown(w.slots, w.key, (key) => send({ type: 'chooseWeights', key }), { 'data-testid': 'weights-choice', 'aria-label': 'Weights to read' })
+    : h('code', {}, w.key);
+  return [h('dt', {}, 'Weights'), h('dd', { 'data-testid': 'weights' }, value, h('span', { class: 'rl-muted' }, ` ${why}`))];
+}
+
+function structureSection(s: StructureSummary, send: (m: WebviewMessage) => void): Node[] {
   const facts = h(
     'dl',
     { class: 'facts', 'data-testid': 'structure-facts' },
+    ...(s.weights ? weightsFacts(s.weights, send) : []),
     h('dt', {}, 'Family'), h('dd', { 'data-testid': 'family' }, s.family),
     h('dt', {}, 'Architecture'), h('dd', { 'data-testid': 'architecture' }, s.architecture),
     h('dt', {}, 'Form'), h('dd', { 'data-testid': 'form' }, s.form),
@@ -70,7 +80,7 @@ export function renderOverview(root: HTMLElement, overview: FileOverview, send: 
         }),
       );
     }
-    children.push(actions, ...structureSection(s));
+    children.push(actions, ...structureSection(s, send));
   }
   root.replaceChildren(h('section', { 'data-testid': 'replens-editor', class: 'editor' }, ...children));
 }

@@ -11,6 +11,8 @@ import {
   vsCodeDataGridCell,
   vsCodeDataGridRow,
   vsCodeDivider,
+  vsCodeDropdown,
+  vsCodeOption,
   vsCodePanels,
   vsCodePanelTab,
   vsCodePanelView,
@@ -21,6 +23,8 @@ provideVSCodeDesignSystem().register(
   vsCodeButton(),
   vsCodeBadge(),
   vsCodeDivider(),
+  vsCodeDropdown(),
+  vsCodeOption(),
   vsCodeProgressRing(),
   vsCodeDataGrid(),
   vsCodeDataGridRow(),
@@ -47,6 +51,23 @@ export function button(label: string, onClick: () => void, appearance: 'primary'
 export function badge(text: string, attrs: Record<string, string> = {}): HTMLElement {
   const el = withAttrs(document.createElement('vscode-badge'), attrs);
   el.textContent = text;
+  return el;
+}
+
+/** A drop-down list of plain values; `onChange` gets the value picked. */
+export function dropdown(values: readonly string[], selected: string, onChange: (value: string) => void, attrs: Record<string, string> = {}): HTMLElement {
+  const el = withAttrs(document.createElement('vscode-dropdown'), attrs);
+  for (const value of values) {
+    const option = document.createElement('vscode-option');
+    option.setAttribute('value', value);
+    option.textContent = value;
+    if (value === selected) option.setAttribute('selected', '');
+    el.append(option);
+  }
+  el.addEventListener('change', () => {
+    const value = (el as HTMLElement & { value?: string }).value;
+    if (value !== undefined && value !== selected) onChange(value);
+  });
   return el;
 }
 

@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { parseWebviewMessage, type HostMessage } from '../shared/protocol';
 import { log } from './log';
 import { fileOverview } from './overview';
+import { chooseWeights, chosenWeights } from './weightsChoice';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
 export const MODEL_VIEWER = 'replens.modelViewer';
@@ -34,6 +35,10 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
         case 'reopenAsText':
           await vscode.commands.executeCommand('vscode.openWith', document.uri, 'default');
           break;
+        case 'chooseWeights':
+          chooseWeights(document.uri.fsPath, message.key);
+          post(await overviewMessage(document.uri));
+          break;
         case 'runAction':
           // The file is always this editor's own document: nothing path-like comes from the webview.
           await vscode.commands.executeCommand(`replens.${message.action}`, document.uri);
@@ -47,7 +52,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
 async function overviewMessage(uri: vscode.Uri): Promise<HostMessage> {
   const fileName = path.basename(uri.fsPath);
   try {
-    const overview = await fileOverview(uri.fsPath);
+    const overview = await fileOverview(uri.fsPath, chosenWeights(uri.fsPath));
     log().info(`Opened ${uri.fsPath}: ${overview.kindLabel}, ${overview.sizeBytes} bytes${overview.readError ? ` — ${overview.readError}` : ''}`);
     return { type: 'overview', overview };
   } catch (e) {

@@ -4,8 +4,9 @@ import { probeFile } from '../core/formats/probe';
 import type { FileOverview, StructureSummary } from '../shared/protocol';
 import type { Inspection } from '../core/inspect';
 
-function summarize({ structure: s, tensorCount, fileWarnings }: Inspection): StructureSummary {
+function summarize({ structure: s, tensorCount, weights, fileWarnings }: Inspection): StructureSummary {
   return {
+    ...(weights ? { weights: { key: weights.key, reason: weights.reason, slots: weights.slots.map((slot) => slot.key) } } : {}),
     family: s.family,
     architecture: s.architecture,
     form: s.form,
@@ -28,12 +29,12 @@ function summarize({ structure: s, tensorCount, fileWarnings }: Inspection): Str
 }
 
 /** What the model editor shows: the recognised format always, the structure when the file reads as a model. */
-export async function fileOverview(file: string): Promise<FileOverview> {
+export async function fileOverview(file: string, weights?: string): Promise<FileOverview> {
   const probe = await probeFile(file);
   const overview: FileOverview = { fileName: path.basename(file), sizeBytes: probe.sizeBytes, kind: probe.kind, kindLabel: probe.kindLabel };
   if (probe.kind === 'text' || probe.kind === 'unknown') return overview;
   try {
-    overview.structure = summarize(await inspectFile(file));
+    overview.structure = summarize(await inspectFile(file, { weights }));
   } catch (e) {
     overview.readError = e instanceof Error ? e.message : String(e);
   }

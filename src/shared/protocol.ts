@@ -29,6 +29,8 @@ export interface StageSummary {
 }
 
 export interface StructureSummary {
+  /** For a training checkpoint with several sets of weights: the slot read, why, and every slot there is. */
+  weights?: { key: string; reason: string; slots: string[] };
   family: string;
   architecture: string;
   form: string;
@@ -88,6 +90,8 @@ export type WebviewMessage =
   | { type: 'ready' }
   | { type: 'reopenAsText' }
   | { type: 'runAction'; action: EditorAction }
+  /** The user picked which of a training checkpoint's weights ('model', 'ema', …) RepLens reads. */
+  | { type: 'chooseWeights'; key: string }
   /** The user selected a block in the report; the host may reveal it in the structure tree. */
   | { type: 'selectBlock'; block: string }
   /** The user asked for the report as a file; the host picks the path and writes it. */
@@ -119,6 +123,9 @@ export interface SavedReportState {
 const MAX_ID_LENGTH = 100;
 const MAX_PATH_LENGTH = 4096;
 
+/** Checkpoint keys longer than this are not real. */
+const MAX_SLOT_LENGTH = 200;
+
 /** Longer block names than this are not from a real model; refusing them keeps log lines and lookups bounded. */
 export const MAX_BLOCK_NAME_LENGTH = 500;
 
@@ -137,6 +144,10 @@ export function parseWebviewMessage(value: unknown): WebviewMessage | undefined 
       return { type: v.type };
     case 'runAction':
       return typeof v.action === 'string' && EDITOR_ACTIONS.has(v.action) ? { type: 'runAction', action: v.action as EditorAction } : undefined;
+    case 'chooseWeights': {
+      const key = (value as { key?: unknown }).key;
+      return typeof key === 'string' && key.length > 0 && key.length <= MAX_SLOT_LENGTH ? { type: 'chooseWeights', key } : undefined;
+    }
     case 'selectBlock':
       return typeof v.block === 'string' && v.block.length <= MAX_BLOCK_NAME_LENGTH ? { type: 'selectBlock', block: v.block } : undefined;
     case 'exportReport':

@@ -231,7 +231,7 @@ export class ReportView {
   private header(r: ReportData): HTMLElement {
     const verdict = r.pass === null ? 'not run' : r.pass ? 'PASS' : 'FAIL';
     const cls = r.pass === null ? 'none' : r.pass ? 'pass' : 'fail';
-    const sub = [r.family, r.architecture, `${r.inputs} input${r.inputs === 1 ? '' : 's'} of shape ${r.shape.join('×')}`, `atol ${formatError(r.atol)}`, `rtol ${formatError(r.rtol)}`];
+    const sub = [r.family, r.architecture, ...(r.weights ? [`weights '${r.weights.key}'`] : []), `${r.inputs} input${r.inputs === 1 ? '' : 's'} of shape ${r.shape.join('×')}`, `atol ${formatError(r.atol)}`, `rtol ${formatError(r.rtol)}`];
     const head = h(
       'header',
       { class: 'rl-report-head' },

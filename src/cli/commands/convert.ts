@@ -4,12 +4,12 @@ import { probeFile } from '../../core/formats/probe';
 import type { DType } from '../../core/formats/tensor';
 import { writeDeployOnnx } from '../../core/graph/writeOnnx';
 import { compareModels } from '../../core/parity/parity';
-import { formatBytes } from '../../core/text';
+import { formatBytes, weightsText } from '../../core/text';
 import { oneFile, parseArgs, UsageError } from '../args';
 import { PARITY_VALUED, parityOptionsFrom, parityText, progressLine } from './parity';
 
 export const convertHelp = `convert IN [-o OUT] [--format pth|safetensors|onnx] [--dtype float32|float16|bfloat16|float64]
-                       [--eps E] [--keep-prefix] [--force] [--json] [--parity [parity options]]
+                       [--weights KEY] [--eps E] [--keep-prefix] [--force] [--json] [--parity [parity options]]
                        Fuse every train-form block into one conv and write the deploy form;
                        --parity then runs the written file against IN (see parity)`;
 
@@ -20,7 +20,7 @@ const verifiedText = (seconds: number) => `read back and verified in ${seconds.t
 
 export async function convertCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, {
-    valued: ['--output', '--format', '--dtype', '--eps', ...PARITY_VALUED],
+    valued: ['--output', '--format', '--dtype', '--eps', '--weights', ...PARITY_VALUED],
     flags: ['--force', '--json', '--keep-prefix', '--parity'],
     aliases: { '-o': '--output', '-f': '--force' },
   });
@@ -33,6 +33,7 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
   const eps = epsText === undefined ? undefined : Number(epsText);
   if (eps !== undefined && !(eps >= 0 && Number.isFinite(eps))) throw new UsageError('--eps must be a non-negative number');
   const json = args.flags.has('--json');
+  const weights = args.flags.get('--weights') as string | undefined;
   if (format === 'onnx' && (dtype !== undefined || args.flags.has('--keep-prefix'))) throw new UsageError('--dtype and --keep-prefix do not apply to --format onnx');
   const parity = args.flags.has('--parity') ? parityOptionsFrom(args) : undefined;
   if (!parity && PARITY_VALUED.some((f) => args.flags.has(f))) throw new UsageError(`${PARITY_VALUED.find((f) => args.flags.has(f))} needs --parity`);
@@ -49,12 +50,13 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
     let written: string;
     // A checkpoint has no graph: its ONNX form is built. An ONNX input goes to convertFile, which fuses inside its graph.
     if (format === 'onnx' && (await probeFile(input).catch(() => undefined))?.kind !== 'onnx') {
-      const result = await writeDeployOnnx(input, { output, force, eps, signal: controller.signal, onProgress });
+      const result = await writeDeployOnnx(input, { output, force, eps, weights, signal: controller.signal, onProgress });
       if (interactive) process.stderr.write('\r\x1b[K');
       written = result.output;
       summary = { ...result, format: 'onnx' };
       if (!json) {
         out(`${result.output}: ONNX graph (${result.topology}) with ${result.blocksFused} fused block(s)${result.blocksAlreadyDeploy ? `, ${result.blocksAlreadyDeploy} already deploy` : ''}; parameters ${result.paramsBefore.toLocaleString('en-US')} in the file → ${result.paramsAfter.toLocaleString('en-US')} in the graph; ${formatBytes(result.bytesWritten)} in ${result.seconds.toFixed(2)} s, ${verifiedText(result.verifySeconds)}`);
+        if (result.weights) out(`  ${weightsText(result.weights)}`);
         for (const n of result.notes) out(`  ${n}`);
         for (const w of result.warnings) out(`warning: ${w}`);
       }
@@ -64,6 +66,7 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
         format,
         dtype,
         eps,
+        weights,
         force,
         keepPrefix: args.flags.has('--keep-prefix'),
         signal: controller.signal,
@@ -72,9 +75,10 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
       if (interactive) process.stderr.write('\r\x1b[K');
       written = result.output;
       const { input: i, blocksFused, paramsBefore, paramsAfter, seconds, verifySeconds } = result;
-      summary = { input: i, output: result.output, blocksFused, paramsBefore, paramsAfter, seconds, verifySeconds, format: result.format, blocksAlreadyDeploy: result.blocksAlreadyDeploy, bytesWritten: result.bytesWritten, eps: result.eps, droppedPrefix: result.droppedPrefix ?? null, warnings: result.warnings };
+      summary = { input: i, output: result.output, blocksFused, paramsBefore, paramsAfter, seconds, verifySeconds, format: result.format, blocksAlreadyDeploy: result.blocksAlreadyDeploy, bytesWritten: result.bytesWritten, eps: result.eps, droppedPrefix: result.droppedPrefix ?? null, weights: result.weights ?? null, warnings: result.warnings };
       if (!json) {
         out(`${result.output}: fused ${result.blocksFused} block(s)${result.blocksAlreadyDeploy ? `, ${result.blocksAlreadyDeploy} already deploy` : ''}; parameters ${result.paramsBefore.toLocaleString('en-US')} → ${result.paramsAfter.toLocaleString('en-US')}; ${formatBytes(result.bytesWritten)} in ${result.seconds.toFixed(2)} s, ${verifiedText(result.verifySeconds)}`);
+        if (result.weights) out(`  ${weightsText(result.weights)}`);
         for (const e of result.eps) out(`  BN eps ${e.value} (${e.source}) in ${e.blocks} block(s)`);
         if (result.droppedPrefix) out(`  dropped the '${result.droppedPrefix}' prefix (--keep-prefix keeps it)`);
         for (const w of result.warnings) out(`warning: ${w}`);
@@ -85,7 +89,7 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
       return 0;
     }
     // The written file against the input, as a user would load them: the same eps as the fusion.
-    const check = await compareModels(input, written, { ...parity, eps, signal: controller.signal, onProgress: progressLine(interactive) });
+    const check = await compareModels(input, written, { ...parity, eps, weights, signal: controller.signal, onProgress: progressLine(interactive) });
     if (interactive) process.stderr.write('\r\x1b[K');
     if (json) out(JSON.stringify({ ...summary, parity: check }, null, 2));
     else out(['', ...parityText(check, `${basename(input)} vs ${basename(written)}`)].join('\n'));

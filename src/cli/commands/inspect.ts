@@ -1,14 +1,22 @@
 import { basename } from 'node:path';
 import { inspectFile } from '../../core/inspect';
 import { structureJson, structureText } from '../../core/model/describe';
+import { weightsText } from '../../core/text';
 import { oneFile, parseArgs } from '../args';
 
-export const inspectHelp = 'inspect FILE [--json]   Show stages, blocks and branches (train or deploy form)';
+export const inspectHelp = `inspect FILE [--weights KEY] [--json]
+                       Show stages, blocks and branches (train or deploy form); --weights reads
+                       another of a training checkpoint's weights (e.g. model instead of ema)`;
 
 export async function inspectCommand(argv: string[], out: (s: string) => void): Promise<number> {
-  const args = parseArgs(argv, { flags: ['--json'] });
+  const args = parseArgs(argv, { valued: ['--weights'], flags: ['--json'] });
   const file = oneFile(args, 'inspect');
-  const { structure, fileWarnings } = await inspectFile(file);
-  out(args.flags.has('--json') ? JSON.stringify(structureJson(structure, fileWarnings), null, 2) : structureText(structure, basename(file), fileWarnings));
+  const { structure, weights, fileWarnings } = await inspectFile(file, { weights: args.flags.get('--weights') as string | undefined });
+  if (args.flags.has('--json')) {
+    out(JSON.stringify({ ...(structureJson(structure, fileWarnings) as object), weights: weights ?? null }, null, 2));
+  } else {
+    out(structureText(structure, basename(file), fileWarnings));
+    if (weights) out(weightsText(weights));
+  }
   return 0;
 }

@@ -2,7 +2,7 @@ import { promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { BufferPool } from '../formats/bufferPool';
 import { ModelFormatError } from '../formats/errors';
-import type { ModelFile } from '../formats/modelFile';
+import type { ModelFile, WeightsChoice } from '../formats/modelFile';
 import { openModelFile } from '../formats/openModelFile';
 import { fuseOnnxModel, onnxBlockOutputs, type OnnxBlockOutput, type OnnxFusion } from '../fuse/onnxFusion';
 import { buildStructure } from '../model/buildStructure';
@@ -21,6 +21,8 @@ export type OutputFormat = 'pth' | 'safetensors' | 'onnx';
 
 export interface ConvertOptions extends Omit<PlanOptions, 'onBlock'> {
   output?: string;
+  /** The checkpoint key to read the weights from (default: the one the model's own tools read). */
+  weights?: string;
   format?: OutputFormat;
   /** Replace an existing output. */
   force?: boolean;
@@ -43,6 +45,8 @@ export interface ConvertResult {
   /** BN eps values used, with where they came from. */
   eps: { value: number; source: string; blocks: number }[];
   droppedPrefix?: string;
+  /** Which of a training checkpoint's weights were converted, and why. */
+  weights?: WeightsChoice;
   /** ONNX only: node and initializer counts before and after, and where each block's result is in both graphs. */
   graph?: {
     nodes: { before: number; after: number };
@@ -97,7 +101,7 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
   if (options.signal?.aborted) throw cancelledError(options.output ?? input);
   const before = await fs.stat(input).catch(() => undefined);
   const pool = new BufferPool();
-  const model = await openModelFile(input, pool);
+  const model = await openModelFile(input, { pool, weights: options.weights });
   try {
     if (model.format === 'onnx') return await convertOnnx(model, options, before, started);
     if (options.format === 'onnx') throw new ModelFormatError(input, 'is a checkpoint, which has no graph to rewrite; its ONNX form is built by the ONNX export (`replens convert --format onnx`)');
@@ -138,6 +142,7 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
       verifySeconds: verify.seconds(),
       eps: epsSummary(plan.fused, options.eps),
       droppedPrefix: plan.droppedPrefix,
+      weights: model.weights,
       warnings: [...model.warnings, ...structure.warnings.map((w) => (w.block ? `${w.block}: ${w.message}` : w.message))],
     };
   } finally {

@@ -13,6 +13,21 @@ export interface ModuleInfo {
   attributes: Record<string, unknown>;
 }
 
+/** A top-level key of a training checkpoint that holds weights. */
+export interface WeightsSlot {
+  key: string;
+  holds: 'module' | 'state dict';
+}
+
+/** Which of a checkpoint's weights were read, and why. */
+export interface WeightsChoice {
+  key: string;
+  /** Why this slot: the rule the model's own tools follow, or 'chosen' when the caller named it. */
+  reason: string;
+  /** Every slot that holds weights, in file order. */
+  slots: WeightsSlot[];
+}
+
 /** What every reader returns: the neutral model the rest of RepLens works on. */
 export interface ModelFile {
   path: string;
@@ -23,6 +38,8 @@ export interface ModelFile {
   metadata: Record<string, unknown>;
   /** Modules with attributes when the file holds a full pickled model. */
   modules?: ModuleInfo[];
+  /** For a checkpoint that wraps its weights in a dict: which slot was read, and the others. */
+  weights?: WeightsChoice;
   warnings: string[];
   /** The decoded ModelProto of an ONNX file (initializer raw_data left in the file), for structure detection and rewriting. */
   onnx?: OnnxModel;

@@ -7,6 +7,12 @@ import { readOnnx } from './onnx';
 import { readSafetensors } from './safetensors';
 import { readTorchLegacy } from './torchLegacy';
 import { readTorchZip } from './torchZip';
+import { WeightsSlotError, type UnwrapOptions } from './unwrap';
+
+export interface OpenOptions extends UnwrapOptions {
+  /** The pool reads land in (see BufferPool). */
+  pool?: BufferPool;
+}
 
 const FS_ERRORS: Record<string, string> = {
   ENOENT: 'file not found',
@@ -17,17 +23,22 @@ const FS_ERRORS: Record<string, string> = {
 /** Any failure while reading becomes a ModelFormatError that names the file. */
 function asFormatError(path: string, e: unknown): ModelFormatError {
   if (e instanceof ModelFormatError) return e;
+  if (e instanceof WeightsSlotError) return new ModelFormatError(path, e.message);
   const code = (e as { code?: string }).code;
   if (code && FS_ERRORS[code]) return new ModelFormatError(path, FS_ERRORS[code]);
   return new ModelFormatError(path, `could not be read: ${e instanceof Error ? e.message : String(e)}`);
 }
 
 /** Picks the reader from the first bytes, never from the file name. */
-export async function readModel(src: ByteSource): Promise<ModelFile> {
+export async function readModel(src: ByteSource, options: UnwrapOptions = {}): Promise<ModelFile> {
   const head = await src.read(0, Math.min(DETECT_BYTES, src.size));
-  switch (detectKind(head, src.size)) {
-    case 'torch-zip': return readTorchZip(src);
-    case 'torch-legacy': return readTorchLegacy(src);
+  const kind = detectKind(head, src.size);
+  if (options.weights !== undefined && (kind === 'safetensors' || kind === 'onnx')) {
+    throw new ModelFormatError(src.name, `has no weights under '${options.weights}': ${kind === 'onnx' ? 'an ONNX model' : 'a safetensors file'} holds one set of weights, with no checkpoint keys to choose from`);
+  }
+  switch (kind) {
+    case 'torch-zip': return readTorchZip(src, options);
+    case 'torch-legacy': return readTorchLegacy(src, options);
     case 'safetensors': return readSafetensors(src);
     case 'onnx': return readOnnx(src, src.name);
     case 'text': throw new ModelFormatError(src.name, 'this is a text file, not a model (a .pth file can also be a Python path configuration file)');
@@ -35,11 +46,11 @@ export async function readModel(src: ByteSource): Promise<ModelFile> {
   }
 }
 
-export async function openModelFile(path: string, pool?: BufferPool): Promise<ModelFile> {
+export async function openModelFile(path: string, options: OpenOptions = {}): Promise<ModelFile> {
   let src: ByteSource | undefined;
   try {
-    src = await FileByteSource.open(path, pool);
-    return await readModel(src);
+    src = await FileByteSource.open(path, options.pool);
+    return await readModel(src, options);
   } catch (e) {
     await src?.close();
     throw asFormatError(path, e);

@@ -3,7 +3,7 @@ import { ModelFormatError } from './errors';
 import type { ModelFile } from './modelFile';
 import { PickleEndOfInput, PyDict, PyGlobal, describeType, isList, unpickle, type PyValue, type UnpickleOptions, type UnpickleResult } from './pickle';
 import { TorchStorage, parseStoragePid, torchGlobals } from './torchObjects';
-import { unwrapCheckpoint } from './unwrap';
+import { unwrapCheckpoint, type UnwrapOptions } from './unwrap';
 
 const MAGIC = 0x1950a86a20f9469cfc6cn;
 const PROTOCOL_VERSION = 1001;
@@ -34,7 +34,7 @@ async function unpickleAt(src: ByteSource, offset: number, opts: UnpickleOptions
  * list of storage keys, then each storage as an 8-byte little-endian element
  * count followed by its raw little-endian bytes, in key-list order.
  */
-export async function readTorchLegacy(src: ByteSource): Promise<ModelFile> {
+export async function readTorchLegacy(src: ByteSource, options: UnwrapOptions = {}): Promise<ModelFile> {
   const file = src.name;
   function fail(reason: string): never {
     throw new ModelFormatError(file, reason);
@@ -85,6 +85,6 @@ export async function readTorchLegacy(src: ByteSource): Promise<ModelFile> {
   }
   for (const key of roots.keys()) if (!offsets.has(key)) fail(`storage '${key}' is used but not stored`);
 
-  const { tensors, metadata, modules, warnings } = unwrapCheckpoint(main.value, main.placeholderGlobals);
-  return { path: file, format: 'torch-legacy', tensors, metadata, modules, warnings, close: () => src.close() };
+  const { tensors, metadata, modules, weights, warnings } = unwrapCheckpoint(main.value, main.placeholderGlobals, options);
+  return { path: file, format: 'torch-legacy', tensors, metadata, modules, weights, warnings, close: () => src.close() };
 }

@@ -3,7 +3,7 @@ import { ModelFormatError } from './errors';
 import type { ModelFile } from './modelFile';
 import { unpickle, type PyValue } from './pickle';
 import { TorchStorage, parseStoragePid, torchGlobals } from './torchObjects';
-import { unwrapCheckpoint } from './unwrap';
+import { unwrapCheckpoint, type UnwrapOptions } from './unwrap';
 import { ZipArchive } from './zip';
 
 /**
@@ -37,7 +37,7 @@ async function readByteOrder(zip: ZipArchive, prefix: string): Promise<boolean> 
 }
 
 /** torch >= 1.6 checkpoint: a zip with the pickle in data.pkl and one entry per storage under data/. */
-export async function readTorchZip(src: ByteSource): Promise<ModelFile> {
+export async function readTorchZip(src: ByteSource, options: UnwrapOptions = {}): Promise<ModelFile> {
   const file = src.name;
   const zip = await ZipArchive.open(src);
   const prefix = findPrefix(zip);
@@ -65,6 +65,6 @@ export async function readTorchZip(src: ByteSource): Promise<ModelFile> {
   };
 
   const result = unpickle(pickle, 0, { file, persistentLoad, resolveGlobal: torchGlobals(file) });
-  const { tensors, metadata, modules, warnings } = unwrapCheckpoint(result.value, result.placeholderGlobals);
-  return { path: file, format: 'torch-zip', tensors, metadata, modules, warnings, close: () => src.close() };
+  const { tensors, metadata, modules, weights, warnings } = unwrapCheckpoint(result.value, result.placeholderGlobals, options);
+  return { path: file, format: 'torch-zip', tensors, metadata, modules, weights, warnings, close: () => src.close() };
 }

@@ -1,4 +1,4 @@
-import type { ModuleInfo } from './modelFile';
+import type { ModuleInfo, WeightsChoice, WeightsSlot } from './modelFile';
 import { PyDict, PyGlobal, PyNative, PyObject, PySet, describeType, type PyValue } from './pickle';
 import type { Tensor } from './tensor';
 import { TorchTensorRef } from './torchObjects';
@@ -14,11 +14,63 @@ export interface Unwrapped {
   tensors: Tensor[];
   metadata: Record<string, unknown>;
   modules?: ModuleInfo[];
+  weights?: WeightsChoice;
   warnings: string[];
 }
 
-/** Checkpoint keys that usually hold the weights, in the order they are tried. */
-const WRAPPER_KEYS = ['state_dict', 'model', 'model_state_dict', 'ema', 'net', 'module'];
+export interface UnwrapOptions {
+  /** The top-level key to take the weights from, instead of the one the family's own tools would take. */
+  weights?: string;
+}
+
+/** Checkpoint keys that usually hold the weights, in the order they are tried after 'ema'. */
+const WRAPPER_KEYS = ['state_dict', 'model', 'model_state_dict', 'net', 'module'];
+
+function slotKind(v: PyValue | undefined): WeightsSlot['holds'] | undefined {
+  if (isModule(v) || isScripted(v)) return 'module';
+  return holdsWeights(v) ? 'state dict' : undefined;
+}
+
+/** Every top-level key of a checkpoint dict that holds a module or a state dict, in file order. */
+function slotsOf(root: PyDict): WeightsSlot[] {
+  const slots: WeightsSlot[] = [];
+  for (const [k, v] of root.items) {
+    const holds = typeof k === 'string' ? slotKind(v) : undefined;
+    if (holds) slots.push({ key: k as string, holds });
+  }
+  return slots;
+}
+
+/**
+ * The slot the model's own tools load. YOLOv5/v6/v7 and Ultralytics evaluate and export
+ * `ckpt['ema'] if ckpt.get('ema') else ckpt['model']`, so a training checkpoint's EMA weights win;
+ * timm and mmpretrain load 'state_dict' (mmpretrain's EMA hook already saves the averaged weights there).
+ */
+function defaultSlot(slots: readonly WeightsSlot[]): { key: string; reason: string } | undefined {
+  const keys = slots.map((s) => s.key);
+  const others = (key: string) => keys.filter((k) => k !== key).map((k) => `'${k}'`);
+  if (keys.includes('ema')) {
+    const rest = others('ema');
+    return { key: 'ema', reason: `the EMA weights, which YOLO projects evaluate and export when a checkpoint has them${rest.length ? ` (also in the file: ${rest.join(', ')})` : ''}` };
+  }
+  const key = WRAPPER_KEYS.find((k) => keys.includes(k)) ?? keys[0];
+  if (key === undefined) return undefined;
+  const rest = others(key);
+  return { key, reason: rest.length ? `the usual key for a model's weights (also in the file: ${rest.join(', ')})` : 'the only key that holds weights' };
+}
+
+function chooseSlot(root: PyDict, options: UnwrapOptions): WeightsChoice | undefined {
+  const slots = slotsOf(root);
+  if (options.weights !== undefined) {
+    if (!slots.some((s) => s.key === options.weights)) {
+      const listed = slots.length ? `its weights are under ${slots.map((s) => `'${s.key}'`).join(', ')}` : 'it is a plain state dict, with no checkpoint keys to choose from';
+      throw new WeightsSlotError(`has no weights under '${options.weights}': ${listed}`);
+    }
+    return { key: options.weights, reason: 'chosen', slots };
+  }
+  const picked = defaultSlot(slots);
+  return picked && { ...picked, slots };
+}
 
 /** Modules whose functions a pickle has no business calling; naming them earns a warning. */
 const SUSPICIOUS_MODULES = [
@@ -34,6 +86,9 @@ const PLAIN_BUILTINS = new Set([
   'set', 'frozenset', 'slice', 'list', 'dict', 'tuple', 'bytearray', 'bytes', 'object', 'complex', 'int', 'float',
   'str', 'bool', 'range', 'Ellipsis', 'NotImplemented', 'long', 'unicode',
 ]);
+
+/** A weights slot was asked for that the checkpoint does not have; the reader adds the file's name. */
+export class WeightsSlotError extends Error {}
 
 const MAX_MODULE_DEPTH = 256;
 /** Module attributes bigger than this (nodes visited) are left out rather than copied. */
@@ -239,13 +294,18 @@ const SCRIPTED: ModuleLayout = {
  * @param root the unpickled top-level object
  * @param placeholderGlobals globals the pickle named that RepLens did not implement
  */
-export function unwrapCheckpoint(root: PyValue, placeholderGlobals: readonly string[]): Unwrapped {
+export function unwrapCheckpoint(root: PyValue, placeholderGlobals: readonly string[], options: UnwrapOptions = {}): Unwrapped {
   const c = new Collector();
   const metadata: Record<string, unknown> = {};
   let weights: PyValue = root;
+  let choice: WeightsChoice | undefined;
 
+  if (!(root instanceof PyDict) && options.weights !== undefined) {
+    throw new WeightsSlotError(`has no weights under '${options.weights}': it holds ${describeType(root)}, with no checkpoint keys to choose from`);
+  }
   if (root instanceof PyDict) {
-    const key = WRAPPER_KEYS.find((k) => holdsWeights(root.get(k)));
+    choice = chooseSlot(root, options);
+    const key = choice?.key;
     if (key !== undefined) {
       weights = root.get(key) ?? null;
       metadata.stateDictKey = key;
@@ -281,5 +341,5 @@ export function unwrapCheckpoint(root: PyValue, placeholderGlobals: readonly str
   if (suspicious.length > 0) {
     c.warnings.push(`file references callables that torch.load() would run but RepLens never executes: ${suspicious.join(', ')}`);
   }
-  return { tensors: c.tensors, metadata, modules: layout ? c.modules : undefined, warnings: c.warnings };
+  return { tensors: c.tensors, metadata, modules: layout ? c.modules : undefined, weights: choice, warnings: c.warnings };
 }

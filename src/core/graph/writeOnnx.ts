@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import { defaultOutputPath, whileUnchanged } from '../convert/convert';
 import { ModelFormatError } from '../formats/errors';
+import type { WeightsChoice } from '../formats/modelFile';
 import { openModelFile } from '../formats/openModelFile';
 import { buildStructure } from '../model/buildStructure';
 import { allBlocks, type Block } from '../model/structure';
@@ -14,6 +15,8 @@ import type { Topology } from './topology';
 
 export interface OnnxExportOptions {
   output?: string;
+  /** The checkpoint key to read the weights from (default: the one the model's own tools read). */
+  weights?: string;
   force?: boolean;
   /** Replaces every BN eps when fusing. */
   eps?: number;
@@ -35,6 +38,8 @@ export interface OnnxExportResult {
   seconds: number;
   /** Of `seconds`: reading the finished file back and checking it against what was produced. */
   verifySeconds: number;
+  /** Which of a training checkpoint's weights were exported, and why. */
+  weights?: WeightsChoice;
   notes: string[];
   warnings: string[];
 }
@@ -51,7 +56,7 @@ export function defaultOnnxOutputPath(input: string): string {
 export async function writeDeployOnnx(input: string, options: OnnxExportOptions = {}): Promise<OnnxExportResult> {
   const started = performance.now();
   const before = await fs.stat(input).catch(() => undefined);
-  const model = await openModelFile(input);
+  const model = await openModelFile(input, { weights: options.weights });
   try {
     if (model.format === 'onnx') {
       throw new ModelFormatError(input, 'is already ONNX; convert the PyTorch or safetensors checkpoint instead');
@@ -95,6 +100,7 @@ export async function writeDeployOnnx(input: string, options: OnnxExportOptions 
       bytesWritten,
       seconds: (performance.now() - started) / 1000,
       verifySeconds: verify.seconds(),
+      weights: model.weights,
       notes: graph.notes,
       warnings: [...model.warnings, ...structure.warnings.map((w) => (w.block ? `${w.block}: ${w.message}` : w.message))],
     };

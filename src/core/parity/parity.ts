@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { encodeOnnxModel } from '../formats/onnx';
 import type { OnnxGraph } from '../formats/onnxModel';
-import type { ModelFile } from '../formats/modelFile';
+import type { ModelFile, WeightsChoice } from '../formats/modelFile';
 import { openModelFile } from '../formats/openModelFile';
 import { fuseOnnxModel, onnxBlockOutputs } from '../fuse/onnxFusion';
 import { blockNamer, buildGraph, type GraphForm } from '../graph/buildGraph';
@@ -40,6 +40,8 @@ export interface ParityOptions {
   latencyRuns?: number;
   /** Replaces every BN eps, in train-form graphs and in fusion alike. */
   eps?: number;
+  /** The checkpoint key to read the checked file's weights from (default: the one the model's own tools read). */
+  weights?: string;
   timeoutSeconds?: number;
   signal?: AbortSignal;
   onProgress?: (p: ParityProgress) => void;
@@ -104,12 +106,16 @@ export interface ParityResult {
   /** The reference's input shapes, by input name. */
   shapes: Record<string, number[]>;
   seed: number | null;
+  /** Which of a training checkpoint's weights were checked, and why. */
+  weights?: WeightsChoice;
   notes: string[];
 }
 
 /** One side of a comparison: a graph ready to run, and what it exposes. */
 interface Side {
   label: string;
+  /** Which of a training checkpoint's weights this side was built from. */
+  weights?: WeightsChoice;
   file: string;
   source: string;
   model: ModelSource;
@@ -221,10 +227,11 @@ function blocksInGraph(model: ModelFile, structure: ModelStructure): Side['block
 }
 
 async function sideOf(file: string, options: ParityOptions, reference?: ModelStructure): Promise<Side> {
-  const model = await openModelFile(file);
+  // The slot names the reference's weights; a deploy file RepLens wrote is a plain state dict.
+  const model = await openModelFile(file, { weights: reference ? undefined : options.weights });
   try {
     if (model.format === 'onnx') return onnxSide(model);
-    return await builtSide(model, 'as-is', options, reference);
+    return { ...(await builtSide(model, 'as-is', options, reference)), weights: model.weights };
   } finally {
     await model.close();
   }
@@ -431,7 +438,7 @@ async function run(ref: Side, cand: Side, options: ParityOptions): Promise<Parit
 export async function checkParity(file: string, options: ParityOptions = {}): Promise<ParityResult> {
   validate(options);
   throwIfCancelled(options, file);
-  const model = await openModelFile(file);
+  const model = await openModelFile(file, { weights: options.weights });
   let ref: Side;
   let cand: Side;
   try {
@@ -462,7 +469,7 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
   } finally {
     await model.close();
   }
-  return run(ref, cand, options);
+  return { ...(await run(ref, cand, options)), weights: model.weights };
 }
 
 /**
@@ -474,5 +481,5 @@ export async function compareModels(a: string, b: string, options: ParityOptions
   throwIfCancelled(options, `${a} vs ${b}`);
   const ref = await sideOf(a, options);
   const cand = await sideOf(b, options, ref.structure);
-  return run(ref, cand, options);
+  return { ...(await run(ref, cand, options)), weights: ref.weights };
 }

@@ -64,7 +64,8 @@ function blockReport(displayName: (name: string) => string, block: Block): Block
 export async function buildReport(input: string, options: ReportOptions = {}): Promise<ReportData> {
   // Taken before reading, so a change made while the report is built makes it out of date.
   const stamps = { input: await stampOf(input), output: options.deploy ? await stampOf(options.deploy) : null };
-  const model = await openModelFile(input);
+  const model = await openModelFile(input, { weights: options.weights });
+  const weights = model.weights && { key: model.weights.key, reason: model.weights.reason, others: model.weights.slots.map((s) => s.key).filter((k) => k !== model.weights!.key) };
   let structure: ModelStructure;
   let graphs: { before: OnnxGraph; after: OnnxGraph };
   const blocks: BlockReport[] = [];
@@ -121,6 +122,7 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
     stamps,
     family: structure.family,
     architecture: structure.architecture,
+    ...(weights ? { weights } : {}),
     pass: parity ? parity.pass : null,
     parityError,
     atol: parity?.atol ?? options.atol ?? DEFAULTS.atol,

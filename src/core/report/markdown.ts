@@ -11,6 +11,7 @@ export function reportMarkdown(r: ReportData): string {
     '',
     `- deploy file: ${r.output ?? '(in memory)'}`,
     `- family: ${r.family}, architecture: ${r.architecture}`,
+    ...(r.weights ? [`- weights: '${r.weights.key}', ${r.weights.reason === 'chosen' ? 'as asked' : r.weights.reason}`] : []),
     `- parity: **${verdict}** (atol ${r.atol}, rtol ${r.rtol}, ${r.inputs} inputs of shape ${r.shape.join('×')})`,
     '',
     '## Forms',

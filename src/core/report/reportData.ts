@@ -101,6 +101,8 @@ export interface ReportData {
   stamps: { input: FileStamp | null; output: FileStamp | null };
   family: string;
   architecture: string;
+  /** For a training checkpoint that holds several sets of weights: the one the report is about, why, and the others. */
+  weights?: { key: string; reason: string; others: string[] };
   /** null when parity could not run (the error says why). */
   pass: boolean | null;
   parityError: string | null;

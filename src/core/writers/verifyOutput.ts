@@ -17,7 +17,7 @@ const shapeText = (shape: readonly number[]) => `[${shape.join(', ')}]`;
 
 /** A tensor file (PyTorch zip or safetensors) holds exactly `expected`, in order, byte for byte. */
 export async function verifyTensorFile(file: string, format: ModelFormat, expected: readonly WrittenTensor[], pool?: BufferPool): Promise<void> {
-  const model = await openModelFile(file, pool);
+  const model = await openModelFile(file, { pool });
   try {
     if (model.format !== format) throw new Error(`it reads as ${model.format}, not ${format}`);
     if (model.tensors.length !== expected.length) throw new Error(`it holds ${model.tensors.length} tensors, ${expected.length} were written`);

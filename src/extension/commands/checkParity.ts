@@ -6,6 +6,7 @@ import { log } from '../log';
 import { targetModelUri } from '../modelFiles';
 import type { ReportPanels } from '../reportPanel';
 import { paritySettings } from '../settings';
+import { chosenWeights } from '../weightsChoice';
 
 /**
  * Builds the report for `input` (compared with `deploy` when given) with a cancellable
@@ -19,6 +20,7 @@ export function showReport(reports: ReportPanels, extensionUri: vscode.Uri, inpu
       token.onCancellationRequested(() => controller.abort());
       const options: ReportOptions = {
         ...paritySettings(),
+        weights: chosenWeights(input),
         deploy,
         signal: controller.signal,
         layoutWorker: vscode.Uri.joinPath(extensionUri, 'dist', 'layoutWorker.js').fsPath,

@@ -5,7 +5,9 @@ import { convertFile, defaultOutputPath, sameFormatAs, type ConvertResult, type 
 import { probeFile } from '../../core/formats/probe';
 import { OutputError } from '../../core/writers/atomicFile';
 import { log } from '../log';
+import { weightsText } from '../../core/text';
 import { targetModelUri } from '../modelFiles';
+import { chosenWeights } from '../weightsChoice';
 import { convertSettings } from '../settings';
 
 /** Called with each finished conversion, e.g. to refresh views that show the output. */
@@ -70,6 +72,7 @@ async function convert(input: string, onConverted: ConvertListener): Promise<Con
           output,
           format,
           eps: settings.eps,
+          weights: chosenWeights(input),
           force,
           signal: controller.signal,
           onProgress: (done, total, block) => {
@@ -79,12 +82,13 @@ async function convert(input: string, onConverted: ConvertListener): Promise<Con
         });
       },
     );
+    if (result.weights) log().info(`  ${weightsText(result.weights)}`);
     log().info(`Wrote ${result.output}: ${result.blocksFused} blocks fused, ${result.paramsBefore} → ${result.paramsAfter} parameters, ${result.bytesWritten} bytes in ${result.seconds.toFixed(2)} s`);
     for (const e of result.eps) log().info(`  BN eps ${e.value} (${e.source}) in ${e.blocks} block(s)`);
     for (const w of result.warnings) log().warn(`  ${w}`);
     onConverted(result);
     void vscode.window
-      .showInformationMessage(`RepLens: wrote ${path.basename(result.output)} — ${result.blocksFused} blocks fused, ${result.paramsBefore.toLocaleString('en-US')} → ${result.paramsAfter.toLocaleString('en-US')} parameters.`, 'Open', 'Reveal in Explorer')
+      .showInformationMessage(`RepLens: wrote ${path.basename(result.output)} — ${result.blocksFused} blocks fused, ${result.paramsBefore.toLocaleString('en-US')} → ${result.paramsAfter.toLocaleString('en-US')} parameters${result.weights ? `, from the '${result.weights.key}' weights` : ''}.`, 'Open', 'Reveal in Explorer')
       .then((choice) => {
         const out = vscode.Uri.file(result.output);
         if (choice === 'Open') void vscode.commands.executeCommand('vscode.open', out);

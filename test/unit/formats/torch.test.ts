@@ -7,7 +7,7 @@ import { ModelFormatError } from '../../../src/core/formats/errors';
 import type { ModelFile } from '../../../src/core/formats/modelFile';
 import { PyDict, PyGlobal, PyObject, unpickle, type PyValue } from '../../../src/core/formats/pickle';
 import { TorchStorage, TorchStorageType, TorchTensorRef, parseStoragePid, torchGlobals } from '../../../src/core/formats/torchObjects';
-import { isSuspiciousGlobal, summarize, unwrapCheckpoint } from '../../../src/core/formats/unwrap';
+import { isSuspiciousGlobal, summarize, unwrapCheckpoint, WeightsSlotError } from '../../../src/core/formats/unwrap';
 import { readTorchLegacy } from '../../../src/core/formats/torchLegacy';
 import { readTorchZip } from '../../../src/core/formats/torchZip';
 import { ZipArchive } from '../../../src/core/formats/zip';
@@ -552,6 +552,39 @@ describe('unwrapCheckpoint', () => {
       stateDictKey: 'ema', state_dict: null, model: {}, net: { v: '<tensor float32 [1]>' }, epoch: 3, nonTensorEntries: { note: 'kept' },
     });
     expect(u.warnings).toEqual(['skipped entries RepLens cannot read (torch._utils._rebuild_qtensor object): q']);
+  });
+
+  it('takes the EMA weights of a YOLO training checkpoint, as its own loaders do, and lists every slot', async () => {
+    const raw = module('models.yolo.Model', {}, { conv: module('torch.nn.Conv2d', { weight: ref([1, 2]) }) });
+    const averaged = module('models.yolo.Model', {}, { conv: module('torch.nn.Conv2d', { weight: ref([3, 4]) }) });
+    const root = dict({ epoch: 299, model: raw, ema: averaged, updates: 1200, optimizer: null });
+    const u = unwrapCheckpoint(root, []);
+    expect(u.weights).toEqual({ key: 'ema', reason: "the EMA weights, which YOLO projects evaluate and export when a checkpoint has them (also in the file: 'model')", slots: [{ key: 'model', holds: 'module' }, { key: 'ema', holds: 'module' }] });
+    expect(u.metadata).toMatchObject({ stateDictKey: 'ema', model: '<m.models.yolo.Model module>', epoch: 299 });
+    const asked = unwrapCheckpoint(root, [], { weights: 'model' });
+    expect(asked.weights).toMatchObject({ key: 'model', reason: 'chosen' });
+    expect(asked.metadata).toMatchObject({ stateDictKey: 'model', ema: '<m.models.yolo.Model module>' });
+    // Each slot's own tensors, not the other's.
+    expect([...(await u.tensors[0].toNumbers())]).toEqual([3, 4]);
+    expect([...(await asked.tensors[0].toNumbers())]).toEqual([1, 2]);
+  });
+
+  it("falls back to 'model' when 'ema' is empty (a stripped best.pt), and follows timm and mmpretrain", () => {
+    const stripped = unwrapCheckpoint(dict({ model: dict({ w: ref([1]) }), ema: null, optimizer: null }), []);
+    expect(stripped.weights).toEqual({ key: 'model', reason: 'the only key that holds weights', slots: [{ key: 'model', holds: 'state dict' }] });
+    const timm = unwrapCheckpoint(dict({ epoch: 3, arch: 'repvgg_a0', state_dict: dict({ w: ref([1]) }), state_dict_ema: dict({ w: ref([2]) }) }), []);
+    expect(timm.weights).toMatchObject({ key: 'state_dict', reason: "the usual key for a model's weights (also in the file: 'state_dict_ema')" });
+    const ema = unwrapCheckpoint(dict({ state_dict: dict({ w: ref([1]) }), state_dict_ema: dict({ w: ref([2]) }) }), [], { weights: 'state_dict_ema' });
+    expect(ema.weights?.key).toBe('state_dict_ema');
+    const bare = unwrapCheckpoint(dict({ w: ref([1]) }), []);
+    expect(bare.weights).toBeUndefined();
+  });
+
+  it('names the slots there are when asked for one the file does not have', () => {
+    const root = dict({ model: dict({ w: ref([1]) }), ema: dict({ w: ref([2]) }) });
+    expect(() => unwrapCheckpoint(root, [], { weights: 'EMA' })).toThrow(new WeightsSlotError("has no weights under 'EMA': its weights are under 'model', 'ema'"));
+    expect(() => unwrapCheckpoint(dict({ w: ref([1]) }), [], { weights: 'ema' })).toThrow("has no weights under 'ema': it is a plain state dict, with no checkpoint keys to choose from");
+    expect(() => unwrapCheckpoint(module('m.Net', { w: ref([1]) }), [], { weights: 'ema' })).toThrow("has no weights under 'ema': it holds m.m.Net object, with no checkpoint keys to choose from");
   });
 
   it('reads a bare dict with stray non-tensors, and says when there are no tensors', () => {
