@@ -1,7 +1,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { inspectFile } from '../core/inspect';
-import { blockDescription, branchLabel, formatCount, sourceNote } from '../core/model/describe';
+import { blockDescription, branchLabel, formatCount, postBnLabel, sourceNote } from '../core/model/describe';
+import { familyById } from '../core/model/families';
 import type { Block, BranchRole, ModelStructure, Stage } from '../core/model/structure';
 import { log } from './log';
 
@@ -11,9 +12,16 @@ export type Node =
   | { kind: 'stage'; stage: Stage; parent: Node }
   | { kind: 'block'; block: Block; parent: Node }
   | { kind: 'branch'; block: Block; role: BranchRole | 'deploy'; index: number; parent: Node }
+  | { kind: 'postBn'; block: Block; parent: Node }
   | { kind: 'other'; names: string[]; parent: Node };
 
-const ROLE_ORDER: readonly BranchRole[] = ['dense', 'oneByOne', 'identity'];
+const ROLE_ORDER: readonly BranchRole[] = ['dense', 'oneByOne', 'identity', 'avgPool'];
+
+/** The roles a block's tree shows: its family's usual three, and AvgPool where the block has it or says why not. */
+function rolesShown(block: Block): BranchRole[] {
+  const avgPool = block.branches.some((b) => b.role === 'avgPool') || (block.absent ?? []).some((a) => a.role === 'avgPool') || familyById(block.family).avgPool !== undefined;
+  return ROLE_ORDER.filter((role) => role !== 'avgPool' || avgPool);
+}
 
 /** The "RepLens Structure" view: model → stages → blocks → branches for one model file. */
 export class StructureTreeProvider implements vscode.TreeDataProvider<Node> {
@@ -96,11 +104,13 @@ export class StructureTreeProvider implements vscode.TreeDataProvider<Node> {
       case 'stage':
         return node.stage.blocks.map((block) => ({ kind: 'block', block, parent: node }));
       case 'block': {
-        if (node.block.form === 'deploy') return [{ kind: 'branch', block: node.block, role: 'deploy', index: 0, parent: node }];
-        return ROLE_ORDER.flatMap((role) => {
+        const postBn: Node[] = node.block.postBn ? [{ kind: 'postBn', block: node.block, parent: node }] : [];
+        if (node.block.form === 'deploy') return [{ kind: 'branch', block: node.block, role: 'deploy', index: 0, parent: node }, ...postBn];
+        const branches = rolesShown(node.block).flatMap((role) => {
           const count = node.block.branches.filter((b) => b.role === role).length;
           return Array.from({ length: Math.max(count, 1) }, (_, index): Node => ({ kind: 'branch', block: node.block, role, index, parent: node }));
         });
+        return [...branches, ...postBn];
       }
       default:
         return [];
@@ -143,6 +153,8 @@ export class StructureTreeProvider implements vscode.TreeDataProvider<Node> {
         return blockItem(node.block);
       case 'branch':
         return branchItem(node.block, node.role, node.index);
+      case 'postBn':
+        return postBnItem(node.block);
       case 'other': {
         const item = new vscode.TreeItem('other tensors', None);
         item.description = `${node.names.length} (kept unchanged)`;
@@ -184,16 +196,35 @@ function branchItem(block: Block, role: BranchRole | 'deploy', index: number): v
     return item;
   }
   const branch = block.branches.filter((b) => b.role === role)[index];
-  const names: Record<BranchRole, string> = { dense: `${block.kernel}×${block.kernel} conv + BN`, oneByOne: '1×1 conv + BN', identity: 'identity (BN)' };
+  const names: Record<BranchRole, string> = { dense: `${block.kernel}×${block.kernel} conv + BN`, oneByOne: '1×1 conv + BN', identity: 'identity (BN)', avgPool: 'AvgPool' };
+  const family = familyById(block.family);
+  if (family.oneByOne.bn === undefined) names.oneByOne = '1×1 conv (no BN)';
+  if (family.identityWithoutBn) names.identity = 'identity (no BN)';
   if (!branch) {
     const item = new vscode.TreeItem(names[role], vscode.TreeItemCollapsibleState.None);
-    item.description = role === 'identity' ? 'absent (in ≠ out or stride ≠ 1)' : 'absent';
+    const reason = block.absent?.find((a) => a.role === role)?.reason;
+    item.description = reason ? `absent: ${reason}` : role === 'identity' ? 'absent (in ≠ out or stride ≠ 1)' : 'absent';
+    item.tooltip = item.description;
     item.iconPath = new vscode.ThemeIcon('circle-slash', new vscode.ThemeColor('disabledForeground'));
     return item;
   }
   const item = new vscode.TreeItem(branchLabel(branch), vscode.TreeItemCollapsibleState.None);
-  item.description = branch.weightShape ? `[${branch.weightShape.join(', ')}]` : `BN ${block.inChannels}`;
-  item.tooltip = [branch.module, branch.bn ? `BN eps ${branch.bn.eps} (${branch.bn.epsSource === 'attribute' ? 'stored in the file' : "family default"})` : 'no BN'].join('\n');
+  const presence = branch.presence === 'inferred' ? 'inferred: a state dict cannot show it; in == out at stride 1' : branch.presence === 'module' ? 'in the pickled module' : undefined;
+  item.description = branch.weightShape ? `[${branch.weightShape.join(', ')}]` : branch.bn ? `BN ${block.inChannels}` : presence ?? `${block.inChannels} channels`;
+  const bnText = branch.bn
+    ? `BN eps ${branch.bn.eps} (${branch.bn.epsSource === 'attribute' ? 'stored in the file' : 'family default'})`
+    : branch.withoutBn ? (branch.convWeight ? 'no BN: the conv is summed as it is' : 'no BN: no tensors') : 'no BN';
+  item.tooltip = [branch.module, bnText, ...(presence ? [presence] : [])].join('\n');
+  // An inferred branch is a guess, like an inferred stride: it gets the neutral icon.
+  item.iconPath = branch.presence === 'inferred' ? new vscode.ThemeIcon('question') : new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'));
+  return item;
+}
+
+function postBnItem(block: Block): vscode.TreeItem {
+  const bn = block.postBn!;
+  const item = new vscode.TreeItem('BN after the sum', vscode.TreeItemCollapsibleState.None);
+  item.description = `BN ${block.outChannels} · ${block.form === 'deploy' ? 'kept' : 'folded last'}`;
+  item.tooltip = [bn.weight.replace(/\.weight$/, ''), postBnLabel(block), `BN eps ${bn.eps} (${bn.epsSource === 'attribute' ? 'stored in the file' : 'family default'})`].join('\n');
   item.iconPath = new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'));
   return item;
 }

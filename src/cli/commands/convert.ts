@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import { convertFile, type OutputFormat } from '../../core/convert/convert';
+import type { LoadNote } from '../../core/convert/loadNote';
 import { probeFile } from '../../core/formats/probe';
 import type { DType } from '../../core/formats/tensor';
 import { writeDeployOnnx } from '../../core/graph/writeOnnx';
@@ -17,6 +18,11 @@ const FORMATS: readonly (OutputFormat | 'onnx')[] = ['pth', 'safetensors', 'onnx
 const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16', 'float64'];
 
 const verifiedText = (seconds: number) => `read back and verified in ${seconds.toFixed(2)} s`;
+
+/** The load note: what the file is, then the Python lines, indented so they can be copied as they are. */
+export function loadNoteText(note: LoadNote): string[] {
+  return [`load: ${note.what}.`, `  ${note.how}:`, ...note.code.map((line) => `    ${line}`)];
+}
 
 export async function convertCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, {
@@ -75,13 +81,14 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
       if (interactive) process.stderr.write('\r\x1b[K');
       written = result.output;
       const { input: i, blocksFused, paramsBefore, paramsAfter, seconds, verifySeconds } = result;
-      summary = { input: i, output: result.output, blocksFused, paramsBefore, paramsAfter, seconds, verifySeconds, format: result.format, blocksAlreadyDeploy: result.blocksAlreadyDeploy, bytesWritten: result.bytesWritten, eps: result.eps, droppedPrefix: result.droppedPrefix ?? null, weights: result.weights ?? null, warnings: result.warnings };
+      summary = { input: i, output: result.output, blocksFused, paramsBefore, paramsAfter, seconds, verifySeconds, format: result.format, blocksAlreadyDeploy: result.blocksAlreadyDeploy, bytesWritten: result.bytesWritten, eps: result.eps, droppedPrefix: result.droppedPrefix ?? null, weights: result.weights ?? null, load: result.load, warnings: result.warnings };
       if (!json) {
         out(`${result.output}: fused ${result.blocksFused} block(s)${result.blocksAlreadyDeploy ? `, ${result.blocksAlreadyDeploy} already deploy` : ''}; parameters ${result.paramsBefore.toLocaleString('en-US')} → ${result.paramsAfter.toLocaleString('en-US')}; ${formatBytes(result.bytesWritten)} in ${result.seconds.toFixed(2)} s, ${verifiedText(result.verifySeconds)}`);
         if (result.weights) out(`  ${weightsText(result.weights)}`);
         for (const e of result.eps) out(`  BN eps ${e.value} (${e.source}) in ${e.blocks} block(s)`);
         if (result.droppedPrefix) out(`  dropped the '${result.droppedPrefix}' prefix (--keep-prefix keeps it)`);
         for (const w of result.warnings) out(`warning: ${w}`);
+        out(loadNoteText(result.load).join('\n'));
       }
     }
     if (!parity) {

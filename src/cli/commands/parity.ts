@@ -6,7 +6,9 @@ import { oneFile, parseArgs, UsageError, type ParsedArgs } from '../args';
 export const parityHelp = `parity FILE [--deploy OTHER] [--inputs N] [--shape 1,3,224,224] [--seed S]
                        [--atol A] [--rtol R] [--input X.npy] [--eps E] [--weights KEY] [--latency-runs K] [--timeout SEC] [--json]
                        Run the train form and the deploy form on the same inputs (ONNX Runtime)
-                       and compare every output and every block; exit code 1 when they differ`;
+                       and compare every output and every block; exit code 1 when they differ.
+                       A checkpoint holds no graph: RepLens runs its blocks (in a chain, or each on
+                       its own input) and a classifier's head; --shape is the input of that part`;
 
 export const PARITY_VALUED = ['--inputs', '--shape', '--seed', '--atol', '--rtol', '--input', '--latency-runs', '--timeout'] as const;
 
@@ -62,10 +64,13 @@ export function parityText(result: ParityResult, title: string): string[] {
   const inputs = result.seed === null ? 'the given input' : `${result.inputs} random input(s), seed ${result.seed}`;
   const lines = [
     `${result.pass ? 'PASS' : 'FAIL'}  ${title}: ${inputs}, atol ${result.atol}, rtol ${result.rtol}, topology ${result.topology}`,
+    `  scope      ${result.scope}`,
     `  reference  ${train.file} (${train.source})`,
     `  candidate  ${deploy.file} (${deploy.source})`,
     ...(result.weights ? [`  ${weightsText(result.weights)}`] : []),
     `  inputs     ${Object.entries(result.shapes).slice(0, 3).map(([n, d]) => `${n} [${d.join(', ')}]`).join('; ')}${Object.keys(result.shapes).length > 3 ? '; …' : ''}`,
+    // Where the checked part does not start at the model's own input, say what --shape describes.
+    ...(result.topology === 'chain' || result.topology === 'blockwise' ? [`             ${result.shapeUse}`] : []),
     '',
   ];
   // A chain's last block and a blockwise graph's blocks are outputs too; the block table shows them.

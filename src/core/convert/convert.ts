@@ -15,6 +15,7 @@ import { writeSafetensors } from '../writers/safetensorsWriter';
 import { writeTorchCheckpoint } from '../writers/torchWriter';
 import { timed, verifyEncodedFile, verifyTensorFile } from '../writers/verifyOutput';
 import { planDeploy, type PlanOptions } from './deployPlan';
+import { loadNote, type LoadNote } from './loadNote';
 
 /** ONNX models are rewritten as ONNX graphs; checkpoints become PyTorch or safetensors files. */
 export type OutputFormat = 'pth' | 'safetensors' | 'onnx';
@@ -23,6 +24,8 @@ export interface ConvertOptions extends Omit<PlanOptions, 'onBlock'> {
   output?: string;
   /** The checkpoint key to read the weights from (default: the one the model's own tools read). */
   weights?: string;
+  /** QARepVGGBlockV2's AvgPool branch cannot be seen in a plain state dict: 'v2' says it is there. */
+  qarepvgg?: 'v1' | 'v2';
   format?: OutputFormat;
   /** Replace an existing output. */
   force?: boolean;
@@ -53,8 +56,13 @@ export interface ConvertResult {
     initializers: { before: number; after: number };
     blockOutputs: OnnxBlockOutput[];
   };
+  /** What the written file is and the lines that load it, for the blocks' family (see loadNote). */
+  load: LoadNote;
   warnings: string[];
 }
+
+/** Keys RepLens adds to ModelFile.metadata; the rest are the checkpoint's own entries. */
+const READER_KEYS = new Set(['stateDictKey', 'pickleGlobals', 'nonTensorEntries', 'content', 'prefix']);
 
 const MODEL_SUFFIXES = ['.pth.tar', '.pth', '.pt', '.ckpt', '.safetensors', '.onnx', '.bin'];
 
@@ -107,7 +115,7 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
     if (options.format === 'onnx') throw new ModelFormatError(input, 'is a checkpoint, which has no graph to rewrite; its ONNX form is built by the ONNX export (`replens convert --format onnx`)');
     const format = options.format ?? sameFormatAs(model.format);
     const output = options.output ?? defaultOutputPath(input, format);
-    const structure = buildStructure(model);
+    const structure = buildStructure(model, { qarepvgg: options.qarepvgg });
     let done = 0;
     const plan = planDeploy(model, structure, {
       ...options,
@@ -143,6 +151,19 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
       eps: epsSummary(plan.fused, options.eps),
       droppedPrefix: plan.droppedPrefix,
       weights: model.weights,
+      load: loadNote({
+        families: allBlocks(structure).map((b) => b.family),
+        architecture: structure.architecture,
+        input,
+        output,
+        format,
+        wholeModule: (model.modules?.length ?? 0) > 0,
+        weightsKey: model.weights?.key,
+        otherKeys: model.weights ? Object.keys(model.metadata).filter((k) => !READER_KEYS.has(k)) : undefined,
+        droppedPrefix: plan.droppedPrefix,
+        tensors: model.tensors,
+        modules: model.modules,
+      }),
       warnings: [...model.warnings, ...structure.warnings.map((w) => (w.block ? `${w.block}: ${w.message}` : w.message))],
     };
   } finally {
@@ -185,7 +206,7 @@ async function convertOnnx(model: ModelFile, options: ConvertOptions, before: St
     throw new ModelFormatError(input, 'an ONNX model keeps its tensor types: new weights of another type would not match the graph\'s activations');
   }
   const output = options.output ?? defaultOutputPath(input, 'onnx');
-  const structure = buildStructure(model);
+  const structure = buildStructure(model, { qarepvgg: options.qarepvgg });
   const trainBlocks = allBlocks(structure).filter((b) => b.form === 'train');
   const total = trainBlocks.filter((b) => b.onnx?.fusible).length;
   if (total === 0) {
@@ -226,6 +247,7 @@ async function convertOnnx(model: ModelFile, options: ConvertOptions, before: St
     verifySeconds: verify.seconds(),
     eps: epsSummary(f.fused, options.eps),
     graph: { nodes: f.nodes, initializers: f.initializers, blockOutputs: onnxBlockOutputs(structure) },
+    load: loadNote({ families: f.fused.map((b) => b.family), architecture: structure.architecture, input, output, format: 'onnx', wholeModule: false }),
     warnings: [
       ...model.warnings,
       ...f.skipped.map((s) => `${s.block.name}: left unfused: ${s.reason}`),

@@ -40,9 +40,27 @@ function renamed(tensor: Tensor, name: string, dtype: DType, pool?: BufferPool):
 }
 
 /**
+ * What a deploy checkpoint does with a block's BatchNorm after the sum: where the family's own
+ * deploy module keeps it (YOLOv6 QARepVGG: rbr_reparam + bn, "keep post bn for QAT"), the fused
+ * conv is the pre-BN sum and the BN's tensors stay as they are, so the file loads strictly into
+ * that module and equals its own re-parameterization; otherwise it is folded into the conv.
+ */
+export function postBnInDeploy(block: Block): 'fold' | 'keep' | undefined {
+  if (!block.postBn) return undefined;
+  return familyById(block.family).postBn?.keptInDeploy ? 'keep' : 'fold';
+}
+
+/** The post-sum BN's own tensors (num_batches_tracked included), which a 'keep' block passes through. */
+function postBnTensors(block: Block): Set<string> {
+  const module = block.postBn ? `${block.postBn.weight.replace(/\.weight$/, '')}.` : undefined;
+  return new Set(module === undefined ? [] : block.tensors.filter((n) => n.startsWith(module) && !n.slice(module.length).includes('.')));
+}
+
+/**
  * The deploy-form state dict, in the input's order: each train block's tensors are
  * replaced, where its first tensor stood, by the fused conv; everything else
- * (SE, head, stem, other layers) is kept as it is. Nothing is read until a writer asks.
+ * (SE, head, stem, other layers, and a post-sum BN the family keeps) is kept as it is.
+ * Nothing is read until a writer asks.
  */
 export function planDeploy(model: ModelFile, structure: ModelStructure, options: PlanOptions = {}): DeployPlan {
   const byName = new Map(model.tensors.map((t) => [t.name, t]));
@@ -65,6 +83,12 @@ export function planDeploy(model: ModelFile, structure: ModelStructure, options:
 
   const tensors: OutputTensor[] = [];
   const emitted = new Set<Block>();
+  const kept = new Map<Block, Set<string>>();
+  const keptOf = (block: Block) => {
+    let names = kept.get(block);
+    if (!names) kept.set(block, (names = postBnInDeploy(block) === 'keep' ? postBnTensors(block) : new Set()));
+    return names;
+  };
   for (const tensor of model.tensors) {
     const block = owner.get(tensor.name);
     if (!block) {
@@ -72,7 +96,7 @@ export function planDeploy(model: ModelFile, structure: ModelStructure, options:
       continue;
     }
     const se = block.se && [block.se.down, block.se.downBias, block.se.up, block.se.upBias].includes(tensor.name);
-    if (se) {
+    if (se || keptOf(block).has(tensor.name)) {
       tensors.push(renamed(tensor, outName(tensor.name), outDType(tensor.dtype), options.pool));
       continue;
     }
@@ -106,7 +130,7 @@ function fusedTensors(block: Block, byName: Map<string, Tensor>, options: PlanOp
     const pool = options.pool;
     const allocate = (length: number) => pool?.take(length) ?? new Uint8Array(length);
     // Only the pool's own buffers were read for this block alone; any other array may be shared.
-    const fused = await fuseBlockEncoded(block, load, dtype, options, { allocate, mayOverwrite: (values) => pool?.owns(values) ?? false });
+    const fused = await fuseBlockEncoded(block, load, dtype, { ...options, postBn: postBnInDeploy(block) }, { allocate, mayOverwrite: (values) => pool?.owns(values) ?? false });
     // The branch tensors are dead once fused, except one that now holds the fused weight (released once written).
     for (const values of loaded) if (values.buffer !== fused.weight.buffer) pool?.give(values);
     heardCancel();

@@ -23,7 +23,7 @@ export interface UnwrapOptions {
   weights?: string;
 }
 
-/** Checkpoint keys that usually hold the weights, in the order they are tried after 'ema'. */
+/** Checkpoint keys that usually hold the weights, in the order they are tried when there is no EMA slot. */
 const WRAPPER_KEYS = ['state_dict', 'model', 'model_state_dict', 'net', 'module'];
 
 function slotKind(v: PyValue | undefined): WeightsSlot['holds'] | undefined {
@@ -42,21 +42,29 @@ function slotsOf(root: PyDict): WeightsSlot[] {
 }
 
 /**
- * The slot the model's own tools load. YOLOv5/v6/v7 and Ultralytics evaluate and export
- * `ckpt['ema'] if ckpt.get('ema') else ckpt['model']`, so a training checkpoint's EMA weights win;
- * timm and mmpretrain load 'state_dict' (mmpretrain's EMA hook already saves the averaged weights there).
+ * EMA slots, in the order the model's own tools look for them. YOLOv5/v6/v7 and Ultralytics evaluate
+ * and export `ckpt['ema'] if ckpt.get('ema') else ckpt['model']`; timm's loaders read 'state_dict_ema'
+ * (then 'model_ema') by default. mmpretrain is not here: its EMA hook saves the averaged weights
+ * under 'state_dict' itself.
  */
+const EMA_SLOTS: readonly (readonly [string, string])[] = [
+  ['ema', 'the EMA weights, which YOLO projects evaluate and export when a checkpoint has them'],
+  ['state_dict_ema', "the EMA weights, which timm's loaders read by default"],
+  ['model_ema', "the EMA weights, which timm's loaders read by default"],
+];
+
+/** The slot the model's own tools load, and why. */
 function defaultSlot(slots: readonly WeightsSlot[]): { key: string; reason: string } | undefined {
   const keys = slots.map((s) => s.key);
-  const others = (key: string) => keys.filter((k) => k !== key).map((k) => `'${k}'`);
-  if (keys.includes('ema')) {
-    const rest = others('ema');
-    return { key: 'ema', reason: `the EMA weights, which YOLO projects evaluate and export when a checkpoint has them${rest.length ? ` (also in the file: ${rest.join(', ')})` : ''}` };
-  }
+  const alsoIn = (key: string) => {
+    const rest = keys.filter((k) => k !== key).map((k) => `'${k}'`);
+    return rest.length ? ` (also in the file: ${rest.join(', ')})` : '';
+  };
+  const ema = EMA_SLOTS.find(([key]) => keys.includes(key));
+  if (ema) return { key: ema[0], reason: `${ema[1]}${alsoIn(ema[0])}` };
   const key = WRAPPER_KEYS.find((k) => keys.includes(k)) ?? keys[0];
   if (key === undefined) return undefined;
-  const rest = others(key);
-  return { key, reason: rest.length ? `the usual key for a model's weights (also in the file: ${rest.join(', ')})` : 'the only key that holds weights' };
+  return { key, reason: keys.length > 1 ? `the usual key for a model's weights${alsoIn(key)}` : 'the only key that holds weights' };
 }
 
 function chooseSlot(root: PyDict, options: UnwrapOptions): WeightsChoice | undefined {

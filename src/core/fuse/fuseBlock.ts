@@ -1,6 +1,7 @@
 import { DTYPE_BYTES, type DType } from '../formats/tensor';
 import { encodeFromFloat64 } from '../formats/encode';
-import type { Block, Branch } from '../model/structure';
+import { familyById } from '../model/families';
+import type { Block, BnNames, Branch } from '../model/structure';
 import { foldBn, forEachFusedRow, type FusionTerms, type Values } from './kernels';
 
 /** A block that cannot be fused exactly; names the block and says why. */
@@ -22,8 +23,10 @@ export interface FusedBlock {
   bias: Float64Array;
   /** [out, in/groups, k, k] */
   shape: [number, number, number, number];
-  /** The BN eps each branch was folded with (per branch module). */
+  /** The BN eps each branch was folded with (per branch module; the post-sum BN's module when it was folded). */
   eps: Record<string, number>;
+  /** What became of the block's BatchNorm after the sum (Block.postBn), when it has one. */
+  postBn?: PostBnChoice;
 }
 
 /** A fused block already rounded to its output dtype, as little-endian bytes. */
@@ -32,11 +35,26 @@ export interface EncodedFusedBlock {
   bias: Uint8Array;
   shape: [number, number, number, number];
   eps: Record<string, number>;
+  postBn?: PostBnChoice;
 }
+
+/**
+ * 'fold': the fused conv computes the whole block, its BatchNorm after the sum included
+ * (W' = t·W, b' = t·(b − μ) + β with that BN's t = γ/√(σ²+ε)): what a graph or an ONNX file
+ * needs, where the block becomes one Conv. 'keep': the fused conv is the sum of the branches
+ * before that BN, and the BN stays a module of its own — what YOLOv6's QARepVGG
+ * switch_to_deploy writes (rbr_reparam + bn), so a deploy checkpoint loads into its deploy model.
+ */
+export type PostBnChoice = 'fold' | 'keep';
 
 export interface FuseOptions {
   /** Replaces every BN eps (the file's and the family default). */
   eps?: number;
+  /**
+   * What to do with a block's BatchNorm after the sum of its branches (Block.postBn, QARepVGG).
+   * Required for such a block — fusion refuses to guess — and ignored for every other block.
+   */
+  postBn?: PostBnChoice;
 }
 
 function checkFinite(block: string, name: string, values: Values): void {
@@ -71,20 +89,26 @@ function blameNonFiniteWeight(block: Block, terms: FusionTerms, fused: number, r
   return new FusionError(block.name, `fused weight value ${fused} ${range}`);
 }
 
-async function branchShift(block: Block, branch: Branch, load: LoadTensor, options: FuseOptions, eps: Record<string, number>) {
+/** A BN's statistics, loaded and checked, with the eps it is folded with. */
+async function loadBn(block: Block, names: BnNames, load: LoadTensor, options: FuseOptions) {
   const out = block.outChannels;
-  const convBias = branch.convBias ? await loadChecked(block, load, branch.convBias, out) : undefined;
-  // A branch without BN (folded by an exporter, or a bare identity) is already weight + bias.
-  if (branch.withoutBn) return { scale: new Float64Array(out).fill(1), shift: Float64Array.from(convBias ?? new Float64Array(out)) };
-  if (!branch.bn) throw new FusionError(block.name, `${branch.module} has no complete BatchNorm`);
-  const names = branch.bn;
   const [gamma, beta, mean, variance] = await Promise.all([names.weight, names.bias, names.mean, names.var].map((n) => loadChecked(block, load, n, out)));
   const e = options.eps ?? names.eps;
   for (let c = 0; c < out; c++) {
     if (!(variance[c] + e > 0)) throw new FusionError(block.name, `${names.var}[${c}] = ${variance[c]}: running_var + eps must be positive`);
   }
-  eps[branch.module] = e;
-  return foldBn({ gamma, beta, mean, var: variance, eps: e }, out, convBias);
+  return { gamma, beta, mean, var: variance, eps: e };
+}
+
+async function branchShift(block: Block, branch: Branch, load: LoadTensor, options: FuseOptions, eps: Record<string, number>) {
+  const out = block.outChannels;
+  const convBias = branch.convBias ? await loadChecked(block, load, branch.convBias, out) : undefined;
+  // A branch without BN (folded by an exporter, a bare conv or a bare identity) is already weight + bias.
+  if (branch.withoutBn) return { scale: new Float64Array(out).fill(1), shift: Float64Array.from(convBias ?? new Float64Array(out)) };
+  if (!branch.bn) throw new FusionError(block.name, `${branch.module} has no complete BatchNorm`);
+  const bn = await loadBn(block, branch.bn, load, options);
+  eps[branch.module] = bn.eps;
+  return foldBn(bn, out, convBias);
 }
 
 function checkFusible(block: Block): void {
@@ -104,18 +128,36 @@ function checkFusible(block: Block): void {
   if (block.branches.some((b) => b.role === 'identity') && block.inChannels !== block.outChannels) {
     throw new FusionError(block.name, `identity branch with in_channels ${block.inChannels} ≠ out_channels ${block.outChannels}`);
   }
+  for (const b of block.branches.filter((x) => x.role === 'avgPool')) {
+    const p = b.poolKernel;
+    if (p === undefined) throw new FusionError(block.name, `${b.module}: the AvgPool window is not known (see the block's warnings)`);
+    if (!Number.isInteger(p) || p < 1 || p % 2 === 0 || p > k) throw new FusionError(block.name, `${b.module}: a ${p}×${p} AvgPool cannot be centred in ${k}×${k}`);
+    if (block.inChannels !== block.outChannels) throw new FusionError(block.name, `AvgPool branch with in_channels ${block.inChannels} ≠ out_channels ${block.outChannels}`);
+  }
+  // A checkpoint block whose family has a BN after the sum, but not its tensors, would fuse to a different function.
+  if (!block.postBn && !block.onnx && familyById(block.family).postBn) {
+    throw new FusionError(block.name, `has no complete BatchNorm after the sum of its branches (${familyById(block.family).postBn!.module})`);
+  }
   if (block.branches.length === 0) throw new FusionError(block.name, 'has no branches to fuse');
   if (!block.branches.some((b) => b.role === 'dense')) throw new FusionError(block.name, 'has no k×k branch: its main conv weight is missing');
 }
 
 /** Loads and checks every branch of a train-form block into per-channel terms. */
-async function fusionTerms(block: Block, load: LoadTensor, options: FuseOptions): Promise<{ terms: FusionTerms; eps: Record<string, number> }> {
+async function fusionTerms(block: Block, load: LoadTensor, options: FuseOptions): Promise<{ terms: FusionTerms; eps: Record<string, number>; postBn?: PostBnChoice }> {
   checkFusible(block);
   const k = block.kernel;
   const inPerGroup = block.inChannels / block.groups;
   const eps: Record<string, number> = {};
-  const terms: FusionTerms = { outChannels: block.outChannels, inPerGroup, k, convs: [], identities: [], bias: new Float64Array(block.outChannels) };
+  const terms: FusionTerms = { outChannels: block.outChannels, inPerGroup, k, convs: [], identities: [], pools: [], bias: new Float64Array(block.outChannels) };
+  if (block.postBn && options.postBn === undefined) {
+    throw new FusionError(block.name, 'has a BatchNorm after the sum of its branches, and the caller did not say whether to fold it into the conv (internal error)');
+  }
   for (const branch of block.branches) {
+    if (branch.role === 'avgPool') {
+      // A parameter-free average: no scale, no shift.
+      terms.pools.push(branch.poolKernel!);
+      continue;
+    }
     const { scale, shift } = await branchShift(block, branch, load, options, eps);
     for (let c = 0; c < shift.length; c++) terms.bias[c] += shift[c];
     if (branch.role === 'identity') {
@@ -125,19 +167,28 @@ async function fusionTerms(block: Block, load: LoadTensor, options: FuseOptions)
       terms.convs.push({ name: branch.convWeight!, weight: await loadSized(block, load, branch.convWeight!, o * i * kh * kw), kh, kw, scale });
     }
   }
-  return { terms, eps };
+  if (block.postBn && options.postBn === 'fold') {
+    if (block.se) throw new FusionError(block.name, 'has squeeze-excitation between the sum of its branches and the BatchNorm after it: that BN cannot be folded into the conv');
+    // Folded last, on the sum: y = t·(Σ − μ) + β, so W' = t·W and b' = t·(b − μ) + β.
+    const bn = await loadBn(block, block.postBn, load, options);
+    const { scale } = foldBn(bn, block.outChannels);
+    for (let c = 0; c < block.outChannels; c++) terms.bias[c] = scale[c] * (terms.bias[c] - bn.mean[c]) + bn.beta[c];
+    terms.postScale = scale;
+    eps[block.postBn.weight.replace(/\.weight$/, '')] = bn.eps;
+  }
+  return { terms, eps, postBn: block.postBn ? options.postBn : undefined };
 }
 
 /** One train-form block → the equivalent single k×k conv with bias, in float64. */
 export async function fuseBlock(block: Block, load: LoadTensor, options: FuseOptions = {}): Promise<FusedBlock> {
-  const { terms, eps } = await fusionTerms(block, load, options);
+  const { terms, eps, postBn } = await fusionTerms(block, load, options);
   const per = terms.inPerGroup * terms.k * terms.k;
   const weight = new Float64Array(terms.outChannels * per);
   forEachFusedRow(terms, (c, row) => {
     for (let j = 0; j < per; j++) if (!Number.isFinite(row[j])) throw blameNonFiniteWeight(block, terms, row[j], 'is not finite');
     weight.set(row, c * per);
   });
-  return { weight, bias: terms.bias, shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k], eps };
+  return { weight, bias: terms.bias, shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k], eps, ...(postBn ? { postBn } : {}) };
 }
 
 const FLOAT_MAX: Partial<Record<DType, number>> = { float64: Number.MAX_VALUE, float32: 3.4028234663852886e38, float16: 65504, bfloat16: 3.3895313892515355e38 };
@@ -160,7 +211,7 @@ const FRESH: EncodeTarget = { allocate: (length) => new Uint8Array(length) };
 export async function fuseBlockEncoded(block: Block, load: LoadTensor, dtype: DType, options: FuseOptions = {}, target = FRESH): Promise<EncodedFusedBlock> {
   const max = FLOAT_MAX[dtype];
   if (max === undefined) throw new FusionError(block.name, `its weights are ${dtype}: only floating-point blocks can be fused`);
-  const { terms, eps } = await fusionTerms(block, load, options);
+  const { terms, eps, postBn } = await fusionTerms(block, load, options);
   // Finite inputs can still fuse past the output type's range; Infinity in a deploy file is never what was meant.
   const range = `does not fit in ${dtype}`;
   for (const b of terms.bias) if (!(Math.abs(b) <= max)) throw new FusionError(block.name, `fused bias value ${b} ${range}`);
@@ -186,5 +237,5 @@ export async function fuseBlockEncoded(block: Block, load: LoadTensor, dtype: DT
       weight.set(encodeFromFloat64(dtype, row), c * rowBytes);
     });
   }
-  return { weight, bias: encodeFromFloat64(dtype, terms.bias), shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k], eps };
+  return { weight, bias: encodeFromFloat64(dtype, terms.bias), shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k], eps, ...(postBn ? { postBn } : {}) };
 }

@@ -2,8 +2,11 @@
  * The re-parameterization math. Every branch becomes a per-output-channel scale t and
  * shift b (BN folded: t = γ/√(σ²+ε), b = β + (conv bias − μ)·t); the fused kernel is then
  * built one output channel at a time in a float64 scratch row — small kernels centred in
- * k×k, the identity as a 1 at the centre of input channel c mod (in/groups) — and handed
- * to a sink that rounds it once. Memory stays at one row, whatever the block's size.
+ * k×k, the identity as a 1 at the centre of input channel c mod (in/groups), a p×p AvgPool
+ * (zero padding counted) as 1/p² at each of its taps of that channel — and, where the block
+ * has a BatchNorm after the sum that is folded, scaled by that BN's t last (its shift is
+ * applied to the summed bias: b' = t·(b − μ) + β). Each row is then handed to a sink that
+ * rounds it once. Memory stays at one row, whatever the block's size.
  */
 
 export type Values = Float32Array | Float64Array;
@@ -24,6 +27,10 @@ export interface FusionTerms {
   convs: ConvTerm[];
   /** Scale of each identity branch (a bare identity has scale 1). */
   identities: Float64Array[];
+  /** Window of each AvgPool branch (odd, no larger than k); 1/p² on each tap. */
+  pools: number[];
+  /** Per-channel scale of a post-sum BatchNorm folded into the kernel, applied to each row last (its shift is already in `bias`). */
+  postScale?: Float64Array;
   /** Sum of every branch's shift. */
   bias: Float64Array;
 }
@@ -64,6 +71,11 @@ export function forEachFusedRow(terms: FusionTerms, row: (c: number, values: Flo
       else addCentred(scratch, term, c, inPerGroup, k);
     }
     for (const scale of terms.identities) scratch[(c % inPerGroup) * kk + centre] += scale[c];
+    for (const p of terms.pools) addPool(scratch, (c % inPerGroup) * kk, p, k);
+    if (terms.postScale) {
+      const t = terms.postScale[c];
+      for (let j = 0; j < per; j++) scratch[j] *= t;
+    }
     row(c, scratch);
   }
 }
@@ -74,6 +86,13 @@ function addScaled(dst: Float64Array, src: Values, from: number, length: number,
 
 function addCentres(dst: Float64Array, src: Values, from: number, inPerGroup: number, kk: number, centre: number, t: number): void {
   for (let i = 0; i < inPerGroup; i++) dst[i * kk + centre] += src[from + i] * t;
+}
+
+/** A p×p average (odd p ≤ k, zero padding counted, so every tap weighs 1/p²) centred in the k×k slot at `base`. */
+function addPool(dst: Float64Array, base: number, p: number, k: number): void {
+  const w = 1 / (p * p);
+  const d = (k - p) / 2;
+  for (let y = 0; y < p; y++) for (let x = 0; x < p; x++) dst[base + (y + d) * k + x + d] += w;
 }
 
 /** A kh×kw kernel (odd, no larger than k) added at the centre of each k×k slot. */

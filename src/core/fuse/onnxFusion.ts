@@ -4,17 +4,21 @@ import { ONNX_DATA_TYPE, type OnnxAttribute, type OnnxGraph, type OnnxModel, typ
 import type { DType, Tensor } from '../formats/tensor';
 import { familyById } from '../model/families';
 import { joinPath } from '../model/moduleIndex';
+import { GraphIndex } from '../model/onnxGraph';
+import { noOp } from '../model/onnxNoops';
 import { namesReadIn, scopePath } from '../model/onnxStructure';
 import { allBlocks, type Block, type ModelStructure } from '../model/structure';
 import { fuseBlockEncoded, type FuseOptions } from './fuseBlock';
 
 /*
- * Deploy form inside the ONNX graph: each block's convs, BatchNormalizations and Adds become one
- * Conv that writes the block's output tensor under its old name, so every consumer, graph output
- * and value_info entry downstream stays as it was. Everything outside the blocks is kept as is.
+ * Deploy form inside the ONNX graph: each block's nodes — convs, BatchNormalizations (the one
+ * after the sum too), average pools, sums and the no-ops among them — become one Conv that writes
+ * the block's output tensor under its old name, so every consumer, graph output and value_info
+ * entry downstream stays as it was. Everything outside the blocks is kept as is, except nodes and
+ * initializers that only the removed nodes read (a Constant 0 shared by several Adds).
  */
 
-export interface OnnxFuseOptions extends FuseOptions {
+export interface OnnxFuseOptions extends Omit<FuseOptions, 'postBn'> {
   /** Called after each block is fused. */
   onBlock?: (block: Block) => void;
 }
@@ -99,15 +103,16 @@ async function replacementFor(block: Block, graph: OnnxGraph, byName: ReadonlyMa
   const ref = block.branches.find((b) => b.role === 'dense' && b.convWeight)!;
   // The Conv reads the same activations as before, so its weights keep the branches' type (fp16 stays fp16).
   const dtype = byName.get(ref.convWeight!)!.dtype;
-  const fused = await fuseBlockEncoded(block, (name) => byName.get(name)!.toNumbers(), dtype, options);
+  // The block becomes one Conv, so a BatchNorm after its sum is folded into it.
+  const fused = await fuseBlockEncoded(block, (name) => byName.get(name)!.toNumbers(), dtype, { eps: options.eps, postBn: 'fold' });
   const marker = site.familySource === 'none' ? 'reparam' : familyById(block.family).deploy;
   const base = joinPath(block.name, marker);
   const weight = freeName(taken, `${base}.weight`);
   const bias = freeName(taken, `${base}.bias`);
-  const sum = graph.node[site.nodes.find((i) => graph.node[i].output[0] === site.output)!];
   // Torch exporters name nodes by module scope; the new Conv sits where the block's deploy conv would.
-  const scope = sum.name?.startsWith('/') ? sum.name.slice(0, sum.name.lastIndexOf('/')) : '';
-  const nodeName = freeName(nodeNames, scope !== '' && scopePath(`${scope}/Add`) === block.name ? `${scope}/${marker}/Conv` : `/${base}/Conv`);
+  const scopes = site.nodes.map((i) => graph.node[i].name ?? '').filter((n) => n.startsWith('/')).map((n) => n.slice(0, n.lastIndexOf('/')));
+  const scope = scopes.find((sc) => sc !== '' && scopePath(`${sc}/Add`) === block.name);
+  const nodeName = freeName(nodeNames, scope !== undefined ? `${scope}/${marker}/Conv` : `/${base}/Conv`);
   const k = block.kernel;
   const p = Math.floor(k / 2);
   const domain = graph.node[site.nodes.find((i) => graph.node[i].opType === 'Conv')!].domain;
@@ -149,31 +154,38 @@ export async function fuseOnnxModel(file: ModelFile, structure: ModelStructure, 
   const replacements: Replacement[] = [];
   const skipped: OnnxFusion['skipped'] = [];
   const alreadyDeploy: Block[] = [];
+  const ix = new GraphIndex(graph, byName);
   for (const block of allBlocks(structure)) {
-    if (block.form === 'deploy') alreadyDeploy.push(block);
-    else if (!block.onnx?.fusible) skipped.push({ block, reason: block.warnings.join('; ') });
+    if (block.form === 'deploy') {
+      alreadyDeploy.push(block);
+      continue;
+    }
+    const reason = block.onnx?.fusible ? await unverifiedNoOp(ix, block, byName) : block.warnings.join('; ');
+    if (reason !== undefined) skipped.push({ block, reason });
     else replacements.push(await replacementFor(block, graph, byName, taken, nodeNames, options));
   }
 
-  // Nodes: each block's sum becomes its Conv; its other nodes go.
-  const atSum = new Map<number, Replacement>();
+  // Nodes: each block's last node becomes its Conv; its other nodes go, and so do nodes only they read.
+  const atLast = new Map<number, Replacement>();
   const removedNodes = new Set<number>();
   for (const r of replacements) {
     for (const i of r.block.onnx!.nodes) removedNodes.add(i);
-    atSum.set(r.block.onnx!.nodes.find((i) => graph.node[i].output[0] === r.block.onnx!.output)!, r);
+    atLast.set(r.block.onnx!.nodes.find((i) => graph.node[i].output.includes(r.block.onnx!.output))!, r);
   }
+  for (const i of deadAfterRemoval(graph, removedNodes, replacements.map((r) => r.node))) removedNodes.add(i);
   const node: OnnxNode[] = [];
   graph.node.forEach((n, i) => {
-    const r = atSum.get(i);
+    const r = atLast.get(i);
     if (r) node.push(r.node);
     else if (!removedNodes.has(i)) node.push(n);
   });
 
-  // Initializers of fused branches that nothing reads any more go; each block's new pair takes the place of its first.
+  // Initializers that only removed nodes read go; each block's new pair takes the place of its first.
   const stillRead = namesReadIn({ ...graph, node });
   for (const out of graph.output) stillRead.add(out.name ?? '');
+  const readByRemoved = new Set([...removedNodes].flatMap((i) => graph.node[i].input));
   const ownerOf = new Map(replacements.flatMap((r) => r.block.tensors.map((name) => [name, r] as const)));
-  const removedInitializers = new Set(graph.initializer.map((t) => t.name ?? '').filter((name) => ownerOf.has(name) && !stillRead.has(name)));
+  const removedInitializers = new Set(graph.initializer.map((t) => t.name ?? '').filter((name) => (ownerOf.has(name) || readByRemoved.has(name)) && !stillRead.has(name)));
   const placed = new Set<Replacement>();
   const initializer: OnnxTensor[] = [];
   for (const t of graph.initializer) {
@@ -182,9 +194,9 @@ export async function fuseOnnxModel(file: ModelFile, structure: ModelStructure, 
       initializer.push(await inlined(file.path, t, byName));
       continue;
     }
-    const r = ownerOf.get(name)!;
-    if (!placed.has(r)) initializer.push(...r.initializers);
-    placed.add(r);
+    const r = ownerOf.get(name);
+    if (r && !placed.has(r)) initializer.push(...r.initializers);
+    if (r) placed.add(r);
   }
   for (const r of replacements) if (!placed.has(r)) initializer.push(...r.initializers);
   const bytes = initializer.reduce((n, t) => n + (t.rawData?.length ?? 0), 0);
@@ -208,6 +220,48 @@ export async function fuseOnnxModel(file: ModelFile, structure: ModelStructure, 
     nodes: { before: graph.node.length, after: node.length },
     initializers: { before: graph.initializer.length, after: initializer.length },
   };
+}
+
+/**
+ * Why a block cannot be fused after all: a no-op of it rests on a constant whose data was still in
+ * the file when the block was found (an initializer 0 of an Add), and it does not hold the value.
+ */
+async function unverifiedNoOp(ix: GraphIndex, block: Block, byName: ReadonlyMap<string, Tensor>): Promise<string | undefined> {
+  for (const i of block.onnx!.nodes) {
+    for (const { tensor, equals } of noOp(ix, i)?.unverified ?? []) {
+      const t = byName.get(tensor);
+      const values = t ? await t.toFloat64() : undefined;
+      if (!values?.every((v) => v === equals)) {
+        return `${ix.label(i)}: ${tensor} ${values ? `is not ${equals} everywhere` : 'cannot be read'}, so the node is no no-op and the block cannot be one conv`;
+      }
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Nodes left without a reader once `removed` are gone (a Constant that only removed nodes read,
+ * and so on up the graph). Only nodes that lost readers are taken: one already unread stays.
+ */
+function deadAfterRemoval(graph: OnnxGraph, removed: ReadonlySet<number>, added: readonly OnnxNode[]): number[] {
+  const gone = new Set(removed);
+  const dead: number[] = [];
+  const lostReaders = new Set([...removed].flatMap((i) => graph.node[i].input));
+  for (let changed = true; changed; ) {
+    changed = false;
+    const read = namesReadIn({ ...graph, node: [...graph.node.filter((_, i) => !gone.has(i)), ...added] });
+    for (const out of graph.output) read.add(out.name ?? '');
+    graph.node.forEach((n, i) => {
+      if (gone.has(i)) return;
+      const outputs = n.output.filter((o) => o !== '');
+      if (outputs.length === 0 || outputs.some((o) => read.has(o)) || !outputs.some((o) => lostReaders.has(o))) return;
+      gone.add(i);
+      dead.push(i);
+      for (const input of n.input) lostReaders.add(input);
+      changed = true;
+    });
+  }
+  return dead;
 }
 
 function initializerInput(t: OnnxTensor): OnnxValueInfo {

@@ -3,7 +3,7 @@ import type { ModelFile } from '../formats/modelFile';
 import type { Tensor } from '../formats/tensor';
 import { fuseBlock } from '../fuse/fuseBlock';
 import { familyById } from '../model/families';
-import { allBlocks, type Block, type Branch, type ModelStructure } from '../model/structure';
+import { allBlocks, type Block, type BnNames, type ModelStructure } from '../model/structure';
 import { OnnxBuilder, type Dim } from './onnxBuilder';
 import { planTopology, type Topology } from './topology';
 
@@ -90,20 +90,32 @@ class BlockEmitter {
     });
   }
 
-  private async batchNorm(block: Block, branch: Branch, x: string, out: string): Promise<string> {
-    const bn = branch.bn;
-    if (!bn) throw new GraphError(block.name, `${branch.module} has no complete BatchNorm`);
+  private async batchNorm(block: Block, module: string, bn: BnNames | undefined, x: string, out: string): Promise<string> {
+    if (!bn) throw new GraphError(block.name, `${module} has no complete BatchNorm`);
     const inputs = [x];
     for (const name of [bn.weight, bn.bias, bn.mean, bn.var]) inputs.push(await this.init(block, name));
     return this.g.node('BatchNormalization', inputs, out, { epsilon: this.options.eps ?? bn.eps }, ['epsilon']);
   }
 
+  /**
+   * The branches as the family computes them: conv + BN, a bare conv (its own bias, if any), the
+   * identity (BN, or the input itself), a p×p AveragePool (zero padding counted, as PyTorch's
+   * AvgPool2d by default), summed by Adds in the family's branch order.
+   */
   private async trainBranches(block: Block, x: string, name: string, stride: number): Promise<string> {
     const outs: string[] = [];
     for (const branch of block.branches) {
       const tag = `${name}/${branch.module.slice(block.name.length + 1)}`;
       if (branch.role === 'identity') {
-        outs.push(await this.batchNorm(block, branch, x, `${tag}/bn`));
+        outs.push(branch.withoutBn ? x : await this.batchNorm(block, branch.module, branch.bn, x, `${tag}/bn`));
+        continue;
+      }
+      if (branch.role === 'avgPool') {
+        const p = branch.poolKernel;
+        if (p === undefined) throw new GraphError(block.name, `${branch.module}: the AvgPool window is not known`);
+        const pad = block.padding - (block.kernel - p) / 2;
+        if (pad < 0 || !Number.isInteger(pad)) throw new GraphError(block.name, `a ${p}×${p} AvgPool would need padding ${pad} to line up with the ${block.kernel}×${block.kernel} branch`);
+        outs.push(this.g.node('AveragePool', [x], `${tag}/pool`, { kernel_shape: [p, p], strides: [stride, stride], pads: [pad, pad, pad, pad], count_include_pad: 1 }));
         continue;
       }
       const shape = branch.weightShape!;
@@ -112,27 +124,34 @@ class BlockEmitter {
       // A smaller kernel is centred in the k×k one: its padding shrinks by the difference.
       const pad = block.padding - (block.kernel - shape[2]) / 2;
       const conv = this.conv(block, x, `${tag}/conv`, w, shape, b, stride, pad, shape[2] === 1 ? 1 : block.dilation);
-      outs.push(await this.batchNorm(block, branch, conv, `${tag}/bn`));
+      outs.push(branch.withoutBn ? conv : await this.batchNorm(block, branch.module, branch.bn, conv, `${tag}/bn`));
     }
     if (outs.length === 0) throw new GraphError(block.name, 'has no branches');
+    // A block of one bare identity would have nothing to add; the sum is then the input itself.
+    if (outs.length === 1) return outs[0] === x ? this.g.node('Identity', [x], `${name}/sum`) : outs[0];
     let sum = outs[0];
     for (let i = 1; i < outs.length; i++) sum = this.g.node('Add', [sum, outs[i]], i === outs.length - 1 ? `${name}/sum` : `${name}/sum${i}`);
     return sum;
   }
 
-  private async deployConv(block: Block, x: string, name: string, stride: number): Promise<string> {
+  /**
+   * The block as one conv. A train block is fused here with its post-sum BN folded in, so the conv
+   * is the whole block; a deploy block is its stored conv, after which a post-sum BN the file
+   * keeps (YOLOv6 QARepVGG's deploy form) still has to be applied: `postBnLeft` says so.
+   */
+  private async deployConv(block: Block, x: string, name: string, stride: number): Promise<{ y: string; postBnLeft: boolean }> {
     const deployModule = `${block.name}.${familyById(block.family).deploy}`;
     if (block.form === 'deploy') {
       const d = block.deploy!;
       const w = await this.init(block, d.weight);
       const b = d.bias ? await this.init(block, d.bias) : undefined;
-      return this.conv(block, x, `${name}/reparam`, w, d.weightShape, b, stride, block.padding, block.dilation);
+      return { y: this.conv(block, x, `${name}/reparam`, w, d.weightShape, b, stride, block.padding, block.dilation), postBnLeft: block.postBn !== undefined };
     }
     const load = async (t: string) => this.tensor(block, t).toFloat64();
-    const fused = await fuseBlock(block, load, { eps: this.options.eps });
+    const fused = await fuseBlock(block, load, { eps: this.options.eps, postBn: 'fold' });
     const w = this.g.initializer(`${deployModule}.weight`, fused.shape, Float32Array.from(fused.weight));
     const b = this.g.initializer(`${deployModule}.bias`, [fused.shape[0]], Float32Array.from(fused.bias));
-    return this.conv(block, x, `${name}/reparam`, w, fused.shape, b, stride, block.padding, 1);
+    return { y: this.conv(block, x, `${name}/reparam`, w, fused.shape, b, stride, block.padding, 1), postBnLeft: false };
   }
 
   /** Squeeze-excitation on the branch sum, before the activation, as upstream RepVGG, MobileOne and mmpretrain do. */
@@ -161,8 +180,13 @@ class BlockEmitter {
       stride = 1;
     }
     const fuse = this.options.form === 'deploy' || block.form === 'deploy';
-    let y = fuse ? await this.deployConv(block, x, name, stride) : await this.trainBranches(block, x, name, stride);
+    let y: string;
+    let postBnLeft = block.postBn !== undefined;
+    if (fuse) ({ y, postBnLeft } = await this.deployConv(block, x, name, stride));
+    else y = await this.trainBranches(block, x, name, stride);
     if (block.se) y = await this.se(block, y, name);
+    // The BN after the sum (QARepVGG: bn(se(sum)); its SE is an nn.Identity).
+    if (postBnLeft) y = await this.batchNorm(block, block.postBn!.weight.replace(/\.weight$/, ''), block.postBn, y, `${name}/post_bn`);
     if (familyById(block.family).activation === 'silu') {
       // Opset 13 has no SiLU op: x·σ(x), as PyTorch exports it.
       const gate = this.g.node('Sigmoid', [y], `${name}/act/sigmoid`);
@@ -180,7 +204,7 @@ class BlockEmitter {
  */
 export async function buildGraph(file: ModelFile, structure: ModelStructure, options: GraphOptions): Promise<BuiltGraph> {
   if (allBlocks(structure).length === 0) throw new GraphError(file.path, 'no re-parameterizable blocks to build a graph from');
-  const plan = planTopology(file.tensors, structure);
+  const plan = planTopology(file.tensors, structure, file.modules);
   const displayName = blockNamer(file);
   const forms = new Set(plan.blocks.map((b) => (options.form === 'deploy' ? 'deploy' : b.form)));
   const form: BuiltGraph['form'] = forms.size === 1 ? [...forms][0] : 'mixed';

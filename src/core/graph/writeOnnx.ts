@@ -3,7 +3,7 @@ import { defaultOutputPath, whileUnchanged } from '../convert/convert';
 import { ModelFormatError } from '../formats/errors';
 import type { WeightsChoice } from '../formats/modelFile';
 import { openModelFile } from '../formats/openModelFile';
-import { buildStructure } from '../model/buildStructure';
+import { buildStructure, type StructureOptions } from '../model/buildStructure';
 import { allBlocks, type Block } from '../model/structure';
 import { cancelledError, writeAtomically } from '../writers/atomicFile';
 import type { ProducedBytes } from '../writers/checksum';
@@ -20,6 +20,8 @@ export interface OnnxExportOptions {
   force?: boolean;
   /** Replaces every BN eps when fusing. */
   eps?: number;
+  /** What the file cannot say about its blocks (e.g. that its QARepVGG blocks are QARepVGGBlockV2). */
+  structure?: StructureOptions;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number, block: Block) => void;
 }
@@ -61,7 +63,7 @@ export async function writeDeployOnnx(input: string, options: OnnxExportOptions 
     if (model.format === 'onnx') {
       throw new ModelFormatError(input, 'is already ONNX; convert the PyTorch or safetensors checkpoint instead');
     }
-    const structure = buildStructure(model);
+    const structure = buildStructure(model, options.structure);
     const blocks = allBlocks(structure);
     const train = blocks.filter((b) => b.form === 'train');
     if (train.length === 0) {

@@ -1,10 +1,14 @@
 import type { ModelFile } from '../formats/modelFile';
 import { numelOf } from '../formats/tensor';
 import { recogniseArchitecture } from './architectures';
-import { detectBlocks, type RawBlock } from './detectBlocks';
+import { detectBlocks, type DetectOptions, type RawBlock } from './detectBlocks';
 import { ModuleIndex, type TensorMeta } from './moduleIndex';
+import { sourceNote } from './describe';
 import { detectOnnxBlocks } from './onnxStructure';
-import type { Block, BlockForm, ModelStructure, Stage, StructureWarning, ValueSource } from './structure';
+import type { AbsentBranch, Block, BlockForm, Branch, ModelStructure, Stage, StructureWarning, ValueSource } from './structure';
+
+/** What the caller knows about the model that its file cannot say. */
+export type StructureOptions = Pick<DetectOptions, 'qarepvgg'>;
 
 /** Stage of a block: the container it is numbered in ('stage1.0' → 'stage1'), or itself when it stands alone ('stage0'). */
 function stageOf(blockName: string): { stage: string; position: number | null } {
@@ -21,17 +25,19 @@ function numel(index: Map<string, TensorMeta>, names: (string | undefined)[]): n
 }
 
 /** Applies what the tensors alone cannot say: channels, groups and stride, each with where it came from. */
-function resolveBlock(raw: RawBlock, modules: ModuleIndex, tensors: Map<string, TensorMeta>, previousOut: number | undefined): Block {
+function resolveBlock(raw: RawBlock, modules: ModuleIndex, tensors: Map<string, TensorMeta>, previousOut: number | undefined, namedByConvention: boolean): Block {
   const warnings = [...raw.warnings];
-  const convs = raw.branches.filter((b) => b.weightShape);
+  const branches: Branch[] = [...raw.branches];
+  const absent: AbsentBranch[] = [...raw.absent];
+  const convs = branches.filter((b) => b.weightShape);
   const main = raw.deploy?.weightShape ?? convs.find((b) => b.role === 'dense')?.weightShape ?? convs[0]?.weightShape;
-  const identity = raw.branches.find((b) => b.role === 'identity');
+  const identityBn = branches.find((b) => b.role === 'identity' && b.bn);
   const convModule = raw.deploy ? raw.deploy.weight.replace(/\.weight$/, '') : convs[0]?.module;
   const attr = (name: string) => (convModule === undefined ? undefined : modules.numberAttribute(convModule, name));
   const { stage, position } = stageOf(raw.name);
 
   // An identity whose BN is incomplete has no size to offer (fusion refuses such a block).
-  const identityChannels = identity?.bn ? tensors.get(identity.bn.weight)!.shape[0] : undefined;
+  const identityChannels = identityBn ? tensors.get(identityBn.bn!.weight)!.shape[0] : undefined;
   const outChannels = main?.[0] ?? identityChannels ?? 0;
   const inPerGroup = main?.[1] ?? outChannels;
   const kernel = convs.reduce((k, b) => Math.max(k, b.weightShape![2]), Math.max(raw.deploy?.weightShape[2] ?? 0, 1));
@@ -41,15 +47,30 @@ function resolveBlock(raw: RawBlock, modules: ModuleIndex, tensors: Map<string, 
   const groupsAttr = attr('groups');
   if (groupsAttr !== undefined) [groups, groupsSource] = [groupsAttr, 'attribute'];
   else if (identityChannels !== undefined) [groups, groupsSource] = [identityChannels / inPerGroup, 'identity-bn'];
-  else if (previousOut !== undefined && previousOut !== inPerGroup && previousOut % inPerGroup === 0) [groups, groupsSource] = [previousOut / inPerGroup, 'chain'];
+  else if (!raw.family.ungrouped && previousOut !== undefined && previousOut !== inPerGroup && previousOut % inPerGroup === 0) [groups, groupsSource] = [previousOut / inPerGroup, 'chain'];
   const inChannels = attr('in_channels') ?? inPerGroup * groups;
 
   let stride: number | null = null;
   let strideSource: ValueSource = 'unknown';
   const strideAttr = attr('stride');
   if (strideAttr !== undefined) [stride, strideSource] = [strideAttr, 'attribute'];
-  else if (identity) [stride, strideSource] = [1, 'identity-rule'];
-  else if (raw.family.stageConvention) {
+  else if (identityBn) [stride, strideSource] = [1, 'identity-rule'];
+  else if (namedByConvention && raw.family.downsampleNames) [stride, strideSource] = [raw.family.downsampleNames.test(raw.name) ? 2 : 1, 'stage-convention'];
+
+  // Branches without tensors that a state dict cannot show are there where the family's constructor puts them: in == out
+  // at stride 1. A stride the file does not say is taken as 1: outside names that say otherwise (downsampleNames), the
+  // family's models do not have in == out at stride 2.
+  for (const u of raw.undecided) {
+    if (inChannels === outChannels && (stride === null || stride === 1)) {
+      branches.push({ role: u.role, module: u.module, withoutBn: true, presence: 'inferred', ...(u.role === 'avgPool' ? { poolKernel: u.poolKernel ?? kernel } : {}) });
+    } else {
+      absent.push({ role: u.role, reason: inChannels !== outChannels ? 'in_channels ≠ out_channels' : `stride ${stride} (${sourceNote(strideSource)})` });
+    }
+  }
+  const identity = branches.find((b) => b.role === 'identity');
+
+  if (stride === null && identity) [stride, strideSource] = [1, 'identity-rule'];
+  else if (stride === null && raw.family.stageConvention) {
     const first = position === null || position === 0;
     if (first) [stride, strideSource] = [2, 'stage-convention'];
     else if (inChannels !== outChannels) [stride, strideSource] = [1, 'stage-convention'];
@@ -62,6 +83,9 @@ function resolveBlock(raw: RawBlock, modules: ModuleIndex, tensors: Map<string, 
   if (identity && inChannels !== outChannels) {
     warnings.push(`identity branch present but in_channels (${inChannels}) ≠ out_channels (${outChannels}): the identity cannot be added`);
   }
+  if (branches.some((b) => b.role === 'avgPool') && inChannels !== outChannels) {
+    warnings.push(`AvgPool branch present but in_channels (${inChannels}) ≠ out_channels (${outChannels}): it cannot be added`);
+  }
   if (!identity && !raw.deploy && inChannels === outChannels && (stride === 1 || (stride === null && raw.family.stageConvention && position !== null && position > 0))) {
     warnings.push(`in_channels == out_channels (${inChannels}) and ${stride === 1 ? 'stride is 1' : 'not the first block of its stage'}, but there is no identity branch`);
   }
@@ -73,13 +97,17 @@ function resolveBlock(raw: RawBlock, modules: ModuleIndex, tensors: Map<string, 
   if (raw.deploy && raw.branches.length > 0) warnings.push('has both train-form branches and a fused deploy conv');
 
   const seTensors = raw.se ? [raw.se.down, raw.se.downBias, raw.se.up, raw.se.upBias] : [];
+  const postBnParams = raw.postBn ? [raw.postBn.weight, raw.postBn.bias] : [];
   const form: BlockForm = raw.branches.length > 0 ? 'train' : 'deploy';
   const trainParams = numel(tensors, [
     ...raw.branches.flatMap((b) => [b.convWeight, b.convBias, b.bn?.weight, b.bn?.bias]),
     ...(form === 'deploy' ? [raw.deploy?.weight, raw.deploy?.bias] : []),
     ...seTensors,
+    ...postBnParams,
   ]);
-  const deployParams = outChannels * inPerGroup * kernel * kernel + outChannels + numel(tensors, seTensors);
+  // A family whose deploy module keeps the post-sum BN (YOLOv6) keeps its γ and β in the deploy checkpoint.
+  const keptPostBn = raw.family.postBn?.keptInDeploy ? postBnParams : [];
+  const deployParams = outChannels * inPerGroup * kernel * kernel + outChannels + numel(tensors, [...seTensors, ...keptPostBn]);
 
   return {
     name: raw.name,
@@ -95,9 +123,11 @@ function resolveBlock(raw: RawBlock, modules: ModuleIndex, tensors: Map<string, 
     groups,
     groupsSource,
     dilation,
-    branches: raw.branches,
+    branches,
     deploy: raw.deploy,
     se: raw.se,
+    ...(raw.postBn ? { postBn: raw.postBn } : {}),
+    ...(absent.length > 0 ? { absent } : {}),
     form,
     params: { train: trainParams, deploy: deployParams },
     tensors: raw.tensors,
@@ -109,16 +139,22 @@ export function buildStructureFromTensors(
   format: ModelFile['format'],
   tensorList: readonly TensorMeta[],
   modules: ModelFile['modules'] = [],
+  options: StructureOptions = {},
 ): ModelStructure {
   const index = new ModuleIndex(tensorList, modules);
   const tensors = new Map(tensorList.map((t) => [t.name, t]));
   const blocks: Block[] = [];
-  for (const raw of detectBlocks(index)) blocks.push(resolveBlock(raw, index, tensors, blocks.at(-1)?.outChannels));
-  return assembleStructure(format, blocks, tensorList);
+  const raws = detectBlocks(index, { ...options, orderByName: format === 'safetensors' });
+  // A family's naming convention for strides holds only in a model named the family's way.
+  const named = new Set(raws.filter((r) => r.family.downsampleNames?.test(r.name)).map((r) => r.family.id));
+  for (const raw of raws) blocks.push(resolveBlock(raw, index, tensors, blocks.at(-1)?.outChannels, named.has(raw.family.id)));
+  // An assumption that holds for every such block is said once, for the model.
+  const assumptions = [...new Set(raws.flatMap((r) => (r.assumed ? [r.assumed] : [])))];
+  return assembleStructure(format, blocks, tensorList, assumptions.map((message) => ({ message })));
 }
 
 /** Stages, model-level family, form, parameter counts and warnings around blocks given in model order. */
-function assembleStructure(format: ModelFile['format'], blocks: readonly Block[], tensorList: readonly TensorMeta[]): ModelStructure {
+function assembleStructure(format: ModelFile['format'], blocks: readonly Block[], tensorList: readonly TensorMeta[], modelWarnings: StructureWarning[] = []): ModelStructure {
   const tensors = new Map(tensorList.map((t) => [t.name, t]));
   const stages: Stage[] = [];
   for (const block of blocks) {
@@ -134,6 +170,7 @@ function assembleStructure(format: ModelFile['format'], blocks: readonly Block[]
   const forms = new Set(blocks.map((b) => b.form));
   const warnings: StructureWarning[] = blocks.flatMap((b) => b.warnings.map((message) => ({ block: b.name, message })));
   if (families.length > 1) warnings.push({ message: `blocks of several families: ${families.join(', ')}` });
+  warnings.push(...modelWarnings);
 
   const otherParams = numel(
     tensors,
@@ -155,10 +192,10 @@ function assembleStructure(format: ModelFile['format'], blocks: readonly Block[]
 }
 
 /** ONNX models are read from their graph (blocks are found by shape, names only label them); checkpoints from their tensor names. */
-export function buildStructure(file: ModelFile): ModelStructure {
+export function buildStructure(file: ModelFile, options: StructureOptions = {}): ModelStructure {
   if (file.onnx?.graph) {
     const blocks = detectOnnxBlocks(file.onnx.graph, file.tensors).map((b): Block => ({ ...b, stage: stageOf(b.name).stage }));
     return assembleStructure(file.format, blocks, file.tensors);
   }
-  return buildStructureFromTensors(file.format, file.tensors, file.modules);
+  return buildStructureFromTensors(file.format, file.tensors, file.modules, options);
 }

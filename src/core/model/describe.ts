@@ -1,3 +1,4 @@
+import { familyById } from './families';
 import type { Block, Branch, ModelStructure, ValueSource } from './structure';
 
 /** Words for where an inferred value came from; 'attribute' values are facts and get no note. */
@@ -24,33 +25,84 @@ export function strideText(block: Block): string {
 }
 
 function branchMark(block: Block, role: Branch['role']): string {
-  const n = block.branches.filter((b) => b.role === role).length;
-  if (n === 0) return '–';
-  return n > 1 ? `✓×${n}` : '✓';
+  const branches = block.branches.filter((b) => b.role === role);
+  if (branches.length === 0) return '–';
+  // '?' marks a branch a state dict cannot show, put there by the family's rule (as for strides).
+  const mark = `✓${branches.length > 1 ? `×${branches.length}` : ''}${branches.some((b) => b.presence === 'inferred') ? '?' : ''}`;
+  // An AvgPool never has one: only conv and identity branches say so.
+  return role !== 'avgPool' && branches.every((b) => b.withoutBn) ? `${mark} (no BN)` : mark;
 }
 
-/** One-line summary used by the tree view and the CLI: `48→96 · s2 · g1 · 3×3 ✓ 1×1 ✓ id –`. */
+/** Whether the block has, or its family could have, an AvgPool branch (QARepVGGBlockV2; or v1, whose absence says why). */
+function showsAvgPool(block: Block): boolean {
+  return block.branches.some((b) => b.role === 'avgPool') || (block.absent ?? []).some((a) => a.role === 'avgPool');
+}
+
+/**
+ * One-line summary used by the tree view and the CLI: `48→96 · s2 · g1 · 3×3 ✓ 1×1 ✓ id –`. Branches
+ * without BN say so (`1×1 ✓ (no BN)`), an AvgPool branch and a BatchNorm after the sum are shown
+ * where the family has them (`avg ✓? · BN after sum`).
+ */
 export function blockDescription(block: Block): string {
   const head = `${block.inChannels}→${block.outChannels} · ${strideText(block)} · g${block.groups}`;
-  if (block.form === 'deploy') return `${head} · fused ${block.kernel}×${block.kernel}${block.se ? ' · SE' : ''}`;
+  const postBn = block.postBn ? ' · BN after sum' : '';
+  if (block.form === 'deploy') return `${head} · fused ${block.kernel}×${block.kernel}${postBn}${block.se ? ' · SE' : ''}`;
   const k = `${block.kernel}×${block.kernel}`;
-  return `${head} · ${k} ${branchMark(block, 'dense')} 1×1 ${branchMark(block, 'oneByOne')} id ${branchMark(block, 'identity')}${block.se ? ' · SE' : ''}`;
+  const avg = showsAvgPool(block) ? ` avg ${branchMark(block, 'avgPool')}` : '';
+  return `${head} · ${k} ${branchMark(block, 'dense')} 1×1 ${branchMark(block, 'oneByOne')} id ${branchMark(block, 'identity')}${avg}${block.se ? ' · SE' : ''}${postBn}`;
 }
 
 export function branchLabel(branch: Branch): string {
-  // Without BN: the exporter folded it into the conv's bias, or the input is added unchanged.
-  const bn = branch.withoutBn ? '' : ' + BN';
+  // Without BN: the exporter folded it into the conv's bias, or the conv or input is summed as it is.
+  const bare = (conv: string) => (branch.convBias ? `${conv} + bias` : `${conv} (no BN)`);
+  const inferred = branch.presence === 'inferred' ? ', inferred' : '';
   switch (branch.role) {
-    case 'dense': return `${branch.weightShape?.[2]}×${branch.weightShape?.[3]} conv${branch.withoutBn ? ' + bias' : bn}`;
-    case 'oneByOne': return `1×1 conv${branch.withoutBn ? ' + bias' : bn}`;
-    case 'identity': return branch.withoutBn ? 'identity' : 'identity (BN)';
+    case 'dense': return branch.withoutBn ? bare(`${branch.weightShape?.[2]}×${branch.weightShape?.[3]} conv`) : `${branch.weightShape?.[2]}×${branch.weightShape?.[3]} conv + BN`;
+    case 'oneByOne': return branch.withoutBn ? bare('1×1 conv') : '1×1 conv + BN';
+    case 'identity': return branch.withoutBn ? `identity (no BN${inferred})` : 'identity (BN)';
+    case 'avgPool': return `${branch.poolKernel ?? '?'}×${branch.poolKernel ?? '?'} AvgPool (zero padding counted${inferred})`;
   }
+}
+
+/** The BatchNorm after the sum of the branches (QARepVGG's `bn`) in words, or undefined when the block has none. */
+export function postBnLabel(block: Block): string | undefined {
+  if (!block.postBn) return undefined;
+  if (block.form === 'deploy') return 'BN after the conv, kept as the family\'s deploy module keeps it';
+  const family = familyById(block.family);
+  const kept = family.postBn?.keptInDeploy ? `; a deploy checkpoint keeps it beside ${family.deploy}, as the family's own deploy module does` : '';
+  return `BN after the sum: folded into the one fused conv${kept}`;
 }
 
 export function formatCount(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k`;
   return String(n);
+}
+
+const ROLE_WORDS: Record<Branch['role'], string> = { dense: 'k×k', oneByOne: '1×1', identity: 'id', avgPool: 'avg' };
+
+/**
+ * What the one-line descriptions cannot say, once per reason: why a tensorless branch is absent
+ * ('avg –'), and that a '✓?' branch was inferred. Only blocks that have such branches get any.
+ */
+function branchNotes(s: ModelStructure): string[] {
+  const groups = new Map<string, string[]>();
+  const add = (key: string, block: string) => {
+    const list = groups.get(key);
+    if (list) list.push(block);
+    else groups.set(key, [block]);
+  };
+  for (const block of s.stages.flatMap((st) => st.blocks)) {
+    for (const a of block.absent ?? []) add(`${ROLE_WORDS[a.role]} – : ${a.reason}`, block.name);
+    for (const role of new Set(block.branches.filter((b) => b.presence === 'inferred').map((b) => b.role))) {
+      add(`${ROLE_WORDS[role]} ✓? : inferred, as a state dict cannot show a branch without tensors: the family puts it where in == out at stride 1`, block.name);
+    }
+  }
+  return [...groups].map(([text, blocks]) => {
+    const [mark, reason] = text.split(' : ');
+    const which = blocks.length <= 3 ? blocks.join(', ') : `${blocks.slice(0, 3).join(', ')}, … (${blocks.length} blocks)`;
+    return `  note: ${mark} (${which}): ${reason}`;
+  });
 }
 
 /** The indented tree `replens inspect` prints. */
@@ -66,10 +118,33 @@ export function structureText(s: ModelStructure, fileName: string, fileWarnings:
     }
   }
   if (s.other.length) lines.push(`  other tensors: ${s.other.length}`);
+  lines.push(...branchNotes(s));
   for (const w of fileWarnings) lines.push(`warning: ${w}`);
   for (const w of s.warnings) lines.push(`warning: ${w.block ? `${w.block}: ` : ''}${w.message}`);
   if (s.stages.length === 0) lines.push('  no re-parameterizable blocks found');
   return lines.join('\n');
+}
+
+/**
+ * Per-branch detail for blocks with branches that have no BN or no tensors, or a BN after the sum
+ * (QARepVGG): each branch's kind, module and how its presence is known, the absent branches with the
+ * reason, and the post-sum BN. Other blocks get none, so their JSON is as it always was.
+ */
+function branchDetail(b: Block): Record<string, unknown> {
+  const special = b.postBn !== undefined || b.absent !== undefined || b.branches.some((x) => x.role === 'avgPool' || x.presence !== undefined);
+  if (!special) return {};
+  return {
+    branchList: b.branches.map((x) => ({
+      role: x.role,
+      module: x.module,
+      label: branchLabel(x),
+      bn: !x.withoutBn,
+      ...(x.presence ? { presence: x.presence } : {}),
+      ...(x.poolKernel !== undefined ? { poolKernel: x.poolKernel } : {}),
+    })),
+    absentBranches: b.absent ?? [],
+    ...(b.postBn ? { postBnModule: b.postBn.weight.replace(/\.weight$/, '') } : {}),
+  };
 }
 
 /** The JSON `replens inspect --json` prints (a stable public shape). */
@@ -97,8 +172,11 @@ export function structureJson(s: ModelStructure, fileWarnings: readonly string[]
           dense: b.branches.some((x) => x.role === 'dense'),
           oneByOne: b.branches.some((x) => x.role === 'oneByOne'),
           identity: b.branches.some((x) => x.role === 'identity'),
+          avgPool: b.branches.some((x) => x.role === 'avgPool'),
         },
         denseBranches: b.branches.filter((x) => x.role === 'dense').length,
+        postBn: b.postBn !== undefined,
+        ...branchDetail(b),
         se: b.se !== undefined,
         form: b.form,
         params: b.params,

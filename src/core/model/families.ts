@@ -3,7 +3,16 @@
  * Detection, fusion and the writers all read these tables, so adding a family
  * is adding a row.
  */
-export type FamilyId = 'repvgg' | 'yolov6-repvgg' | 'yolov7-repconv' | 'timm-repvgg' | 'mobileone' | 'mmpretrain-repvgg';
+export type FamilyId =
+  | 'repvgg'
+  | 'yolov6-repvgg'
+  | 'yolov6-qarepvgg'
+  | 'yolov6-qarepvgg-v2'
+  | 'yolov7-repconv'
+  | 'timm-repvgg'
+  | 'timm-mobileone'
+  | 'mobileone'
+  | 'mmpretrain-repvgg';
 
 export type Activation = 'relu' | 'silu';
 
@@ -17,9 +26,32 @@ export interface FamilyLayout {
   label: string;
   /** The k×k conv+BN branch; `{i}` marks MobileOne's numbered over-parameterized branches. */
   dense: ConvBnNames;
-  oneByOne: ConvBnNames;
-  /** The BN-only identity branch. */
+  /** The 1×1 branch; without `bn` it is a bare conv, summed as it is (QARepVGG's `rbr_1x1`). */
+  oneByOne: { conv: string; bn?: string };
+  /** The identity branch: a BatchNorm, or with `identityWithoutBn` a module without tensors (nn.Identity). */
   identity: string;
+  /**
+   * The identity is the input added unchanged (QARepVGG's `rbr_identity = nn.Identity()`). Having no
+   * tensors, it shows only in a pickled module's tree; in a state dict its presence is inferred
+   * from the channels (in == out), as the family's constructor decides it.
+   */
+  identityWithoutBn?: true;
+  /**
+   * A parallel AvgPool2d branch without tensors (QARepVGGBlockV2's `rbr_avg`: kernel k, the block's
+   * stride, padding k//2, zero padding counted), present where the identity is.
+   */
+  avgPool?: string;
+  /**
+   * A BatchNorm applied to the sum of the branches (QARepVGG's `bn`). `keptInDeploy`: the family's
+   * own deploy module keeps it after its re-parameterization (YOLOv6: "keep post bn for QAT"), so a
+   * deploy checkpoint holds the pre-BN conv and this BN unchanged.
+   */
+  postBn?: { module: string; keptInDeploy: boolean };
+  /**
+   * The Python class of the family's block in a pickled module ('timm.models.byobnet.MobileOneBlock'),
+   * which tells apart families whose tensor names are the same.
+   */
+  className?: RegExp;
   /** The single conv (with bias) of the deploy form. */
   deploy: string;
   /** Squeeze-excitation convs inside the block, if the family has them. */
@@ -29,6 +61,17 @@ export interface FamilyLayout {
   activation: Activation;
   /** Whether the family's own models put stride 2 at each stage's first block. */
   stageConvention: boolean;
+  /**
+   * Block paths the family's own models give stride 2 (YOLOv6: the stem and the first block of each
+   * ERBlock stage); in a model named so, every other block of the family has stride 1.
+   */
+  downsampleNames?: RegExp;
+  /**
+   * The family's models never group their blocks' convs (YOLOv6 builds every block with groups=1),
+   * so groups are not inferred from the previous block: in a detector, layers without tensors of
+   * interest (concats, upsamples) sit between blocks that the file lists one after the other.
+   */
+  ungrouped?: true;
   /** Names elsewhere in the model that tell this family from one with the same block names. */
   modelHint?: RegExp;
   /** Module names of the family's classifier (GAP → Linear) after the last block, for the parity graph. */
@@ -47,6 +90,8 @@ export const FAMILIES: readonly FamilyLayout[] = [
     defaultEps: 1e-3,
     activation: 'relu',
     stageConvention: false,
+    downsampleNames: /(^|\.)(stem|ERBlock_\d+\.0)$/,
+    ungrouped: true,
     modelHint: /(^|\.)(ERBlock_\d|Rep_p\d|Rep_n\d)(\.|$)/,
   },
   {
@@ -61,6 +106,42 @@ export const FAMILIES: readonly FamilyLayout[] = [
     activation: 'relu',
     stageConvention: true,
     classifier: ['linear'],
+  },
+  {
+    // Told from RepVGGBlock by the bare 1×1 conv and the BN after the sum (detectBlocks: QAREPVGG_SIGNATURE).
+    id: 'yolov6-qarepvgg',
+    label: 'YOLOv6 QARepVGGBlock',
+    dense: { conv: 'rbr_dense.conv', bn: 'rbr_dense.bn' },
+    oneByOne: { conv: 'rbr_1x1' },
+    identity: 'rbr_identity',
+    identityWithoutBn: true,
+    deploy: 'rbr_reparam',
+    postBn: { module: 'bn', keptInDeploy: true },
+    // YOLOv6's initialize_weights sets every BatchNorm's eps to 1e-3.
+    defaultEps: 1e-3,
+    activation: 'relu',
+    stageConvention: false,
+    downsampleNames: /(^|\.)(stem|ERBlock_\d+\.0)$/,
+    ungrouped: true,
+    className: /(^|\.)QARepVGGBlock$/,
+  },
+  {
+    // The same tensors as QARepVGGBlock; only a pickled module (or the caller) tells them apart.
+    id: 'yolov6-qarepvgg-v2',
+    label: 'YOLOv6 QARepVGGBlockV2',
+    dense: { conv: 'rbr_dense.conv', bn: 'rbr_dense.bn' },
+    oneByOne: { conv: 'rbr_1x1' },
+    identity: 'rbr_identity',
+    identityWithoutBn: true,
+    avgPool: 'rbr_avg',
+    deploy: 'rbr_reparam',
+    postBn: { module: 'bn', keptInDeploy: true },
+    defaultEps: 1e-3,
+    activation: 'relu',
+    stageConvention: false,
+    downsampleNames: /(^|\.)(stem|ERBlock_\d+\.0)$/,
+    ungrouped: true,
+    className: /(^|\.)QARepVGGBlockV2$/,
   },
   {
     id: 'yolov7-repconv',
@@ -83,8 +164,26 @@ export const FAMILIES: readonly FamilyLayout[] = [
     defaultEps: 1e-5,
     activation: 'relu',
     stageConvention: true,
+    se: { down: 'attn.fc1', up: 'attn.fc2' },
     classifier: ['head.fc'],
     modelHint: /(^|\.)stages\.\d+\.\d+\./,
+    className: /(^|\.)byobnet\.RepVggBlock$/,
+  },
+  {
+    // timm byobnet's MobileOneBlock: numbered k×k branches, a 1×1 "scale" branch (absent in k = 1
+    // blocks), a BatchNormAct2d identity and timm's SEModule as `attn`.
+    id: 'timm-mobileone',
+    label: 'timm MobileOne',
+    dense: { conv: 'conv_kxk.{i}.conv', bn: 'conv_kxk.{i}.bn' },
+    oneByOne: { conv: 'conv_scale.conv', bn: 'conv_scale.bn' },
+    identity: 'identity',
+    deploy: 'reparam_conv',
+    se: { down: 'attn.fc1', up: 'attn.fc2' },
+    defaultEps: 1e-5,
+    activation: 'relu',
+    stageConvention: true,
+    classifier: ['head.fc'],
+    className: /(^|\.)byobnet\.MobileOneBlock$/,
   },
   {
     id: 'mobileone',
@@ -95,6 +194,7 @@ export const FAMILIES: readonly FamilyLayout[] = [
     deploy: 'reparam_conv',
     se: { down: 'se.reduce', up: 'se.expand' },
     defaultEps: 1e-5,
+    className: /(^|\.)MobileOneBlock$/,
     activation: 'relu',
     stageConvention: true,
     classifier: ['linear'],

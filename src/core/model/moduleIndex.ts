@@ -9,6 +9,7 @@ export interface TensorMeta {
 export class ModuleIndex {
   private readonly byModule = new Map<string, Map<string, TensorMeta>>();
   private readonly attributes = new Map<string, Record<string, unknown>>();
+  private readonly classes = new Map<string, string>();
 
   constructor(
     readonly tensors: readonly TensorMeta[],
@@ -22,7 +23,20 @@ export class ModuleIndex {
       if (!params) this.byModule.set(module, (params = new Map()));
       params.set(param, t);
     }
-    for (const m of modules) this.attributes.set(m.path, m.attributes);
+    for (const m of modules) {
+      this.attributes.set(m.path, m.attributes);
+      this.classes.set(m.path, m.className);
+    }
+  }
+
+  /** Whether the file is a pickled module tree (not a bare state dict): modules without tensors are then seen too. */
+  get hasModuleTree(): boolean {
+    return this.classes.size > 0;
+  }
+
+  /** The Python class of a module of a pickled module tree ('torch.nn.modules.linear.Identity'); undefined in a state dict or for a module the tree does not have. */
+  className(module: string): string | undefined {
+    return this.classes.get(module);
   }
 
   /** Module paths in the order their first tensor appears. */
@@ -30,6 +44,7 @@ export class ModuleIndex {
     return [...this.byModule.keys()];
   }
 
+  /** Whether the module has tensors of its own. */
   has(module: string): boolean {
     return this.byModule.has(module);
   }
@@ -47,6 +62,12 @@ export class ModuleIndex {
     const value = this.attributes.get(module)?.[name];
     const first = Array.isArray(value) ? value[0] : value;
     return typeof first === 'number' && Number.isFinite(first) ? first : undefined;
+  }
+
+  /** A boolean attribute of a module (AvgPool2d's count_include_pad, ...). */
+  booleanAttribute(module: string, name: string): boolean | undefined {
+    const value = this.attributes.get(module)?.[name];
+    return typeof value === 'boolean' ? value : undefined;
   }
 
   hasAttributes(module: string): boolean {

@@ -1,7 +1,7 @@
 import type { ModelFormat } from '../formats/modelFile';
 import type { FamilyId } from './families';
 
-export type BranchRole = 'dense' | 'oneByOne' | 'identity';
+export type BranchRole = 'dense' | 'oneByOne' | 'identity' | 'avgPool';
 export type BlockForm = 'train' | 'deploy';
 
 /** How a value that a state dict does not store was obtained; anything but 'attribute' is inferred. */
@@ -35,6 +35,23 @@ export interface Branch {
    * Without this flag a missing BN is an error, never an implicit identity.
    */
   withoutBn?: true;
+  /**
+   * avgPool only: the k×k window of a parallel AvgPool2d (QARepVGGBlockV2's `rbr_avg`: stride of the
+   * block, padding k//2, zero padding counted), which is a conv with 1/k² on channel c mod (in/groups).
+   */
+  poolKernel?: number;
+  /**
+   * For a branch without tensors (a bare identity, an AvgPool): how its presence is known. 'module':
+   * the pickled module tree has it; 'inferred': a state dict cannot show it, so the family's own
+   * rule (in == out, which in its models means stride 1) put it there.
+   */
+  presence?: 'module' | 'inferred';
+}
+
+/** A branch the block's family can have that this block does not, and why (shown by inspect and the tree). */
+export interface AbsentBranch {
+  role: BranchRole;
+  reason: string;
 }
 
 /** Where a block sits in the ONNX graph it was found in. */
@@ -72,6 +89,16 @@ export interface Block {
   branches: Branch[];
   deploy?: { weight: string; bias?: string; weightShape: readonly number[] };
   se?: { down: string; downBias?: string; up: string; upBias?: string };
+  /**
+   * A BatchNorm applied to the sum of the branches (QARepVGG's `bn`), folded after the branches are
+   * summed. Families whose deploy module keeps it (YOLOv6) keep it in a deploy checkpoint too.
+   */
+  postBn?: BnNames;
+  /**
+   * Branches without tensors that this block lacks, each with the reason (set for families whose
+   * identity or AvgPool branch has no tensors, where absence is otherwise invisible).
+   */
+  absent?: AbsentBranch[];
   form: BlockForm;
   params: { train: number; deploy: number };
   /** Every tensor this block owns, in file order. */

@@ -2,9 +2,10 @@ import * as path from 'node:path';
 import { encodeOnnxModel } from '../formats/onnx';
 import type { OnnxGraph } from '../formats/onnxModel';
 import type { ModelFile, WeightsChoice } from '../formats/modelFile';
+import { isFloatDType } from '../formats/tensor';
 import { openModelFile } from '../formats/openModelFile';
 import { fuseOnnxModel, onnxBlockOutputs } from '../fuse/onnxFusion';
-import { blockNamer, buildGraph, type GraphForm } from '../graph/buildGraph';
+import { blockNamer, buildGraph, LOGITS, type GraphForm } from '../graph/buildGraph';
 import { graphStats } from '../graph/stats';
 import type { Topology } from '../graph/topology';
 import { buildStructure } from '../model/buildStructure';
@@ -16,6 +17,7 @@ import { adoptGeometry } from './geometry';
 import { readNpy } from './npy';
 import { NormalRandom } from './prng';
 import type { Feed, ModelSource, SessionSpec, WorkerPhase } from './protocol';
+import { blocksPart, onnxPart, shapeChannelsMessage, type CheckedPart } from './scope';
 
 export const DEFAULTS = { inputs: 4, seed: 0, atol: 1e-4, rtol: 1e-3, latencyRuns: 10, size: 224, blockwiseSize: 32 } as const;
 
@@ -29,7 +31,11 @@ export interface ParityProgress {
 export interface ParityOptions {
   /** Random input samples (default 4). */
   inputs?: number;
-  /** [batch, channels, height, width]; blockwise graphs take batch, height and width from it. */
+  /**
+   * [batch, channels, height, width] of the checked part's input (see ParityResult.shapeUse): for a
+   * graph RepLens builds, the first block's input, whose channels it must have (an explained error
+   * otherwise); blockwise graphs take batch, height and width from it for every block.
+   */
   shape?: readonly number[];
   seed?: number;
   /** A .npy array used as the one input instead of random samples. */
@@ -103,6 +109,14 @@ export interface ParityResult {
   blocks: BlockResult[];
   forms: { train: FormStats; deploy: FormStats };
   topology: Topology | 'onnx';
+  /**
+   * What part of the model the check runs, as one plain sentence ('checks the 3 RepConv blocks, each on
+   * its own input; the detector's other layers are not in the file as a graph'): a checkpoint holds
+   * weights, not the code between its layers, so RepLens runs its blocks (and a classifier's head).
+   */
+  scope: string;
+  /** How the input shape (--shape) is used for that part: whose input it describes, with which channels. */
+  shapeUse: string;
   /** The reference's input shapes, by input name. */
   shapes: Record<string, number[]>;
   seed: number | null;
@@ -134,6 +148,8 @@ interface Side {
   notes: string[];
   /** For checkpoints: the structure the graph was built from. */
   structure?: ModelStructure;
+  /** What part of the model this side runs. */
+  part: CheckedPart;
 }
 
 const TOPOLOGIES: readonly string[] = ['classifier', 'chain', 'blockwise'];
@@ -175,12 +191,26 @@ async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptio
   });
   const fusedHere = form === 'deploy' && allBlocks(structure).some((b) => b.form === 'train');
   const source = `${built.form} form${fusedHere ? ', fused in memory' : ''}`;
+  const graph = built.model.graph!;
+  // The classifier's weight is the Gemm's second input; everything the graph holds is in it.
+  const head = graph.node.find((n) => n.output.includes(LOGITS) && n.opType === 'Gemm')?.input[1]?.replace(/\.weight$/, '');
+  const inGraph = new Set(graph.initializer.map((t) => t.name));
+  const blockTensors = new Set(allBlocks(structure).flatMap((b) => b.tensors));
+  const othersInFile = model.tensors.some((t) => isFloatDType(t.dtype) && !blockTensors.has(t.name) && !inGraph.has(t.name));
+  const displayName = blockNamer(model);
+  const part = blocksPart({
+    topology: built.topology,
+    blocks: allBlocks(structure).map((b) => ({ name: displayName(b.name), family: b.family, inChannels: b.inChannels })),
+    head: head === undefined ? undefined : displayName(head),
+    othersInFile,
+    source: model.format === 'onnx' ? 'onnx' : 'checkpoint',
+  });
   return {
     label: `${model.path} (${source})`,
     file: model.path,
     source,
     model: { bytes: await encodeOnnxModel(built.model) },
-    graph: built.model.graph!,
+    graph,
     topology: built.topology,
     inputs: built.inputs.map((i) => ({ name: i.name, dims: ['batch', i.channels, 'height', 'width'] })),
     outputs: built.outputs,
@@ -188,6 +218,7 @@ async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptio
     blockPoint: 'after activation',
     notes: [...built.notes, ...adopted, ...structure.warnings.map((w) => `${model.path}: ${w.block ? `${w.block}: ` : ''}${w.message}`)],
     structure,
+    part,
   };
 }
 
@@ -218,6 +249,7 @@ function onnxSide(model: ModelFile, structure?: ModelStructure): Side {
       ? { blocks: names.filter((n) => n !== 'output').map((name) => ({ name, tensor: name })), blockPoint: 'after activation' as const }
       : { blocks: blocksInGraph(model, structure ?? buildStructure(model)), blockPoint: 'branch sum' as const }),
     notes: [],
+    part: onnxPart(model.path, undefined),
   };
 }
 
@@ -255,6 +287,9 @@ function matchInputs(ref: Side, cand: Side): Record<string, string> {
 function resolveShapes(ref: Side, cand: Side, inputMap: Record<string, string>, options: ParityOptions): Map<string, number[]> {
   const size = ref.topology === 'blockwise' ? DEFAULTS.blockwiseSize : DEFAULTS.size;
   const wanted = options.shape;
+  // A graph RepLens built starts at a block, whose input is rarely the image: say so, and what to pass.
+  const explained = wanted && shapeChannelsMessage(ref.part, wanted);
+  if (explained) throw new ParityError(ref.file, explained, 'input');
   const shapes = new Map<string, number[]>();
   for (const input of ref.inputs) {
     const other = cand.inputs.find((i) => i.name === inputMap[input.name])!;
@@ -424,6 +459,8 @@ async function run(ref: Side, cand: Side, options: ParityOptions): Promise<Parit
     blocks,
     forms,
     topology: ref.topology,
+    scope: ref.part.sentence,
+    shapeUse: ref.part.shapeUse,
     shapes: Object.fromEntries(shapes),
     seed: options.inputFile === undefined ? (options.seed ?? DEFAULTS.seed) : null,
     notes,
@@ -453,8 +490,9 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
     // keeps each block's result under its tensor name, so both compare block by block.
     const rebuildable = blocks.every((b) => b.onnx?.familySource === 'initializer-names' && b.branches.every((br) => !br.withoutBn));
     if (model.format === 'onnx' && !rebuildable) {
-      ref = onnxSide(model, structure);
-      const fused = (await fuseOnnxModel(model, structure, { eps: options.eps, onBlock: () => throwIfCancelled(options, file) })).model;
+      const fusion = await fuseOnnxModel(model, structure, { eps: options.eps, onBlock: () => throwIfCancelled(options, file) });
+      const fused = fusion.model;
+      ref = { ...onnxSide(model, structure), part: onnxPart(model.path, fusion.fused.length) };
       cand = {
         ...ref,
         label: `${model.path} (blocks fused in memory)`,

@@ -16,6 +16,10 @@ const vscode = vi.hoisted(() => {
   return {
     Uri,
     TabInputCustom: class {},
+    EventEmitter: class {
+      event = () => ({ dispose: () => undefined });
+      fire(): void {}
+    },
     ProgressLocation: { Notification: 15 },
     window: {
       showInformationMessage: vi.fn(answer),

@@ -569,13 +569,15 @@ describe('unwrapCheckpoint', () => {
     expect([...(await asked.tensors[0].toNumbers())]).toEqual([1, 2]);
   });
 
-  it("falls back to 'model' when 'ema' is empty (a stripped best.pt), and follows timm and mmpretrain", () => {
+  it("falls back to 'model' when 'ema' is empty (a stripped best.pt), and follows timm's and mmpretrain's loaders", () => {
     const stripped = unwrapCheckpoint(dict({ model: dict({ w: ref([1]) }), ema: null, optimizer: null }), []);
     expect(stripped.weights).toEqual({ key: 'model', reason: 'the only key that holds weights', slots: [{ key: 'model', holds: 'state dict' }] });
     const timm = unwrapCheckpoint(dict({ epoch: 3, arch: 'repvgg_a0', state_dict: dict({ w: ref([1]) }), state_dict_ema: dict({ w: ref([2]) }) }), []);
-    expect(timm.weights).toMatchObject({ key: 'state_dict', reason: "the usual key for a model's weights (also in the file: 'state_dict_ema')" });
-    const ema = unwrapCheckpoint(dict({ state_dict: dict({ w: ref([1]) }), state_dict_ema: dict({ w: ref([2]) }) }), [], { weights: 'state_dict_ema' });
-    expect(ema.weights?.key).toBe('state_dict_ema');
+    expect(timm.weights).toMatchObject({ key: 'state_dict_ema', reason: "the EMA weights, which timm's loaders read by default (also in the file: 'state_dict')" });
+    const raw = unwrapCheckpoint(dict({ state_dict: dict({ w: ref([1]) }), state_dict_ema: dict({ w: ref([2]) }) }), [], { weights: 'state_dict' });
+    expect(raw.weights?.key).toBe('state_dict');
+    const mmpretrain = unwrapCheckpoint(dict({ meta: dict({ epoch: 1 }), state_dict: dict({ w: ref([1]) }), ema_state_dict: dict({ w: ref([2]) }) }), []);
+    expect(mmpretrain.weights).toMatchObject({ key: 'state_dict', reason: "the usual key for a model's weights (also in the file: 'ema_state_dict')" });
     const bare = unwrapCheckpoint(dict({ w: ref([1]) }), []);
     expect(bare.weights).toBeUndefined();
   });

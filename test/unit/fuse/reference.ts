@@ -52,3 +52,27 @@ export function batchNorm(x: Float64Array, channels: number, bn: { gamma: Float6
   }
   return y;
 }
+
+/** AvgPool2d as PyTorch computes it by default: zero padding counted (count_include_pad=True), floor mode. */
+export function avgPool2d(x: Float64Array, [c, h, w]: [number, number, number], k: number, stride: number, pad: number): { y: Float64Array; shape: [number, number, number] } {
+  const oh = Math.floor((h + 2 * pad - k) / stride) + 1;
+  const ow = Math.floor((w + 2 * pad - k) / stride) + 1;
+  const y = new Float64Array(c * oh * ow);
+  for (let ch = 0; ch < c; ch++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        let acc = 0;
+        for (let ky = 0; ky < k; ky++) {
+          const iy = oy * stride + ky - pad;
+          if (iy < 0 || iy >= h) continue;
+          for (let kx = 0; kx < k; kx++) {
+            const ix = ox * stride + kx - pad;
+            if (ix >= 0 && ix < w) acc += x[(ch * h + iy) * w + ix];
+          }
+        }
+        y[(ch * oh + oy) * ow + ox] = acc / (k * k);
+      }
+    }
+  }
+  return { y, shape: [c, oh, ow] };
+}

@@ -75,6 +75,11 @@ function attr(name: string, value: number | number[] | string): OnnxAttribute {
   return Number.isInteger(value) ? { ...emptyAttribute, name, type: 2, i: BigInt(value) } : { ...emptyAttribute, name, type: 1, f: value };
 }
 
+function tensorData(values: readonly number[], dataType: number): { dataType: number; rawData: Uint8Array } {
+  const raw = dataType === 7 ? new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer) : new Uint8Array(Float32Array.from(values).buffer);
+  return { dataType, rawData: raw };
+}
+
 export function valueInfo(name: string, dims: readonly number[], elemType = 1): OnnxValueInfo {
   return { name, type: { tensorType: { elemType, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } };
 }
@@ -114,6 +119,20 @@ export class GraphBuilder {
       floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [],
     });
     return name;
+  }
+
+  /** An initializer holding exactly `values` (float32 unless `dataType` says int64 = 7). */
+  constantInitializer(name: string, dims: number[], values: readonly number[], dataType = 1): string {
+    this.initializers.push({ name, dims, ...tensorData(values, dataType), floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [] });
+    return name;
+  }
+
+  /** A Constant node holding `values` (float32 unless `dataType` says int64 = 7). */
+  constant(dims: number[], values: readonly number[], dataType = 1, name?: string): string {
+    const output = this.fresh('const_out');
+    const t = { dims, ...tensorData(values, dataType), floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [] };
+    this.nodes.push({ opType: 'Constant', input: [], output: [output], attribute: [{ ...emptyAttribute, name: 'value', type: 4, t }], ...(name === undefined ? {} : { name }) });
+    return output;
   }
 
   node(opType: string, input: string[], attributes: Record<string, number | number[] | string> = {}, name?: string): string {

@@ -126,3 +126,54 @@ describe('replens parity with ONNX files', () => {
     expect(stdout).toMatch(/^stage2\.1 .* PASS$/m);
   }, 30_000);
 });
+
+describe('replens parity says what part of the model it checks', () => {
+  // A training checkpoint written by YOLOv7's own train.py (test/fixtures/peers/yolov7): a pickled models.yolo.Model.
+  const YOLOV7 = path.join(__dirname, '..', '..', 'fixtures', 'peers', 'yolov7', 'tiny_repconv_last.pt');
+  const SCOPE = "checks the 5 RepConv blocks, each on its own input; the detector's other layers are not in the file as a graph";
+
+  it('a YOLOv7 training checkpoint without --shape: the scope line, and how --shape maps onto the blocks\' inputs', async () => {
+    const { code, stdout } = await replens('parity', YOLOV7, '--inputs', '2', '--latency-runs', '0');
+    expect(code).toBe(0);
+    const lines = stdout.split('\n');
+    expect(lines[0]).toMatch(/^PASS {2}tiny_repconv_last\.pt, train vs deploy: .* topology blockwise$/);
+    expect(lines[1]).toBe(`  scope      ${SCOPE}`);
+    expect(stdout).toContain('  inputs     model.2:input [1, 16, 32, 32]; model.3:input [1, 16, 32, 32]; model.4:input [1, 16, 32, 32]; …\n');
+    expect(stdout).toContain("             --shape describes the blocks' inputs, not the image the whole model takes: its batch, height and width are used for every block's input");
+  }, 30_000);
+
+  it('--json carries the sentence and the shape rule', async () => {
+    const { code, stdout } = await replens('parity', YOLOV7, '--inputs', '1', '--latency-runs', '0', '--json');
+    expect(code).toBe(0);
+    const r = JSON.parse(stdout);
+    expect(r).toMatchObject({ topology: 'blockwise', scope: SCOPE });
+    expect(r.shapeUse).toMatch(/^--shape describes the blocks' inputs/);
+  }, 30_000);
+
+  it("--shape 1,3,64,64 (the detector's image) exits 1 with the explained error, not a bare dimension mismatch", async () => {
+    const { code, stdout, stderr } = await replens('parity', YOLOV7, '--shape', '1,3,64,64');
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toBe(
+      `replens: ${YOLOV7}: --shape 1,3,64,64 asks for 3 channels, but the part of the model this check runs starts at model.2, a RepConv block that takes 16 channels. ` +
+        `RepLens ${SCOPE}. --shape describes the blocks' inputs, not the image the whole model takes: its batch, height and width are used for every block's input, ` +
+        'each block with its own channels (model.2 16, model.3 16, model.4 16, model.8 40, model.9 24), and its channels must be those of the first block, model.2: [batch, 16, height, width]. ' +
+        'Pass --shape 1,16,64,64\n',
+    );
+    expect(stderr).not.toContain('in dimension 1');
+  }, 30_000);
+
+  it('a classifier: the whole model, and no shape rule line (its input is the image)', async () => {
+    const { stdout } = await replens('parity', TINY, ...SMALL);
+    expect(stdout.split('\n')[1]).toBe('  scope      checks the whole model: the 7 RepVGG blocks in a chain, then the classifier (linear)');
+    expect(stdout).not.toContain('--shape describes');
+  }, 30_000);
+
+  it('convert --parity prints the scope of the check it runs', async () => {
+    const output = path.join(dir, 'yolo.deploy.pt');
+    // float32: the checkpoint is float16, and fused weights rounded to float16 differ by more than atol.
+    const { code, stdout } = await replens('convert', YOLOV7, '-o', output, '--dtype', 'float32', '--parity', '--inputs', '1', '--latency-runs', '0');
+    expect(code).toBe(0);
+    expect(stdout).toContain(`\n  scope      ${SCOPE}\n`);
+  }, 30_000);
+});

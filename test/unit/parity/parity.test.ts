@@ -42,7 +42,8 @@ describe('checkParity: train form vs the deploy form fused in memory', () => {
     ['mmpretrain_repvgg_train.pth', 6],
     ['repvgg_tiny_train.onnx', 7],
   ])('%s passes, block by block', async (file, blocks) => {
-    const r = await checkParity(path.join(MODELS, file), small);
+    // --shape is the input of the checked part: YOLOv7's blocks take 32 channels, not the image's 3.
+    const r = await checkParity(path.join(MODELS, file), file.startsWith('yolov7') ? { ...small, shape: [1, 32, 32, 32] } : small);
     expect(r.blocks).toHaveLength(blocks);
     expect(r.blocks.filter((b) => !b.pass)).toEqual([]);
     expect(r.outputs.every((o) => o.pass && o.cosine > 0.999999)).toBe(true);
@@ -64,8 +65,10 @@ describe('checkParity: train form vs the deploy form fused in memory', () => {
 
   it('produces the documented JSON', async () => {
     const r = JSON.parse(JSON.stringify(await checkParity(TINY, { ...small, seed: 7 })));
-    expect(Object.keys(r)).toEqual(['pass', 'inputs', 'atol', 'rtol', 'outputs', 'blocks', 'forms', 'topology', 'shapes', 'seed', 'notes']);
+    expect(Object.keys(r)).toEqual(['pass', 'inputs', 'atol', 'rtol', 'outputs', 'blocks', 'forms', 'topology', 'scope', 'shapeUse', 'shapes', 'seed', 'notes']);
     expect(r).toMatchObject({ pass: true, inputs: 2, atol: 1e-4, rtol: 1e-3, topology: 'classifier', seed: 7, shapes: { input: [1, 3, 32, 32] } });
+    expect(r.scope).toBe('checks the whole model: the 7 RepVGG blocks in a chain, then the classifier (linear)');
+    expect(r.shapeUse).toBe("--shape is the model's input: [batch, 3, height, width]");
     expect(r.outputs).toHaveLength(1);
     expect(r.outputs[0]).toMatchObject({ name: 'output', top1Agreement: 1, pass: true, elements: 2 * 10, mismatched: 0 });
     for (const key of ['maxAbs', 'maxRel', 'meanAbs', 'cosine']) expect(typeof r.outputs[0][key]).toBe('number');
@@ -92,7 +95,10 @@ describe('checkParity: train form vs the deploy form fused in memory', () => {
   it('refuses a shape whose channels the model cannot take, and a deploy-only file', async () => {
     const e = await checkParity(TINY, { ...small, shape: [1, 4, 32, 32] }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ParityError);
-    expect((e as Error).message).toMatch(/input 'input' has 3 in dimension 1, but the shape asked for has 4/);
+    expect((e as Error).message).toBe(
+      `${TINY}: --shape 1,4,32,32 asks for 4 channels, but the part of the model this check runs starts at stage0, a RepVGG block that takes 3 channels. ` +
+        "RepLens checks the whole model: the 7 RepVGG blocks in a chain, then the classifier (linear). --shape is the model's input: [batch, 3, height, width]. Pass --shape 1,3,32,32",
+    );
     await expect(checkParity(path.join(MODELS, 'repvgg_tiny_deploy.pth'), small)).rejects.toThrow(/every block is already in deploy form/);
   });
 
@@ -226,4 +232,47 @@ describe('NaN and Inf never pass', () => {
     expect(e).toBeInstanceOf(FusionError);
     expect((e as Error).message).toMatch(/^stage1\.0: stage1\.0\.rbr_dense\.conv\.weight contains Infinity/);
   });
+});
+
+describe('what part of a model is checked', () => {
+  // A training checkpoint written by YOLOv7's own train.py (test/fixtures/peers/yolov7): a pickled models.yolo.Model.
+  const YOLOV7 = path.join(__dirname, '..', '..', 'fixtures', 'peers', 'yolov7', 'tiny_repconv_last.pt');
+  const SCOPE = "checks the 5 RepConv blocks, each on its own input; the detector's other layers are not in the file as a graph";
+
+  it('a YOLOv7 training checkpoint without --shape: its RepConv blocks, each on its own input, and the result says so', async () => {
+    const r = await checkParity(YOLOV7, { ...small, shape: undefined });
+    expect(r).toMatchObject({ pass: true, topology: 'blockwise', scope: SCOPE });
+    expect(r.blocks.map((b) => b.name)).toEqual(['model.2', 'model.3', 'model.4', 'model.8', 'model.9']);
+    expect(r.shapes).toEqual({ 'model.2:input': [1, 16, 32, 32], 'model.3:input': [1, 16, 32, 32], 'model.4:input': [1, 16, 32, 32], 'model.8:input': [1, 40, 32, 32], 'model.9:input': [1, 24, 32, 32] });
+    expect(r.shapeUse).toContain("its batch, height and width are used for every block's input, each block with its own channels (model.2 16, model.3 16, model.4 16, model.8 40, model.9 24)");
+  }, 30_000);
+
+  it("--shape 1,3,64,64 (the detector's image) is refused with what the checked part takes and what to pass", async () => {
+    const e = await checkParity(YOLOV7, { ...small, shape: [1, 3, 64, 64] }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ParityError);
+    expect((e as ParityError).code).toBe('input');
+    expect((e as Error).message).toBe(
+      `${YOLOV7}: --shape 1,3,64,64 asks for 3 channels, but the part of the model this check runs starts at model.2, a RepConv block that takes 16 channels. ` +
+        `RepLens ${SCOPE}. ` +
+        "--shape describes the blocks' inputs, not the image the whole model takes: its batch, height and width are used for every block's input, " +
+        'each block with its own channels (model.2 16, model.3 16, model.4 16, model.8 40, model.9 24), and its channels must be those of the first block, model.2: [batch, 16, height, width]. ' +
+        'Pass --shape 1,16,64,64',
+    );
+    // The shape it suggests runs: batch, height and width reach every block.
+    const r = await checkParity(YOLOV7, { ...small, shape: [1, 16, 64, 64] });
+    expect(r.pass).toBe(true);
+    expect(r.shapes['model.8:input']).toEqual([1, 40, 64, 64]);
+  }, 30_000);
+
+  it('a chain that is not the whole model says where it starts, and --shape is that input', async () => {
+    const r = await checkParity(path.join(MODELS, 'backbone_in_detector.pth'), small);
+    expect(r.topology).toBe('chain');
+    expect(r.scope).toBe("checks the 5 RepVGG blocks as one chain, from the input of backbone.stage0; the model's other layers are not in the file as a graph");
+    expect(r.shapeUse).toBe('--shape describes the input of backbone.stage0, the first block of the chain, not the image the whole model takes: [batch, 3, height, width]');
+  }, 30_000);
+
+  it('an ONNX model run as it is against its blocks fused in place', async () => {
+    const r = await checkParity(path.join(MODELS, 'repvgg_tiny_train_folded.onnx'), small);
+    expect(r.scope).toBe('checks the whole ONNX graph, as it is and with its 7 blocks fused in place');
+  }, 30_000);
 });
