@@ -78,6 +78,26 @@ export interface FamilyLayout {
   classifier?: readonly string[];
 }
 
+/** YOLOv6's QARepVGGBlock (v1); v2 has the same tensors plus a tensorless AvgPool branch. */
+const YOLOV6_QAREPVGG: FamilyLayout = {
+  // Told from RepVGGBlock by the bare 1×1 conv and the BN after the sum (detectBlocks: QAREPVGG_SIGNATURE).
+  id: 'yolov6-qarepvgg',
+  label: 'YOLOv6 QARepVGGBlock',
+  dense: { conv: 'rbr_dense.conv', bn: 'rbr_dense.bn' },
+  oneByOne: { conv: 'rbr_1x1' },
+  identity: 'rbr_identity',
+  identityWithoutBn: true,
+  deploy: 'rbr_reparam',
+  postBn: { module: 'bn', keptInDeploy: true },
+  // YOLOv6's initialize_weights sets every BatchNorm's eps to 1e-3.
+  defaultEps: 1e-3,
+  activation: 'relu',
+  stageConvention: false,
+  downsampleNames: /(^|\.)(stem|ERBlock_\d+\.0)$/,
+  ungrouped: true,
+  className: /(^|\.)QARepVGGBlock$/,
+};
+
 export const FAMILIES: readonly FamilyLayout[] = [
   {
     id: 'yolov6-repvgg',
@@ -107,40 +127,13 @@ export const FAMILIES: readonly FamilyLayout[] = [
     stageConvention: true,
     classifier: ['linear'],
   },
-  {
-    // Told from RepVGGBlock by the bare 1×1 conv and the BN after the sum (detectBlocks: QAREPVGG_SIGNATURE).
-    id: 'yolov6-qarepvgg',
-    label: 'YOLOv6 QARepVGGBlock',
-    dense: { conv: 'rbr_dense.conv', bn: 'rbr_dense.bn' },
-    oneByOne: { conv: 'rbr_1x1' },
-    identity: 'rbr_identity',
-    identityWithoutBn: true,
-    deploy: 'rbr_reparam',
-    postBn: { module: 'bn', keptInDeploy: true },
-    // YOLOv6's initialize_weights sets every BatchNorm's eps to 1e-3.
-    defaultEps: 1e-3,
-    activation: 'relu',
-    stageConvention: false,
-    downsampleNames: /(^|\.)(stem|ERBlock_\d+\.0)$/,
-    ungrouped: true,
-    className: /(^|\.)QARepVGGBlock$/,
-  },
+  YOLOV6_QAREPVGG,
   {
     // The same tensors as QARepVGGBlock; only a pickled module (or the caller) tells them apart.
+    ...YOLOV6_QAREPVGG,
     id: 'yolov6-qarepvgg-v2',
     label: 'YOLOv6 QARepVGGBlockV2',
-    dense: { conv: 'rbr_dense.conv', bn: 'rbr_dense.bn' },
-    oneByOne: { conv: 'rbr_1x1' },
-    identity: 'rbr_identity',
-    identityWithoutBn: true,
     avgPool: 'rbr_avg',
-    deploy: 'rbr_reparam',
-    postBn: { module: 'bn', keptInDeploy: true },
-    defaultEps: 1e-3,
-    activation: 'relu',
-    stageConvention: false,
-    downsampleNames: /(^|\.)(stem|ERBlock_\d+\.0)$/,
-    ungrouped: true,
     className: /(^|\.)QARepVGGBlockV2$/,
   },
   {

@@ -1,6 +1,6 @@
 import { numelOf } from '../formats/tensor';
 import type { FamilyLayout } from './families';
-import { convFacts, poolFacts, type ConvFacts, type PoolFacts, type Term } from './onnxBranches';
+import { convFacts, convGeometry, poolFacts, type ConvFacts, type PoolFacts, type Term } from './onnxBranches';
 import { attribute, type GraphIndex } from './onnxGraph';
 import { matchNodes, type Match } from './onnxMatch';
 import { claim, FAMILY_SOURCES, markerPattern, modulePath, numbered, prefixIn, scopePath, type FamilySource, type Naming } from './onnxNaming';
@@ -169,16 +169,7 @@ export function trainBlock(ix: GraphIndex, m: Match, naming: Naming, order: Read
     name,
     // Without names the block is still the pattern every RepVGG family shares.
     family: found?.family.id ?? 'repvgg',
-    inChannels: inPerGroup * ref.group,
-    outChannels,
-    kernel: k,
-    stride: ref.strides[0],
-    strideSource: 'attribute',
-    padding: ref.pads[0],
-    paddingSource: 'attribute',
-    groups: ref.group,
-    groupsSource: 'attribute',
-    dilation: ref.dilations[0],
+    ...convGeometry(ref, inPerGroup, outChannels, k),
     branches,
     ...(postBn ? { postBn } : {}),
     form: 'train',
@@ -227,16 +218,7 @@ export function deployBlock(ix: GraphIndex, i: number, naming: Naming, order: Re
   return {
     name,
     family: found.family.id,
-    inChannels: inPerGroup * f.group,
-    outChannels,
-    kernel: k,
-    stride: f.strides[0],
-    strideSource: 'attribute',
-    padding: f.pads[0],
-    paddingSource: 'attribute',
-    groups: f.group,
-    groupsSource: 'attribute',
-    dilation: f.dilations[0],
+    ...convGeometry(f, inPerGroup, outChannels, k),
     branches: [],
     deploy: { weight: f.weight.name, bias: f.bias?.name, weightShape: f.weight.shape },
     form: 'deploy',

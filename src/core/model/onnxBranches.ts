@@ -89,6 +89,22 @@ export interface ConvFacts {
   autoPad: string;
 }
 
+/** A block's channels and conv geometry as the attributes of its k×k Conv state them. */
+export function convGeometry(conv: ConvFacts, inPerGroup: number, outChannels: number, kernel: number) {
+  return {
+    inChannels: inPerGroup * conv.group,
+    outChannels,
+    kernel,
+    stride: conv.strides[0],
+    strideSource: 'attribute' as const,
+    padding: conv.pads[0],
+    paddingSource: 'attribute' as const,
+    groups: conv.group,
+    groupsSource: 'attribute' as const,
+    dilation: conv.dilations[0],
+  };
+}
+
 export function convFacts(ix: GraphIndex, i: number): ConvFacts {
   const node = ix.node(i);
   const weight = ix.param(node.input[1], 4)!;

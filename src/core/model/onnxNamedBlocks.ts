@@ -1,5 +1,5 @@
 import type { FamilyLayout } from './families';
-import { convFacts } from './onnxBranches';
+import { convFacts, convGeometry } from './onnxBranches';
 import { bnNames, inFileOrder, sumParams, trainBlock, type OnnxBlock } from './onnxBlock';
 import type { GraphIndex } from './onnxGraph';
 import { explainSum, extendAfterSum, singleBranchMatch, type Match } from './onnxMatch';
@@ -98,16 +98,7 @@ function reportedBlock(ix: GraphIndex, group: Group, naming: Naming, order: Read
   return {
     name: claim(naming, group.prefix) ?? numbered(naming),
     family: family.id,
-    inChannels: inPerGroup * f.group,
-    outChannels,
-    kernel: k,
-    stride: f.strides[0],
-    strideSource: 'attribute',
-    padding: f.pads[0],
-    paddingSource: 'attribute',
-    groups: f.group,
-    groupsSource: 'attribute',
-    dilation: f.dilations[0],
+    ...convGeometry(f, inPerGroup, outChannels, k),
     branches,
     form: 'train',
     // Left as it is, so fusion saves nothing here.

@@ -15,7 +15,7 @@ import type { OutputTensor } from '../../../src/core/writers/outputTensor';
 import { writeTorchCheckpoint } from '../../../src/core/writers/torchWriter';
 import {
   memoryModel, qarepvggBlock, Synth, timmMobileOneBlock, tree, writeModuleCheckpoint, writeStateDict, yolov6RepvggBlock,
-  type BlockSpec, type MobileOneSpec, type PyModule, type SynthTensor,
+  TINY_MOBILEONE, type BlockSpec, type PyModule, type SynthTensor,
 } from '../model/synthetic';
 import { bundle, type Bundle } from '../parity/bundle';
 
@@ -191,15 +191,7 @@ describe('parity on the new families, block by block', () => {
 
   it('timm MobileOne (depthwise and pointwise blocks, several k×k branches, SE) with its classifier: passes', async () => {
     const s = new Synth(54);
-    const specs: MobileOneSpec[] = [
-      { name: 'stem', cin: 3, cout: 8, stride: 2, kernel: 3, branches: 1 },
-      { name: 'stages.0.0', cin: 8, cout: 8, stride: 2, groups: 8, kernel: 3, branches: 3 },
-      { name: 'stages.0.1', cin: 8, cout: 16, stride: 1, kernel: 1, branches: 3 },
-      { name: 'stages.0.2', cin: 16, cout: 16, stride: 1, groups: 16, kernel: 3, branches: 3 },
-      { name: 'stages.0.3', cin: 16, cout: 16, stride: 1, kernel: 1, branches: 3 },
-      { name: 'stages.1.0', cin: 16, cout: 16, stride: 2, groups: 16, kernel: 3, branches: 2, se: 4 },
-      { name: 'stages.1.1', cin: 16, cout: 24, stride: 1, kernel: 1, branches: 2, se: 4 },
-    ];
+    const specs = TINY_MOBILEONE;
     for (const b of specs) timmMobileOneBlock(s, b);
     s.matrix('head.fc.weight', [10, 24]);
     s.vector('head.fc.bias', 10, -0.1, 0.1);

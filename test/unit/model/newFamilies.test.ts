@@ -7,7 +7,7 @@ import { buildStructure, buildStructureFromTensors } from '../../../src/core/mod
 import { blockDescription, structureJson, structureText } from '../../../src/core/model/describe';
 import { QAREPVGG_ASSUMED_V1 } from '../../../src/core/model/detectBlocks';
 import { allBlocks, type Block, type ModelStructure } from '../../../src/core/model/structure';
-import { memoryModel, qarepvggBlock, Synth, timmMobileOneBlock, tree, writeModuleCheckpoint, yolov6nBackbone, yolov6RepvggBlock, type BlockSpec, type MobileOneSpec, type SynthTensor } from './synthetic';
+import { memoryModel, qarepvggBlock, Synth, timmMobileOneBlock, tree, writeModuleCheckpoint, yolov6nBackbone, yolov6RepvggBlock, TINY_MOBILEONE, type BlockSpec, type SynthTensor } from './synthetic';
 
 let dir: string;
 beforeAll(async () => {
@@ -236,16 +236,7 @@ describe('YOLOv6 QARepVGG blocks in a pickled model: the module tree says it all
 });
 
 describe('timm MobileOne (byobnet MobileOneBlock)', () => {
-  /** mobileone_s0's layout at a tiny width: a stem, then per stage depthwise k×k blocks and pointwise 1×1 blocks, SE in the last stage. */
-  const SPECS: MobileOneSpec[] = [
-    { name: 'stem', cin: 3, cout: 8, stride: 2, kernel: 3, branches: 1 },
-    { name: 'stages.0.0', cin: 8, cout: 8, stride: 2, groups: 8, kernel: 3, branches: 3 },
-    { name: 'stages.0.1', cin: 8, cout: 16, stride: 1, kernel: 1, branches: 3 },
-    { name: 'stages.0.2', cin: 16, cout: 16, stride: 1, groups: 16, kernel: 3, branches: 3 },
-    { name: 'stages.0.3', cin: 16, cout: 16, stride: 1, kernel: 1, branches: 3 },
-    { name: 'stages.1.0', cin: 16, cout: 16, stride: 2, groups: 16, kernel: 3, branches: 2, se: 4 },
-    { name: 'stages.1.1', cin: 16, cout: 24, stride: 1, kernel: 1, branches: 2, se: 4 },
-  ];
+  const SPECS = TINY_MOBILEONE;
   const build = () => {
     const s = new Synth(7);
     const modules = SPECS.map((b) => [b.name, timmMobileOneBlock(s, b)] as [string, ReturnType<typeof timmMobileOneBlock>]);

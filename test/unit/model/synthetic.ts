@@ -203,6 +203,17 @@ export interface MobileOneSpec extends BlockSpec {
   se?: number;
 }
 
+/** mobileone_s0's layout at a tiny width: a stem, then per stage depthwise k×k blocks and pointwise 1×1 blocks, SE in the last stage. */
+export const TINY_MOBILEONE: readonly MobileOneSpec[] = [
+  { name: 'stem', cin: 3, cout: 8, stride: 2, kernel: 3, branches: 1 },
+  { name: 'stages.0.0', cin: 8, cout: 8, stride: 2, groups: 8, kernel: 3, branches: 3 },
+  { name: 'stages.0.1', cin: 8, cout: 16, stride: 1, kernel: 1, branches: 3 },
+  { name: 'stages.0.2', cin: 16, cout: 16, stride: 1, groups: 16, kernel: 3, branches: 3 },
+  { name: 'stages.0.3', cin: 16, cout: 16, stride: 1, kernel: 1, branches: 3 },
+  { name: 'stages.1.0', cin: 16, cout: 16, stride: 2, groups: 16, kernel: 3, branches: 2, se: 4 },
+  { name: 'stages.1.1', cin: 16, cout: 24, stride: 1, kernel: 1, branches: 2, se: 4 },
+];
+
 /**
  * timm byobnet MobileOneBlock: identity (BatchNormAct2d, where in == out and stride 1),
  * conv_kxk.{i} (ConvNormAct: conv, bn), conv_scale (1×1 ConvNormAct, only when kernel > 1),

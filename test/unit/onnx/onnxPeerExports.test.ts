@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { openModelFile } from '../../../src/core/formats/openModelFile';
 import { fuseOnnxModel } from '../../../src/core/fuse/onnxFusion';
 import { buildStructure } from '../../../src/core/model/buildStructure';
 import { allBlocks } from '../../../src/core/model/structure';
+import { PEERS, peerManifests } from '../peers/peerManifest';
 import { onnxChecker, relativeError, runModel } from './onnxTestKit';
 
 /*
@@ -17,41 +18,11 @@ import { onnxChecker, relativeError, runModel } from './onnxTestKit';
  * block left behind, and the fused model computing the peer's own deploy model's output.
  */
 
-const PEERS = path.join(__dirname, '..', '..', 'fixtures', 'peers');
 const scratch = mkdtempSync(path.join(tmpdir(), 'replens-onnx-peers-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-interface PeerBlock {
-  name: string;
-  stride: number;
-  groups: number;
-  kernel: number;
-  identity: boolean;
-  kxk: number;
-  scale: boolean;
-  avgPool: boolean;
-  postBn: boolean;
-}
+const fixtures = peerManifests().flatMap((m) => m.fixtures.filter((f) => f.checkpoint === 'onnx').map((f) => ({ ...f, peer: m.peer, input: f.input! })));
 
-interface Fixture {
-  peer: string;
-  file: string;
-  family: string;
-  blocks: PeerBlock[];
-  input: string;
-}
-
-const exportsOf = (): Fixture[] =>
-  existsSync(PEERS)
-    ? readdirSync(PEERS)
-        .filter((d) => existsSync(path.join(PEERS, d, 'manifest.json')))
-        .flatMap((d) => {
-          const m = JSON.parse(readFileSync(path.join(PEERS, d, 'manifest.json'), 'utf8')) as { fixtures: (Fixture & { checkpoint: string })[] };
-          return m.fixtures.filter((f) => f.checkpoint === 'onnx').map((f) => ({ ...f, peer: d }));
-        })
-    : [];
-
-const fixtures = exportsOf();
 
 it('the peer fixtures include the ONNX exports of MobileOne (apple and timm) and QARepVGG (v1, v2)', () => {
   const names = fixtures.map((f) => `${f.peer}/${f.file}`);

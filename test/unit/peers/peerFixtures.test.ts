@@ -1,79 +1,38 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { convertFile } from '../../../src/core/convert/convert';
 import { openModelFile } from '../../../src/core/formats/openModelFile';
-import type { Tensor } from '../../../src/core/formats/tensor';
 import { inspectFile } from '../../../src/core/inspect';
 import { planDeploy } from '../../../src/core/convert/deployPlan';
 import type { ModelFile } from '../../../src/core/formats/modelFile';
-import type { DType } from '../../../src/core/formats/tensor';
+import type { DType, Tensor } from '../../../src/core/formats/tensor';
 import { buildStructure } from '../../../src/core/model/buildStructure';
 import { allBlocks, type Block } from '../../../src/core/model/structure';
-import { relativeError, runModel } from '../onnx/onnxTestKit';
+import { PEERS, peerManifests, type PeerBlock } from './peerManifest';
 
 /*
  * Fixtures made by each family's own published code at a pinned commit, with that project's own
  * reparameterization as the oracle (test/fixtures/peers: fetch_peers.py, make_<peer>.py). RepLens
  * must find the blocks the peer's model has, fuse them to what the peer computed, write exactly
- * the keys and shapes the peer's deploy model has (what load_state_dict(strict=True) checks), and
- * fuse the peer's ONNX export so that it computes what the peer's deploy model computes.
+ * the keys and shapes the peer's deploy model has (what load_state_dict(strict=True) checks), at the
+ * fixtures' size and, from names and shapes alone, at full size. The peers' ONNX exports are
+ * checked in test/unit/onnx/onnxPeerExports.test.ts.
  */
 
-const PEERS = path.join(__dirname, '..', '..', 'fixtures', 'peers');
 
 // About 60 conversions and ONNX runs; a busy 2-core machine takes seconds for some.
 vi.setConfig({ testTimeout: 60_000 });
 
-interface PeerBlock {
-  name: string;
-  kind: string;
-  in: number;
-  out: number;
-  stride: number;
-  groups: number;
-  kernel: number;
-  identity: boolean;
-  kxk: number;
-  scale: boolean;
-  avgPool: boolean;
-  postBn: boolean;
-}
-
-interface PeerFixture {
-  file: string;
-  what: string;
-  checkpoint: 'state_dict' | 'training' | 'whole-module' | 'onnx';
-  dtype: 'float32' | 'float16';
-  weights: string | null;
-  slots: string[];
-  family: string;
-  blocks: PeerBlock[];
-  expected: string | null;
-  input?: string;
-}
-
-interface Manifest {
-  peer: string;
-  repo: string;
-  commit: string;
-  oracle: string;
-  fixtures: PeerFixture[];
-  /** Full-size standard models, recorded without weights: every key with its shape, before and after the peer's reparameterization. */
-  fullSize?: { file: string; what: string }[];
-}
+const manifests = peerManifests();
 
 interface FullSizeStructure {
   train: [string, number[], string][];
   deploy: [string, number[]][];
   blocks: PeerBlock[];
 }
-
-const manifests: Manifest[] = readdirSync(PEERS)
-  .filter((d) => existsSync(path.join(PEERS, d, 'manifest.json')))
-  .map((d) => JSON.parse(readFileSync(path.join(PEERS, d, 'manifest.json'), 'utf8')) as Manifest);
 
 /**
  * What the peer's manifest says of a block, as RepLens' structure has it. A plain state dict does not
@@ -126,9 +85,8 @@ it('has fixtures from every peer family', () => {
 describe.each(manifests.map((m) => [`${m.peer} (${m.repo}@${m.commit.slice(0, 12)})`, m] as const))('%s', (_, manifest) => {
   const at = (file: string) => path.join(PEERS, manifest.peer, file);
   const checkpoints = manifest.fixtures.filter((f) => f.checkpoint !== 'onnx');
-  const exports = manifest.fixtures.filter((f) => f.checkpoint === 'onnx');
 
-  it.each(manifest.fixtures.map((f) => [f.file, f] as const))("%s: finds the peer's blocks with their stride, groups and branches", async (_, f) => {
+  it.each(checkpoints.map((f) => [f.file, f] as const))("%s: finds the peer's blocks with their stride, groups and branches", async (_, f) => {
     const { structure, weights } = await inspectFile(at(f.file), { qarepvgg: qarepvggOf(f) });
     expect(structure.family).toBe(f.family);
     expect(weights?.key ?? null).toBe(f.weights);
@@ -166,30 +124,6 @@ describe.each(manifests.map((m) => [`${m.peer} (${m.repo}@${m.commit.slice(0, 12
       }
     } finally {
       await Promise.all([input.close(), ours.close(), theirs.close()]);
-    }
-  });
-
-  it.each(exports.map((f) => [f.file, f] as const))("%s: every block becomes one Conv and the fused model computes the peer's deploy output", async (_, f) => {
-    const output = path.join(dir, `${manifest.peer}-${f.file}`);
-    const result = await convertFile(at(f.file), { output });
-    expect(result.blocksFused).toBe(f.blocks.length);
-    expect(result.graph!.blockOutputs).toHaveLength(f.blocks.length);
-    const io = await openModelFile(at(f.input!));
-    try {
-      const input = io.tensors.find((t) => t.name === 'input')!;
-      const expected = io.tensors.filter((t) => /^output\.\d+$/.test(t.name));
-      const fused = await openModelFile(output);
-      const inputName = fused.onnx!.graph!.input.find((i) => !fused.onnx!.graph!.initializer.some((t) => t.name === i.name))!.name!;
-      const outputNames = fused.onnx!.graph!.output.map((o) => o.name!);
-      await fused.close();
-      const ran = await runModel(output, { name: inputName, dims: [...input.shape], data: Float32Array.from(await input.toFloat64()) });
-      expect(expected.length).toBe(outputNames.length);
-      for (const [i, want] of expected.entries()) {
-        const { relative } = relativeError(await values(want), ran.get(outputNames[i])!);
-        expect(relative, `${outputNames[i]} vs the peer's ${want.name}`).toBeLessThan(1e-5);
-      }
-    } finally {
-      await io.close();
     }
   });
 
