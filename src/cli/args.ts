@@ -44,3 +44,11 @@ export function oneFile(args: ParsedArgs, command: string): string {
   if (args.positional.length !== 1) throw new UsageError(`'replens ${command}' takes exactly one FILE`);
   return args.positional[0];
 }
+
+/** `--qarepvgg v1|v2`: what a plain state dict cannot say about its QARepVGG blocks (QARepVGGBlockV2's AvgPool branch has no tensors). */
+export function qarepvggFrom(args: ParsedArgs): 'v1' | 'v2' | undefined {
+  const value = args.flags.get('--qarepvgg');
+  if (value === undefined) return undefined;
+  if (value !== 'v1' && value !== 'v2') throw new UsageError('--qarepvgg must be v1 or v2');
+  return value;
+}

@@ -1,6 +1,6 @@
 import { openModelFile } from './formats/openModelFile';
 import type { ModelFormat, WeightsChoice } from './formats/modelFile';
-import { buildStructure } from './model/buildStructure';
+import { buildStructure, type StructureOptions } from './model/buildStructure';
 import type { ModelStructure } from './model/structure';
 
 export interface Inspection {
@@ -14,10 +14,10 @@ export interface Inspection {
 }
 
 /** Structure of a model file; reads headers and the pickle only, never tensor data. */
-export async function inspectFile(path: string, options: { weights?: string; qarepvgg?: 'v1' | 'v2' } = {}): Promise<Inspection> {
+export async function inspectFile(path: string, options: { weights?: string } & StructureOptions = {}): Promise<Inspection> {
   const model = await openModelFile(path, options);
   try {
-    return { format: model.format, tensorCount: model.tensors.length, structure: buildStructure(model, { qarepvgg: options.qarepvgg }), weights: model.weights, fileWarnings: model.warnings };
+    return { format: model.format, tensorCount: model.tensors.length, structure: buildStructure(model, options), weights: model.weights, fileWarnings: model.warnings };
   } finally {
     await model.close();
   }

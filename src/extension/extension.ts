@@ -8,6 +8,7 @@ import { MODEL_VIEWER, ModelEditorProvider } from './modelEditor';
 import { activeModelUri, targetModelUri } from './modelFiles';
 import { REPORT_VIEW, ReportPanels } from './reportPanel';
 import { parityAfterConvert } from './settings';
+import { onDidChooseWeights } from './weightsChoice';
 import { StructureTreeProvider, type Node } from './structureTree';
 
 export function activate(context: vscode.ExtensionContext): void {
@@ -68,6 +69,8 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.window.tabGroups.onDidChangeTabs(followActiveEditor),
     watcher,
     watcher.onDidChange((uri) => structure.invalidate(uri)),
+    // Another set of a checkpoint's weights can hold other blocks' values and even other blocks.
+    onDidChooseWeights((file) => structure.invalidate(vscode.Uri.file(file))),
   );
   followActiveEditor();
   log().info('RepLens activated');

@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { inspectFile } from '../core/inspect';
+import { chosenWeights } from './weightsChoice';
 import { blockDescription, branchLabel, formatCount, postBnLabel, sourceNote } from '../core/model/describe';
 import { familyById } from '../core/model/families';
 import type { Block, BranchRole, ModelStructure, Stage } from '../core/model/structure';
@@ -53,7 +54,7 @@ export class StructureTreeProvider implements vscode.TreeDataProvider<Node> {
     this.setRoot([{ kind: 'message', text: `Reading ${path.basename(uri.fsPath)}…`, error: false }]);
     try {
       const started = Date.now();
-      const { structure } = await inspectFile(uri.fsPath);
+      const { structure } = await inspectFile(uri.fsPath, { weights: chosenWeights(uri.fsPath) });
       log().info(`Structure of ${uri.fsPath} in ${Date.now() - started} ms: ${structure.stages.length} stages, family ${structure.family}`);
       if (ticket === this.loading) this.setRoot([{ kind: 'model', uri, structure }]);
     } catch (e) {

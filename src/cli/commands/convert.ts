@@ -6,11 +6,11 @@ import type { DType } from '../../core/formats/tensor';
 import { writeDeployOnnx } from '../../core/graph/writeOnnx';
 import { compareModels } from '../../core/parity/parity';
 import { formatBytes, weightsText } from '../../core/text';
-import { oneFile, parseArgs, UsageError } from '../args';
+import { oneFile, parseArgs, qarepvggFrom, UsageError } from '../args';
 import { PARITY_VALUED, parityOptionsFrom, parityText, progressLine } from './parity';
 
 export const convertHelp = `convert IN [-o OUT] [--format pth|safetensors|onnx] [--dtype float32|float16|bfloat16|float64]
-                       [--weights KEY] [--eps E] [--keep-prefix] [--force] [--json] [--parity [parity options]]
+                       [--weights KEY] [--qarepvgg v1|v2] [--eps E] [--keep-prefix] [--force] [--json] [--parity [parity options]]
                        Fuse every train-form block into one conv and write the deploy form;
                        --parity then runs the written file against IN (see parity)`;
 
@@ -26,7 +26,7 @@ export function loadNoteText(note: LoadNote): string[] {
 
 export async function convertCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, {
-    valued: ['--output', '--format', '--dtype', '--eps', '--weights', ...PARITY_VALUED],
+    valued: ['--output', '--format', '--dtype', '--eps', '--weights', '--qarepvgg', ...PARITY_VALUED],
     flags: ['--force', '--json', '--keep-prefix', '--parity'],
     aliases: { '-o': '--output', '-f': '--force' },
   });
@@ -40,6 +40,7 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
   if (eps !== undefined && !(eps >= 0 && Number.isFinite(eps))) throw new UsageError('--eps must be a non-negative number');
   const json = args.flags.has('--json');
   const weights = args.flags.get('--weights') as string | undefined;
+  const qarepvgg = qarepvggFrom(args);
   if (format === 'onnx' && (dtype !== undefined || args.flags.has('--keep-prefix'))) throw new UsageError('--dtype and --keep-prefix do not apply to --format onnx');
   const parity = args.flags.has('--parity') ? parityOptionsFrom(args) : undefined;
   if (!parity && PARITY_VALUED.some((f) => args.flags.has(f))) throw new UsageError(`${PARITY_VALUED.find((f) => args.flags.has(f))} needs --parity`);
@@ -56,7 +57,7 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
     let written: string;
     // A checkpoint has no graph: its ONNX form is built. An ONNX input goes to convertFile, which fuses inside its graph.
     if (format === 'onnx' && (await probeFile(input).catch(() => undefined))?.kind !== 'onnx') {
-      const result = await writeDeployOnnx(input, { output, force, eps, weights, signal: controller.signal, onProgress });
+      const result = await writeDeployOnnx(input, { output, force, eps, weights, qarepvgg, signal: controller.signal, onProgress });
       if (interactive) process.stderr.write('\r\x1b[K');
       written = result.output;
       summary = { ...result, format: 'onnx' };
@@ -73,6 +74,7 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
         dtype,
         eps,
         weights,
+        qarepvgg,
         force,
         keepPrefix: args.flags.has('--keep-prefix'),
         signal: controller.signal,
@@ -96,7 +98,7 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
       return 0;
     }
     // The written file against the input, as a user would load them: the same eps as the fusion.
-    const check = await compareModels(input, written, { ...parity, eps, weights, signal: controller.signal, onProgress: progressLine(interactive) });
+    const check = await compareModels(input, written, { ...parity, eps, weights, qarepvgg, signal: controller.signal, onProgress: progressLine(interactive) });
     if (interactive) process.stderr.write('\r\x1b[K');
     if (json) out(JSON.stringify({ ...summary, parity: check }, null, 2));
     else out(['', ...parityText(check, `${basename(input)} vs ${basename(written)}`)].join('\n'));

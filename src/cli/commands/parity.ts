@@ -1,10 +1,10 @@
 import { basename } from 'node:path';
 import { checkParity, compareModels, type BlockResult, type OutputResult, type ParityOptions, type ParityResult } from '../../core/parity/parity';
 import { weightsText } from '../../core/text';
-import { oneFile, parseArgs, UsageError, type ParsedArgs } from '../args';
+import { oneFile, parseArgs, qarepvggFrom, UsageError, type ParsedArgs } from '../args';
 
 export const parityHelp = `parity FILE [--deploy OTHER] [--inputs N] [--shape 1,3,224,224] [--seed S]
-                       [--atol A] [--rtol R] [--input X.npy] [--eps E] [--weights KEY] [--latency-runs K] [--timeout SEC] [--json]
+                       [--atol A] [--rtol R] [--input X.npy] [--eps E] [--weights KEY] [--qarepvgg v1|v2] [--latency-runs K] [--timeout SEC] [--json]
                        Run the train form and the deploy form on the same inputs (ONNX Runtime)
                        and compare every output and every block; exit code 1 when they differ.
                        A checkpoint holds no graph: RepLens runs its blocks (in a chain, or each on
@@ -110,7 +110,7 @@ export function progressLine(enabled: boolean): ParityOptions['onProgress'] {
 }
 
 export async function parityCommand(argv: string[], out: (s: string) => void): Promise<number> {
-  const args = parseArgs(argv, { valued: ['--deploy', '--eps', '--weights', ...PARITY_VALUED], flags: ['--json'] });
+  const args = parseArgs(argv, { valued: ['--deploy', '--eps', '--weights', '--qarepvgg', ...PARITY_VALUED], flags: ['--json'] });
   const file = oneFile(args, 'parity');
   const options = parityOptionsFrom(args);
   const eps = number(args, '--eps', (n) => Number.isFinite(n) && n >= 0, 'a non-negative number');
@@ -121,7 +121,7 @@ export async function parityCommand(argv: string[], out: (s: string) => void): P
   process.once('SIGINT', cancel);
   try {
     const deploy = args.flags.get('--deploy') as string | undefined;
-    const common = { ...options, eps, weights: args.flags.get('--weights') as string | undefined, signal: controller.signal, onProgress: progressLine(interactive) };
+    const common = { ...options, eps, weights: args.flags.get('--weights') as string | undefined, qarepvgg: qarepvggFrom(args), signal: controller.signal, onProgress: progressLine(interactive) };
     const result = deploy === undefined ? await checkParity(file, common) : await compareModels(file, deploy, common);
     if (interactive) process.stderr.write('\r\x1b[K');
     if (json) out(JSON.stringify(result, null, 2));

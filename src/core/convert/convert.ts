@@ -5,7 +5,7 @@ import { ModelFormatError } from '../formats/errors';
 import type { ModelFile, WeightsChoice } from '../formats/modelFile';
 import { openModelFile } from '../formats/openModelFile';
 import { fuseOnnxModel, onnxBlockOutputs, type OnnxBlockOutput, type OnnxFusion } from '../fuse/onnxFusion';
-import { buildStructure } from '../model/buildStructure';
+import { buildStructure, type StructureOptions } from '../model/buildStructure';
 import { allBlocks, type Block } from '../model/structure';
 import { cancelledError, OutputError, writeAtomically } from '../writers/atomicFile';
 import type { ProducedBytes } from '../writers/checksum';
@@ -20,12 +20,11 @@ import { loadNote, type LoadNote } from './loadNote';
 /** ONNX models are rewritten as ONNX graphs; checkpoints become PyTorch or safetensors files. */
 export type OutputFormat = 'pth' | 'safetensors' | 'onnx';
 
-export interface ConvertOptions extends Omit<PlanOptions, 'onBlock'> {
+/** StructureOptions: what the file cannot say about its blocks (e.g. that its QARepVGG blocks are QARepVGGBlockV2). */
+export interface ConvertOptions extends Omit<PlanOptions, 'onBlock'>, StructureOptions {
   output?: string;
   /** The checkpoint key to read the weights from (default: the one the model's own tools read). */
   weights?: string;
-  /** QARepVGGBlockV2's AvgPool branch cannot be seen in a plain state dict: 'v2' says it is there. */
-  qarepvgg?: 'v1' | 'v2';
   format?: OutputFormat;
   /** Replace an existing output. */
   force?: boolean;
@@ -115,7 +114,7 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
     if (options.format === 'onnx') throw new ModelFormatError(input, 'is a checkpoint, which has no graph to rewrite; its ONNX form is built by the ONNX export (`replens convert --format onnx`)');
     const format = options.format ?? sameFormatAs(model.format);
     const output = options.output ?? defaultOutputPath(input, format);
-    const structure = buildStructure(model, { qarepvgg: options.qarepvgg });
+    const structure = buildStructure(model, options);
     let done = 0;
     const plan = planDeploy(model, structure, {
       ...options,
@@ -206,7 +205,7 @@ async function convertOnnx(model: ModelFile, options: ConvertOptions, before: St
     throw new ModelFormatError(input, 'an ONNX model keeps its tensor types: new weights of another type would not match the graph\'s activations');
   }
   const output = options.output ?? defaultOutputPath(input, 'onnx');
-  const structure = buildStructure(model, { qarepvgg: options.qarepvgg });
+  const structure = buildStructure(model, options);
   const trainBlocks = allBlocks(structure).filter((b) => b.form === 'train');
   const total = trainBlocks.filter((b) => b.onnx?.fusible).length;
   if (total === 0) {

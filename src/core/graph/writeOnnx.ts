@@ -13,15 +13,14 @@ import { buildGraph, type BuiltGraph } from './buildGraph';
 import { graphStats } from './stats';
 import type { Topology } from './topology';
 
-export interface OnnxExportOptions {
+/** StructureOptions: what the file cannot say about its blocks (e.g. that its QARepVGG blocks are QARepVGGBlockV2). */
+export interface OnnxExportOptions extends StructureOptions {
   output?: string;
   /** The checkpoint key to read the weights from (default: the one the model's own tools read). */
   weights?: string;
   force?: boolean;
   /** Replaces every BN eps when fusing. */
   eps?: number;
-  /** What the file cannot say about its blocks (e.g. that its QARepVGG blocks are QARepVGGBlockV2). */
-  structure?: StructureOptions;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number, block: Block) => void;
 }
@@ -63,7 +62,7 @@ export async function writeDeployOnnx(input: string, options: OnnxExportOptions 
     if (model.format === 'onnx') {
       throw new ModelFormatError(input, 'is already ONNX; convert the PyTorch or safetensors checkpoint instead');
     }
-    const structure = buildStructure(model, options.structure);
+    const structure = buildStructure(model, options);
     const blocks = allBlocks(structure);
     const train = blocks.filter((b) => b.form === 'train');
     if (train.length === 0) {

@@ -8,7 +8,7 @@ import { fuseOnnxModel, onnxBlockOutputs } from '../fuse/onnxFusion';
 import { blockNamer, buildGraph, LOGITS, type GraphForm } from '../graph/buildGraph';
 import { graphStats } from '../graph/stats';
 import type { Topology } from '../graph/topology';
-import { buildStructure } from '../model/buildStructure';
+import { buildStructure, type StructureOptions } from '../model/buildStructure';
 import { allBlocks, type ModelStructure } from '../model/structure';
 import { runInChild, type ChildOptions } from './child';
 import type { Metrics } from './compare';
@@ -28,7 +28,8 @@ export interface ParityProgress {
   message: string;
 }
 
-export interface ParityOptions {
+/** StructureOptions: what the file cannot say about its blocks (e.g. that its QARepVGG blocks are QARepVGGBlockV2). */
+export interface ParityOptions extends StructureOptions {
   /** Random input samples (default 4). */
   inputs?: number;
   /**
@@ -179,7 +180,7 @@ function validate(options: ParityOptions): void {
  * `reference` lends its geometry to blocks this file leaves unknown (see adoptGeometry).
  */
 async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptions, reference?: ModelStructure): Promise<Side> {
-  const structure = buildStructure(model);
+  const structure = buildStructure(model, options);
   const adopted = reference ? adoptGeometry(structure, reference, model.path) : [];
   const built = await buildGraph(model, structure, {
     form,
@@ -479,7 +480,7 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
   let ref: Side;
   let cand: Side;
   try {
-    const structure = buildStructure(model);
+    const structure = buildStructure(model, options);
     const blocks = allBlocks(structure);
     if (blocks.length === 0) throw new ParityError(file, 'no re-parameterizable blocks found', 'input');
     if (!blocks.some((b) => b.form === 'train')) {

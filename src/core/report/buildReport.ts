@@ -70,7 +70,7 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
   let graphs: { before: OnnxGraph; after: OnnxGraph };
   const blocks: BlockReport[] = [];
   try {
-    structure = buildStructure(model);
+    structure = buildStructure(model, options);
     graphs = await graphsOf(model, structure, options.deploy);
     const byName = new Map(model.tensors.map((t) => [t.name, t]));
     const load = (n: string) => byName.get(n)!.toNumbers();
@@ -79,7 +79,8 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
       const report = blockReport(displayName, block);
       if (block.form === 'train') {
         // A block that cannot be fused gets no kernel statistics; its warning says why.
-        const fused = await fuseBlock(block, load, { eps: options.eps }).catch(() => undefined);
+        // The kernel a deploy graph runs: a QARepVGG block's BN after the sum folded in.
+        const fused = await fuseBlock(block, load, { eps: options.eps, postBn: 'fold' }).catch(() => undefined);
         if (fused) report.kernelStats = kernelStats(fused.weight, fused.shape[0]);
       }
       blocks.push(report);

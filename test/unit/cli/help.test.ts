@@ -50,3 +50,26 @@ describe('replens help', () => {
     expect(code).toBe(0);
   });
 });
+
+describe('what a state dict cannot say', () => {
+  const PEERS = path.join(__dirname, '..', '..', 'fixtures', 'peers');
+
+  it("--weights and --qarepvgg v2 are heard by inspect; a wrong value is a usage error that names the choices", async () => {
+    const v2 = path.join(PEERS, 'yolov6', 'tiny_qarepvggv2_ema_state_dict.pth');
+    const assumed = await replens('inspect', v2);
+    expect(assumed.stdout).toContain('family yolov6-qarepvgg,');
+    expect(assumed.stdout).toContain('tell RepLens (--qarepvgg v2)');
+    const told = await replens('inspect', v2, '--qarepvgg', 'v2');
+    expect(told.code).toBe(0);
+    expect(told.stdout).toContain('family yolov6-qarepvgg-v2,');
+    expect(told.stdout).not.toContain('tell RepLens (--qarepvgg v2)');
+    expect(await replens('inspect', v2, '--qarepvgg', 'v3')).toMatchObject({ code: 2, stderr: expect.stringContaining('--qarepvgg must be v1 or v2') });
+
+    const last = path.join(PEERS, 'yolov7', 'tiny_repconv_last.pt');
+    expect((await replens('inspect', last)).stdout).toContain("weights from 'ema': the EMA weights, which YOLO projects evaluate and export when a checkpoint has them (also in the file: 'model'); --weights model reads 'model' instead");
+    expect((await replens('inspect', last, '--weights', 'model')).stdout).toContain("weights from 'model': as asked; --weights ema reads 'ema' instead");
+    const missing = await replens('inspect', last, '--weights', 'EMA');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("has no weights under 'EMA': its weights are under 'model', 'ema'");
+  }, 30_000);
+});
