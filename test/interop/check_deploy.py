@@ -5,6 +5,9 @@ usage: check_deploy.py MANIFEST.json   (a list of {"fixture", "train", "deploy"}
 Prints one JSON list: per case, whether torch.load(weights_only=True) and
 load_state_dict(strict=True) succeeded, and the output / weight errors of RepLens'
 fusion next to the same fusion done by PyTorch in float32, both against float64.
+A case with "module": true is a deploy checkpoint in the input's whole-module form:
+it is loaded as the model it pickles (torch.load, the fixture classes importable),
+which must be in deploy form and is run as it is.
 """
 
 import collections
@@ -58,8 +61,16 @@ def check(case):
     result = {'fixture': case['fixture'], 'deploy': os.path.basename(case['deploy'])}
     train = ctor().eval()
     train.load_state_dict(train_state_dict(case['train']), strict=True)
-    replens_sd = load_any(case['deploy'], weights_only=True)
-    result['weightsOnlyLoad'] = True
+    if case.get('module'):
+        loaded = torch.load(case['deploy'], map_location='cpu')
+        module = loaded['model'] if isinstance(loaded, dict) else loaded
+        replens_sd = {k: v.clone() for k, v in module.state_dict().items()}  # in the stored dtypes, before .float()
+        module = module.float().eval()
+        result['trainBranchesLeft'] = sorted(n for n, m in module.named_modules() for b in ('rbr_dense', 'rbr_1x1', 'rbr_identity') if b in m._modules)
+    else:
+        module = None
+        replens_sd = load_any(case['deploy'], weights_only=True)
+        result['weightsOnlyLoad'] = True
     result['dtypes'] = sorted({str(v.dtype).replace('torch.', '') for v in replens_sd.values() if v.is_floating_point()})
     deploy = ctor(deploy=True).eval()
     deploy.load_state_dict(collections.OrderedDict((k, v.float() if v.is_floating_point() else v) for k, v in replens_sd.items()), strict=True)
@@ -76,6 +87,8 @@ def check(case):
         want = exact(x.double())
         result['outputMaxAbs'] = {'replens': max_abs(deploy(x), want), 'torchFloat32': max_abs(torch_fused(x), want)}
         result['trainVsReplensMaxAbs'] = max_abs(deploy(x), train(x))
+        if module is not None:
+            result['moduleMaxAbs'] = max_abs(module(x), want)
     exact_sd = exact.state_dict()
     result['weightMaxAbs'] = {'replens': weights_error(replens_sd, exact_sd), 'torchFloat32': weights_error(torch_fused.state_dict(), exact_sd)}
     return result

@@ -9,17 +9,21 @@ import { convertFile, type OutputFormat } from '../../src/core/convert/convert';
 /**
  * RepLens' deploy files, loaded by real PyTorch (Debian's python3-torch) with
  * torch.load(weights_only=True) and load_state_dict(strict=True) into the
- * fixture script's own deploy models.
+ * fixture script's own deploy models. A whole-module input's deploy file is
+ * written in the same form by default: that one is loaded as the model it
+ * pickles and run as it is; with stateDict it is a state dict like the rest.
  */
 
 const MODELS = path.join(__dirname, '..', 'fixtures', 'models');
 const PYTHON = '/usr/bin/python3';
 
-const CASES: { fixture: string; file: string; format?: OutputFormat }[] = [
+/** `module`: the input pickles its model, and so does the deploy file; `stateDict` asks for a state dict instead. */
+const CASES: { fixture: string; file: string; format?: OutputFormat; stateDict?: true; module?: true }[] = [
   { fixture: 'repvgg_tiny', file: 'repvgg_tiny_train.pth' },
   { fixture: 'repvgg_tiny', file: 'repvgg_tiny_train_legacy.pth' },
   { fixture: 'repvgg_tiny', file: 'repvgg_tiny_wrapped.pth.tar' },
-  { fixture: 'repvgg_tiny', file: 'repvgg_full_module.pt' },
+  { fixture: 'repvgg_tiny', file: 'repvgg_full_module.pt', stateDict: true },
+  { fixture: 'repvgg_tiny', file: 'repvgg_full_module.pt', module: true },
   { fixture: 'repvgg_tiny', file: 'repvgg_tiny_fp16.pt' },
   { fixture: 'repvgg_tiny', file: 'repvgg_tiny_train.safetensors' },
   { fixture: 'repvgg_tiny', file: 'repvgg_tiny_train.pth', format: 'safetensors' },
@@ -27,7 +31,8 @@ const CASES: { fixture: string; file: string; format?: OutputFormat }[] = [
   { fixture: 'repvgg_se', file: 'repvgg_se_train.pth' },
   { fixture: 'backbone_in_detector', file: 'backbone_in_detector.pth' },
   { fixture: 'yolov7_repconv', file: 'yolov7_repconv_train_sd.pth' },
-  { fixture: 'yolov7_repconv', file: 'yolov7_repconv_train.pt' },
+  { fixture: 'yolov7_repconv', file: 'yolov7_repconv_train.pt', stateDict: true },
+  { fixture: 'yolov7_repconv', file: 'yolov7_repconv_train.pt', module: true },
   { fixture: 'timm_repvgg', file: 'timm_repvgg_train.safetensors' },
   { fixture: 'timm_repvgg', file: 'timm_repvgg_train.safetensors', format: 'pth' },
   { fixture: 'mobileone', file: 'mobileone_train.pth' },
@@ -39,6 +44,8 @@ interface CaseResult {
   deploy: string;
   error?: string;
   weightsOnlyLoad?: boolean;
+  trainBranchesLeft?: string[];
+  moduleMaxAbs?: number;
   strictLoad?: boolean;
   dtypes?: string[];
   outputMaxAbs?: { replens: number; torchFloat32: number };
@@ -47,6 +54,7 @@ interface CaseResult {
 
 let dir: string;
 let results: CaseResult[];
+const converted: boolean[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'replens-interop-'));
@@ -55,8 +63,9 @@ beforeAll(async () => {
     const input = path.join(MODELS, c.file);
     const ext = (c.format ?? (c.file.endsWith('.safetensors') ? 'safetensors' : 'pth')) === 'safetensors' ? '.safetensors' : '.pth';
     const output = path.join(dir, `${i}-${c.fixture}${ext}`);
-    await convertFile(input, { output, format: c.format });
-    manifest.push({ fixture: c.fixture, train: input, deploy: output });
+    const result = await convertFile(input, { output, format: c.format, stateDict: c.stateDict });
+    manifest.push({ fixture: c.fixture, train: input, deploy: output, module: result.module !== undefined });
+    converted.push(result.module !== undefined);
   }
   await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
   const { stdout } = await promisify(execFile)(PYTHON, [path.join(__dirname, 'check_deploy.py'), path.join(dir, 'manifest.json')], { maxBuffer: 1 << 24 });
@@ -77,10 +86,18 @@ afterAll(async () => {
 
 describe('PyTorch loads and runs what RepLens writes', () => {
   CASES.forEach((c, i) => {
-    it(`${c.file} → ${c.format ?? 'same format'} loads strictly into the ${c.fixture} deploy model and matches`, () => {
+    const form = c.module ? ' as its pickled model' : c.stateDict ? ' as a state dict' : '';
+    it(`${c.file} → ${c.format ?? 'same format'}${form} loads strictly into the ${c.fixture} deploy model and matches`, () => {
       const r = results[i];
       expect(r.error).toBeUndefined();
-      expect(r.weightsOnlyLoad).toBe(true);
+      expect(converted[i]).toBe(c.module === true);
+      if (c.module) {
+        // torch.load rebuilds the model in deploy form, and it runs as the exact fusion does.
+        expect(r.trainBranchesLeft).toEqual([]);
+        expect(r.moduleMaxAbs!).toBeLessThanOrEqual(2 * r.outputMaxAbs!.torchFloat32 + 1e-7);
+      } else {
+        expect(r.weightsOnlyLoad).toBe(true);
+      }
       expect(r.strictLoad).toBe(true);
       // Fused in float64 and rounded once: never further from the exact weights than PyTorch's own float32 fusion.
       expect(r.weightMaxAbs!.replens).toBeLessThanOrEqual(r.weightMaxAbs!.torchFloat32);

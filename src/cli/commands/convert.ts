@@ -10,8 +10,10 @@ import { oneFile, parseArgs, qarepvggFrom, UsageError } from '../args';
 import { PARITY_VALUED, parityOptionsFrom, parityText, progressLine } from './parity';
 
 export const convertHelp = `convert IN [-o OUT] [--format pth|safetensors|onnx] [--dtype float32|float16|bfloat16|float64]
-                       [--weights KEY] [--qarepvgg v1|v2] [--eps E] [--keep-prefix] [--force] [--json] [--parity [parity options]]
-                       Fuse every train-form block into one conv and write the deploy form;
+                       [--weights KEY] [--qarepvgg v1|v2] [--eps E] [--keep-prefix] [--state-dict] [--force] [--json]
+                       [--parity [parity options]]
+                       Fuse every train-form block into one conv and write the deploy form; a pickled
+                       model (torch.save(model), a YOLO checkpoint) stays one unless --state-dict;
                        --parity then runs the written file against IN (see parity)`;
 
 const FORMATS: readonly (OutputFormat | 'onnx')[] = ['pth', 'safetensors', 'onnx'];
@@ -27,7 +29,7 @@ export function loadNoteText(note: LoadNote): string[] {
 export async function convertCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, {
     valued: ['--output', '--format', '--dtype', '--eps', '--weights', '--qarepvgg', ...PARITY_VALUED],
-    flags: ['--force', '--json', '--keep-prefix', '--parity'],
+    flags: ['--force', '--json', '--keep-prefix', '--state-dict', '--parity'],
     aliases: { '-o': '--output', '-f': '--force' },
   });
   const input = oneFile(args, 'convert');
@@ -41,7 +43,9 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
   const json = args.flags.has('--json');
   const weights = args.flags.get('--weights') as string | undefined;
   const qarepvgg = qarepvggFrom(args);
-  if (format === 'onnx' && (dtype !== undefined || args.flags.has('--keep-prefix'))) throw new UsageError('--dtype and --keep-prefix do not apply to --format onnx');
+  if (format === 'onnx' && (dtype !== undefined || args.flags.has('--keep-prefix') || args.flags.has('--state-dict'))) {
+    throw new UsageError('--dtype, --keep-prefix and --state-dict do not apply to --format onnx');
+  }
   const parity = args.flags.has('--parity') ? parityOptionsFrom(args) : undefined;
   if (!parity && PARITY_VALUED.some((f) => args.flags.has(f))) throw new UsageError(`${PARITY_VALUED.find((f) => args.flags.has(f))} needs --parity`);
 
@@ -77,13 +81,14 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
         qarepvgg,
         force,
         keepPrefix: args.flags.has('--keep-prefix'),
+        stateDict: args.flags.has('--state-dict'),
         signal: controller.signal,
         onProgress,
       });
       if (interactive) process.stderr.write('\r\x1b[K');
       written = result.output;
       const { input: i, blocksFused, paramsBefore, paramsAfter, seconds, verifySeconds } = result;
-      summary = { input: i, output: result.output, blocksFused, paramsBefore, paramsAfter, seconds, verifySeconds, format: result.format, blocksAlreadyDeploy: result.blocksAlreadyDeploy, bytesWritten: result.bytesWritten, eps: result.eps, droppedPrefix: result.droppedPrefix ?? null, weights: result.weights ?? null, load: result.load, warnings: result.warnings };
+      summary = { input: i, output: result.output, blocksFused, paramsBefore, paramsAfter, seconds, verifySeconds, format: result.format, blocksAlreadyDeploy: result.blocksAlreadyDeploy, bytesWritten: result.bytesWritten, eps: result.eps, droppedPrefix: result.droppedPrefix ?? null, module: result.module ?? null, weights: result.weights ?? null, load: result.load, warnings: result.warnings };
       if (!json) {
         out(`${result.output}: fused ${result.blocksFused} block(s)${result.blocksAlreadyDeploy ? `, ${result.blocksAlreadyDeploy} already deploy` : ''}; parameters ${result.paramsBefore.toLocaleString('en-US')} → ${result.paramsAfter.toLocaleString('en-US')}; ${formatBytes(result.bytesWritten)} in ${result.seconds.toFixed(2)} s, ${verifiedText(result.verifySeconds)}`);
         if (result.weights) out(`  ${weightsText(result.weights)}`);

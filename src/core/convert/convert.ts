@@ -10,11 +10,13 @@ import { allBlocks, type Block } from '../model/structure';
 import { cancelledError, OutputError, writeAtomically } from '../writers/atomicFile';
 import type { ProducedBytes } from '../writers/checksum';
 import { writeOnnxModel } from '../writers/onnxWriter';
-import type { WrittenTensor } from '../writers/outputTensor';
+import type { OutputTensor, WrittenTensor } from '../writers/outputTensor';
 import { writeSafetensors } from '../writers/safetensorsWriter';
-import { writeTorchCheckpoint } from '../writers/torchWriter';
+import { UnwritableValueError } from '../writers/modulePickle';
+import { pickleModuleCheckpoint, writeTorchCheckpoint, type ModuleCheckpoint } from '../writers/torchWriter';
 import { timed, verifyEncodedFile, verifyTensorFile } from '../writers/verifyOutput';
-import { planDeploy, type PlanOptions } from './deployPlan';
+import { deployModule, NoModuleFormError } from './deployModule';
+import { planDeploy, type DeployPlan, type PlanOptions } from './deployPlan';
 import { loadNote, type LoadNote } from './loadNote';
 
 /** ONNX models are rewritten as ONNX graphs; checkpoints become PyTorch or safetensors files. */
@@ -26,6 +28,8 @@ export interface ConvertOptions extends Omit<PlanOptions, 'onBlock'>, StructureO
   /** The checkpoint key to read the weights from (default: the one the model's own tools read). */
   weights?: string;
   format?: OutputFormat;
+  /** Write a plain state dict even when the input holds a pickled model (whose form is kept by default). */
+  stateDict?: boolean;
   /** Replace an existing output. */
   force?: boolean;
   signal?: AbortSignal;
@@ -47,6 +51,8 @@ export interface ConvertResult {
   /** BN eps values used, with where they came from. */
   eps: { value: number; source: string; blocks: number }[];
   droppedPrefix?: string;
+  /** Set when the output is the input's pickled model in deploy form (not a state dict): its class and the checkpoint key holding it. */
+  module?: { className: string; key?: string };
   /** Which of a training checkpoint's weights were converted, and why. */
   weights?: WeightsChoice;
   /** ONNX only: node and initializer counts before and after, and where each block's result is in both graphs. */
@@ -124,6 +130,9 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
     if (plan.fused.length === 0) {
       throw new ModelFormatError(input, structure.stages.length ? 'every block is already in deploy form' : 'no re-parameterizable blocks found');
     }
+    const warnings: string[] = [];
+    const asModule = format === 'pth' && !options.stateDict ? moduleForm(model, plan, warnings) : undefined;
+    const tensors = asModule?.tensors ?? plan.tensors;
     let written: WrittenTensor[] = [];
     const verify = timed((temp) => verifyTensorFile(temp, format === 'safetensors' ? 'safetensors' : 'torch-zip', written, pool));
     const bytesWritten = await writeAtomically(
@@ -131,8 +140,8 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
       (sink) =>
         whileUnchanged(input, before, async () => {
           written = format === 'safetensors'
-            ? await writeSafetensors(sink, plan.tensors, { format: 'pt', producer: 'RepLens' })
-            : await writeTorchCheckpoint(sink, plan.tensors);
+            ? await writeSafetensors(sink, tensors, { format: 'pt', producer: 'RepLens' })
+            : await writeTorchCheckpoint(sink, tensors, asModule?.checkpoint);
         }),
       { overwrite: options.force, protect: [input], signal: options.signal, verify: verify.run },
     );
@@ -149,6 +158,7 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
       verifySeconds: verify.seconds(),
       eps: epsSummary(plan.fused, options.eps),
       droppedPrefix: plan.droppedPrefix,
+      module: asModule?.module,
       weights: model.weights,
       load: loadNote({
         families: allBlocks(structure).map((b) => b.family),
@@ -157,16 +167,33 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
         output,
         format,
         wholeModule: (model.modules?.length ?? 0) > 0,
+        module: asModule?.module,
         weightsKey: model.weights?.key,
         otherKeys: model.weights ? Object.keys(model.metadata).filter((k) => !READER_KEYS.has(k)) : undefined,
         droppedPrefix: plan.droppedPrefix,
         tensors: model.tensors,
         modules: model.modules,
       }),
-      warnings: [...model.warnings, ...structure.warnings.map((w) => (w.block ? `${w.block}: ${w.message}` : w.message))],
+      warnings: [...model.warnings, ...structure.warnings.map((w) => (w.block ? `${w.block}: ${w.message}` : w.message)), ...warnings],
     };
   } finally {
     await model.close();
+  }
+}
+
+/**
+ * A pickled model is written back as one, in deploy form, so the project's own loaders take the
+ * output as they take the input; when its objects do not allow that, a state dict, with a warning.
+ */
+function moduleForm(model: ModelFile, plan: DeployPlan, warnings: string[]): { tensors: OutputTensor[]; checkpoint: ModuleCheckpoint; module: NonNullable<ConvertResult['module']> } | undefined {
+  if (!model.pickled || plan.droppedPrefix !== undefined) return undefined;
+  try {
+    const deploy = deployModule(model.pickled, plan.fused, plan.tensors);
+    return { tensors: deploy.tensors, checkpoint: pickleModuleCheckpoint(deploy.root, deploy.tensors), module: { className: deploy.className, key: deploy.key } };
+  } catch (e) {
+    if (!(e instanceof NoModuleFormError || e instanceof UnwritableValueError)) throw e;
+    warnings.push(`written as a state dict, not as the input's pickled model: ${e.message}`);
+    return undefined;
   }
 }
 

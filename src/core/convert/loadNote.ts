@@ -33,6 +33,8 @@ export interface LoadNoteInput {
   format: 'pth' | 'safetensors' | 'onnx';
   /** The input held pickled module objects (torch.save(model), or a checkpoint whose slot holds one). */
   wholeModule: boolean;
+  /** The output is that pickled model in deploy form (its class, and the checkpoint key holding it), not a state dict. */
+  module?: { className: string; key?: string };
   /** The checkpoint key the weights were read from, when the input wrapped them in a dict. */
   weightsKey?: string;
   /** The checkpoint's other top-level keys (epoch, optimizer, …), not written. */
@@ -174,6 +176,35 @@ function familyLoad(family: FamilyId | undefined, input: LoadNoteInput): FamilyL
   };
 }
 
+/** How the family's own loader takes a deploy checkpoint in the input's whole-module form. */
+function moduleLoad(family: FamilyId | undefined, input: LoadNoteInput, key: string | undefined): FamilyLoad {
+  const out = py(input.output);
+  switch (family) {
+    case 'yolov7-repconv':
+      return {
+        how: "YOLOv7's attempt_load, detect.py and test.py take it as they take the input (--weights); Model.fuse() leaves its RepConvs, already fused, as they are",
+        imports: ['import torch', "from models.experimental import attempt_load  # YOLOv7's own source"],
+        build: [`model = attempt_load(${out}, map_location='cpu')`],
+        basis: 'YOLOv7 models/experimental.py attempt_load, models/common.py RepConv (deploy form: rbr_reparam)',
+      };
+    case 'yolov6-repvgg':
+    case 'yolov6-qarepvgg':
+    case 'yolov6-qarepvgg-v2':
+      return {
+        how: "YOLOv6's load_checkpoint (used by its eval, infer and export tools) takes it as it takes the input; switch_to_deploy() leaves its blocks, already fused, as they are",
+        imports: ['import torch', "from yolov6.utils.checkpoint import load_checkpoint  # YOLOv6's own source"],
+        build: [`model = load_checkpoint(${out}, map_location='cpu')`],
+        basis: 'YOLOv6 yolov6/utils/checkpoint.py load_checkpoint, yolov6/layers/common.py RepVGGBlock (deploy form: rbr_reparam)',
+      };
+  }
+  return {
+    how: "Load it as the input is loaded, with the model's classes importable: torch.load rebuilds the model, its blocks already in deploy form",
+    imports: ['import torch  # and the modules that define the model\'s classes, as for the input'],
+    build: [`model = torch.load(${out}, map_location='cpu', weights_only=False)${key !== undefined ? `[${py(key)}]` : ''}`],
+    basis: 'torch.load of a pickled nn.Module',
+  };
+}
+
 /** The load note for a written deploy file. */
 export function loadNote(input: LoadNoteInput): LoadNote {
   const out = path.basename(input.output);
@@ -188,8 +219,25 @@ export function loadNote(input: LoadNoteInput): LoadNote {
   }
   const families = [...new Set(input.families)];
   const family: LoadNote['family'] = families.length === 1 ? families[0] : 'mixed';
-  const load = familyLoad(families.length === 1 ? families[0] : undefined, input);
   const deploy = families.length === 1 ? familyById(families[0]).deploy : 'its deploy conv';
+  if (input.module) {
+    const key = input.module.key;
+    const load = moduleLoad(families.length === 1 ? families[0] : undefined, input, key);
+    const others = input.otherKeys?.filter((k) => k !== input.weightsKey) ?? [];
+    const shown = others.slice(0, 4).map((k) => `'${k}'`).join(', ') + (others.length > 4 ? ', …' : '');
+    return {
+      family,
+      what:
+        `${out} is a checkpoint in the input's own form: ${key !== undefined ? `{'${key}': the pickled ${input.module.className}}` : `the pickled ${input.module.className}`}, ` +
+        `every fused block in its deploy form (one conv with bias, ${deploy}), every other object as it was` +
+        (input.weightsKey !== undefined && key !== input.weightsKey ? `; the weights read from '${input.weightsKey}' are under '${key}', the key every loader reads` : '') +
+        (others.length > 0 ? `; the input checkpoint's other entries (${shown}) were not written` : ''),
+      how: load.how,
+      code: [...load.imports, ...load.build, 'model.eval()'],
+      basis: load.basis,
+    };
+  }
+  const load = familyLoad(families.length === 1 ? families[0] : undefined, input);
   const notWritten: string[] = [];
   if (input.wholeModule) notWritten.push(`the pickled module objects${input.weightsKey !== undefined ? ` of '${input.weightsKey}'` : ''} were not written`);
   if (input.otherKeys && input.otherKeys.length > 0) {

@@ -1,4 +1,5 @@
 import type { OnnxModel } from './onnxModel';
+import type { PyObject, PyValue } from './pickle';
 import type { Tensor } from './tensor';
 
 export type ModelFormat = 'torch-zip' | 'torch-legacy' | 'onnx' | 'safetensors';
@@ -28,6 +29,15 @@ export interface WeightsChoice {
   slots: WeightsSlot[];
 }
 
+/** A whole pickled nn.Module (torch.save(model), or a checkpoint slot holding one), kept so a deploy checkpoint can be written in the same form. */
+export interface PickledModule {
+  /** The unpickled top-level object. */
+  root: PyValue;
+  /** The checkpoint key holding the module; undefined when the module is the top-level object. */
+  key?: string;
+  module: PyObject;
+}
+
 /** What every reader returns: the neutral model the rest of RepLens works on. */
 export interface ModelFile {
   path: string;
@@ -38,6 +48,8 @@ export interface ModelFile {
   metadata: Record<string, unknown>;
   /** Modules with attributes when the file holds a full pickled model. */
   modules?: ModuleInfo[];
+  /** The pickled module itself, when the file holds an eager (not TorchScript) one. */
+  pickled?: PickledModule;
   /** For a checkpoint that wraps its weights in a dict: which slot was read, and the others. */
   weights?: WeightsChoice;
   warnings: string[];

@@ -20,6 +20,25 @@ export abstract class PyNative {
   abstract describe(): string;
 }
 
+/**
+ * A float whose value is whole (1.0, 0.0): a plain number would read as an int, and a module
+ * written back (an Upsample's scale_factor, a BN's momentum) must keep the type the file had.
+ */
+export class PyFloat extends PyNative {
+  constructor(readonly value: number) {
+    super();
+  }
+
+  describe(): string {
+    return this.value.toFixed(1);
+  }
+}
+
+/** A float read from a pickle: a number unless it is whole. */
+function pyFloat(v: number): number | PyFloat {
+  return Number.isInteger(v) ? new PyFloat(v) : v;
+}
+
 export type PyValue =
   | null
   | boolean
@@ -93,6 +112,8 @@ export class PyObject {
     readonly cls: PyGlobal,
     readonly args: PyTuple,
     readonly kwargs?: PyDict,
+    /** 'new' when the file made it with cls.__new__ (NEWOBJ, copyreg._reconstructor), 'call' when it called cls(*args): writing it back needs the same. */
+    readonly made: 'call' | 'new' = 'call',
   ) {}
 
   get className(): string {
@@ -225,7 +246,7 @@ function builtinGlobal(module: string, name: string): PyValue | undefined {
       return new PyGlobal(module, name, (args) => {
         const cls = args[0];
         if (!(cls instanceof PyGlobal)) return new PyObject(new PyGlobal(module, name), args);
-        return new PyObject(cls, Object.freeze([]));
+        return new PyObject(cls, Object.freeze([]), undefined, 'new');
       });
     default:
       return undefined;
@@ -407,10 +428,10 @@ class Unpickler {
   }
 
   /** Calling a class or function: allow-listed ones run their TypeScript twin, others become placeholders. */
-  private call(callable: PyValue, args: PyTuple, kwargs?: PyDict): PyValue {
+  private call(callable: PyValue, args: PyTuple, kwargs?: PyDict, made: PyObject['made'] = 'call'): PyValue {
     if (!(callable instanceof PyGlobal)) this.fail(`cannot call ${describeType(callable)}`);
     if (callable.call) return callable.call(args, kwargs);
-    return new PyObject(callable, args, kwargs);
+    return new PyObject(callable, args, kwargs, made);
   }
 
   private setItems(target: PyValue, items: PyValue[]): void {
@@ -507,13 +528,13 @@ class Unpickler {
           const text = this.line().trim();
           if (/^[+-]?inf(inity)?$/i.test(text)) this.push(text.startsWith('-') ? -Infinity : Infinity);
           else if (/^[+-]?nan$/i.test(text)) this.push(NaN);
-          else if (/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) this.push(Number(text));
+          else if (/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) this.push(pyFloat(Number(text)));
           else this.fail(`bad float literal '${text.slice(0, 40)}'`);
           break;
         }
         case Op.BINFLOAT: {
           const b = this.bytes(8);
-          this.push(new DataView(b.buffer, b.byteOffset, 8).getFloat64(0, false));
+          this.push(pyFloat(new DataView(b.buffer, b.byteOffset, 8).getFloat64(0, false)));
           break;
         }
 
@@ -636,7 +657,7 @@ class Unpickler {
         case Op.NEWOBJ: {
           const args = this.asTuple(this.pop(), 'NEWOBJ arguments');
           const cls = this.pop();
-          this.pushNew(this.call(cls, args));
+          this.pushNew(this.call(cls, args, undefined, 'new'));
           break;
         }
         case Op.NEWOBJ_EX: {
@@ -644,7 +665,7 @@ class Unpickler {
           const args = this.asTuple(this.pop(), 'NEWOBJ_EX arguments');
           const cls = this.pop();
           if (!(kwargs instanceof PyDict)) this.fail('NEWOBJ_EX keyword arguments must be a dict');
-          this.pushNew(this.call(cls, args, kwargs));
+          this.pushNew(this.call(cls, args, kwargs, 'new'));
           break;
         }
         case Op.INST: {
@@ -752,6 +773,7 @@ export function describeType(v: PyValue | undefined): string {
   if (v instanceof PySet) return v.frozen ? 'frozenset' : 'set';
   if (v instanceof PyGlobal) return `global ${v.qualifiedName}`;
   if (v instanceof PyObject) return `${v.className} object`;
+  if (v instanceof PyFloat) return 'float';
   if (v instanceof PyNative) return v.describe();
   return isTuple(v) ? 'tuple' : 'list';
 }

@@ -85,6 +85,6 @@ export async function readTorchLegacy(src: ByteSource, options: UnwrapOptions = 
   }
   for (const key of roots.keys()) if (!offsets.has(key)) fail(`storage '${key}' is used but not stored`);
 
-  const { tensors, metadata, modules, weights, warnings } = unwrapCheckpoint(main.value, main.placeholderGlobals, options);
-  return { path: file, format: 'torch-legacy', tensors, metadata, modules, weights, warnings, close: () => src.close() };
+  const { tensors, metadata, modules, pickled, weights, warnings } = unwrapCheckpoint(main.value, main.placeholderGlobals, options);
+  return { path: file, format: 'torch-legacy', tensors, metadata, modules, pickled, weights, warnings, close: () => src.close() };
 }

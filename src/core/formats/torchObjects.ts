@@ -78,6 +78,8 @@ export class TorchStorage extends PyNative {
 /** A view into a storage as _rebuild_tensor_v2 describes it; validated when built. */
 export class TorchTensorRef extends PyNative {
   readonly numel: number;
+  /** Set when the file wrapped it in an nn.Parameter, with the parameter's requires_grad. */
+  parameter?: { requiresGrad: boolean };
 
   constructor(
     readonly file: string,
@@ -176,7 +178,8 @@ function gather(src: Uint8Array, shape: readonly number[], stride: readonly numb
   return out;
 }
 
-function byteSwapped(bytes: Uint8Array, size: number): Uint8Array {
+/** Each `size`-byte element of `bytes` in the other byte order. */
+export function byteSwapped(bytes: Uint8Array, size: number): Uint8Array {
   const out = new Uint8Array(bytes.length);
   for (let i = 0; i < bytes.length; i += size) {
     for (let j = 0; j < size; j++) out[i + j] = bytes[i + size - 1 - j];
@@ -213,6 +216,7 @@ function rebuildTensor(file: string, args: PyTuple): TorchTensorRef {
 function parameter(file: string, args: PyTuple): TorchTensorRef {
   const data = args[0];
   if (!(data instanceof TorchTensorRef)) throw new ModelFormatError(file, `parameter data is ${describeType(data)}, not a tensor`);
+  data.parameter = { requiresGrad: args[1] !== false };
   return data;
 }
 

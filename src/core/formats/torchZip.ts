@@ -65,6 +65,6 @@ export async function readTorchZip(src: ByteSource, options: UnwrapOptions = {})
   };
 
   const result = unpickle(pickle, 0, { file, persistentLoad, resolveGlobal: torchGlobals(file) });
-  const { tensors, metadata, modules, weights, warnings } = unwrapCheckpoint(result.value, result.placeholderGlobals, options);
-  return { path: file, format: 'torch-zip', tensors, metadata, modules, weights, warnings, close: () => src.close() };
+  const { tensors, metadata, modules, pickled, weights, warnings } = unwrapCheckpoint(result.value, result.placeholderGlobals, options);
+  return { path: file, format: 'torch-zip', tensors, metadata, modules, pickled, weights, warnings, close: () => src.close() };
 }

@@ -1,5 +1,5 @@
 import type { ModuleInfo, WeightsChoice, WeightsSlot } from './modelFile';
-import { PyDict, PyGlobal, PyNative, PyObject, PySet, describeType, type PyValue } from './pickle';
+import { PyDict, PyFloat, PyGlobal, PyNative, PyObject, PySet, describeType, type PyValue } from './pickle';
 import type { Tensor } from './tensor';
 import { TorchTensorRef } from './torchObjects';
 
@@ -14,6 +14,8 @@ export interface Unwrapped {
   tensors: Tensor[];
   metadata: Record<string, unknown>;
   modules?: ModuleInfo[];
+  /** The module and the key holding it, when the weights are an eager pickled module. */
+  pickled?: { root: PyValue; key?: string; module: PyObject };
   weights?: WeightsChoice;
   warnings: string[];
 }
@@ -148,6 +150,7 @@ export function summarize(v: PyValue, depth = 0): unknown {
     for (const [k, x] of v.items) out[typeof k === 'string' ? k : String(summarize(k, SUMMARY_DEPTH))] = summarize(x, depth + 1);
     return out;
   }
+  if (v instanceof PyFloat) return v.value;
   if (v instanceof PyNative) return `<${v.describe()}>`;
   if (v instanceof PyGlobal) return `<${v.qualifiedName}>`;
   return isModule(v) ? `<${v.className} module>` : `<${describeType(v)}>`;
@@ -160,6 +163,7 @@ export function summarize(v: PyValue, depth = 0): unknown {
 function plainValue(v: PyValue, budget: { left: number }, depth = 0): unknown {
   if (--budget.left < 0 || depth > 16) return undefined;
   if (v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'string') return v;
+  if (v instanceof PyFloat) return v.value;
   if (typeof v === 'bigint') return v.toString();
   if (Array.isArray(v)) {
     const out: unknown[] = [];
@@ -349,5 +353,6 @@ export function unwrapCheckpoint(root: PyValue, placeholderGlobals: readonly str
   if (suspicious.length > 0) {
     c.warnings.push(`file references callables that torch.load() would run but RepLens never executes: ${suspicious.join(', ')}`);
   }
-  return { tensors: c.tensors, metadata, modules: layout ? c.modules : undefined, weights: choice, warnings: c.warnings };
+  const pickled = layout === EAGER ? { root, key: choice?.key, module: weights as PyObject } : undefined;
+  return { tensors: c.tensors, metadata, modules: layout ? c.modules : undefined, pickled, weights: choice, warnings: c.warnings };
 }

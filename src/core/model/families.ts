@@ -113,6 +113,7 @@ export const FAMILIES: readonly FamilyLayout[] = [
     downsampleNames: /(^|\.)(stem|ERBlock_\d+\.0)$/,
     ungrouped: true,
     modelHint: /(^|\.)(ERBlock_\d|Rep_p\d|Rep_n\d)(\.|$)/,
+    className: /(^|\.)yolov6\.layers\.common\.RepVGGBlock$/,
   },
   {
     id: 'repvgg',
@@ -146,6 +147,8 @@ export const FAMILIES: readonly FamilyLayout[] = [
     defaultEps: 1e-3,
     activation: 'silu',
     stageConvention: false,
+    // A deploy-form RepConv has RepVGG's tensor names; a pickled model still says its class.
+    className: /(^|\.)RepConv$/,
   },
   {
     id: 'timm-repvgg',

@@ -139,9 +139,22 @@ describe('convertFile returns the note', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it("a YOLOv7 training checkpoint (YOLOv7's own train.py): whole module, 'ema'", async () => {
-    const output = path.join(dir, 'yolo.deploy.pt');
+  it("a YOLOv7 training checkpoint (YOLOv7's own train.py): whole module, 'ema', written back as YOLOv7's pickled Model", async () => {
+    const output = path.join(dir, 'yolo-module.deploy.pt');
     const r = await convertFile(YOLOV7, { output });
+    expect(r.module).toEqual({ className: 'models.yolo.Model', key: 'model' });
+    expect(r.load.family).toBe('yolov7-repconv');
+    expect(r.load.what).toBe(
+      "yolo-module.deploy.pt is a checkpoint in the input's own form: {'model': the pickled models.yolo.Model}, every fused block in its deploy form (one conv with bias, rbr_reparam), every other object as it was; " +
+        "the weights read from 'ema' are under 'model', the key every loader reads; the input checkpoint's other entries ('epoch', 'best_fitness', 'training_results', 'model', …) were not written",
+    );
+    expect(r.load.code).toEqual(['import torch', "from models.experimental import attempt_load  # YOLOv7's own source", `model = attempt_load('${output}', map_location='cpu')`, 'model.eval()']);
+  });
+
+  it("a YOLOv7 training checkpoint (YOLOv7's own train.py): whole module, 'ema', written as a state dict", async () => {
+    const output = path.join(dir, 'yolo.deploy.pt');
+    const r = await convertFile(YOLOV7, { output, stateDict: true });
+    expect(r.module).toBeUndefined();
     expect(r.load.family).toBe('yolov7-repconv');
     expect(r.load.what).toContain("the pickled module objects of 'ema' were not written, nor the checkpoint's other entries ('epoch', 'best_fitness', 'training_results', 'model', …)");
     expect(r.load.code).toContain(`model = Model(torch.load('${YOLOV7}', map_location='cpu')['ema'].yaml)  # the cfg stored with the training checkpoint`);
@@ -172,9 +185,9 @@ describe('replens convert prints the note', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('in the text: what the file is, the family\'s sentence, then the lines, indented to copy', async () => {
+  it('in the text (--state-dict): what the file is, the family\'s sentence, then the lines, indented to copy', async () => {
     const output = path.join(dir, 'best.deploy.pt');
-    const { code, stdout } = await replens('convert', YOLOV7, '-o', output);
+    const { code, stdout } = await replens('convert', YOLOV7, '-o', output, '--state-dict');
     expect(code).toBe(0);
     const lines = stdout.trimEnd().split('\n');
     const at = lines.findIndex((l) => l.startsWith('load: '));
@@ -200,8 +213,9 @@ describe('replens convert prints the note', () => {
     const output = path.join(dir, 'json.deploy.pt');
     const { code, stdout } = await replens('convert', YOLOV7, '-o', output, '--json');
     expect(code).toBe(0);
-    const { load } = JSON.parse(stdout);
-    expect(load).toMatchObject({ family: 'yolov7-repconv', basis: expect.stringContaining('fuse_repvgg_block') });
-    expect(load.code).toContain('        m.fuse_repvgg_block()');
+    const { load, module } = JSON.parse(stdout);
+    expect(module).toEqual({ className: 'models.yolo.Model', key: 'model' });
+    expect(load).toMatchObject({ family: 'yolov7-repconv', basis: expect.stringContaining('attempt_load') });
+    expect(load.code).toContain(`model = attempt_load('${output}', map_location='cpu')`);
   }, 30_000);
 });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelFormatError } from '../../../src/core/formats/errors';
 import {
-  PickleEndOfInput, PyDict, PyGlobal, PyObject, PySet, isList, isTuple, unpickle,
+  PickleEndOfInput, PyDict, PyFloat, PyGlobal, PyObject, PySet, isList, isTuple, unpickle,
   type PyValue, type UnpickleOptions, type UnpickleResult,
 } from '../../../src/core/formats/pickle';
 import { summarize } from '../../../src/core/formats/unwrap';
@@ -53,6 +53,7 @@ function norm(v: PyValue): unknown {
   if (v instanceof PySet) return { [v.frozen ? 'frozenset' : 'set']: [...v.items].map(norm) };
   if (v instanceof PyObject) return { object: v.className, args: v.args.map(norm), state: v.state === undefined ? undefined : norm(v.state) };
   if (v instanceof PyGlobal) return { global: v.qualifiedName };
+  if (v instanceof PyFloat) return { float: v.value };
   return v;
 }
 
@@ -69,7 +70,8 @@ const PYTHON_PICKLES: Record<number, string> = {
 const EXPECTED = {
   dict: [
     ['ints', [0, 1, -1, 255, 256, 65535, 65536, -(2 ** 31), 2 ** 31 - 1, 2 ** 31, '9007199254740992n', '-9223372036854775808n', '1180591620717411303424n']],
-    ['floats', [0.5, -1e300, 1e-5, Infinity]],
+    // A whole float stays a float (written back, it must not become an int).
+    ['floats', [0.5, { float: -1e300 }, 1e-5, Infinity]],
     ['str', ['', 'ascii', 'ünï©ødé 😀', 'x'.repeat(300), 'quote\'"\\\n']],
     ['bytes', [{ bytes: [] }, { bytes: [0, 255, 10] }, { bytes: new Array(300).fill(121) }]],
     ['none', null],

@@ -127,6 +127,41 @@ describe.each(manifests.map((m) => [`${m.peer} (${m.repo}@${m.commit.slice(0, 12
     }
   });
 
+  it.each(checkpoints.map((f) => [f.file, f] as const))("%s: a pickled model is written back as the peer's model in deploy form", async (_, f) => {
+    const output = path.join(dir, `${manifest.peer}-${f.file}.module.pth`);
+    const result = await convertFile(at(f.file), { output, qarepvgg: qarepvggOf(f) });
+    const [input, ours] = await Promise.all([openModelFile(at(f.file)), openModelFile(output)]);
+    try {
+      if (!input.pickled) {
+        expect(result.module).toBeUndefined();
+        expect(ours.pickled).toBeUndefined();
+        return;
+      }
+      // YOLO loaders read ckpt['ema'] or else ckpt['model']: the deploy model is under 'model', alone.
+      expect(result.module).toEqual({ className: input.pickled.module.className, key: 'model' });
+      expect(ours.weights?.slots).toEqual([{ key: 'model', holds: 'module' }]);
+      const byPath = (m: typeof ours) => new Map((m.modules ?? []).map((x) => [x.path, x]));
+      const [before, after] = [byPath(input), byPath(ours)];
+      const blockPaths = f.blocks.map((b) => b.name);
+      const inBlock = (p: string) => blockPaths.find((b) => p === b || p.startsWith(`${b}.`));
+      for (const b of f.blocks) {
+        // As the peer's own switch_to_deploy / fuse_repvgg_block leaves it: one conv with bias, flagged deploy, no train branches.
+        expect(after.get(b.name)?.attributes.deploy, b.name).toBe(true);
+        expect(after.get(`${b.name}.rbr_reparam`)?.className, b.name).toBe('torch.nn.modules.conv.Conv2d');
+        expect([...after.keys()].filter((p) => /\.(rbr_dense|rbr_1x1)(\.|$)/.test(p) && inBlock(p) === b.name), b.name).toEqual([]);
+        expect(ours.tensors.some((t) => t.name === `${b.name}.rbr_reparam.bias`), b.name).toBe(true);
+      }
+      // Every module outside the blocks is the input's, class and attributes.
+      for (const [p, m] of before) if (!inBlock(p)) expect(after.get(p), p).toEqual(m);
+      // Read again, the deploy file says its family (a deploy block's tensor names are RepVGG's; its class is not).
+      const again = await inspectFile(output, { qarepvgg: qarepvggOf(f) });
+      expect(again.structure.family).toBe(f.family);
+      expect(allBlocks(again.structure).every((b) => b.form === 'deploy')).toBe(true);
+    } finally {
+      await Promise.all([input.close(), ours.close()]);
+    }
+  });
+
   it.each((manifest.fullSize ?? []).map((f) => [f.file, f] as const))("%s: at full size, RepLens finds the peer's blocks and plans exactly the peer's deploy keys and shapes", (_, f) => {
     const spec = JSON.parse(readFileSync(at(f.file), 'utf8')) as FullSizeStructure;
     // Names, dtypes and shapes are all that structure and the deploy plan read; no tensor is read here.
