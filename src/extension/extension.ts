@@ -63,7 +63,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('replens.convertToDeploy', (arg: unknown) =>
       convertToDeploy(arg, (result) => {
         structure.invalidate(vscode.Uri.file(result.output));
-        if (parityAfterConvert()) void showReport(reports, context.extensionUri, result.input, result.output);
+        if (parityAfterConvert()) void showReport(reports, context.extensionUri, result.input, result.output, result.load);
       }),
     ),
     vscode.window.tabGroups.onDidChangeTabs(followActiveEditor),

@@ -62,6 +62,13 @@ test('Convert to Deploy from the Explorer writes the deploy file and opens a pas
   const report = await convertFromExplorer(page, server, 'repvgg_tiny_train.pth', 'repvgg_tiny_train.deploy.pth');
   await page.screenshot({ path: join(resultsDir, 'e2e-report.png') });
 
+  // The report says what the written file is and the lines that load it.
+  const note = report.locator('[data-testid="load-note"]');
+  await note.scrollIntoViewIfNeeded();
+  assert.match(await note.innerText(), /repvgg_tiny_train\.deploy\.pth is a flat state dict of the deploy model/);
+  assert.match(await note.innerText(), /model\.load_state_dict\(torch\.load\('.*repvgg_tiny_train\.deploy\.pth', map_location='cpu'\), strict=True\)/);
+  await page.screenshot({ path: join(resultsDir, 'e2e-report-load-note.png') });
+
   // Synced selection: a block clicked in the train graph lights up its fused conv in the deploy graph.
   await report.locator('[data-testid="tab-graphs"]').click();
   await report.locator('[data-testid="graph-before"] .rl-block-node').first().click({ timeout: 20_000 });

@@ -1,4 +1,5 @@
-/** The Summary tab: costs before/after, per-output parity, the error histogram and the sortable per-block table. */
+/** The Summary tab: how to load the deploy file RepLens wrote, costs before/after, per-output parity, the error histogram and the sortable per-block table. */
+import type { LoadNote } from '../../src/core/convert/loadNote';
 import type { BlockReport, ReportData } from '../../src/core/report/reportData';
 import { nextSort, sortBlocks, type BlockSort, type BlockSortKey } from '../reportModel/blockSort';
 import { costCards } from '../reportModel/costs';
@@ -7,7 +8,7 @@ import { DASH, formatCosine, formatCount, formatError } from '../reportModel/for
 import { errorHistogram } from '../reportModel/histogram';
 import { SlicedJob } from '../reportModel/slicedJob';
 import { h, idleSlices } from '../dom';
-import { dataGrid, type GridColumn } from '../toolkit';
+import { button, dataGrid, type GridColumn } from '../toolkit';
 import { histogramSvg } from './charts';
 import { bodyRow, fixedTable, headerRow, type TableColumn } from './table';
 
@@ -18,6 +19,32 @@ export interface SummaryOptions {
   selected: string | null;
   onSort(sort: BlockSort): void;
   onActivateBlock(block: string): void;
+}
+
+/** How long the Copy button says whether the copy worked before it reads Copy again. */
+const COPY_FEEDBACK_MS = 2000;
+
+/** What the deploy file is, how its family's code loads it, and those Python lines with a button that copies them. */
+function loadSection(load: LoadNote): HTMLElement[] {
+  const code = load.code.join('\n');
+  let reset: ReturnType<typeof setTimeout> | undefined;
+  const say = (label: string) => {
+    copy.textContent = label;
+    clearTimeout(reset);
+    reset = setTimeout(() => (copy.textContent = 'Copy'), COPY_FEEDBACK_MS);
+  };
+  const copy = button('Copy', () => navigator.clipboard.writeText(code).then(() => say('Copied'), () => say('Copy failed')), 'secondary', { title: 'Copy the Python lines', 'data-testid': 'copy-load-code' });
+  return [
+    h('h2', {}, 'Loading the deploy file'),
+    h(
+      'div',
+      { class: 'rl-load', 'data-testid': 'load-note' },
+      h('p', {}, `${load.what}.`),
+      h('p', {}, `${load.how}:`),
+      // Appended as text, never parsed: the lines hold file names.
+      h('div', { class: 'rl-code' }, h('pre', {}, h('code', {}, code)), copy),
+    ),
+  ];
 }
 
 function costs(report: ReportData): HTMLElement {
@@ -151,6 +178,7 @@ export class SummaryTab {
     this.element = h(
       'div',
       { class: 'rl-summary' },
+      ...(report.load ? loadSection(report.load) : []),
       h('h2', {}, 'Cost, train form → deploy form'),
       costs(report),
       h('h2', {}, 'Outputs'),

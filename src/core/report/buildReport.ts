@@ -1,3 +1,4 @@
+import type { LoadNote } from '../convert/loadNote';
 import { openModelFile } from '../formats/openModelFile';
 import type { ModelFile } from '../formats/modelFile';
 import type { OnnxGraph } from '../formats/onnxModel';
@@ -17,6 +18,8 @@ import type { BlockReport, FormStats, ReportData } from './reportData';
 export interface ReportOptions extends ParityOptions {
   /** The deploy file to compare with; without it the deploy form is fused in memory. */
   deploy?: string;
+  /** The load note of `deploy`, when RepLens just wrote it (convertFile's result); the report carries it. */
+  load?: LoadNote;
   /** Where the bundled layout worker is (the extension's dist/). */
   layoutWorker?: string;
 }
@@ -121,6 +124,7 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
     input,
     output: options.deploy ?? null,
     stamps,
+    ...(options.load ? { load: options.load } : {}),
     family: structure.family,
     architecture: structure.architecture,
     ...(weights ? { weights } : {}),

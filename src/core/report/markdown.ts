@@ -1,7 +1,15 @@
+import type { LoadNote } from '../convert/loadNote';
 import type { ReportData } from './reportData';
 
 const num = (v: number | null | undefined, digits = 3) => (v === null || v === undefined ? '–' : Number.isFinite(v) ? v.toExponential(digits - 1) : String(v));
 const count = (v: number) => v.toLocaleString('en-US');
+
+/** The load note as a section: what the file is, how it loads, and the lines in a fence no backtick run in them can close. */
+function loadSection(load: LoadNote): string[] {
+  const longest = Math.max(0, ...load.code.flatMap((line) => line.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = '`'.repeat(Math.max(3, longest + 1));
+  return ['## Loading the deploy file', '', `${load.what}.`, '', `${load.how}:`, '', `${fence}python`, ...load.code, fence, ''];
+}
 
 /** The report as Markdown, numbers included, for pasting into an issue or a PR. */
 export function reportMarkdown(r: ReportData): string {
@@ -14,6 +22,7 @@ export function reportMarkdown(r: ReportData): string {
     ...(r.weights ? [`- weights: '${r.weights.key}', ${r.weights.reason === 'chosen' ? 'as asked' : r.weights.reason}`] : []),
     `- parity: **${verdict}** (atol ${r.atol}, rtol ${r.rtol}, ${r.inputs} inputs of shape ${r.shape.join('×')})`,
     '',
+    ...(r.load ? loadSection(r.load) : []),
     '## Forms',
     '',
     '| | train | deploy |',

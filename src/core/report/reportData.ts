@@ -3,6 +3,7 @@
  * per-block facts and errors, per-output errors, and per-form costs. Plain data,
  * so it can be posted to a webview, exported as JSON, or rendered as Markdown.
  */
+import type { LoadNote } from '../convert/loadNote';
 import type { FileStamp } from './fileStamp';
 
 export interface GraphNodeView {
@@ -99,6 +100,8 @@ export interface ReportData {
   output: string | null;
   /** Both files as they were when the report read them (null: no deploy file); a change to either makes the report out of date. */
   stamps: { input: FileStamp | null; output: FileStamp | null };
+  /** What the deploy file is and the Python lines that load it; only in a report about a file RepLens just wrote. */
+  load?: LoadNote;
   family: string;
   architecture: string;
   /** For a training checkpoint that holds several sets of weights: the one the report is about, why, and the others. */

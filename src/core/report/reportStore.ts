@@ -53,11 +53,17 @@ function reviver(_key: string, v: unknown): unknown {
 const isGraph = (g: unknown) =>
   typeof g === 'object' && g !== null && ['nodes', 'edges', 'groups'].every((k) => Array.isArray((g as Record<string, unknown>)[k]));
 
-/** The fields the report view cannot draw without. */
+/** A load note as the report view draws it: two sentences and the code lines. */
+function isLoadNote(x: unknown): boolean {
+  const note = x as Partial<Record<string, unknown>> | null;
+  return typeof note === 'object' && note !== null && typeof note.what === 'string' && typeof note.how === 'string' && Array.isArray(note.code) && note.code.every((line) => typeof line === 'string');
+}
+
+/** The fields the report view cannot draw without, and the load note's when there is one. */
 function isReport(value: unknown): value is ReportData {
   if (typeof value !== 'object' || value === null) return false;
   const r = value as Partial<Record<keyof ReportData, unknown>>;
-  return typeof r.input === 'string' && Array.isArray(r.blocks) && Array.isArray(r.outputs) && isGraph(r.before) && isGraph(r.after) && typeof r.forms === 'object' && r.forms !== null;
+  return typeof r.input === 'string' && Array.isArray(r.blocks) && Array.isArray(r.outputs) && isGraph(r.before) && isGraph(r.after) && typeof r.forms === 'object' && r.forms !== null && (r.load === undefined || isLoadNote(r.load));
 }
 
 /** A file stamp as an about-file holds it: null (no file) or its size and modification time. */

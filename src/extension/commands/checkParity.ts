@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import type { LoadNote } from '../../core/convert/loadNote';
 import { buildReport, type ReportOptions } from '../../core/report/buildReport';
 import type { ReportData } from '../../core/report/reportData';
 import { log } from '../log';
@@ -10,9 +11,10 @@ import { chosenWeights } from '../weightsChoice';
 
 /**
  * Builds the report for `input` (compared with `deploy` when given) with a cancellable
- * progress notification, and shows it in its report panel.
+ * progress notification, and shows it in its report panel. `load` is the load note of a
+ * `deploy` RepLens just wrote, for the report to show.
  */
-export function showReport(reports: ReportPanels, extensionUri: vscode.Uri, input: string, deploy?: string): Promise<void> {
+export function showReport(reports: ReportPanels, extensionUri: vscode.Uri, input: string, deploy?: string, load?: LoadNote): Promise<void> {
   const report = Promise.resolve(vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `RepLens: checking parity of ${path.basename(input)}`, cancellable: true },
     async (progress, token): Promise<ReportData> => {
@@ -22,6 +24,7 @@ export function showReport(reports: ReportPanels, extensionUri: vscode.Uri, inpu
         ...paritySettings(),
         weights: chosenWeights(input),
         deploy,
+        load,
         signal: controller.signal,
         layoutWorker: vscode.Uri.joinPath(extensionUri, 'dist', 'layoutWorker.js').fsPath,
         workerPath: vscode.Uri.joinPath(extensionUri, 'dist', 'parityWorker.js').fsPath,

@@ -106,6 +106,8 @@ describe('buildReport', () => {
     expect(report.forms.deploy).toMatchObject({ params: 27762, macs: 212288, nodes: 17, fileBytes: null });
     const { size, mtimeMs } = await stat(TINY);
     expect(report.stamps).toEqual({ input: { bytes: size, modifiedMs: mtimeMs }, output: null });
+    // No file was written, so there is nothing to load.
+    expect(report).not.toHaveProperty('load');
     // The graphs shown are the ones parity ran: every node, the input, and the outputs (the logits and each block's result).
     const terminals = 1 + 1 + TINY_BLOCKS.length;
     expect(report.before.nodes).toHaveLength(49 + terminals);
@@ -126,8 +128,9 @@ describe('buildReport', () => {
     const input = path.join(MODELS, 'repvgg_tiny_train.onnx');
     const output = path.join(dir, 'tiny.deploy.onnx');
     const converted = await convertFile(input, { output, force: true });
-    const report = await buildReport(input, { ...small, deploy: output });
+    const report = await buildReport(input, { ...small, deploy: output, load: converted.load });
     expect(report).toMatchObject({ output, pass: true, parityError: null });
+    expect(report.load).toEqual(converted.load);
     expect(report.forms.train).toMatchObject({ nodes: converted.graph!.nodes.before, fileBytes: (await stat(input)).size });
     expect(report.forms.deploy).toMatchObject({ nodes: converted.graph!.nodes.after, fileBytes: converted.bytesWritten });
     expect(report.stamps.output).toEqual({ bytes: converted.bytesWritten, modifiedMs: (await stat(output)).mtimeMs });

@@ -36,6 +36,8 @@ describe('ReportStore', () => {
     expect(JSON.parse(await readFile(store.fileOf(id), 'utf8')).input).toBe(report.input);
     const back = await store.load(id);
     expect(back).toEqual(report);
+    expect(back.load).toEqual(report.load);
+    expect(back.load?.code.length).toBeGreaterThan(0);
     expect(back.blocks[1].parity!.maxAbs).toBeNaN();
     expect(back.blocks[2].kernelStats!.outlierRatio).toBe(Infinity);
   });
@@ -77,6 +79,9 @@ describe('ReportStore', () => {
     await writeFile(file, JSON.stringify(noAfter));
     e = await storeError(store.load(id));
     expect(e).toMatchObject({ code: 'corrupt', message: `${file}: the stored report lacks fields the report view needs` });
+    // The view draws a load note's code lines, so a broken one is refused too.
+    await writeFile(file, JSON.stringify({ ...smallSample(), load: { ...smallSample().load, code: 'import torch' } }));
+    expect((await storeError(store.load(id))).code).toBe('corrupt');
   });
 
   it('reads only files it named: an id from a webview cannot point elsewhere', async () => {

@@ -3,6 +3,7 @@
  * a RepVGG-like chain of blocks (3×3 conv + BN, 1×1 conv + BN, identity BN, adds, ReLU)
  * in train form, Conv + ReLU per block in deploy form, laid out with a simple layered layout.
  */
+import { loadNote } from '../../../src/core/convert/loadNote';
 import type { BlockReport, GraphView, KernelStats, ReportData } from '../../../src/core/report/reportData';
 
 /** Deterministic PRNG (mulberry32), so screenshots and tests see the same report every time. */
@@ -195,10 +196,14 @@ export function sampleReport(opts: SampleOptions): ReportData {
   }
   const anyFail = blocks.some((b) => b.parity && !b.parity.pass);
   const worst = Math.max(...blocks.map((b) => b.parity?.maxRel ?? 0));
+  const input = '/home/dev/models/repvgg_a0_train.pth';
+  const output = '/home/dev/models/repvgg_a0_train.deploy.pth';
   return {
-    input: '/home/dev/models/repvgg_a0_train.pth',
-    output: '/home/dev/models/repvgg_a0_train.deploy.pth',
+    input,
+    output,
     stamps: { input: { bytes: paramsBefore * 4 + 41_213, modifiedMs: 1_735_689_000_000 }, output: { bytes: paramsAfter * 4 + 12_877, modifiedMs: 1_735_689_060_000 } },
+    // As after Convert to Deploy, which wrote the deploy file.
+    load: loadNote({ families: ['repvgg'], architecture: 'custom', input, output, format: 'pth', wholeModule: false }),
     family: 'RepVGG',
     architecture: `RepVGG (${opts.stages.join('-')} blocks)`,
     pass: opts.noParity ? null : !anyFail,
