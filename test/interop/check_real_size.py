@@ -4,6 +4,8 @@
 usage: check_real_size.py MANIFEST.json   (a list of {"model", "dtype", "train", "deploy"}; "model" names
 an entry of replens_fixture_models.REAL_SIZE, "dtype" the train checkpoint's floating-point dtype; cases
 of one train file listed together)
+A case with "module": true is a deploy checkpoint holding the pickled model: it is loaded as that model,
+which must be in deploy form, and run as it is.
 Prints one JSON list: per case, whether the deploy file loads (weights_only, strict), every tensor of it
 with its size and error, the worst fused tensor, and output errors. Fused tensors are measured against
 the float64 fusion of the train checkpoint's weights (upcast exactly); every other tensor must be the
@@ -107,8 +109,16 @@ def check(case):
     dtype = getattr(torch, case['dtype'])
     ref = reference(case['model'], case['train'], dtype)
     result = {'model': case['model'], 'dtype': case['dtype'], 'deploy': case['deploy'], 'blocks': ref.blocks}
-    replens_sd = load_any(case['deploy'], weights_only=True)
-    result['weightsOnlyLoad'] = True
+    if case.get('module'):
+        # A pickled model in, a pickled model out: torch.load rebuilds it (the fixture classes importable).
+        module = torch.load(case['deploy'], map_location='cpu')['model']
+        replens_sd = {k: v.clone() for k, v in module.state_dict().items()}
+        module = module.double().eval()
+        result['trainBranchesLeft'] = sorted(n for n, m in module.named_modules() if isinstance(m, rfm.RepBlock) and any(b in m._modules for b in m.branch_names))
+    else:
+        module = None
+        replens_sd = load_any(case['deploy'], weights_only=True)
+        result['weightsOnlyLoad'] = True
     deploy = rfm.REAL_SIZE[case['model']][0](deploy=True).double().eval()
     deploy.load_state_dict(replens_sd, strict=True)
     result['strictLoad'] = True
@@ -130,6 +140,8 @@ def check(case):
     # same outputs; the errors against the train model say what storing the file's dtype costs.
     with torch.no_grad():
         got = deploy(ref.x)
+        if module is not None:
+            result['moduleVsReplens'] = rel_err(module(ref.x), got)
         deploy.load_state_dict({k: ref.fused[k].rounded if k in ref.fused else ref.stored[k] for k in replens_sd}, strict=True)
         best = deploy(ref.x)
     result['outputs'] = {

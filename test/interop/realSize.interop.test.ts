@@ -10,10 +10,12 @@ import { bundle, type Bundle } from '../unit/parity/bundle';
 
 /**
  * Differential test at real sizes: full RepVGG-A0 and -B1g2 (float32, float16, bfloat16), a YOLOv6-s
- * backbone and a YOLOv7 RepConv stack, with random weights and BN statistics, converted to .pth and
- * .safetensors and checked tensor by tensor against PyTorch's own fusion in float64 (check_real_size.py,
- * Debian's python3-torch). The fixtures elsewhere are tiny, and a conversion bug that overwrote tensors
- * of 256 KiB to 1 MiB through a reused buffer passed all of them.
+ * backbone, a YOLOv7 RepConv stack and MobileOne-S0, with random weights and BN statistics, converted to
+ * .pth and .safetensors and checked tensor by tensor against PyTorch's own fusion in float64
+ * (check_real_size.py, Debian's python3-torch); the YOLOv7 stack also as a float16 pickled model (written
+ * back as one), and MobileOne-S0 also as a torch ONNX export, fused in its graph and run in ONNX Runtime.
+ * The fixtures elsewhere are tiny, and a conversion bug that overwrote tensors of 256 KiB to 1 MiB through
+ * a reused buffer passed all of them.
  */
 
 const PYTHON = '/usr/bin/python3';
@@ -46,6 +48,9 @@ interface CaseResult {
   blocks: number;
   weightsOnlyLoad?: boolean;
   strictLoad?: boolean;
+  /** A pickled model's deploy file: its blocks that still have train branches, and its own output against the state dict's. */
+  trainBranchesLeft?: string[];
+  moduleVsReplens?: number | null;
   tensors: TensorResult[];
   worst: { name: string; maxUlps: number | null; relErr: number | null };
   outputs: { exactVsTrain: number | null; replensVsRounded: number | null; roundedVsTrain: number | null; replensVsTrain: number | null };
@@ -74,20 +79,25 @@ function fusedTensorOk(t: TensorResult, dtype: string): boolean {
     && (dtype !== 'float32' || (within(t.relErr, 1e-6) && within(t.maxElementRel, 1e-6)));
 }
 
-const CHECKPOINTS: { model: string; dtype: string }[] = [
+/** `module`: a YOLO-style checkpoint holding the pickled model, whose deploy file holds it too (.pth only). */
+const CHECKPOINTS: { model: string; dtype: string; module?: true }[] = [
   ...['repvgg_a0', 'repvgg_b1g2'].flatMap((model) => ['float32', 'float16', 'bfloat16'].map((dtype) => ({ model, dtype }))),
   { model: 'yolov6s_backbone', dtype: 'float32' },
   { model: 'yolov7_repconv_large', dtype: 'float32' },
+  { model: 'yolov7_repconv_large', dtype: 'float16', module: true },
+  { model: 'mobileone_s0', dtype: 'float32' },
 ];
-const CASES = CHECKPOINTS.flatMap((c) => FORMATS.map((format) => ({ ...c, format })));
-
-const label = (c: (typeof CASES)[number]) => `${c.model} ${c.dtype} → .${c.format}`;
+const CASES = CHECKPOINTS.flatMap((c) => (c.module ? ['pth' as const] : FORMATS).map((format) => ({ ...c, format })));
+const label = (c: (typeof CASES)[number]) => `${c.model} ${c.dtype}${c.module ? ' pickled model' : ''} → .${c.format}`;
+/** Models exported to ONNX by torch, fused in the graph by RepLens. */
+const ONNX_MODELS = ['mobileone_s0'];
+const onnxTrains = new Map<string, string>();
 
 let dir: string;
 /** Per CASES entry: its files, and what check_real_size.py found or why the case went no further. */
 const files: { train: string; deploy: string }[] = [];
 const results: (CaseResult | { error: string })[] = [];
-const indexOf = (model: string, dtype: string, format: Format) => CASES.findIndex((c) => c.model === model && c.dtype === dtype && c.format === format);
+const indexOf = (model: string, dtype: string, format: Format) => CASES.findIndex((c) => c.model === model && c.dtype === dtype && c.format === format && !c.module);
 
 /** The checker's result for a case, failing the test with the case's error if there is one. */
 function checked(i: number): CaseResult {
@@ -99,8 +109,11 @@ function checked(i: number): CaseResult {
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'replens-real-size-'));
   let started = performance.now();
-  const generated = await run(PYTHON, [path.join(__dirname, 'make_real_size.py'), dir, ...CHECKPOINTS.map((c) => `${c.model}:${c.dtype}`)]);
-  const trains = JSON.parse(generated.stdout) as { model: string; dtype: string; train: string }[];
+  const specs = [...CHECKPOINTS.map((c) => `${c.model}:${c.dtype}${c.module ? ':module' : ''}`), ...ONNX_MODELS.map((m) => `${m}:float32:onnx`)];
+  const generated = await run(PYTHON, [path.join(__dirname, 'make_real_size.py'), dir, ...specs]);
+  const made = JSON.parse(generated.stdout) as { model: string; dtype: string; form: 'state_dict' | 'module' | 'onnx'; train: string }[];
+  for (const t of made) if (t.form === 'onnx') onnxTrains.set(t.model, t.train);
+  const trains = made.filter((t) => t.form !== 'onnx');
   const generateSeconds = (performance.now() - started) / 1000;
 
   started = performance.now();
@@ -110,8 +123,8 @@ beforeAll(async () => {
   for (const t of trains) {
     const converted: number[] = [];
     for (const [i, c] of CASES.entries()) {
-      if (c.model !== t.model || c.dtype !== t.dtype) continue;
-      files[i] = { train: t.train, deploy: path.join(dir, `${c.model}_${c.dtype}.deploy.${c.format}`) };
+      if (c.model !== t.model || c.dtype !== t.dtype || (c.module ? 'module' : 'state_dict') !== t.form) continue;
+      files[i] = { train: t.train, deploy: path.join(dir, `${c.model}_${c.dtype}${c.module ? '_module' : ''}.deploy.${c.format}`) };
       // A failed conversion fails its own case; the others are still checked.
       try {
         convertSeconds[i] = (await convertFile(t.train, { output: files[i].deploy, format: c.format })).seconds;
@@ -126,9 +139,9 @@ beforeAll(async () => {
     checking = checking.then(async () => {
       if (converted.length === 0) return;
       const began = performance.now();
-      const manifest = path.join(dir, `${t.model}_${t.dtype}.check.json`);
+      const manifest = path.join(dir, `${t.model}_${t.dtype}_${t.form}.check.json`);
       try {
-        await writeFile(manifest, JSON.stringify(converted.map((i) => ({ model: t.model, dtype: t.dtype, ...files[i] }))));
+        await writeFile(manifest, JSON.stringify(converted.map((i) => ({ model: t.model, dtype: t.dtype, module: CASES[i].module === true, ...files[i] }))));
         const { stdout } = await run(PYTHON, [path.join(__dirname, 'check_real_size.py'), manifest], { maxBuffer: 1 << 26 });
         (JSON.parse(stdout) as (CaseResult | { error: string })[]).forEach((r, j) => { results[converted[j]] = r; });
       } catch (e) {
@@ -164,19 +177,24 @@ describe('real-size deploy files match PyTorch’s float64 fusion', () => {
   CASES.forEach((c, i) => {
     it(`${label(c)}: loads strictly; fused tensors within an ulp of PyTorch's float64 fusion, the others the train file's bits; outputs agree`, () => {
       const r = checked(i);
-      expect({ weightsOnlyLoad: r.weightsOnlyLoad, strictLoad: r.strictLoad }).toEqual({ weightsOnlyLoad: true, strictLoad: true });
+      if (c.module) {
+        // torch.load rebuilds the pickled model in deploy form; run as it is, it computes what its state dict does.
+        expect({ trainBranchesLeft: r.trainBranchesLeft, strictLoad: r.strictLoad }).toEqual({ trainBranchesLeft: [], strictLoad: true });
+        expect(r.moduleVsReplens).toBeLessThan(1e-12);
+      } else {
+        expect({ weightsOnlyLoad: r.weightsOnlyLoad, strictLoad: r.strictLoad }).toEqual({ weightsOnlyLoad: true, strictLoad: true });
+      }
 
       const fused = r.tensors.filter((t) => t.fused);
       expect(r.blocks).toBeGreaterThan(0);
-      expect(fused.map((t) => t.name).filter((n) => !/\.rbr_reparam\.(weight|bias)$/.test(n))).toEqual([]);
+      expect(fused.map((t) => t.name).filter((n) => !/\.(rbr_reparam|reparam_conv)\.(weight|bias)$/.test(n))).toEqual([]);
       expect(fused).toHaveLength(2 * r.blocks);
       expect(fused.filter((t) => !fusedTensorOk(t, c.dtype))).toEqual([]);
       const passed = r.tensors.filter((t) => !t.fused);
       expect(passed.length).toBeGreaterThan(0);
       expect(passed.filter((t) => !t.identical)).toEqual([]);
 
-      // The sizes that matter are there, and among the fused tensors the range of the reused-buffer bug.
-      expect(SIZE_CLASSES.filter((s) => !r.tensors.some((t) => inClass(t, s))).map((s) => s.label)).toEqual([]);
+      // Among the fused tensors, the range of the reused-buffer bug (every size class: the test below).
       expect(fused.some((t) => inClass(t, SIZE_CLASSES[1]))).toBe(true);
 
       // PyTorch's own float64 fusion reproduces the train model to float64 rounding: the reference is sound.
@@ -187,6 +205,15 @@ describe('real-size deploy files match PyTorch’s float64 fusion', () => {
       // error of either against the train model (roundedVsTrain, in the table) is what the dtype costs.
       expect(r.outputs.replensVsRounded).toBeLessThan(1e-9);
     });
+  });
+
+  it('every tensor size class is in the deploy files of every model', () => {
+    for (const model of new Set(CHECKPOINTS.map((c) => c.model))) {
+      const tensors = CASES.flatMap((c, i) => (c.model === model ? checked(i).tensors : []));
+      // MobileOne-S0's largest tensor (the classifier, 1000 × 1024 float32) is just under 4 MiB.
+      const expected = SIZE_CLASSES.filter((s) => model !== 'mobileone_s0' || s.min < 4 * MiB).map((s) => s.label);
+      expect(SIZE_CLASSES.filter((s) => tensors.some((t) => inClass(t, s))).map((s) => s.label), model).toEqual(expected);
+    }
   });
 
   it('regression: RepVGG-A0 float32 → .pth matches PyTorch\'s float64 fusion (stage2.1.rbr_reparam.weight was once corrupted)', () => {
@@ -209,6 +236,18 @@ describe('parity of a real-size deploy file', () => {
   afterAll(async () => {
     await worker?.dispose();
   });
+
+  it.each(ONNX_MODELS)('%s exported to ONNX by torch: every block fused into one Conv in the graph, and parity passes block by block', async (model) => {
+    const train = onnxTrains.get(model)!;
+    const deploy = train.replace(/\.onnx$/, '.deploy.onnx');
+    const blocks = checked(indexOf(model, 'float32', 'pth')).blocks;
+    const converted = await convertFile(train, { output: deploy });
+    expect({ fused: converted.blocksFused, warnings: converted.warnings }).toEqual({ fused: blocks, warnings: [] });
+    const r = await compareModels(train, deploy, { workerPath: path.join(worker.dir, 'parityWorker.js'), inputs: 2, latencyRuns: 0 });
+    expect(r.blocks.filter((b) => !b.pass)).toEqual([]);
+    expect(r.blocks).toHaveLength(blocks);
+    expect(r.pass).toBe(true);
+  }, 300_000);
 
   it('compareModels(train, deploy) passes for RepVGG-A0 float32 → .pth, block by block', async () => {
     const i = indexOf('repvgg_a0', 'float32', 'pth');
