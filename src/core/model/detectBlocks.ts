@@ -110,8 +110,10 @@ function qarepvggVersion(index: ModuleIndex, path: string, candidates: readonly 
 function assignFamilies(index: ModuleIndex, options: DetectOptions): Map<string, Assignment> {
   const names = index.tensors.map((t) => t.name);
   const hinted = (f: FamilyLayout) => f.modelHint === undefined || names.some((n) => f.modelHint!.test(n));
-  // Families with a signature first: their blocks also carry the plain families' marker names.
-  const families = [...FAMILIES.filter((f) => f.postBn && hinted(f)), ...FAMILIES.filter((f) => !f.postBn && hinted(f))];
+  const preferred = (f: FamilyLayout) => f.preferredBy?.(index.tensors) === true;
+  // Families with a signature first: their blocks also carry the plain families' marker names; then those the model prefers.
+  const rank = (f: FamilyLayout) => (f.postBn ? 0 : 2) + (preferred(f) ? 0 : 1);
+  const families = FAMILIES.filter(hinted).sort((a, b) => rank(a) - rank(b));
   const candidates = new Map<string, FamilyLayout[]>();
   for (const family of families) {
     for (const path of blockPathsOf(index, family)) {

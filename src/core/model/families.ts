@@ -74,6 +74,11 @@ export interface FamilyLayout {
   ungrouped?: true;
   /** Names elsewhere in the model that tell this family from one with the same block names. */
   modelHint?: RegExp;
+  /**
+   * What in the model's tensors makes this family the first choice among those with the same block names,
+   * without ruling it out where it is absent (a deploy-form RepConv has RepVGG's names).
+   */
+  preferredBy?: (tensors: readonly { name: string; shape: readonly number[] }[]) => boolean;
   /** Module names of the family's classifier (GAP → Linear) after the last block, for the parity graph. */
   classifier?: readonly string[];
 }
@@ -147,8 +152,10 @@ export const FAMILIES: readonly FamilyLayout[] = [
     defaultEps: 1e-3,
     activation: 'silu',
     stageConvention: false,
-    // A deploy-form RepConv has RepVGG's tensor names; a pickled model still says its class.
+    // A deploy-form RepConv has RepVGG's tensor names; a pickled model still says its class, a state dict its
+    // (I)Detect head's anchors and implicit layers.
     className: /(^|\.)RepConv$/,
+    preferredBy: (tensors) => tensors.some((t) => /^model\.\d+\.(anchor_grid|ia\.\d+\.implicit|im\.\d+\.implicit)$/.test(t.name)),
   },
   {
     id: 'timm-repvgg',
@@ -180,6 +187,8 @@ export const FAMILIES: readonly FamilyLayout[] = [
     stageConvention: true,
     classifier: ['head.fc'],
     className: /(^|\.)byobnet\.MobileOneBlock$/,
+    // In deploy form timm's RepVggBlock and MobileOneBlock are both one `reparam_conv`; only MobileOne has 1×1 (pointwise) blocks.
+    preferredBy: (tensors) => tensors.some((t) => /(^|\.)stages\.\d+\.\d+\.reparam_conv\.weight$/.test(t.name) && t.shape[2] === 1),
   },
   {
     id: 'mobileone',
@@ -191,6 +200,8 @@ export const FAMILIES: readonly FamilyLayout[] = [
     se: { down: 'se.reduce', up: 'se.expand' },
     defaultEps: 1e-5,
     className: /(^|\.)MobileOneBlock$/,
+    // In deploy form its blocks are named as timm's (`reparam_conv`); its stages are stage0…stage4, timm's stages.N.
+    preferredBy: (tensors) => tensors.some((t) => /(^|\.)stage\d\./.test(t.name)),
     activation: 'relu',
     stageConvention: true,
     classifier: ['linear'],

@@ -125,6 +125,13 @@ describe.each(manifests.map((m) => [`${m.peer} (${m.repo}@${m.commit.slice(0, 12
     } finally {
       await Promise.all([input.close(), ours.close(), theirs.close()]);
     }
+    // Read again, as a state dict too, the deploy file says its family: a deploy block's names are shared.
+    const flat = path.join(dir, `${manifest.peer}-${f.file}.state-dict.pth`);
+    await convertFile(at(f.file), { output: flat, stateDict: true, qarepvgg: qarepvggOf(f), eps: f.checkpoint === 'state_dict' && f.family.startsWith('yolov6-qarepvgg') ? 1e-5 : undefined });
+    for (const file of [output, flat]) {
+      const { structure } = await inspectFile(file, { qarepvgg: qarepvggOf(f) });
+      expect({ file: path.basename(file), family: structure.family, forms: [...new Set(allBlocks(structure).map((b) => b.form))] }).toEqual({ file: path.basename(file), family: f.family, forms: ['deploy'] });
+    }
   });
 
   it.each(checkpoints.map((f) => [f.file, f] as const))("%s: a pickled model is written back as the peer's model in deploy form", async (_, f) => {
