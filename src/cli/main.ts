@@ -1,5 +1,6 @@
+import { basename } from 'node:path';
 import { version } from '../../package.json';
-import { ModelFormatError } from '../core/formats/errors';
+import { errorFile, ModelFormatError, userMessage } from '../core/formats/errors';
 import { FusionError } from '../core/fuse/fuseBlock';
 import { GraphError } from '../core/graph/buildGraph';
 import { ParityError } from '../core/parity/errors';
@@ -59,11 +60,13 @@ async function main(argv: string[]): Promise<number> {
     return await entry.run(rest, out);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`replens ${command}: ${e.message}. Run 'replens --help'.\n`);
+      process.stderr.write(`replens ${command}: ${e.message}. Run 'replens ${command} --help'.\n`);
       return 2;
     }
     if (e instanceof ModelFormatError || e instanceof FusionError || e instanceof OutputError || e instanceof GraphError || e instanceof ParityError) {
-      process.stderr.write(`replens: ${e.message}\n`);
+      // The reason right after the file's base name; the path as given, when it says more, on a line of its own.
+      const file = errorFile(e);
+      process.stderr.write(`replens: ${userMessage(e)}\n${file !== undefined && file !== basename(file) ? `  file: ${file}\n` : ''}`);
       // A file that did not read back as produced is RepLens' fault, not the input's.
       return e instanceof OutputError && e.code === 'unverified' ? 70 : 1;
     }

@@ -57,13 +57,19 @@ export function activate(context: vscode.ExtensionContext): void {
         void vscode.window.showInformationMessage('RepLens: open or select a model file first.');
         return;
       }
+      // The view stays in the Explorer, beside Outline and Timeline, which also follow the active editor. There VS Code
+      // starts every contributed view collapsed and ignores `visibility` and `initialSize`, so this command opens it:
+      // `.focus` expands the view and moves the keyboard into it while the file is read, then reveal() selects and
+      // expands the model's row.
       await vscode.commands.executeCommand('replens.structure.focus');
       await structure.show(uri);
+      const [root] = structure.getChildren();
+      if (root) await treeView.reveal(root, { select: true, focus: true, expand: true });
     }),
     vscode.commands.registerCommand('replens.convertToDeploy', (arg: unknown) =>
       convertToDeploy(arg, (result) => {
         structure.invalidate(vscode.Uri.file(result.output));
-        if (parityAfterConvert()) void showReport(reports, context.extensionUri, result.input, result.output, result.load);
+        return parityAfterConvert() ? showReport(reports, context.extensionUri, result.input, result.output, result.load) : undefined;
       }),
     ),
     vscode.window.tabGroups.onDidChangeTabs(followActiveEditor),

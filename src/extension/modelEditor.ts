@@ -1,7 +1,9 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { errorFile } from '../core/formats/errors';
 import { parseWebviewMessage, type HostMessage } from '../shared/protocol';
 import { log } from './log';
+import { openFailedText } from './messages';
 import { fileOverview } from './overview';
 import { chooseWeights, chosenWeights } from './weightsChoice';
 import { webviewHtml, webviewOptions } from './webviewHtml';
@@ -50,14 +52,13 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
 }
 
 async function overviewMessage(uri: vscode.Uri): Promise<HostMessage> {
-  const fileName = path.basename(uri.fsPath);
   try {
     const overview = await fileOverview(uri.fsPath, chosenWeights(uri.fsPath));
     log().info(`Opened ${uri.fsPath}: ${overview.kindLabel}, ${overview.sizeBytes} bytes${overview.readError ? ` — ${overview.readError}` : ''}`);
     return { type: 'overview', overview };
   } catch (e) {
-    const message = `${fileName}: ${e instanceof Error ? e.message : String(e)}`;
-    log().error(message);
-    return { type: 'error', message };
+    // The log keeps the full path: an error that names its file has it in its message already.
+    log().error(`Could not open ${errorFile(e) === undefined ? `${uri.fsPath}: ` : ''}${e instanceof Error ? e.message : String(e)}`);
+    return { type: 'error', message: openFailedText(uri.fsPath, e) };
   }
 }

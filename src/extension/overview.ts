@@ -3,6 +3,7 @@ import { inspectFile } from '../core/inspect';
 import { probeFile } from '../core/formats/probe';
 import type { FileOverview, StructureSummary } from '../shared/protocol';
 import type { Inspection } from '../core/inspect';
+import { readErrorText } from './messages';
 
 function summarize({ structure: s, tensorCount, weights, fileWarnings }: Inspection): StructureSummary {
   return {
@@ -36,7 +37,7 @@ export async function fileOverview(file: string, weights?: string): Promise<File
   try {
     overview.structure = summarize(await inspectFile(file, { weights }));
   } catch (e) {
-    overview.readError = e instanceof Error ? e.message : String(e);
+    overview.readError = readErrorText(file, e);
   }
   return overview;
 }

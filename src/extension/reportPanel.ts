@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { userMessage } from '../core/formats/errors';
 import { reportMarkdown } from '../core/report/markdown';
 import { filesUnchanged } from '../core/report/fileStamp';
 import type { ReportData } from '../core/report/reportData';
@@ -57,9 +58,8 @@ export class ReportPanels {
       entry.storedAs = null;
       this.showIn(entry, data, await this.store(data));
     } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
-      log().error(`Report for ${input} failed: ${message}`);
-      this.setView(entry, { type: 'error', message });
+      log().error(`Report for ${input} failed: ${e instanceof Error ? e.message : String(e)}`);
+      this.setView(entry, { type: 'error', message: userMessage(e) });
     }
   }
 
@@ -136,7 +136,11 @@ export class ReportPanels {
   private open(input: string) {
     const existing = this.panels.get(input);
     if (existing) return existing;
-    const panel = vscode.window.createWebviewPanel(REPORT_VIEW, `Report: ${path.basename(input)}`, vscode.ViewColumn.Beside, {
+    // One tab per model, reused; a new one joins the other reports' group, as previews do, rather than
+    // opening yet another column beside the active editor (itself often a report).
+    const column = [...this.panels.values()].map((e) => e.panel.viewColumn).find((c) => c !== undefined) ?? vscode.ViewColumn.Beside;
+    // Focus stays where the user is, so the next model opened from the Explorer opens beside the others, not among the reports.
+    const panel = vscode.window.createWebviewPanel(REPORT_VIEW, `Report: ${path.basename(input)}`, { viewColumn: column, preserveFocus: true }, {
       ...webviewOptions,
       retainContextWhenHidden: false,
     });
@@ -194,6 +198,6 @@ async function exportReport(report: ReportData, format: 'json' | 'markdown', inp
     await writeBytesAtomically(target.fsPath, new TextEncoder().encode(text), { overwrite: true, protect: [input] });
     log().info(`Exported the report to ${target.fsPath}`);
   } catch (e) {
-    void vscode.window.showErrorMessage(`RepLens: ${e instanceof Error ? e.message : String(e)}`);
+    void vscode.window.showErrorMessage(`RepLens: could not export the report: ${userMessage(e)}`);
   }
 }

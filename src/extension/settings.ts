@@ -15,9 +15,11 @@ export function convertSettings(): { outputName: string; outputFormat: OutputFor
 }
 
 /** Parity options from the settings (replens.parity.*). */
-export function paritySettings(): { inputs: number; atol: number; rtol: number } {
+/** Unset tolerances stay undefined, so parity picks them for the deploy file's dtype (core/parity/tolerance.ts). */
+export function paritySettings(): { inputs: number; atol?: number; rtol?: number } {
   const config = vscode.workspace.getConfiguration('replens.parity');
-  return { inputs: config.get<number>('inputs', 4), atol: config.get<number>('atol', 1e-4), rtol: config.get<number>('rtol', 1e-3) };
+  const tolerance = (key: string) => config.get<number | null>(key) ?? undefined;
+  return { inputs: config.get<number>('inputs', 4), atol: tolerance('atol'), rtol: tolerance('rtol') };
 }
 
 export function parityAfterConvert(): boolean {

@@ -40,13 +40,19 @@ test('the editor and the structure tree show stages, blocks and branches', async
   const stages = await editor.locator('[data-testid="stages"] tbody tr').allInnerTexts();
   assert.deepEqual(stages.map((r) => r.split('\t')[0].trim()), ['stage0', 'stage1', 'stage2', 'stage3', 'stage4']);
 
+  // Show Structure opens the view however it was left (VS Code starts it collapsed) and selects the model.
+  await editor.getByRole('button', { name: 'Show Structure' }).click();
+  const header = page.locator('.pane-header', { hasText: 'RepLens Structure' });
+  await page.waitForFunction(() => [...document.querySelectorAll('.pane-header')].some((h) => h.textContent?.includes('RepLens Structure') && h.getAttribute('aria-expanded') === 'true'), null, { timeout: 20_000 });
+  assert.equal(await header.getAttribute('aria-expanded'), 'true');
   const pane = await structurePane(page);
+  await pane.locator('.monaco-list-row.selected', { hasText: 'repvgg_tiny_train.pth' }).waitFor({ timeout: 20_000 });
   await expandRow(pane, 'repvgg_tiny_train.pth');
   await expandRow(pane, 'stage2');
   const block = pane.locator('.monaco-list-row', { hasText: 'stage2.0' }).first();
   await block.waitFor({ timeout: 20_000 });
   const text = (await block.innerText()).replace(/\s+/g, ' ');
-  assert.ok(text.includes('8→16 · s2? · g1 · 3×3 ✓ 1×1 ✓ id –'), `block description: ${text}`);
+  assert.ok(text.includes('3×3 ✓ 1×1 ✓ id – · 8→16 s2?'), `block description: ${text}`);
   await block.click();
   // Fold the file list away so the tree has room to render the block's branch rows.
   await page.locator('.pane-header', { hasText: 'replens-samples' }).first().click();

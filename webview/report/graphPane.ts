@@ -50,6 +50,11 @@ interface Chunk {
   mode: ChunkMode;
 }
 
+/** The graph's own nodes, the count the Summary gives: the input and output boxes are drawn, not counted. */
+function opCount(graph: GraphView): number {
+  return graph.nodes.filter((n) => n.op !== 'Input' && n.op !== 'Output').length;
+}
+
 export class GraphPane {
   readonly element: HTMLElement;
   private readonly svg: SVGSVGElement;
@@ -98,7 +103,7 @@ export class GraphPane {
       class: 'rl-pane-body',
       tabindex: '0',
       role: 'group',
-      'aria-label': `${opts.title}: ${formatCount(opts.graph.nodes.length)} nodes. Arrow keys move between blocks, Enter selects, Escape clears, + and − zoom, 0 fits.`,
+      'aria-label': `${opts.title}: ${formatCount(opCount(opts.graph))} nodes. Arrow keys move between blocks, Enter selects, Escape clears, + and − zoom, 0 fits.`,
     });
     this.body.append(this.svg);
 
@@ -109,7 +114,7 @@ export class GraphPane {
       button('+', () => this.zoomBy(ZOOM_STEP), 'secondary', { 'aria-label': `Zoom in (${opts.title})`, title: 'Zoom in (+)' }),
       button('Fit', () => this.fit(), 'secondary', { 'aria-label': `Fit the whole graph (${opts.title})`, title: 'Fit the whole graph (0)' }),
     );
-    const stats = `${formatCount(opts.graph.nodes.length)} nodes · ${formatCount(this.index.nodes.size)} blocks`;
+    const stats = `${formatCount(opCount(opts.graph))} nodes · ${formatCount(this.index.nodes.size)} blocks`;
     this.element = h(
       'section',
       { class: 'rl-pane', 'data-testid': `graph-${opts.id}`, 'aria-label': opts.title },

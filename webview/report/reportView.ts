@@ -229,9 +229,11 @@ export class ReportView {
   }
 
   private header(r: ReportData): HTMLElement {
-    const verdict = r.pass === null ? 'not run' : r.pass ? 'PASS' : 'FAIL';
-    const cls = r.pass === null ? 'none' : r.pass ? 'pass' : 'fail';
-    const sub = [r.family, r.architecture, ...(r.weights ? [`weights '${r.weights.key}'`] : []), `${r.inputs} input${r.inputs === 1 ? '' : 's'} of shape ${r.shape.join('×')}`, `atol ${formatError(r.atol)}`, `rtol ${formatError(r.rtol)}`];
+    // A check that could not run is an error, not a neutral state: red, with its reason first.
+    const verdict = r.pass === null ? 'ERROR' : r.pass ? 'PASS' : 'FAIL';
+    const cls = r.pass ? 'pass' : 'fail';
+    const checked = r.pass === null ? [] : [`${r.inputs} input${r.inputs === 1 ? '' : 's'} of shape ${r.shape.join('×')}`, `atol ${formatError(r.atol)}`, `rtol ${formatError(r.rtol)}`];
+    const sub = [r.family, r.architecture, ...(r.weights ? [`weights '${r.weights.key}'`] : []), ...checked];
     const head = h(
       'header',
       { class: 'rl-report-head' },
@@ -251,7 +253,9 @@ export class ReportView {
       h('p', { class: 'rl-muted rl-sub' }, ...sub.flatMap((text, i) => [i ? ' · ' : '', h('span', { class: 'rl-nowrap' }, text)])),
       h('p', { class: 'rl-muted rl-sub' }, 'Deploy file: ', r.output ? fileName(r.output) : 'not written (checked in memory)'),
     );
-    if (r.pass === null) head.append(h('p', { class: 'notice error', 'data-testid': 'parity-error' }, `Parity did not run: ${r.parityError ?? 'no reason was given'}`));
+    if (r.pass === null) head.append(h('p', { class: 'notice error', 'data-testid': 'parity-error' }, `Parity could not run: ${r.parityError ?? 'no reason was given'}`));
+    if (r.advice) head.append(h('p', { class: r.pass === null ? 'rl-sub' : 'notice error', 'data-testid': 'parity-advice' }, r.pass === null ? r.advice : `What next: ${r.advice}`));
+    if (r.toleranceBasis) head.append(h('p', { class: 'rl-muted rl-sub', 'data-testid': 'tolerance-basis' }, `Tolerance: ${r.toleranceBasis}.`));
     return head;
   }
 

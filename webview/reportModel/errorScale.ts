@@ -1,7 +1,9 @@
 /**
  * The error overlay's discrete scale. A block's maxRel is compared with the relative
- * tolerance the parity check used, so "green" means the same thing for fp32 and fp16
- * runs; the block's own pass/fail verdict (which also weighs atol) decides 'fail'.
+ * tolerance the parity check used, which follows the deploy weights' dtype, so "green" means
+ * the same thing for fp32 and fp16 runs: as close as that dtype's rounding allows. A correct
+ * conversion is green; yellow and orange say a block uses a good part of the tolerance. The
+ * block's own pass/fail verdict (which also weighs atol) decides 'fail'.
  */
 import type { BlockParity } from '../../src/core/report/reportData';
 
@@ -14,15 +16,15 @@ export interface ErrorLevelInfo {
 
 /** Legend order, best to worst, then blocks without numbers. CSS classes `rl-err-<level>` carry the colours. */
 export const ERROR_LEVELS: readonly ErrorLevelInfo[] = [
-  { level: 'easy', label: 'passes easily (max rel < 1% of rtol)' },
-  { level: 'pass', label: 'passes (< 10% of rtol)' },
-  { level: 'near', label: 'passes, near the tolerance' },
+  { level: 'easy', label: 'as exact as rounding allows (max rel < 10% of rtol)' },
+  { level: 'pass', label: 'passes (10–50% of rtol)' },
+  { level: 'near', label: 'passes, near the tolerance (≥ 50% of rtol)' },
   { level: 'fail', label: 'fails' },
   { level: 'none', label: 'no parity numbers' },
 ];
 
-const EASY = 0.01;
-const COMFORTABLE = 0.1;
+const EASY = 0.1;
+const COMFORTABLE = 0.5;
 
 export function errorLevel(parity: BlockParity | undefined, rtol: number): ErrorLevel {
   if (!parity) return 'none';

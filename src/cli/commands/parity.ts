@@ -63,7 +63,9 @@ export function parityText(result: ParityResult, title: string): string[] {
   const { train, deploy } = result.forms;
   const inputs = result.seed === null ? 'the given input' : `${result.inputs} random input(s), seed ${result.seed}`;
   const lines = [
-    `${result.pass ? 'PASS' : 'FAIL'}  ${title}: ${inputs}, atol ${result.atol}, rtol ${result.rtol}, topology ${result.topology}`,
+    `${result.pass ? 'PASS' : 'FAIL'}  ${title}: ${inputs}, atol ${Number(result.atol.toPrecision(3))}, rtol ${Number(result.rtol.toPrecision(3))}, topology ${result.topology}`,
+    ...(result.advice ? [`  what next  ${result.advice}`] : []),
+    `  tolerance  ${result.toleranceBasis}`,
     `  scope      ${result.scope}`,
     `  reference  ${train.file} (${train.source})`,
     `  candidate  ${deploy.file} (${deploy.source})`,

@@ -15,6 +15,9 @@ export interface ByteSource {
   close(): Promise<void>;
 }
 
+/** What a folder given as a model file is told. */
+export const FOLDER = 'this is a folder, not a model file';
+
 function checkRange(src: ByteSource, offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > src.size) {
     throw new ModelFormatError(src.name, `truncated: needs bytes ${offset}..${offset + length} but the file has ${src.size}`);
@@ -34,7 +37,7 @@ export class FileByteSource implements ByteSource {
     const handle = await fs.open(path, 'r');
     try {
       const stat = await handle.stat();
-      if (!stat.isFile()) throw new ModelFormatError(path, 'not a regular file');
+      if (!stat.isFile()) throw new ModelFormatError(path, stat.isDirectory() ? FOLDER : 'not a regular file');
       return new FileByteSource(path, stat.size, handle, pool);
     } catch (e) {
       await handle.close();

@@ -3,6 +3,9 @@ export type DetectedKind = 'torch-zip' | 'torch-legacy' | 'onnx' | 'safetensors'
 
 export const DETECT_BYTES = 64;
 
+/** The safetensors reader's cap on its JSON header (the reference implementation's). */
+export const MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024;
+
 /** The magic number torch < 1.6 pickles first, as the protocol-2 LONG1 opcode encodes it. */
 const LEGACY_MAGIC = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 
@@ -34,8 +37,10 @@ export function detectKind(head: Uint8Array, fileSize: number): DetectedKind {
   if (startsWith(head, [0x50, 0x4b, 0x03, 0x04]) || startsWith(head, [0x50, 0x4b, 0x05, 0x06])) return 'torch-zip';
   if (startsWith(head, LEGACY_MAGIC)) return 'torch-legacy';
   if (head.length >= 9) {
+    // A header longer than the file is still safetensors, cut short: the reader says so. Within the
+    // reader's cap the length's high bytes are zero, which no text or ONNX file begins with.
     const headerLen = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
-    if (headerLen > 1n && headerLen + 8n <= BigInt(fileSize) && head[8] === 0x7b /* '{' */) return 'safetensors';
+    if (headerLen > 1n && (headerLen + 8n <= BigInt(fileSize) || headerLen <= BigInt(MAX_SAFETENSORS_HEADER)) && head[8] === 0x7b /* '{' */) return 'safetensors';
   }
   if (looksLikeText(head)) return 'text';
   if (looksLikeOnnx(head)) return 'onnx';

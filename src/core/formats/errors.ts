@@ -1,4 +1,11 @@
-/** A file could not be read as a model. Always names the file so messages are actionable. */
+import { basename } from 'node:path';
+import { formatBytes } from '../text';
+
+/**
+ * A file could not be read as a model. Always names the file so messages are actionable.
+ * `message` is for logs (the full path, then the reason); what a person is shown comes from
+ * `userMessage`, which puts the reason first and the file by its base name.
+ */
 export class ModelFormatError extends Error {
   constructor(
     readonly file: string,
@@ -7,4 +14,46 @@ export class ModelFormatError extends Error {
     super(`${file}: ${reason}`);
     this.name = 'ModelFormatError';
   }
+}
+
+/**
+ * The reason every reader gives for a file that ends before its own layout says it does: what
+ * happened first, where it stopped, the reader's evidence, and what to do.
+ */
+export function truncatedReason(size: number, inside: string, evidence: string): string {
+  return `the file is truncated: it ends at ${formatBytes(size)}, inside ${inside} (${evidence}); re-save or re-download it`;
+}
+
+/** An error that names a file: ModelFormatError and the writers' OutputError. */
+interface FileError {
+  file: string;
+  reason: string;
+}
+
+function namesFile(e: unknown): e is FileError {
+  return e instanceof Error && typeof (e as Partial<FileError>).file === 'string' && typeof (e as Partial<FileError>).reason === 'string';
+}
+
+/** The file an error is about, as the code that threw it named it (the full path, for a detail line or a log). */
+export function errorFile(e: unknown): string | undefined {
+  if (namesFile(e)) return e.file;
+  // A parity error about one file (not 'a vs b', nor a block) names it as its subject.
+  return namesSubject(e) && !e.subject.includes(' vs ') && /[\\/]/.test(e.subject) ? e.subject : undefined;
+}
+
+/**
+ * An error as a person reads it, in a toast, an editor or a terminal line: the reason first and a
+ * file by its base name. A file the surrounding text already names (`about`) is left out:
+ * "could not convert a.pth: the file is truncated: …", never "could not convert a.pth: /home/…/a.pth: …".
+ * The one place where errors become user text; `message` keeps the full path for logs.
+ */
+export function userMessage(e: unknown, about?: string): string {
+  if (namesFile(e)) return about !== undefined && e.file === about ? e.reason : `${basename(e.file)}: ${e.reason}`;
+  // A parity error's subject is a file, two files ('a vs b') or a block.
+  if (namesSubject(e)) return about !== undefined && e.subject === about ? e.reason : `${e.subject.split(' vs ').map((s) => basename(s)).join(' vs ')}: ${e.reason}`;
+  return e instanceof Error ? e.message : String(e);
+}
+
+function namesSubject(e: unknown): e is { subject: string; reason: string } {
+  return e instanceof Error && typeof (e as { subject?: unknown }).subject === 'string' && typeof (e as { reason?: unknown }).reason === 'string';
 }

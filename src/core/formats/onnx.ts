@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import * as nodePath from 'node:path';
 import type { ByteSource } from './byteSource';
-import { ModelFormatError } from './errors';
+import { ModelFormatError, truncatedReason } from './errors';
 import type { ModelFile } from './modelFile';
 import {
   ONNX_DATA_TYPE,
@@ -196,24 +196,43 @@ async function decodeFromSource<T extends { unknownFields?: Uint8Array[] }>(
 ): Promise<T> {
   const file = win.src.name;
   if (depth > MAX_DEPTH) throw new ModelFormatError(file, `messages nested deeper than ${MAX_DEPTH} at byte ${start}`);
+  // Only the model itself reaches the end of the file: a field of it that runs past `end` was cut
+  // short with the file. A field inside a message that runs past the message's own end is corrupt instead.
+  const cut = (evidence: string): never => {
+    throw new ModelFormatError(file, truncatedReason(win.src.size, 'an ONNX model', evidence));
+  };
+  const runs = (field: number, from: number, to: number) => `${field === 7 ? 'its graph (field 7)' : `field ${field}`} runs from byte ${from} to byte ${to}`;
   let pos = start;
   while (pos < end) {
     // A tag and a varint take at most 20 bytes.
     const head = new ProtoReader(file, await win.view(pos, Math.min(20, end - pos)), 0, undefined, depth, pos);
-    const { field, wire } = head.tag();
+    let field: number;
+    let wire: number;
+    let len: number;
+    try {
+      ({ field, wire } = head.tag());
+      // Only the extent of the field is needed here; a length is checked against `end` below.
+      len = wire === Len ? head.uint() : (head.skip(wire), 0);
+    } catch (e) {
+      if (depth === 0 && pos + 20 > end && e instanceof ModelFormatError && e.reason.startsWith('truncated')) cut(`the field at byte ${pos} is cut off`);
+      throw e;
+    }
     const special = specials[field];
     if (wire === Len && special !== undefined) {
-      const len = head.uint();
       const valueStart = pos + head.pos;
-      if (len > end - valueStart) head.fail(`truncated: field ${field} needs ${len} bytes, ${end - valueStart} left`);
+      if (len > end - valueStart) {
+        if (depth === 0) cut(runs(field, pos, valueStart + len));
+        head.fail(`truncated: field ${field} needs ${len} bytes, ${end - valueStart} left`);
+      }
       await special(m, valueStart, valueStart + len, depth + 1);
       pos = valueStart + len;
       continue;
     }
-    // Only the extent of the field is needed here; a length is checked against `end` below.
-    const len = wire === Len ? head.uint() : (head.skip(wire), 0);
     const fieldEnd = pos + head.pos + len;
-    if (fieldEnd > end) head.fail(`truncated: field ${field} ends at byte ${fieldEnd}, past its message's end ${end}`, 0);
+    if (fieldEnd > end) {
+      if (depth === 0) cut(runs(field, pos, fieldEnd));
+      head.fail(`truncated: field ${field} ends at byte ${fieldEnd}, past its message's end ${end}`, 0);
+    }
     const bytes = await win.copy(pos, fieldEnd - pos);
     decodeInto(new ProtoReader(file, bytes, 0, bytes.length, depth, pos), m, specs);
     pos = fieldEnd;

@@ -1,5 +1,5 @@
 import type { BufferPool } from './bufferPool';
-import { FileByteSource, type ByteSource } from './byteSource';
+import { FileByteSource, FOLDER, type ByteSource } from './byteSource';
 import { DETECT_BYTES, detectKind } from './detect';
 import { ModelFormatError } from './errors';
 import type { ModelFile } from './modelFile';
@@ -16,21 +16,24 @@ export interface OpenOptions extends UnwrapOptions {
 
 const FS_ERRORS: Record<string, string> = {
   ENOENT: 'file not found',
-  EACCES: 'permission denied',
-  EISDIR: 'is a folder, not a file',
+  EACCES: 'permission denied: RepLens may not read this file',
+  EPERM: 'permission denied: RepLens may not read this file',
+  EISDIR: FOLDER,
 };
 
 /** Any failure while reading becomes a ModelFormatError that names the file. */
-function asFormatError(path: string, e: unknown): ModelFormatError {
+export function asFormatError(path: string, e: unknown): ModelFormatError {
   if (e instanceof ModelFormatError) return e;
   if (e instanceof WeightsSlotError) return new ModelFormatError(path, e.message);
   const code = (e as { code?: string }).code;
   if (code && FS_ERRORS[code]) return new ModelFormatError(path, FS_ERRORS[code]);
-  return new ModelFormatError(path, `could not be read: ${e instanceof Error ? e.message : String(e)}`);
+  return new ModelFormatError(path, `the file could not be read: ${e instanceof Error ? e.message : String(e)}`);
 }
 
 /** Picks the reader from the first bytes, never from the file name. */
 export async function readModel(src: ByteSource, options: UnwrapOptions = {}): Promise<ModelFile> {
+  // A failed download or copy often leaves an empty file; say that rather than that it matches no format.
+  if (src.size === 0) throw new ModelFormatError(src.name, 'the file is empty (0 bytes); re-save or re-download it');
   const head = await src.read(0, Math.min(DETECT_BYTES, src.size));
   const kind = detectKind(head, src.size);
   if (options.weights !== undefined && (kind === 'safetensors' || kind === 'onnx')) {

@@ -1,10 +1,11 @@
 import type { ByteSource } from './byteSource';
-import { ModelFormatError } from './errors';
+import { MAX_SAFETENSORS_HEADER } from './detect';
+import { ModelFormatError, truncatedReason } from './errors';
 import type { ModelFile } from './modelFile';
 import { DTYPE_BYTES, Tensor, numelOf, type DType } from './tensor';
 
 /** Same cap as the reference implementation: a larger header is not a real checkpoint. */
-const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+const MAX_HEADER_BYTES = MAX_SAFETENSORS_HEADER;
 
 const DTYPES: Readonly<Record<string, DType>> = {
   F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16',
@@ -53,11 +54,13 @@ function parseEntry(file: string, name: string, v: unknown): Entry {
  */
 export async function readSafetensors(src: ByteSource): Promise<ModelFile> {
   const file = src.name;
-  if (src.size < 8) throw new ModelFormatError(file, `truncated: ${src.size} bytes, too short for a safetensors header`);
+  if (src.size < 8) throw new ModelFormatError(file, truncatedReason(src.size, 'a safetensors file', 'shorter than its 8-byte header length'));
   const lenBytes = await src.read(0, 8);
   const headerLen = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true);
   if (headerLen > BigInt(MAX_HEADER_BYTES)) throw new ModelFormatError(file, `header claims ${headerLen} bytes, more than the ${MAX_HEADER_BYTES} allowed`);
-  if (headerLen > BigInt(src.size - 8)) throw new ModelFormatError(file, `truncated: header claims ${headerLen} bytes, the file has ${src.size - 8} after the length`);
+  if (headerLen > BigInt(src.size - 8)) {
+    throw new ModelFormatError(file, truncatedReason(src.size, 'the header of a safetensors file', `header claims ${headerLen} bytes, the file has ${src.size - 8} after the length`));
+  }
   const headerSize = Number(headerLen);
 
   let header: unknown;
@@ -92,7 +95,9 @@ export async function readSafetensors(src: ByteSource): Promise<ModelFile> {
   for (const e of entries) {
     if (e.begin < covered) throw new ModelFormatError(file, `tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] overlap the previous tensor, which ends at ${covered}`);
     if (e.begin > covered) throw new ModelFormatError(file, `tensor '${e.name}': data_offsets start at ${e.begin}, leaving bytes ${covered}..${e.begin} unused`);
-    if (e.end > dataSize) throw new ModelFormatError(file, `truncated: tensor '${e.name}' needs data bytes up to ${e.end}, the file has ${dataSize}`);
+    if (e.end > dataSize) {
+      throw new ModelFormatError(file, truncatedReason(src.size, 'the tensor data of a safetensors file', `tensor '${e.name}' needs data bytes up to ${e.end}, the file has ${dataSize}`));
+    }
     covered = e.end;
   }
   if (covered !== dataSize) throw new ModelFormatError(file, `${dataSize - covered} bytes after the last tensor belong to no tensor`);

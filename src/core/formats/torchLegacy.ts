@@ -1,5 +1,5 @@
 import type { ByteSource } from './byteSource';
-import { ModelFormatError } from './errors';
+import { ModelFormatError, truncatedReason } from './errors';
 import type { ModelFile } from './modelFile';
 import { PickleEndOfInput, PyDict, PyGlobal, describeType, isList, unpickle, type PyValue, type UnpickleOptions, type UnpickleResult } from './pickle';
 import { TorchStorage, parseStoragePid, torchGlobals } from './torchObjects';
@@ -22,7 +22,9 @@ async function unpickleAt(src: ByteSource, offset: number, opts: UnpickleOptions
       const r = unpickle(bytes, 0, { ...opts, offsetBase: offset });
       return { ...r, end: offset + r.end };
     } catch (e) {
-      if (!(e instanceof PickleEndOfInput) || offset + length >= src.size) throw e;
+      // A pickle that runs on past the end of the file: the file was cut short inside it.
+      if (e instanceof PickleEndOfInput && offset + length >= src.size) throw new ModelFormatError(src.name, truncatedReason(src.size, 'a pickle of a legacy PyTorch checkpoint', e.reason.replace(/^pickle truncated: /, '')));
+      if (!(e instanceof PickleEndOfInput)) throw e;
       length = Math.min(src.size - offset, length * 4);
     }
   }
@@ -74,12 +76,12 @@ export async function readTorchLegacy(src: ByteSource, options: UnwrapOptions = 
     if (typeof key !== 'string') fail(`storage key is ${describeType(key)}`);
     const root = roots.get(key);
     if (!root) fail(`storage '${key}' is stored but no tensor uses it`);
-    if (pos + 8 > src.size) fail(`truncated: header of storage '${key}' at ${pos} is past the end (${src.size} bytes)`);
+    if (pos + 8 > src.size) fail(truncatedReason(src.size, 'the storages of a legacy PyTorch checkpoint', `the header of storage '${key}' starts at byte ${pos}`));
     const header = await src.read(pos, 8);
     const count = new DataView(header.buffer, header.byteOffset, 8).getBigUint64(0, true);
     if (count !== BigInt(root.numel)) fail(`storage '${key}' holds ${count} elements but the pickle declared ${root.numel}`);
     const end = pos + 8 + root.numel * root.type.itemSize;
-    if (end > src.size) fail(`storage '${key}' shorter than declared: needs bytes up to ${end}, file has ${src.size}`);
+    if (end > src.size) fail(truncatedReason(src.size, 'the storages of a legacy PyTorch checkpoint', `storage '${key}' needs bytes up to ${end}`));
     offsets.set(key, pos + 8);
     pos = end;
   }

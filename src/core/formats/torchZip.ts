@@ -21,7 +21,7 @@ function findPrefix(zip: ZipArchive): string {
   throw new ModelFormatError(
     zip.src.name,
     candidates.length === 0
-      ? `zip archive without data.pkl, so not a PyTorch checkpoint (entries: ${listing}${zip.entries.length > 5 ? ', …' : ''})`
+      ? `not a PyTorch checkpoint: a zip archive without data.pkl (entries: ${listing}${zip.entries.length > 5 ? ', …' : ''})`
       : `zip archive with ${candidates.length} data.pkl files; cannot tell which is the checkpoint`,
   );
 }

@@ -1,7 +1,8 @@
 import { crc32, inflateRawSync } from 'node:zlib';
 import { constants as bufferConstants } from 'node:buffer';
 import type { ByteSource } from './byteSource';
-import { ModelFormatError } from './errors';
+import { formatBytes } from '../text';
+import { ModelFormatError, truncatedReason } from './errors';
 
 /** One file in the archive as the central directory describes it. */
 export interface ZipEntry {
@@ -29,6 +30,8 @@ const LOCAL_FIXED = 30;
 const MAX_DEFLATE_RATIO = 1032;
 /** Bigger directories mean hundreds of thousands of tensors; refuse rather than buffer them. */
 const MAX_CENTRAL_DIRECTORY = 256 * 1024 * 1024;
+/** Names torch.save() and torch.jit.save() put in a checkpoint's folder; the first entry is one of them. */
+const TORCH_ENTRY = /^(?:[^/]+\/)?(data\.pkl|byteorder|version|\.data\/|data\/|constants\.pkl|code\/)/;
 
 function u16(b: Uint8Array, o: number): number {
   return b[o] | (b[o + 1] << 8);
@@ -43,6 +46,68 @@ function u64(b: Uint8Array, o: number): number {
   const hi = u32(b, o + 4);
   if (hi >= 0x200000) return Infinity;
   return hi * 0x100000000 + u32(b, o);
+}
+
+/** How far back from the end a missing end record is looked for, to tell data appended after it from a cut. */
+const APPENDED_SEARCH = 64 * 1024 * 1024;
+const SEARCH_CHUNK = 1024 * 1024;
+
+/**
+ * Where an end-of-central-directory record lies further back than the reader looks (past the last
+ * 64 KiB, up to APPENDED_SEARCH from the end), if one does: then the archive is whole and data was
+ * appended after it. torch writes sizes after each entry's data (a data descriptor), so the entries cannot be walked
+ * to the end instead; a checkpoint cut short has no end record anywhere.
+ */
+async function endRecordFurtherBack(src: ByteSource): Promise<number | undefined> {
+  const stop = Math.max(0, src.size - APPENDED_SEARCH);
+  // The tail was searched already: look where a record would begin before it.
+  const tailStart = Math.max(0, src.size - EOCD_SIZE - MAX_COMMENT);
+  if (tailStart === 0) return undefined;
+  let end = tailStart + EOCD_SIZE - 1;
+  while (end > stop) {
+    const start = Math.max(stop, end - SEARCH_CHUNK);
+    const bytes = await src.read(start, end - start);
+    for (let i = bytes.length - EOCD_SIZE; i >= 0; i--) {
+      if (u32(bytes, i) !== SIG_EOCD) continue;
+      const cdSize = u32(bytes, i + 12);
+      const cdOffset = u32(bytes, i + 16);
+      // A ZIP64 archive keeps its directory's place in the ZIP64 record; the signature is enough there.
+      if (cdOffset === 0xffffffff || cdSize === 0xffffffff) return start + i;
+      // The directory ends where the record (or a ZIP64 record before it) begins, and starts with an entry.
+      if (cdOffset + cdSize > start + i) continue;
+      if (cdSize === 0 || u32(await src.read(cdOffset, 4), 0) === SIG_CENTRAL) return start + i;
+    }
+    // Overlap by a record's length so one that straddles two chunks is seen whole.
+    end = start + EOCD_SIZE - 1;
+    if (start === stop) break;
+  }
+  return undefined;
+}
+
+/**
+ * Why a file without an end-of-central-directory record in its last 64 KiB cannot be read. One that
+ * begins with a local file header was written as a zip: when the record a zip writer puts last is
+ * nowhere, the file was cut short (an interrupted copy or download, a full disk), and the first entry
+ * shows what it was; when the record is further back, data was appended after the archive.
+ * Undefined when the file does not begin like a zip.
+ */
+async function missingEndRecord(src: ByteSource): Promise<string | undefined> {
+  if (src.size < 4) return undefined;
+  const head = await src.read(0, Math.min(src.size, LOCAL_FIXED));
+  if (u32(head, 0) !== SIG_LOCAL) return undefined;
+  const record = await endRecordFurtherBack(src);
+  if (record !== undefined) {
+    const after = src.size - record - EOCD_SIZE - u16(await src.read(record, EOCD_SIZE), 20);
+    return `the zip archive is followed by ${formatBytes(after)} of other data: its end-of-central-directory record is not in the last 64 KiB, where zip readers look for it; remove what was appended or re-save the file`;
+  }
+  const evidence = 'no end-of-central-directory record';
+  if (head.length < LOCAL_FIXED) return truncatedReason(src.size, 'the header of a zip archive\'s first entry', evidence);
+  // The name may itself be cut; what is left of it is enough to recognise torch's layout.
+  const nameLength = Math.min(u16(head, 26), src.size - LOCAL_FIXED);
+  const name = new TextDecoder('utf-8').decode(await src.read(LOCAL_FIXED, nameLength));
+  if (TORCH_ENTRY.test(name)) return truncatedReason(src.size, 'a zip that began as a PyTorch checkpoint', evidence);
+  const shown = nameLength < u16(head, 26) || name.length > 80 ? `${name.slice(0, 80)}…` : name;
+  return truncatedReason(src.size, `a zip archive whose first entry is '${shown}'`, evidence);
 }
 
 /**
@@ -67,7 +132,7 @@ export class ZipArchive {
     function fail(reason: string): never {
       throw new ModelFormatError(src.name, reason);
     }
-    if (src.size < EOCD_SIZE) fail(`not a zip archive: ${src.size} bytes is shorter than an end-of-central-directory record`);
+    if (src.size < EOCD_SIZE) fail((await missingEndRecord(src)) ?? `not a zip archive: ${src.size} bytes is shorter than an end-of-central-directory record`);
 
     const tailLength = Math.min(src.size, EOCD_SIZE + MAX_COMMENT);
     const tailStart = src.size - tailLength;
@@ -80,7 +145,7 @@ export class ZipArchive {
         break;
       }
     }
-    if (eocd < 0) fail('not a zip archive: no end-of-central-directory record in the last 64 KiB');
+    if (eocd < 0) fail((await missingEndRecord(src)) ?? 'not a zip archive: no end-of-central-directory record in the last 64 KiB');
 
     const diskNumber = u16(tail, eocd + 4);
     const cdDisk = u16(tail, eocd + 6);
@@ -201,7 +266,7 @@ export class ZipArchive {
     } else {
       this.fail(`'${entry.name}' uses unsupported compression method ${entry.method}`);
     }
-    if (whole && crc32(bytes) >>> 0 !== entry.crc32) this.fail(`CRC mismatch in '${entry.name}': the file is corrupted`);
+    if (whole && crc32(bytes) >>> 0 !== entry.crc32) this.fail(`the file is corrupted: CRC mismatch in '${entry.name}'`);
     return bytes;
   }
 

@@ -18,6 +18,12 @@ function isInferred(source: ValueSource): boolean {
   return source !== 'attribute' && source !== 'default';
 }
 
+/** Where the block's stride came from, in words; the stage convention names the stride it gave (2 at a stage's first block, else 1). */
+export function strideSourceNote(block: Block): string {
+  if (block.strideSource === 'stage-convention' && block.stride === 1) return "inferred: stride 1 after each stage's first block (the family's convention)";
+  return sourceNote(block.strideSource);
+}
+
 /** Short stride text; a trailing '?' marks an inferred value so a guess never reads as fact. */
 export function strideText(block: Block): string {
   if (block.stride === null) return 's?';
@@ -28,9 +34,7 @@ function branchMark(block: Block, role: Branch['role']): string {
   const branches = block.branches.filter((b) => b.role === role);
   if (branches.length === 0) return '–';
   // '?' marks a branch a state dict cannot show, put there by the family's rule (as for strides).
-  const mark = `✓${branches.length > 1 ? `×${branches.length}` : ''}${branches.some((b) => b.presence === 'inferred') ? '?' : ''}`;
-  // An AvgPool never has one: only conv and identity branches say so.
-  return role !== 'avgPool' && branches.every((b) => b.withoutBn) ? `${mark} (no BN)` : mark;
+  return `✓${branches.length > 1 ? `×${branches.length}` : ''}${branches.some((b) => b.presence === 'inferred') ? '?' : ''}`;
 }
 
 /** Whether the block has, or its family could have, an AvgPool branch (QARepVGGBlockV2; or v1, whose absence says why). */
@@ -38,18 +42,30 @@ function showsAvgPool(block: Block): boolean {
   return block.branches.some((b) => b.role === 'avgPool') || (block.absent ?? []).some((a) => a.role === 'avgPool');
 }
 
+/** The present conv and identity branches that are summed without a BN (an AvgPool never has one), as `1×1, id`. */
+function withoutBnText(block: Block): string | undefined {
+  const words: [Branch['role'], string][] = [['dense', `${block.kernel}×${block.kernel}`], ['oneByOne', '1×1'], ['identity', 'id']];
+  const bare = words.filter(([role]) => {
+    const branches = block.branches.filter((b) => b.role === role);
+    return branches.length > 0 && branches.every((b) => b.withoutBn);
+  });
+  return bare.length ? `${bare.map(([, word]) => word).join(', ')} without BN` : undefined;
+}
+
 /**
- * One-line summary used by the tree view and the CLI: `48→96 · s2 · g1 · 3×3 ✓ 1×1 ✓ id –`. Branches
- * without BN say so (`1×1 ✓ (no BN)`), an AvgPool branch and a BatchNorm after the sum are shown
- * where the family has them (`avg ✓? · BN after sum`).
+ * One-line summary used by the tree view and the CLI, the branches first (in a narrow side bar the
+ * end of the line is what is cut off): `3×3 ✓ 1×1 ✓ id – · 48→96 s2?`. Groups are shown when not 1
+ * (`g4`); an AvgPool branch where the family has one (`avg ✓?`); then the branches summed without BN
+ * (`1×1, id without BN`), SE, and a BatchNorm after the sum. A deploy block: `fused 3×3 · 48→96 s2?`.
  */
 export function blockDescription(block: Block): string {
-  const head = `${block.inChannels}→${block.outChannels} · ${strideText(block)} · g${block.groups}`;
-  const postBn = block.postBn ? ' · BN after sum' : '';
-  if (block.form === 'deploy') return `${head} · fused ${block.kernel}×${block.kernel}${postBn}${block.se ? ' · SE' : ''}`;
   const k = `${block.kernel}×${block.kernel}`;
+  const shape = `${block.inChannels}→${block.outChannels} ${strideText(block)}${block.groups !== 1 ? ` g${block.groups}` : ''}`;
+  const tail = [block.se ? 'SE' : undefined, block.postBn ? 'BN after sum' : undefined];
+  if (block.form === 'deploy') return [`fused ${k}`, shape, ...tail].filter(Boolean).join(' · ');
   const avg = showsAvgPool(block) ? ` avg ${branchMark(block, 'avgPool')}` : '';
-  return `${head} · ${k} ${branchMark(block, 'dense')} 1×1 ${branchMark(block, 'oneByOne')} id ${branchMark(block, 'identity')}${avg}${block.se ? ' · SE' : ''}${postBn}`;
+  const marks = `${k} ${branchMark(block, 'dense')} 1×1 ${branchMark(block, 'oneByOne')} id ${branchMark(block, 'identity')}${avg}`;
+  return [marks, shape, withoutBnText(block), ...tail].filter(Boolean).join(' · ');
 }
 
 export function branchLabel(branch: Branch): string {
@@ -81,29 +97,55 @@ export function formatCount(n: number): string {
 
 const ROLE_WORDS: Record<Branch['role'], string> = { dense: 'k×k', oneByOne: '1×1', identity: 'id', avgPool: 'avg' };
 
+/** `blocks.0, blocks.1, blocks.2, … (5 blocks)`: the first few of the blocks a note is about. */
+function someBlocks(blocks: readonly string[]): string {
+  return blocks.length <= 3 ? blocks.join(', ') : `${blocks.slice(0, 3).join(', ')}, … (${blocks.length} blocks)`;
+}
+
+/** Groups `[mark, reason, block]` triples by mark and reason, in first-seen order: `  note: mark (blocks): reason`. */
+function notesOf(entries: readonly [mark: string, reason: string, block: string][]): string[] {
+  const groups = new Map<string, { mark: string; reason: string; blocks: string[] }>();
+  for (const [mark, reason, block] of entries) {
+    const key = `${mark}\u0000${reason}`;
+    const group = groups.get(key);
+    if (group) group.blocks.push(block);
+    else groups.set(key, { mark, reason, blocks: [block] });
+  }
+  return [...groups.values()].map((g) => `  note: ${g.mark} (${someBlocks(g.blocks)}): ${g.reason}`);
+}
+
 /**
  * What the one-line descriptions cannot say, once per reason: why a tensorless branch is absent
  * ('avg –'), and that a '✓?' branch was inferred. Only blocks that have such branches get any.
  */
 function branchNotes(s: ModelStructure): string[] {
-  const groups = new Map<string, string[]>();
-  const add = (key: string, block: string) => {
-    const list = groups.get(key);
-    if (list) list.push(block);
-    else groups.set(key, [block]);
-  };
+  const entries: [string, string, string][] = [];
   for (const block of s.stages.flatMap((st) => st.blocks)) {
-    for (const a of block.absent ?? []) add(`${ROLE_WORDS[a.role]} – : ${a.reason}`, block.name);
+    for (const a of block.absent ?? []) entries.push([`${ROLE_WORDS[a.role]} –`, a.reason, block.name]);
     for (const role of new Set(block.branches.filter((b) => b.presence === 'inferred').map((b) => b.role))) {
-      add(`${ROLE_WORDS[role]} ✓? : inferred, as a state dict cannot show a branch without tensors: the family puts it where in == out at stride 1`, block.name);
+      entries.push([`${ROLE_WORDS[role]} ✓?`, 'inferred, as a state dict cannot show a branch without tensors: the family puts it where in == out at stride 1', block.name]);
     }
   }
-  return [...groups].map(([text, blocks]) => {
-    const [mark, reason] = text.split(' : ');
-    const which = blocks.length <= 3 ? blocks.join(', ') : `${blocks.slice(0, 3).join(', ')}, … (${blocks.length} blocks)`;
-    return `  note: ${mark} (${which}): ${reason}`;
-  });
+  return notesOf(entries);
 }
+
+/** Where each '?' stride came from (`s2?`: the stage convention, `s1?`: the identity rule, `s?`: unknown), once per source. */
+function strideNotes(s: ModelStructure): string[] {
+  return notesOf(
+    s.stages
+      .flatMap((st) => st.blocks)
+      .filter((b) => strideText(b).endsWith('?'))
+      .map((b): [string, string, string] => [strideText(b), strideSourceNote(b), b.name]),
+  );
+}
+
+/** Whether the tree `structureText` prints has a '?' in it: a stride or a branch RepLens inferred, or a stride it does not know. */
+function hasInferred(s: ModelStructure): boolean {
+  return s.stages.some((st) => st.blocks.some((b) => strideText(b).endsWith('?') || b.branches.some((x) => x.presence === 'inferred')));
+}
+
+/** The legend of '?', printed after the tree when a value in it is inferred or unknown; the notes after it say how. */
+export const INFERRED_LEGEND = '  ? = not stored in the file: inferred as the notes below say, or unknown (s?); --json gives where each value comes from (strideSource, groupsSource, presence)';
 
 /** The indented tree `replens inspect` prints. */
 export function structureText(s: ModelStructure, fileName: string, fileWarnings: readonly string[] = []): string {
@@ -118,6 +160,7 @@ export function structureText(s: ModelStructure, fileName: string, fileWarnings:
     }
   }
   if (s.other.length) lines.push(`  other tensors: ${s.other.length}`);
+  if (hasInferred(s)) lines.push(INFERRED_LEGEND, ...strideNotes(s));
   lines.push(...branchNotes(s));
   for (const w of fileWarnings) lines.push(`warning: ${w}`);
   for (const w of s.warnings) lines.push(`warning: ${w.block ? `${w.block}: ` : ''}${w.message}`);

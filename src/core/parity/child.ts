@@ -62,6 +62,7 @@ export function runInChild(request: WorkerRequest, options: ChildOptions): Promi
 
     child.on('message', (m: WorkerMessage) => {
       if (m.type === 'progress') options.onProgress?.(m);
+      else if (m.type === 'error' && m.code === 'runtime') settle(() => reject(new ParityError(subject, m.message, 'runtime')));
       else if (m.type === 'error') settle(() => reject(new ParityError(m.subject, m.message, 'inference')));
       else settle(() => resolve(m));
     });

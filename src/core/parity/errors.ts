@@ -1,4 +1,5 @@
-export type ParityErrorCode = 'input' | 'mismatch' | 'inference' | 'timeout' | 'crashed' | 'cancelled';
+/** 'runtime': this RepLens package has no ONNX Runtime that loads here (the message says what is missing). */
+export type ParityErrorCode = 'input' | 'mismatch' | 'inference' | 'runtime' | 'timeout' | 'crashed' | 'cancelled';
 
 /** A parity check could not be run (as opposed to a check that ran and failed); names the file and says why. */
 export class ParityError extends Error {

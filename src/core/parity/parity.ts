@@ -1,8 +1,8 @@
 import * as path from 'node:path';
 import { encodeOnnxModel } from '../formats/onnx';
-import type { OnnxGraph } from '../formats/onnxModel';
+import type { OnnxGraph, OnnxModel } from '../formats/onnxModel';
 import type { ModelFile, WeightsChoice } from '../formats/modelFile';
-import { isFloatDType } from '../formats/tensor';
+import { isFloatDType, type DType } from '../formats/tensor';
 import { openModelFile } from '../formats/openModelFile';
 import { fuseOnnxModel, onnxBlockOutputs } from '../fuse/onnxFusion';
 import { blockNamer, buildGraph, LOGITS, type GraphForm } from '../graph/buildGraph';
@@ -18,6 +18,8 @@ import { readNpy } from './npy';
 import { NormalRandom } from './prng';
 import type { Feed, ModelSource, SessionSpec, WorkerPhase } from './protocol';
 import { blocksPart, onnxPart, shapeChannelsMessage, type CheckedPart } from './scope';
+import { failAdvice } from './advice';
+import { controlError, defaultTolerance, measuredTolerance, roundingControl, UNIT_ROUNDOFF, type ToleranceChoice } from './tolerance';
 
 export const DEFAULTS = { inputs: 4, seed: 0, atol: 1e-4, rtol: 1e-3, latencyRuns: 10, size: 224, blockwiseSize: 32 } as const;
 
@@ -106,6 +108,10 @@ export interface ParityResult {
   inputs: number;
   atol: number;
   rtol: number;
+  /** Why atol and rtol are what they are (the deploy weights' dtype, see tolerance.ts). */
+  toleranceBasis: string;
+  /** For a FAIL or a check that could not compare: what to do next. */
+  advice: string | null;
   outputs: OutputResult[];
   blocks: BlockResult[];
   forms: { train: FormStats; deploy: FormStats };
@@ -147,8 +153,10 @@ interface Side {
    */
   blockPoint: 'after activation' | 'branch sum';
   notes: string[];
-  /** For checkpoints: the structure the graph was built from. */
+  /** For checkpoints: the structure the graph was built from, the model RepLens built, and the type its block weights are stored in. */
   structure?: ModelStructure;
+  proto?: OnnxModel;
+  weightDType?: DType;
   /** What part of the model this side runs. */
   part: CheckedPart;
 }
@@ -206,11 +214,16 @@ async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptio
     othersInFile,
     source: model.format === 'onnx' ? 'onnx' : 'checkpoint',
   });
+  const convWeights = new Set(allBlocks(structure).flatMap((b) => [b.deploy?.weight, ...b.branches.map((br) => br.convWeight)]));
+  const weightDTypes = new Set(model.tensors.filter((t) => convWeights.has(t.name)).map((t) => t.dtype));
   return {
     label: `${model.path} (${source})`,
     file: model.path,
     source,
     model: { bytes: await encodeOnnxModel(built.model) },
+    proto: built.model,
+    // A deploy block fused here is float32 whatever the file holds.
+    weightDType: form === 'as-is' ? lowestPrecision(weightDTypes) : undefined,
     graph,
     topology: built.topology,
     inputs: built.inputs.map((i) => ({ name: i.name, dims: ['batch', i.channels, 'height', 'width'] })),
@@ -405,9 +418,47 @@ async function addedOutputs(side: Side, wanted: readonly string[]): Promise<Uint
   return encodeOnnxModel({ graph: { node: [], initializer: [], input: [], output: added.map((name) => ({ name })), valueInfo: [] }, opsetImport: [], metadataProps: [] });
 }
 
+/** The 16-bit type among `dtypes`, bfloat16 (8 significant bits) before float16 (11). */
+function lowestPrecision(dtypes: ReadonlySet<DType | undefined>): DType | undefined {
+  return dtypes.has('bfloat16') ? 'bfloat16' : dtypes.has('float16') ? 'float16' : undefined;
+}
+
+/**
+ * The tolerance for this comparison (see tolerance.ts): as given, the float32 defaults, or for 16-bit
+ * deploy weights 4× what one rounding of the train form's block weights does to its outputs.
+ */
+async function toleranceOf(ref: Side, cand: Side, samples: Feed[][], inputMap: Record<string, string>, pairs: Pair[], childOptions: ChildOptions, options: ParityOptions): Promise<ToleranceChoice> {
+  const base = { atol: options.atol ?? DEFAULTS.atol, rtol: options.rtol ?? DEFAULTS.rtol };
+  const given = options.atol !== undefined || options.rtol !== undefined;
+  const dtype = cand.weightDType;
+  const u = dtype && UNIT_ROUNDOFF[dtype];
+  if (given || !dtype || !u || !ref.proto || !ref.structure) return defaultTolerance(base, given, u ? dtype : undefined);
+  const tensors = new Set(allBlocks(ref.structure).flatMap((b) => b.tensors));
+  const graph = roundingControl(ref.graph, tensors, u, options.seed ?? DEFAULTS.seed);
+  const control: Side = { ...ref, label: `${ref.file} (rounding control)`, graph, model: { bytes: await encodeOnnxModel({ ...ref.proto, graph }) } };
+  const outputs = pairs.map((p) => p.reference);
+  const reply = await runInChild(
+    {
+      type: 'parity',
+      reference: await sessionSpec(ref, outputs),
+      candidate: await sessionSpec(control, outputs),
+      samples,
+      inputMap: Object.fromEntries(Object.keys(inputMap).map((k) => [k, k])),
+      pairs: pairs.map((p) => ({ reference: p.reference, candidate: p.reference })),
+      tolerance: base,
+      latencyRuns: 0,
+    },
+    { ...childOptions, onProgress: (m) => options.onProgress?.({ ...m, message: m.phase === 'load' ? 'loading the rounding control' : `rounding control: input ${m.done} of ${m.total}` }) },
+  );
+  return measuredTolerance(base, dtype, controlError(reply.metrics));
+}
+
+async function sessionSpec(side: Side, tensors: string[]): Promise<SessionSpec> {
+  const added = await addedOutputs(side, tensors);
+  return { label: side.label, source: side.model, ...(added ? { addedOutputs: added } : {}) };
+}
+
 async function run(ref: Side, cand: Side, options: ParityOptions): Promise<ParityResult> {
-  const atol = options.atol ?? DEFAULTS.atol;
-  const rtol = options.rtol ?? DEFAULTS.rtol;
   const notes = [...ref.notes, ...cand.notes.filter((n) => !ref.notes.includes(n))];
   const inputMap = matchInputs(ref, cand);
   const shapes = resolveShapes(ref, cand, inputMap, options);
@@ -420,15 +471,13 @@ async function run(ref: Side, cand: Side, options: ParityOptions): Promise<Parit
     signal: options.signal,
     onProgress: (m) => options.onProgress?.({ ...m, message: m.phase === 'load' ? 'loading the models' : m.phase === 'sample' ? `input ${m.done} of ${m.total}` : 'timing' }),
   };
-  const spec = async (side: Side, tensors: string[]): Promise<SessionSpec> => {
-    const added = await addedOutputs(side, tensors);
-    return { label: side.label, source: side.model, ...(added ? { addedOutputs: added } : {}) };
-  };
+  const tolerance = await toleranceOf(ref, cand, samples, inputMap, pairs, childOptions, options);
+  const { atol, rtol } = tolerance;
   const reply = await runInChild(
     {
       type: 'parity',
-      reference: await spec(ref, pairs.map((p) => p.reference)),
-      candidate: await spec(cand, pairs.map((p) => p.candidate)),
+      reference: await sessionSpec(ref, pairs.map((p) => p.reference)),
+      candidate: await sessionSpec(cand, pairs.map((p) => p.candidate)),
       samples,
       inputMap,
       pairs,
@@ -451,11 +500,14 @@ async function run(ref: Side, cand: Side, options: ParityOptions): Promise<Parit
     train: formStats(ref, shapes, reply.latencyMs.reference, notes),
     deploy: formStats(cand, candShapes, reply.latencyMs.candidate, notes),
   };
+  const pass = [...outputs, ...blocks].every((r) => r.pass);
   return {
-    pass: [...outputs, ...blocks].every((r) => r.pass),
+    pass,
     inputs: samples.length,
     atol,
     rtol,
+    toleranceBasis: tolerance.basis,
+    advice: pass ? null : failAdvice([...outputs, ...blocks], tolerance, cand.file),
     outputs,
     blocks,
     forms,

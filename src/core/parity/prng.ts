@@ -2,21 +2,29 @@
  * Seeded standard-normal samples: mulberry32 for uniforms, Box–Muller for the normal pairs.
  * The same seed gives the same inputs on every machine, so a failing check can be rerun.
  */
+/** mulberry32: seeded 32-bit unsigned integers. */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
 export class NormalRandom {
-  private state: number;
+  private readonly bits: () => number;
   private spare: number | undefined;
 
   constructor(seed: number) {
-    this.state = seed >>> 0;
+    this.bits = mulberry32(seed);
   }
 
   /** Uniform in (0, 1): never 0, so the logarithm below stays finite. */
   private uniform(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+    return (this.bits() + 0.5) / 4294967296;
   }
 
   next(): number {

@@ -74,6 +74,8 @@ export interface ErrorReply {
   /** The model's label, or 'worker'. */
   subject: string;
   message: string;
+  /** 'runtime': ONNX Runtime itself could not be loaded; the message says what is missing (runtime.ts). */
+  code?: 'runtime';
 }
 
 export type WorkerMessage = ProgressMessage | ParityReply | InferReply | ErrorReply;

@@ -5,9 +5,16 @@
  */
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import * as ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
 import { Comparison } from './compare';
 import type { Feed, InferRequest, ParityRequest, SessionSpec, WorkerMessage, WorkerRequest } from './protocol';
+import { loadOnnxRuntime } from './runtime';
+
+/**
+ * Loaded when the first request arrives rather than imported: a RepLens package without ONNX
+ * Runtime for this platform (the universal VSIX) then answers that request with what is missing.
+ */
+let ort: typeof Ort;
 
 /** An error that says which model it came from. */
 class ModelError extends Error {
@@ -23,8 +30,8 @@ const send = (m: WorkerMessage) => process.send!(m);
 const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** Opens the model as it is, or with spec.addedOutputs for the comparison. */
-async function open(spec: SessionSpec, level: 'disabled' | 'all', use: 'as is' | 'with added outputs' = 'as is'): Promise<ort.InferenceSession> {
-  const options: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: level, executionProviders: ['cpu'] };
+async function open(spec: SessionSpec, level: 'disabled' | 'all', use: 'as is' | 'with added outputs' = 'as is'): Promise<Ort.InferenceSession> {
+  const options: Ort.InferenceSession.SessionOptions = { graphOptimizationLevel: level, executionProviders: ['cpu'] };
   const { source, addedOutputs } = spec;
   try {
     if (use === 'with added outputs' && addedOutputs) {
@@ -39,11 +46,11 @@ async function open(spec: SessionSpec, level: 'disabled' | 'all', use: 'as is' |
   }
 }
 
-function feedsOf(feeds: readonly Feed[], rename: Record<string, string> = {}): Record<string, ort.Tensor> {
+function feedsOf(feeds: readonly Feed[], rename: Record<string, string> = {}): Record<string, Ort.Tensor> {
   return Object.fromEntries(feeds.map((f) => [rename[f.name] ?? f.name, new ort.Tensor('float32', f.data, f.dims)]));
 }
 
-async function run(session: ort.InferenceSession, spec: SessionSpec, feeds: Record<string, ort.Tensor>, fetches: readonly string[]) {
+async function run(session: Ort.InferenceSession, spec: SessionSpec, feeds: Record<string, Ort.Tensor>, fetches: readonly string[]) {
   try {
     return await session.run(feeds, [...fetches]);
   } catch (e) {
@@ -51,7 +58,7 @@ async function run(session: ort.InferenceSession, spec: SessionSpec, feeds: Reco
   }
 }
 
-function floats(t: ort.Tensor, spec: SessionSpec, name: string): Float32Array {
+function floats(t: Ort.Tensor, spec: SessionSpec, name: string): Float32Array {
   if (!(t.data instanceof Float32Array)) throw new ModelError(spec.label, `output '${name}' is ${t.type}, not float32`);
   return t.data;
 }
@@ -66,7 +73,7 @@ const median = (xs: number[]) => {
  * Median run time of each session over `runs` runs, after one untimed run each (the first run
  * allocates and plans). The two alternate, so a load change on the machine hits both alike.
  */
-async function latencies(sessions: { session: ort.InferenceSession; spec: SessionSpec; feeds: Record<string, ort.Tensor> }[], runs: number): Promise<(number | null)[]> {
+async function latencies(sessions: { session: Ort.InferenceSession; spec: SessionSpec; feeds: Record<string, Ort.Tensor> }[], runs: number): Promise<(number | null)[]> {
   if (runs <= 0) return sessions.map(() => null);
   for (const s of sessions) await run(s.session, s.spec, s.feeds, s.session.outputNames);
   const times: number[][] = sessions.map(() => []);
@@ -136,6 +143,12 @@ async function infer(req: InferRequest): Promise<WorkerMessage> {
 }
 
 process.on('message', (req: WorkerRequest) => {
+  try {
+    ort ??= loadOnnxRuntime();
+  } catch (e) {
+    send({ type: 'error', subject: 'worker', message: messageOf(e), code: 'runtime' });
+    return;
+  }
   (req.type === 'parity' ? parity(req) : infer(req)).then(send, (e: unknown) =>
     send({ type: 'error', subject: e instanceof ModelError ? e.subject : 'worker', message: messageOf(e) }),
   );

@@ -1,4 +1,6 @@
 import type { LoadNote } from '../convert/loadNote';
+import { graphStats } from '../graph/stats';
+import { userMessage } from '../formats/errors';
 import { openModelFile } from '../formats/openModelFile';
 import type { ModelFile } from '../formats/modelFile';
 import type { OnnxGraph } from '../formats/onnxModel';
@@ -63,6 +65,17 @@ function blockReport(displayName: (name: string) => string, block: Block): Block
   };
 }
 
+/** MACs of a graph whose every input takes `shape` (batch, channels of each input, height, width); 0 when they cannot be counted. */
+function macsAt(graph: OnnxGraph, shape: readonly number[]): number {
+  const initializers = new Set(graph.initializer.map((t) => t.name));
+  const inputs = graph.input.filter((i) => !initializers.has(i.name));
+  const shapes = new Map(inputs.map((i) => {
+    const dims = i.type?.tensorType?.shape?.dim.map((d) => d.dimValue) ?? [];
+    return [i.name ?? '', dims.map((d, k) => (typeof d === 'number' && d > 0 ? d : shape[k] ?? 1))] as const;
+  }));
+  return graphStats(graph, shapes).macs ?? 0;
+}
+
 /** Everything the report view shows for `input`: parity, both graphs laid out, per-block facts and kernel statistics. */
 export async function buildReport(input: string, options: ReportOptions = {}): Promise<ReportData> {
   // Taken before reading, so a change made while the report is built makes it out of date.
@@ -97,7 +110,7 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
   try {
     parity = options.deploy ? await compareModels(input, options.deploy, options) : await checkParity(input, options);
   } catch (e) {
-    parityError = e instanceof Error ? e.message : String(e);
+    parityError = userMessage(e, input);
   }
   for (const b of blocks) {
     const p = parity?.blocks.find((x) => x.name === b.name);
@@ -109,17 +122,17 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
     layoutInWorker(graphSpecFromOnnx(graphs.before, blockMatcher(refs)), options.layoutWorker),
     layoutInWorker(graphSpecFromOnnx(graphs.after, blockMatcher(refs)), options.layoutWorker),
   ]);
-  // Without parity (it failed), counts come from the structure and the graphs themselves.
+  const shape = parity ? (Object.values(parity.shapes)[0] ?? []) : [...(options.shape ?? [1, 3, DEFAULTS.size, DEFAULTS.size])];
+  // Costs do not depend on parity: without it (it failed), they come from the structure and the graphs themselves.
   const form = (f: ParityResult['forms']['train'] | undefined, graph: OnnxGraph, params: number, file: FileStamp | null): FormStats => ({
     latencyMs: f?.latencyMs ?? null,
     params: f?.params ?? params,
-    macs: f?.macs ?? 0,
+    macs: f ? f.macs ?? 0 : macsAt(graph, shape),
     nodes: f?.nodes ?? graph.node.length,
     fileBytes: file?.bytes ?? null,
   });
   const train = form(parity?.forms.train, graphs.before, structure.params.total, stamps.input);
   const deploy = form(parity?.forms.deploy, graphs.after, structure.params.afterFusion, stamps.output);
-  const shape = parity ? (Object.values(parity.shapes)[0] ?? []) : [...(options.shape ?? [1, 3, DEFAULTS.size, DEFAULTS.size])];
   return {
     input,
     output: options.deploy ?? null,
@@ -132,6 +145,8 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
     parityError,
     atol: parity?.atol ?? options.atol ?? DEFAULTS.atol,
     rtol: parity?.rtol ?? options.rtol ?? DEFAULTS.rtol,
+    toleranceBasis: parity?.toleranceBasis ?? null,
+    advice: parity ? parity.advice : 'Fix what the error names, then Check Parity again; the costs below do not need parity and are from the graphs.',
     inputs: parity?.inputs ?? 0,
     shape,
     outputs: (parity?.outputs ?? []).map((o) => ({ name: o.name, maxAbs: o.maxAbs, maxRel: o.maxRel, meanAbs: o.meanAbs, cosine: o.cosine, top1Agreement: o.top1Agreement })),

@@ -111,6 +111,10 @@ export interface ReportData {
   parityError: string | null;
   atol: number;
   rtol: number;
+  /** Why atol and rtol are what they are (ParityResult.toleranceBasis); null when parity did not run. */
+  toleranceBasis: string | null;
+  /** What to do about a FAIL (ParityResult.advice), or about a check that could not run. */
+  advice: string | null;
   inputs: number;
   shape: number[];
   outputs: OutputParity[];

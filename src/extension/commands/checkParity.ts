@@ -14,7 +14,7 @@ import { chosenWeights } from '../weightsChoice';
  * progress notification, and shows it in its report panel. `load` is the load note of a
  * `deploy` RepLens just wrote, for the report to show.
  */
-export function showReport(reports: ReportPanels, extensionUri: vscode.Uri, input: string, deploy?: string, load?: LoadNote): Promise<void> {
+export async function showReport(reports: ReportPanels, extensionUri: vscode.Uri, input: string, deploy?: string, load?: LoadNote): Promise<ReportData | undefined> {
   const report = Promise.resolve(vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `RepLens: checking parity of ${path.basename(input)}`, cancellable: true },
     async (progress, token): Promise<ReportData> => {
@@ -34,11 +34,14 @@ export function showReport(reports: ReportPanels, extensionUri: vscode.Uri, inpu
       const data = await buildReport(input, options);
       const verdict = data.pass === null ? `not run (${data.parityError})` : data.pass ? 'PASS' : 'FAIL';
       log().info(`Parity of ${input}${deploy ? ` vs ${deploy}` : ''}: ${verdict} in ${Date.now() - started} ms`);
-      if (data.pass === false) void vscode.window.showWarningMessage(`RepLens: parity FAILED for ${path.basename(input)} — see the report.`);
+      // After a conversion the conversion's own message gives the verdict.
+      if (data.pass === false && !deploy) void vscode.window.showWarningMessage(`RepLens: parity FAILED for ${path.basename(input)}: ${data.advice ?? 'see the report'}`);
+      if (data.pass === null && !deploy) void vscode.window.showErrorMessage(`RepLens: the parity check of ${path.basename(input)} could not run: ${data.parityError ?? 'no reason was given'}`);
       return data;
     },
   ));
-  return reports.show(input, report);
+  await reports.show(input, report);
+  return report.catch(() => undefined);
 }
 
 /** RepLens: Check Parity — the train form against its deploy form fused in memory. */

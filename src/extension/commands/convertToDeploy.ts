@@ -3,15 +3,20 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { convertFile, defaultOutputPath, sameFormatAs, type ConvertResult, type OutputFormat } from '../../core/convert/convert';
 import { probeFile } from '../../core/formats/probe';
+import type { ReportData } from '../../core/report/reportData';
 import { OutputError } from '../../core/writers/atomicFile';
 import { log } from '../log';
+import { convertCancelledText, convertFailedText } from '../messages';
 import { weightsText } from '../../core/text';
 import { targetModelUri } from '../modelFiles';
 import { chosenWeights } from '../weightsChoice';
 import { convertSettings } from '../settings';
 
-/** Called with each finished conversion, e.g. to refresh views that show the output. */
-export type ConvertListener = (result: ConvertResult) => void;
+/**
+ * Called with each finished conversion, e.g. to refresh views that show the output; returns the
+ * report of the check it starts, if it starts one (undefined when the check was cancelled).
+ */
+export type ConvertListener = (result: ConvertResult) => Promise<ReportData | undefined> | void;
 
 async function exists(file: string): Promise<boolean> {
   return fs.stat(file).then(() => true, () => false);
@@ -40,6 +45,24 @@ export async function convertToDeploy(arg: unknown, onConverted: ConvertListener
   }
 }
 
+/** The toast for a written file: what was written and, when a check ran, its verdict; reason first when it did not pass. */
+function announce(result: ConvertResult, checked: ReportData | undefined): void {
+  const name = path.basename(result.output);
+  const what = `${result.blocksFused} blocks fused, ${result.paramsBefore.toLocaleString('en-US')} → ${result.paramsAfter.toLocaleString('en-US')} parameters${result.weights ? `, from the '${result.weights.key}' weights` : ''}`;
+  const buttons = ['Open', 'Reveal in Explorer'];
+  const shown =
+    checked?.pass === null
+      ? vscode.window.showErrorMessage(`RepLens: the check of ${name} could not run: ${checked.parityError ?? 'no reason was given'}. The file was written (${what}); see the report.`, ...buttons)
+      : checked?.pass === false
+        ? vscode.window.showWarningMessage(`RepLens: ${name} FAILED its parity check: ${checked.advice ?? 'see the report'} (written: ${what}).`, ...buttons)
+        : vscode.window.showInformationMessage(`RepLens: wrote ${name} — ${what}${checked ? '; parity PASS' : ''}.`, ...buttons);
+  void shown.then((choice) => {
+    const out = vscode.Uri.file(result.output);
+    if (choice === 'Open') void vscode.commands.executeCommand('vscode.open', out);
+    if (choice === 'Reveal in Explorer') void vscode.commands.executeCommand('revealInExplorer', out);
+  });
+}
+
 async function convert(input: string, onConverted: ConvertListener): Promise<ConvertResult | undefined> {
   const settings = convertSettings();
   let output: string;
@@ -51,7 +74,8 @@ async function convert(input: string, onConverted: ConvertListener): Promise<Con
     format = probe.kind === 'onnx' ? 'onnx' : (settings.outputFormat ?? sameFormatAs(probe.kind));
     output = defaultOutputPath(input, format, settings.outputName);
   } catch (e) {
-    void vscode.window.showErrorMessage(`RepLens: ${input}: ${e instanceof Error ? e.message : String(e)}`);
+    log().error(`Conversion of ${input} failed: ${e instanceof Error ? e.message : String(e)}`);
+    void vscode.window.showErrorMessage(convertFailedText(input, e));
     return undefined;
   }
   if (await exists(output)) {
@@ -86,20 +110,14 @@ async function convert(input: string, onConverted: ConvertListener): Promise<Con
     log().info(`Wrote ${result.output}: ${result.blocksFused} blocks fused, ${result.paramsBefore} → ${result.paramsAfter} parameters, ${result.bytesWritten} bytes in ${result.seconds.toFixed(2)} s`);
     for (const e of result.eps) log().info(`  BN eps ${e.value} (${e.source}) in ${e.blocks} block(s)`);
     for (const w of result.warnings) log().warn(`  ${w}`);
-    onConverted(result);
-    void vscode.window
-      .showInformationMessage(`RepLens: wrote ${path.basename(result.output)} — ${result.blocksFused} blocks fused, ${result.paramsBefore.toLocaleString('en-US')} → ${result.paramsAfter.toLocaleString('en-US')} parameters${result.weights ? `, from the '${result.weights.key}' weights` : ''}.`, 'Open', 'Reveal in Explorer')
-      .then((choice) => {
-        const out = vscode.Uri.file(result.output);
-        if (choice === 'Open') void vscode.commands.executeCommand('vscode.open', out);
-        if (choice === 'Reveal in Explorer') void vscode.commands.executeCommand('revealInExplorer', out);
-      });
+    // The conversion is announced once its check has spoken: a file whose check failed or could not run is not a success.
+    void Promise.resolve(onConverted(result)).then((checked) => announce(result, checked || undefined), () => announce(result, undefined));
     return result;
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     log().error(`Conversion of ${input} failed: ${message}`);
-    if (e instanceof OutputError && e.code === 'cancelled') void vscode.window.showInformationMessage(`RepLens: conversion of ${path.basename(input)} cancelled; nothing was written.`);
-    else void vscode.window.showErrorMessage(`RepLens: could not convert ${path.basename(input)}: ${message}`);
+    if (e instanceof OutputError && e.code === 'cancelled') void vscode.window.showInformationMessage(convertCancelledText(input));
+    else void vscode.window.showErrorMessage(convertFailedText(input, e));
     return undefined;
   }
 }

@@ -4,37 +4,8 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { fixtureIn } from '../convert/outputChecks';
 
-/** Just enough of the VS Code API for the command: messages are recorded, progress runs the task at once. */
-const vscode = vi.hoisted(() => {
-  class Uri {
-    constructor(readonly fsPath: string) {}
-    static file(fsPath: string) {
-      return new Uri(fsPath);
-    }
-  }
-  const answer = () => Promise.resolve(undefined);
-  return {
-    Uri,
-    TabInputCustom: class {},
-    EventEmitter: class {
-      event = () => ({ dispose: () => undefined });
-      fire(): void {}
-    },
-    ProgressLocation: { Notification: 15 },
-    window: {
-      showInformationMessage: vi.fn(answer),
-      showErrorMessage: vi.fn(answer),
-      showWarningMessage: vi.fn(answer),
-      withProgress: (_options: unknown, task: (progress: unknown, token: unknown) => unknown) =>
-        task({ report: () => undefined }, { onCancellationRequested: () => ({ dispose: () => undefined }) }),
-      createOutputChannel: () => ({ info: () => undefined, warn: () => undefined, error: () => undefined }),
-      tabGroups: { activeTabGroup: { activeTab: undefined } },
-    },
-    workspace: { getConfiguration: () => ({ get: <T>(_key: string, fallback: T) => fallback }) },
-    commands: { executeCommand: vi.fn() },
-  };
-});
-vi.mock('vscode', () => vscode);
+vi.mock('vscode', () => import('./vscodeMock').then((m) => m.vscode));
+import { vscode } from './vscodeMock';
 
 const { convertToDeploy } = await import('../../../src/extension/commands/convertToDeploy');
 

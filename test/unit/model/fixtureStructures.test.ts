@@ -15,8 +15,8 @@ describe('families found in real checkpoints', () => {
     expect([s.family, s.form, s.architecture]).toEqual(['repvgg', 'train', 'custom']);
     expect(s.stages.map((st) => st.blocks.length)).toEqual([1, 1, 2, 2, 1]);
     const blocks = allBlocks(s);
-    expect(blockDescription(byName(blocks, 'stage2.0'))).toBe('8→16 · s2? · g1 · 3×3 ✓ 1×1 ✓ id –');
-    expect(blockDescription(byName(blocks, 'stage2.1'))).toBe('16→16 · s1? · g1 · 3×3 ✓ 1×1 ✓ id ✓');
+    expect(blockDescription(byName(blocks, 'stage2.0'))).toBe('3×3 ✓ 1×1 ✓ id – · 8→16 s2?');
+    expect(blockDescription(byName(blocks, 'stage2.1'))).toBe('3×3 ✓ 1×1 ✓ id ✓ · 16→16 s1?');
     expect(s.other).toEqual(['linear.weight', 'linear.bias']);
     expect(s.warnings).toEqual([]);
   });
@@ -26,7 +26,7 @@ describe('families found in real checkpoints', () => {
     const b = byName(allBlocks(s), 'stage2.0');
     expect(b).toMatchObject({ stride: 2, strideSource: 'attribute', groupsSource: 'attribute', inChannels: 8, outChannels: 16 });
     expect(b.branches[0].bn).toMatchObject({ eps: 1e-5, epsSource: 'attribute' });
-    expect(blockDescription(b)).toBe('8→16 · s2 · g1 · 3×3 ✓ 1×1 ✓ id –');
+    expect(blockDescription(b)).toBe('3×3 ✓ 1×1 ✓ id – · 8→16 s2');
   });
 
   it('deploy form', async () => {

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inspectFile } from '../../../src/core/inspect';
 import { buildStructure, buildStructureFromTensors } from '../../../src/core/model/buildStructure';
-import { blockDescription, structureJson, structureText } from '../../../src/core/model/describe';
+import { blockDescription, INFERRED_LEGEND, structureJson, structureText } from '../../../src/core/model/describe';
 import { QAREPVGG_ASSUMED_V1 } from '../../../src/core/model/detectBlocks';
 import { allBlocks, type Block, type ModelStructure } from '../../../src/core/model/structure';
 import { memoryModel, qarepvggBlock, Synth, timmMobileOneBlock, tree, writeModuleCheckpoint, yolov6nBackbone, yolov6RepvggBlock, TINY_MOBILEONE, type BlockSpec, type SynthTensor } from './synthetic';
@@ -66,7 +66,7 @@ describe('YOLOv6 QARepVGGBlock in a state dict', () => {
     expect(b1).toMatchObject({ stride: 1, strideSource: 'identity-rule', inChannels: 16, outChannels: 16 });
     // Nothing in a state dict says a block without identity has stride 2, and YOLOv6 has no stage convention.
     expect(byName(structure, 'blocks.3')).toMatchObject({ stride: null, strideSource: 'unknown' });
-    expect(blockDescription(b1)).toBe('16→16 · s1? · g1 · 3×3 ✓ 1×1 ✓ (no BN) id ✓? (no BN) avg – · BN after sum');
+    expect(blockDescription(b1)).toBe('3×3 ✓ 1×1 ✓ id ✓? avg – · 16→16 s1? · 1×1, id without BN · BN after sum');
   });
 
   it('takes the groups of a grouped block from the identity rule only through in == out, never from the block before (YOLOv6 does not group)', () => {
@@ -90,7 +90,7 @@ describe('YOLOv6 QARepVGGBlock in a state dict', () => {
     expect(byName(v2, 'blocks.1').branches[3]).toEqual({ role: 'avgPool', module: 'blocks.1.rbr_avg', withoutBn: true, presence: 'inferred', poolKernel: 3 });
     expect(roles(byName(v2, 'blocks.3'))).toEqual(['dense', 'oneByOne']);
     expect(byName(v2, 'blocks.3').absent?.map((a) => a.role).sort()).toEqual(['avgPool', 'identity']);
-    expect(blockDescription(byName(v2, 'blocks.4'))).toBe('32→32 · s1? · g1 · 3×3 ✓ 1×1 ✓ (no BN) id ✓? (no BN) avg ✓? · BN after sum');
+    expect(blockDescription(byName(v2, 'blocks.4'))).toBe('3×3 ✓ 1×1 ✓ id ✓? avg ✓? · 32→32 s1? · 1×1, id without BN · BN after sum');
     // qarepvgg v1 said outright: no warning either.
     expect(buildStructureFromTensors('torch-zip', s.tensors, [], { qarepvgg: 'v1' }).warnings).toEqual([]);
   });
@@ -129,7 +129,7 @@ describe('YOLOv6 QARepVGGBlock in a state dict', () => {
     expect(b).toMatchObject({ form: 'deploy', branches: [], postBn: { weight: 'blocks.0.bn.weight' } });
     expect(st.other).toEqual([]);
     expect(st.warnings).toEqual([]);
-    expect(blockDescription(b)).toBe('16→16 · s? · g1 · fused 3×3 · BN after sum');
+    expect(blockDescription(b)).toBe('fused 3×3 · 16→16 s? · BN after sum');
     expect(st.params.total).toBe(st.params.afterFusion);
   });
 
@@ -153,7 +153,10 @@ describe('YOLOv6 QARepVGGBlock in a state dict', () => {
 
   it('inspect text says once per reason why a branch is absent, and which were inferred', () => {
     const text = structureText(structure, 'qarep.pth');
-    expect(text.split('\n').filter((l) => l.startsWith('  note: '))).toEqual([
+    expect(text.split('\n').filter((l) => l.startsWith('  ? = ') || l.startsWith('  note: '))).toEqual([
+      INFERRED_LEGEND,
+      '  note: s? (blocks.0, blocks.2, blocks.3): unknown: the file does not store it',
+      '  note: s1? (blocks.1, blocks.4): inferred: an identity branch means stride 1',
       "  note: avg – (blocks.0, blocks.1, blocks.2, … (5 blocks)): assumed QARepVGGBlock, which has none: a state dict cannot show QARepVGGBlockV2's tensorless AvgPool branch (rbr_avg); say v2 if the model uses QARepVGGBlockV2",
       '  note: id – (blocks.0, blocks.2, blocks.3): in_channels ≠ out_channels',
       '  note: id ✓? (blocks.1, blocks.4): inferred, as a state dict cannot show a branch without tensors: the family puts it where in == out at stride 1',
@@ -203,7 +206,7 @@ describe('YOLOv6 QARepVGG blocks in a pickled model: the module tree says it all
     expect(byName(st, 'blocks.2')).toMatchObject({ groups: 2, inChannels: 16 });
     expect(roles(byName(st, 'blocks.2'))).toEqual(['dense', 'oneByOne', 'identity', 'avgPool']);
     expect(byName(st, 'blocks.1').postBn).toMatchObject({ eps: 1e-3, epsSource: 'attribute' });
-    expect(blockDescription(b1)).toBe('16→16 · s1 · g1 · 3×3 ✓ 1×1 ✓ (no BN) id ✓ (no BN) avg ✓ · BN after sum');
+    expect(blockDescription(b1)).toBe('3×3 ✓ 1×1 ✓ id ✓ avg ✓ · 16→16 s1 · 1×1, id without BN · BN after sum');
   });
 
   it('QARepVGGBlock by class name, whatever the caller assumed: no AvgPool, and it says why', async () => {

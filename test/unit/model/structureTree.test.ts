@@ -91,8 +91,8 @@ describe('the structure tree shows the new kinds of branch', () => {
     expect(await rowsOf(file, 'blocks.0')).toEqual([
       { label: '3×3 conv + BN', description: '[16, 8, 3, 3]' },
       { label: '1×1 conv (no BN)', description: '[16, 8, 1, 1]' },
-      { label: 'identity (no BN)', description: 'absent: rbr_identity is None in the pickled module (in ≠ out or stride ≠ 1)' },
-      { label: 'AvgPool', description: 'absent: rbr_avg is None in the pickled module (in ≠ out or stride ≠ 1)' },
+      { label: 'identity (no BN)', description: 'absent: in 8 ≠ out 16' },
+      { label: 'AvgPool', description: 'absent: in 8 ≠ out 16' },
       { label: 'BN after the sum', description: 'BN 16 · folded last' },
     ]);
   });
@@ -117,5 +117,36 @@ describe('the structure tree shows the new kinds of branch', () => {
       { label: 'fused 3×3 conv + bias', description: '[16, 16, 3, 3]' },
       { label: 'BN after the sum', description: 'BN 16 · kept' },
     ]);
+  });
+});
+
+describe('Show Structure', () => {
+  it('a second show() of the file being read waits for that read, so the model row is there to reveal', async () => {
+    const s = new Synth(64);
+    for (const b of STACK) qarepvggBlock(s, b, 'v1');
+    const file = await writeStateDict(path.join(dir, 'again.pth'), s.tensors);
+    const provider: Provider = new StructureTreeProvider();
+    const uri = vscode.Uri.file(file) as never;
+    const first = provider.show(uri);
+    expect(provider.getChildren().map((n) => n.kind)).toEqual(['message']);
+    await provider.show(uri);
+    expect(provider.getChildren().map((n) => n.kind)).toEqual(['model']);
+    await first;
+  });
+
+  it('branch rows carry a Markdown tooltip with the rule; the absent identity gives its reason', async () => {
+    const s = new Synth(65);
+    const root = tree('__main__.Stack', STACK.map((b) => [b.name, qarepvggBlock(s, b, 'v2')] as [string, PyModule]));
+    const file = await writeModuleCheckpoint(path.join(dir, 'tooltips.pt'), root);
+    const provider: Provider = new StructureTreeProvider();
+    await provider.show(vscode.Uri.file(file) as never);
+    const rows = provider.getChildren(provider.blockNode('blocks.0')).map((n) => provider.getTreeItem(n) as unknown as Item);
+    const identity = rows.find((r) => r.label === 'identity (no BN)')!;
+    expect(identity.tooltip).toBeInstanceOf(vscode.MarkdownString);
+    const text = (identity.tooltip as InstanceType<typeof vscode.MarkdownString>).value;
+    expect(text.split('\n\n')[0]).toBe('**identity (no BN)**: absent — in 8 ≠ out 16');
+    expect(text).toContain('as read: rbr\\_identity is None in the pickled module');
+    expect((identity.iconPath as InstanceType<typeof vscode.ThemeIcon>).id).toBe('circle-slash');
+    for (const row of rows) expect(row.tooltip, row.label).toBeInstanceOf(vscode.MarkdownString);
   });
 });

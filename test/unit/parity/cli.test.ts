@@ -137,7 +137,8 @@ describe('replens parity says what part of the model it checks', () => {
     expect(code).toBe(0);
     const lines = stdout.split('\n');
     expect(lines[0]).toMatch(/^PASS {2}tiny_repconv_last\.pt, train vs deploy: .* topology blockwise$/);
-    expect(lines[1]).toBe(`  scope      ${SCOPE}`);
+    expect(lines[1]).toBe('  tolerance  the float32 defaults: a float32 deploy file differs from its train form by float32 rounding only');
+    expect(lines[2]).toBe(`  scope      ${SCOPE}`);
     expect(stdout).toContain('  inputs     model.2:input [1, 16, 32, 32]; model.3:input [1, 16, 32, 32]; model.4:input [1, 16, 32, 32]; …\n');
     expect(stdout).toContain("             --shape describes the blocks' inputs, not the image the whole model takes: its batch, height and width are used for every block's input");
   }, 30_000);
@@ -155,25 +156,45 @@ describe('replens parity says what part of the model it checks', () => {
     expect(code).toBe(1);
     expect(stdout).toBe('');
     expect(stderr).toBe(
-      `replens: ${YOLOV7}: --shape 1,3,64,64 asks for 3 channels, but the part of the model this check runs starts at model.2, a RepConv block that takes 16 channels. ` +
+      'replens: tiny_repconv_last.pt: --shape 1,3,64,64 asks for 3 channels, but the part of the model this check runs starts at model.2, a RepConv block that takes 16 channels. ' +
         `RepLens ${SCOPE}. --shape describes the blocks' inputs, not the image the whole model takes: its batch, height and width are used for every block's input, ` +
         'each block with its own channels (model.2 16, model.3 16, model.4 16, model.8 40, model.9 24), and its channels must be those of the first block, model.2: [batch, 16, height, width]. ' +
-        'Pass --shape 1,16,64,64\n',
+        `Pass --shape 1,16,64,64\n  file: ${YOLOV7}\n`,
     );
     expect(stderr).not.toContain('in dimension 1');
   }, 30_000);
 
   it('a classifier: the whole model, and no shape rule line (its input is the image)', async () => {
     const { stdout } = await replens('parity', TINY, ...SMALL);
-    expect(stdout.split('\n')[1]).toBe('  scope      checks the whole model: the 7 RepVGG blocks in a chain, then the classifier (linear)');
+    expect(stdout.split('\n')[2]).toBe('  scope      checks the whole model: the 7 RepVGG blocks in a chain, then the classifier (linear)');
     expect(stdout).not.toContain('--shape describes');
   }, 30_000);
 
   it('convert --parity prints the scope of the check it runs', async () => {
     const output = path.join(dir, 'yolo.deploy.pt');
-    // float32: the checkpoint is float16, and fused weights rounded to float16 differ by more than atol.
     const { code, stdout } = await replens('convert', YOLOV7, '-o', output, '--dtype', 'float32', '--parity', '--inputs', '1', '--latency-runs', '0');
     expect(code).toBe(0);
     expect(stdout).toContain(`\n  scope      ${SCOPE}\n`);
+  }, 30_000);
+
+  it('a float16 deploy file is judged by what float16 can hold: PASS, and the tolerance says why', async () => {
+    const output = path.join(dir, 'yolo-fp16.deploy.pt');
+    const { code, stdout } = await replens('convert', YOLOV7, '-o', output, '--parity', '--inputs', '2', '--latency-runs', '0');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/\nPASS {2}tiny_repconv_last\.pt vs yolo-fp16\.deploy\.pt: .*, atol 0\.0\d+, rtol 0\.0\d+, topology blockwise\n/);
+    expect(stdout).toMatch(/\n {2}tolerance {2}the deploy weights are float16, which holds 11 significant bits: the train form with every block weight moved by up to one float16 rounding \(±4\.9e-4 relative, seeded\) differs from itself by up to \d\.\de-\d of an output's RMS, so the deploy file may differ by 4× that/);
+    // The float32 defaults alone fail it: the measured tolerance is what makes it pass.
+    const strict = await replens('parity', YOLOV7, '--deploy', output, '--inputs', '2', '--latency-runs', '0', '--atol', '1e-4', '--rtol', '1e-3');
+    expect(strict.code).toBe(1);
+    expect(strict.stdout).toMatch(/^FAIL .*\n {2}what next {2}The deploy weights are float16 \(worst: model\.\d, max rel [\d.]+e-3 against rtol 1\.0e-3\)\. Convert again with --dtype float32/);
+  }, 30_000);
+
+  it('a wrong float16 deploy file still fails, and the FAIL says what to do', async () => {
+    const output = path.join(dir, 'yolo-fp16-wrong-eps.deploy.pt');
+    // Fused with BN eps 0.1 where the model was trained with 1e-3: wrong by far more than float16 rounding.
+    expect((await replens('convert', YOLOV7, '-o', output, '--eps', '0.1')).code).toBe(0);
+    const { code, stdout } = await replens('parity', YOLOV7, '--deploy', output, '--inputs', '2', '--latency-runs', '0');
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^FAIL .*\n {2}what next {2}The deploy weights are float16 \(worst: model\.\d, max rel [\d.]+e-\d against rtol [\d.]+e-2\)\. Convert again with --dtype float32 and check that file/);
   }, 30_000);
 });

@@ -65,8 +65,9 @@ describe('checkParity: train form vs the deploy form fused in memory', () => {
 
   it('produces the documented JSON', async () => {
     const r = JSON.parse(JSON.stringify(await checkParity(TINY, { ...small, seed: 7 })));
-    expect(Object.keys(r)).toEqual(['pass', 'inputs', 'atol', 'rtol', 'outputs', 'blocks', 'forms', 'topology', 'scope', 'shapeUse', 'shapes', 'seed', 'notes']);
-    expect(r).toMatchObject({ pass: true, inputs: 2, atol: 1e-4, rtol: 1e-3, topology: 'classifier', seed: 7, shapes: { input: [1, 3, 32, 32] } });
+    expect(Object.keys(r)).toEqual(['pass', 'inputs', 'atol', 'rtol', 'toleranceBasis', 'advice', 'outputs', 'blocks', 'forms', 'topology', 'scope', 'shapeUse', 'shapes', 'seed', 'notes']);
+    expect(r).toMatchObject({ pass: true, inputs: 2, atol: 1e-4, rtol: 1e-3, advice: null, topology: 'classifier', seed: 7, shapes: { input: [1, 3, 32, 32] } });
+    expect(r.toleranceBasis).toBe('the float32 defaults: a float32 deploy file differs from its train form by float32 rounding only');
     expect(r.scope).toBe('checks the whole model: the 7 RepVGG blocks in a chain, then the classifier (linear)');
     expect(r.shapeUse).toBe("--shape is the model's input: [batch, 3, height, width]");
     expect(r.outputs).toHaveLength(1);

@@ -18,6 +18,9 @@ describe('cost cards', () => {
     expect(cards[3]).toMatchObject({ change: '2.00× slower', improved: false });
     expect(cards[0]).toMatchObject({ change: '±0\u00a0%', improved: null });
     expect(cards[4]).toMatchObject({ before: '–', change: '–', improved: null });
+    // Equal to the shown precision: neither faster nor slower.
+    expect(costCards({ train: form(2.5, 1, 1, 1, null), deploy: form(2.504, 1, 1, 1, null) })[3]).toMatchObject({ change: 'the same' });
+    expect(costCards({ train: form(2.504, 1, 1, 1, null), deploy: form(2.5, 1, 1, 1, null) })[3]).toMatchObject({ change: 'the same' });
     const none = costCards({ train: form(null, 1, 1, 1, null), deploy: form(null, 1, 1, 1, null) });
     expect(none[3]).toMatchObject({ before: '–', after: '–', change: '–', improved: null });
   });
