@@ -63,5 +63,11 @@ test('converting a truncated checkpoint says so first, by the file name, in the 
   const toast = page.locator('.notifications-toasts', { hasText: 'could not convert truncated_train.pth' });
   await toast.waitFor({ timeout: 30_000 });
   assert.match((await toast.innerText()).replace(/\s+/g, ' '), /RepLens: could not convert truncated_train\.pth: the file is truncated: it ends at [\d.]+ KiB, inside a zip that began as a PyTorch checkpoint/);
+  // For the screenshot: the progress toast gone and the error toast done fading in.
+  await page.locator('.notifications-toasts', { hasText: 'converting truncated_train.pth' }).waitFor({ state: 'detached', timeout: 10_000 }).catch(() => undefined);
+  // Expanded, as a user would to read it all.
+  await toast.hover();
+  await toast.locator('.codicon-notifications-expand').first().click({ timeout: 5_000 }).catch(() => undefined);
+  await page.waitForTimeout(1000);
   await page.screenshot({ path: join(resultsDir, 'e2e-truncated-toast.png') });
 });

@@ -10,6 +10,7 @@
  * whenever the viewBox scale changes, which made every wheel step re-measure every label on screen.
  */
 import type { GraphView } from '../../src/core/report/reportData';
+import { graphNodeCount } from '../reportModel/costs';
 import { blocksInVisualOrder, indexGraphBlocks, stepBlock, type GraphBlockIndex, type Rect } from '../reportModel/blockIndex';
 import { chunkGraph, chunksInView, nodeAt, type Chunks } from '../reportModel/chunks';
 import { collapseGraph, stageMembers, type StageMembers } from '../reportModel/collapse';
@@ -48,11 +49,6 @@ interface Chunk {
   edgePlace: Element;
   nodePlace: Element;
   mode: ChunkMode;
-}
-
-/** The graph's own nodes, the count the Summary gives: the input and output boxes are drawn, not counted. */
-function opCount(graph: GraphView): number {
-  return graph.nodes.filter((n) => n.op !== 'Input' && n.op !== 'Output').length;
 }
 
 export class GraphPane {
@@ -103,7 +99,7 @@ export class GraphPane {
       class: 'rl-pane-body',
       tabindex: '0',
       role: 'group',
-      'aria-label': `${opts.title}: ${formatCount(opCount(opts.graph))} nodes. Arrow keys move between blocks, Enter selects, Escape clears, + and − zoom, 0 fits.`,
+      'aria-label': `${opts.title}: ${formatCount(graphNodeCount(opts.graph))} nodes. Arrow keys move between blocks, Enter selects, Escape clears, + and − zoom, 0 fits.`,
     });
     this.body.append(this.svg);
 
@@ -114,7 +110,7 @@ export class GraphPane {
       button('+', () => this.zoomBy(ZOOM_STEP), 'secondary', { 'aria-label': `Zoom in (${opts.title})`, title: 'Zoom in (+)' }),
       button('Fit', () => this.fit(), 'secondary', { 'aria-label': `Fit the whole graph (${opts.title})`, title: 'Fit the whole graph (0)' }),
     );
-    const stats = `${formatCount(opCount(opts.graph))} nodes · ${formatCount(this.index.nodes.size)} blocks`;
+    const stats = `${formatCount(graphNodeCount(opts.graph))} nodes · ${formatCount(this.index.nodes.size)} blocks`;
     this.element = h(
       'section',
       { class: 'rl-pane', 'data-testid': `graph-${opts.id}`, 'aria-label': opts.title },

@@ -19,6 +19,11 @@ function better(before: number | null, after: number | null): boolean | null {
   return after < before;
 }
 
+/** A laid-out graph's own nodes, the count the cost cards give: the input and output boxes are drawn, not counted. */
+export function graphNodeCount(graph: ReportData['before']): number {
+  return graph.nodes.filter((n) => n.op !== 'Input' && n.op !== 'Output').length;
+}
+
 export function costCards(forms: ReportData['forms']): CostCard[] {
   const { train, deploy } = forms;
   const counted = (label: string, before: number, after: number): CostCard => ({

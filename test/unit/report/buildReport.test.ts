@@ -10,6 +10,7 @@ import { buildReport, type ReportOptions } from '../../../src/core/report/buildR
 import type { GraphView, ReportData } from '../../../src/core/report/reportData';
 import { bundle, type Bundle } from '../parity/bundle';
 import { MODELS, TINY } from '../parity/faultyFiles';
+import { graphNodeCount } from '../../../webview/reportModel/costs';
 
 let worker: Bundle;
 let dir: string;
@@ -112,6 +113,8 @@ describe('buildReport', () => {
     const terminals = 1 + 1 + TINY_BLOCKS.length;
     expect(report.before.nodes).toHaveLength(49 + terminals);
     expect(report.after.nodes).toHaveLength(17 + terminals);
+    // The graph headers count what the Summary counts.
+    expect([graphNodeCount(report.before), graphNodeCount(report.after)]).toEqual([report.forms.train.nodes, report.forms.deploy.nodes]);
     await expectTinyBlocks(report, TINY);
   }, 60_000);
 
@@ -145,5 +148,9 @@ describe('buildReport', () => {
     expect(report.blocks.every((b) => b.parity === undefined && b.kernelStats !== undefined)).toBe(true);
     expect(report.forms.train.nodes).toBe(49);
     expect(report.after.nodes.length).toBeGreaterThan(0);
+    // Costs do not need parity: MACs come from the graphs; nothing says '0 inputs' was checked, and the report says what next.
+    expect([report.forms.train.macs, report.forms.deploy.macs]).toEqual([235840, 212288]);
+    expect(report.toleranceBasis).toBeNull();
+    expect(report.advice).toMatch(/^Fix what the error names, then Check Parity again/);
   }, 60_000);
 });
