@@ -8,6 +8,8 @@ scripts/bench.mjs can time it and read its peak RSS:
     load IN                 torch.load only: the baseline for `replens tensors`
     convert ARCH IN OUT     the usual conversion script: load, fuse_to_deploy, save the state dict
     verify ARCH OURS TORCH  OURS loads strictly into the deploy model; largest difference from TORCH
+    parity ARCH IN          the job of `replens parity IN --inputs 1`: load the train model, run one
+                            seeded 224×224 input, convert to deploy, run it again, compare the outputs
 
 The model classes come from test/fixtures, so tensor names match upstream RepVGG.
 """
@@ -60,6 +62,18 @@ def verify(arch, ours_path, torch_path):
     print(json.dumps({'strictLoad': True, 'tensors': len(ours), 'maxAbsVsTorch': max_abs}))
 
 
+def parity(arch, inp):
+    model = build(arch, deploy=False)
+    model.load_state_dict(torch.load(inp, map_location='cpu'))
+    model.eval()
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        train = model(x)
+        deploy = rfm.fuse_to_deploy(model)(x)
+    max_rel = float(((deploy - train).abs() / train.abs().max()).max())
+    print(json.dumps({'maxRelVsPeak': max_rel, 'pass': max_rel < 1e-3}))
+
+
 if __name__ == '__main__':
     verb, *args = sys.argv[1:]
-    {'make': make, 'load': load, 'convert': convert, 'verify': verify}[verb](*args)
+    {'make': make, 'load': load, 'convert': convert, 'verify': verify, 'parity': parity}[verb](*args)

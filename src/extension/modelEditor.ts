@@ -53,8 +53,10 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
 
 async function overviewMessage(uri: vscode.Uri): Promise<HostMessage> {
   try {
+    const started = performance.now();
     const overview = await fileOverview(uri.fsPath, chosenWeights(uri.fsPath));
-    log().info(`Opened ${uri.fsPath}: ${overview.kindLabel}, ${overview.sizeBytes} bytes${overview.readError ? ` — ${overview.readError}` : ''}`);
+    const ms = Math.round(performance.now() - started);
+    log().info(`Opened ${uri.fsPath}: ${overview.kindLabel}, ${overview.sizeBytes} bytes, read in ${ms} ms${overview.readError ? ` — ${overview.readError}` : ''}`);
     return { type: 'overview', overview };
   } catch (e) {
     // The log keeps the full path: an error that names its file has it in its message already.

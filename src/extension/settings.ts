@@ -14,12 +14,14 @@ export function convertSettings(): { outputName: string; outputFormat: OutputFor
   };
 }
 
-/** Parity options from the settings (replens.parity.*). */
-/** Unset tolerances stay undefined, so parity picks them for the deploy file's dtype (core/parity/tolerance.ts). */
-export function paritySettings(): { inputs: number; atol?: number; rtol?: number } {
+/**
+ * Parity options from the settings (replens.parity.*). Unset tolerances stay undefined, so parity
+ * picks them for the deploy file's dtype (core/parity/tolerance.ts).
+ */
+export function paritySettings(): { inputs: number; atol?: number; rtol?: number; latencyRuns: number } {
   const config = vscode.workspace.getConfiguration('replens.parity');
   const tolerance = (key: string) => config.get<number | null>(key) ?? undefined;
-  return { inputs: config.get<number>('inputs', 4), atol: tolerance('atol'), rtol: tolerance('rtol') };
+  return { inputs: config.get<number>('inputs', 4), atol: tolerance('atol'), rtol: tolerance('rtol'), latencyRuns: config.get<number>('latencyRuns', 10) };
 }
 
 export function parityAfterConvert(): boolean {

@@ -5,10 +5,11 @@
 // the times are printed and written to test-results/perf.json, because a shared machine makes
 // them vary too much to be pass/fail criteria.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { findFrame, fromExplorerMenu, openFromExplorer, openWorkspace, reopenReport, replensLog, runCommand, test } from './harness.mjs';
+import { findFrame, findReplensEditor, fromExplorerMenu, openFromExplorer, openWorkspace, reopenReport, replensLog, runCommand, test } from './harness.mjs';
 
 const PERF_FIXTURES = new URL('../fixtures/perf/', import.meta.url).pathname;
 /** Pause between the test's scroll inputs: often enough to land several during a render of a few hundred ms. */
@@ -259,3 +260,43 @@ test('a 5,000-node ONNX report opens and stays responsive', async ({ page, serve
   assert.equal(after.blocks, 641, `deploy-form graph: ${stats.after}`);
   record(resultsDir, 'onnx5000Nodes', { nodes: { before: before.nodes, after: after.nodes }, blocks: before.blocks, ...numbers });
 }, { timeoutMs: 300_000 });
+
+/** The host's own time to read a file for the model editor, from RepLens' log ('Opened FILE: …, read in N ms'). */
+function hostReadMs(server, file) {
+  const hits = [...replensLog(server).matchAll(new RegExp(`Opened \\S*/${file.replace(/\./g, '\\.')}: .*, read in (\\d+) ms`, 'g'))];
+  return hits.length ? Number(hits.at(-1)[1]) : null;
+}
+
+/** Clicks `file` in the Explorer and waits for the model editor to show its architecture; returns the time that took. */
+async function openUntilStructure(page, file, architecture) {
+  const started = Date.now();
+  await openFromExplorer(page, file);
+  const editor = await findReplensEditor(page, file);
+  await editor.locator('[data-testid="architecture"]').filter({ hasText: architecture }).waitFor({ timeout: 60_000 });
+  return { editor, ms: Date.now() - started };
+}
+
+test('a RepVGG-B3-sized checkpoint (493 MB) opens in the model editor with its stages: time to structure', async ({ page, server, resultsDir }) => {
+  const file = 'repvgg_b3_train.pth';
+  const target = join(server.workspace, file);
+  try {
+    // Full widths, random weights (the bench's own generator, so this is the bench's file).
+    execFileSync('/usr/bin/python3', [new URL('../../scripts/bench/torch_bench.py', import.meta.url).pathname, 'make', 'B3', target], { stdio: ['ignore', 'ignore', 'inherit'] });
+    await openWorkspace(page, server);
+    // The same clicks on the tiny sample first: what the workbench and the webview cost on any file.
+    const tiny = await openUntilStructure(page, 'repvgg_tiny_train.pth', 'custom');
+    const b3 = await openUntilStructure(page, file, 'RepVGG-B3');
+    const stages = await b3.editor.locator('[data-testid="stages"] tbody tr').allInnerTexts();
+    assert.deepEqual(stages.map((row) => Number(row.split('\t')[1])), [1, 4, 6, 16, 1], `stage rows: ${JSON.stringify(stages)}`);
+    await page.screenshot({ path: join(resultsDir, 'e2e-open-b3.png') });
+    record(resultsDir, 'openB3', {
+      fileBytes: statSync(target).size,
+      hostReadMs: hostReadMs(server, file),
+      clickToStructureMs: b3.ms,
+      tinyHostReadMs: hostReadMs(server, 'repvgg_tiny_train.pth'),
+      tinyClickToStructureMs: tiny.ms,
+    });
+  } finally {
+    rmSync(target, { force: true });
+  }
+}, { timeoutMs: 180_000 });

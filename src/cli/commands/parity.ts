@@ -8,7 +8,9 @@ export const parityHelp = `parity FILE [--deploy OTHER] [--inputs N] [--shape 1,
                        Run the train form and the deploy form on the same inputs (ONNX Runtime)
                        and compare every output and every block; exit code 1 when they differ.
                        A checkpoint holds no graph: RepLens runs its blocks (in a chain, or each on
-                       its own input) and a classifier's head; --shape is the input of that part`;
+                       its own input) and a classifier's head; --shape is the input of that part.
+                       --latency-runs K also times each form K times (ONNX Runtime's default
+                       optimizations); without it latency is not measured`;
 
 export const PARITY_VALUED = ['--inputs', '--shape', '--seed', '--atol', '--rtol', '--input', '--latency-runs', '--timeout'] as const;
 
@@ -100,6 +102,8 @@ export function parityText(result: ParityResult, title: string): string[] {
   ]));
   if (train.latencyMs !== null && deploy.latencyMs !== null && deploy.latencyMs > 0) {
     lines.push(`deploy runs ${(train.latencyMs / deploy.latencyMs).toFixed(2)}× as fast as train (median, ONNX Runtime CPU, default optimizations)`);
+  } else if (train.latencyMs === null && deploy.latencyMs === null) {
+    lines.push('latency not timed: --latency-runs K times each form K times');
   }
   if (result.notes.length > 0) lines.push('', 'notes:', ...result.notes.map((n) => `  ${n}`));
   return lines;

@@ -62,9 +62,13 @@ export function forEachFusedRow(terms: FusionTerms, row: (c: number, values: Flo
   const per = inPerGroup * kk;
   const scratch = new Float64Array(per);
   const centre = Math.floor(k / 2) * k + Math.floor(k / 2);
+  // A block's first term is nearly always its k×k conv: written into the row rather than added to zeros.
+  const first = terms.convs[0]?.kh === k && terms.convs[0].kw === k ? terms.convs[0] : undefined;
+  const rest = first ? terms.convs.slice(1) : terms.convs;
   for (let c = 0; c < outChannels; c++) {
-    scratch.fill(0);
-    for (const term of terms.convs) {
+    if (first) setScaled(scratch, first.weight, c * per, per, first.scale[c]);
+    else scratch.fill(0);
+    for (const term of rest) {
       // The full-size and 1×1 kernels (nearly all of the work) get loops without index arithmetic.
       if (term.kh === k && term.kw === k) addScaled(scratch, term.weight, c * per, per, term.scale[c]);
       else if (term.kh === 1 && term.kw === 1) addCentres(scratch, term.weight, c * inPerGroup, inPerGroup, kk, centre, term.scale[c]);
@@ -78,6 +82,11 @@ export function forEachFusedRow(terms: FusionTerms, row: (c: number, values: Flo
     }
     row(c, scratch);
   }
+}
+
+/** dst = 0 + src·t, without first writing the zeros: `+ 0` keeps the sum's sign of zero (−0 + 0 is +0). */
+function setScaled(dst: Float64Array, src: Values, from: number, length: number, t: number): void {
+  for (let j = 0; j < length; j++) dst[j] = src[from + j] * t + 0;
 }
 
 function addScaled(dst: Float64Array, src: Values, from: number, length: number, t: number): void {

@@ -1,9 +1,10 @@
 import type { OnnxModel } from '../formats/onnxModel';
 import type { ModelFile } from '../formats/modelFile';
 import type { Tensor } from '../formats/tensor';
-import { fuseBlock } from '../fuse/fuseBlock';
+import { fuseBlockEncoded } from '../fuse/fuseBlock';
 import { familyById } from '../model/families';
 import { allBlocks, type Block, type BnNames, type ModelStructure } from '../model/structure';
+import type { InitializerStore } from '../writers/externalData';
 import { OnnxBuilder, type Dim } from './onnxBuilder';
 import { planTopology, type Topology } from './topology';
 
@@ -29,6 +30,8 @@ export interface GraphOptions {
   /** Replaces every BN eps, in BatchNormalization nodes and in fusion alike. */
   eps?: number;
   onBlock?: (done: number, total: number, block: Block) => void;
+  /** Where the initializers' bytes go (default: into the model); see ExternalDataFile. */
+  store?: InitializerStore;
 }
 
 export interface BuiltGraph {
@@ -147,10 +150,12 @@ class BlockEmitter {
       const b = d.bias ? await this.init(block, d.bias) : undefined;
       return { y: this.conv(block, x, `${name}/reparam`, w, d.weightShape, b, stride, block.padding, block.dilation), postBnLeft: block.postBn !== undefined };
     }
-    const load = async (t: string) => this.tensor(block, t).toFloat64();
-    const fused = await fuseBlock(block, load, { eps: this.options.eps, postBn: 'fold' });
-    const w = this.g.initializer(`${deployModule}.weight`, fused.shape, Float32Array.from(fused.weight));
-    const b = this.g.initializer(`${deployModule}.bias`, [fused.shape[0]], Float32Array.from(fused.bias));
+    // Fused in float64 and rounded once to float32, as a float32 deploy file holds it.
+    const load = (t: string) => this.tensor(block, t).toNumbers();
+    const fused = await fuseBlockEncoded(block, load, 'float32', { eps: this.options.eps, postBn: 'fold' });
+    const floats = (bytes: Uint8Array) => new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+    const w = await this.g.initializer(`${deployModule}.weight`, fused.shape, floats(fused.weight));
+    const b = await this.g.initializer(`${deployModule}.bias`, [fused.shape[0]], floats(fused.bias));
     return { y: this.conv(block, x, `${name}/reparam`, w, fused.shape, b, stride, block.padding, 1), postBnLeft: false };
   }
 
@@ -208,7 +213,7 @@ export async function buildGraph(file: ModelFile, structure: ModelStructure, opt
   const displayName = blockNamer(file);
   const forms = new Set(plan.blocks.map((b) => (options.form === 'deploy' ? 'deploy' : b.form)));
   const form: BuiltGraph['form'] = forms.size === 1 ? [...forms][0] : 'mixed';
-  const g = new OnnxBuilder(`${structure.architecture} (${form})`);
+  const g = new OnnxBuilder(`${structure.architecture} (${form})`, options.store);
   const emitter = new BlockEmitter(g, new Map(file.tensors.map((t) => [t.name, t])), options);
   const notes = [`topology ${plan.topology}: ${plan.reason}`];
   const inputs: BuiltGraph['inputs'] = [];
@@ -234,8 +239,8 @@ export async function buildGraph(file: ModelFile, structure: ModelStructure, opt
     const tensor = (n: string) => file.tensors.find((t) => t.name === n)!;
     const pooled = g.node('GlobalAveragePool', [x], 'head/pool');
     const flat = g.node('Flatten', [pooled], 'head/flatten', { axis: 1 });
-    const w = g.initializer(plan.head.weight, tensor(plan.head.weight).shape, await tensor(plan.head.weight).toFloat32());
-    const b = g.initializer(plan.head.bias, tensor(plan.head.bias).shape, await tensor(plan.head.bias).toFloat32());
+    const w = await g.initializer(plan.head.weight, tensor(plan.head.weight).shape, await tensor(plan.head.weight).toFloat32());
+    const b = await g.initializer(plan.head.bias, tensor(plan.head.bias).shape, await tensor(plan.head.bias).toFloat32());
     g.node('Gemm', [flat, w, b], LOGITS, { transB: 1 });
     g.output(LOGITS, [BATCH, plan.head.classes]);
     outputs = [LOGITS];

@@ -1,4 +1,5 @@
-import type { OnnxAttribute, OnnxDimension, OnnxGraph, OnnxModel, OnnxValueInfo } from '../formats/onnxModel';
+import type { OnnxAttribute, OnnxDimension, OnnxGraph, OnnxModel, OnnxTensor, OnnxValueInfo } from '../formats/onnxModel';
+import { IN_MODEL, type InitializerStore } from '../writers/externalData';
 
 /** The opset every RepLens graph uses: Conv, BatchNormalization, Gemm and friends as of ONNX 1.8. */
 export const OPSET = 13;
@@ -40,7 +41,11 @@ export class OnnxBuilder {
   private readonly graph: OnnxGraph = { node: [], initializer: [], input: [], output: [], valueInfo: [] };
   private readonly names = new Set<string>();
 
-  constructor(private readonly graphName: string) {}
+  constructor(
+    private readonly graphName: string,
+    /** Where initializer bytes go: into the model, or to an external data file as they are made. */
+    private readonly store: InitializerStore = IN_MODEL,
+  ) {}
 
   private claim(name: string): string {
     if (this.names.has(name)) throw new Error(`graph ${this.graphName}: the name '${name}' is used twice`);
@@ -59,17 +64,21 @@ export class OnnxBuilder {
     this.graph.output.push(valueInfo(name, dims));
   }
 
-  /** A float32 initializer, stored as raw_data (little-endian, as ONNX requires and every supported host is). */
-  initializer(name: string, dims: readonly number[], values: Float32Array): string {
+  /**
+   * A float32 initializer, its bytes little-endian (as ONNX requires and every supported host is),
+   * handed to the store; `values` is the caller's again when this resolves.
+   */
+  async initializer(name: string, dims: readonly number[], values: Float32Array): Promise<string> {
     const count = dims.reduce((a, b) => a * b, 1);
     if (values.length !== count) throw new Error(`graph ${this.graphName}: initializer '${name}' has ${values.length} values, shape [${dims.join(', ')}] needs ${count}`);
-    this.graph.initializer.push({
+    const tensor: OnnxTensor = {
       name: this.claim(name),
       dims: [...dims],
       dataType: FLOAT,
-      rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
       floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [],
-    });
+    };
+    this.graph.initializer.push(tensor);
+    await this.store.place(tensor, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
     return name;
   }
 

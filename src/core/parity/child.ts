@@ -61,6 +61,8 @@ export function runInChild(request: WorkerRequest, options: ChildOptions): Promi
     signal?.addEventListener('abort', onAbort, { once: true });
 
     child.on('message', (m: WorkerMessage) => {
+      // Messages the worker sent before it was stopped may still arrive: nothing is reported after the end.
+      if (settled) return;
       if (m.type === 'progress') options.onProgress?.(m);
       else if (m.type === 'error' && m.code === 'runtime') settle(() => reject(new ParityError(subject, m.message, 'runtime')));
       else if (m.type === 'error') settle(() => reject(new ParityError(m.subject, m.message, 'inference')));

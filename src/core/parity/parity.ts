@@ -16,12 +16,14 @@ import { ParityError } from './errors';
 import { adoptGeometry } from './geometry';
 import { readNpy } from './npy';
 import { NormalRandom } from './prng';
-import type { Feed, ModelSource, SessionSpec, WorkerPhase } from './protocol';
+import type { Feed, ModelSource, ProgressMessage, SessionSpec, WorkerPhase } from './protocol';
 import { blocksPart, onnxPart, shapeChannelsMessage, type CheckedPart } from './scope';
 import { failAdvice } from './advice';
 import { controlError, defaultTolerance, measuredTolerance, roundingControl, UNIT_ROUNDOFF, type ToleranceChoice } from './tolerance';
+import { WorkFolder } from './workFolder';
 
-export const DEFAULTS = { inputs: 4, seed: 0, atol: 1e-4, rtol: 1e-3, latencyRuns: 10, size: 224, blockwiseSize: 32 } as const;
+// Latency is timed only when asked for: it needs both models prepared again for speed, which on a large model costs more than the check.
+export const DEFAULTS = { inputs: 4, seed: 0, atol: 1e-4, rtol: 1e-3, latencyRuns: 0, size: 224, blockwiseSize: 32 } as const;
 
 export interface ParityProgress {
   phase: 'build' | WorkerPhase;
@@ -45,7 +47,7 @@ export interface ParityOptions extends StructureOptions {
   inputFile?: string;
   atol?: number;
   rtol?: number;
-  /** Timed runs per form for the latency median (default 10, 0 for none). */
+  /** Timed runs per form for the latency median (default 0: not timed). */
   latencyRuns?: number;
   /** Replaces every BN eps, in train-form graphs and in fusion alike. */
   eps?: number;
@@ -184,20 +186,24 @@ function validate(options: ParityOptions): void {
 }
 
 /**
- * A graph of the file's blocks, as stored ('as-is') or with the train blocks fused here ('deploy').
- * `reference` lends its geometry to blocks this file leaves unknown (see adoptGeometry).
+ * A graph of the file's blocks, as stored ('as-is') or with the train blocks fused here ('deploy'),
+ * written to `folder` as NAME.onnx. `reference` lends its geometry to blocks this file leaves
+ * unknown (see adoptGeometry).
  */
-async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptions, reference?: ModelStructure): Promise<Side> {
+async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptions, folder: WorkFolder, name: string, reference?: ModelStructure): Promise<Side> {
   const structure = buildStructure(model, options);
   const adopted = reference ? adoptGeometry(structure, reference, model.path) : [];
-  const built = await buildGraph(model, structure, {
-    form,
-    eps: options.eps,
-    onBlock: (done, total, block) => {
-      throwIfCancelled(options, model.path);
-      options.onProgress?.({ phase: 'build', done, total, message: `${form === 'deploy' ? 'fusing' : 'building'} ${block.name}` });
-    },
-  });
+  const built = await folder.build(name, (store) =>
+    buildGraph(model, structure, {
+      form,
+      eps: options.eps,
+      store,
+      onBlock: (done, total, block) => {
+        throwIfCancelled(options, model.path);
+        options.onProgress?.({ phase: 'build', done, total, message: `${form === 'deploy' ? 'fusing' : 'building'} ${block.name}` });
+      },
+    }),
+  );
   const fusedHere = form === 'deploy' && allBlocks(structure).some((b) => b.form === 'train');
   const source = `${built.form} form${fusedHere ? ', fused in memory' : ''}`;
   const graph = built.model.graph!;
@@ -220,7 +226,7 @@ async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptio
     label: `${model.path} (${source})`,
     file: model.path,
     source,
-    model: { bytes: await encodeOnnxModel(built.model) },
+    model: { path: built.path },
     proto: built.model,
     // A deploy block fused here is float32 whatever the file holds.
     weightDType: form === 'as-is' ? lowestPrecision(weightDTypes) : undefined,
@@ -272,12 +278,12 @@ function blocksInGraph(model: ModelFile, structure: ModelStructure): Side['block
   return onnxBlockOutputs(structure).map((b) => ({ name: displayName(b.block), tensor: b.original }));
 }
 
-async function sideOf(file: string, options: ParityOptions, reference?: ModelStructure): Promise<Side> {
+async function sideOf(file: string, options: ParityOptions, folder: WorkFolder, name: string, reference?: ModelStructure): Promise<Side> {
   // The slot names the reference's weights; a deploy file RepLens wrote is a plain state dict.
   const model = await openModelFile(file, { weights: reference ? undefined : options.weights });
   try {
     if (model.format === 'onnx') return onnxSide(model);
-    return { ...(await builtSide(model, 'as-is', options, reference)), weights: model.weights };
+    return { ...(await builtSide(model, 'as-is', options, folder, name, reference)), weights: model.weights };
   } finally {
     await model.close();
   }
@@ -427,15 +433,18 @@ function lowestPrecision(dtypes: ReadonlySet<DType | undefined>): DType | undefi
  * The tolerance for this comparison (see tolerance.ts): as given, the float32 defaults, or for 16-bit
  * deploy weights 4× what one rounding of the train form's block weights does to its outputs.
  */
-async function toleranceOf(ref: Side, cand: Side, samples: Feed[][], inputMap: Record<string, string>, pairs: Pair[], childOptions: ChildOptions, options: ParityOptions): Promise<ToleranceChoice> {
+async function toleranceOf(ref: Side, cand: Side, samples: Feed[][], inputMap: Record<string, string>, pairs: Pair[], childOptions: ChildOptions, options: ParityOptions, folder: WorkFolder): Promise<ToleranceChoice> {
   const base = { atol: options.atol ?? DEFAULTS.atol, rtol: options.rtol ?? DEFAULTS.rtol };
   const given = options.atol !== undefined || options.rtol !== undefined;
   const dtype = cand.weightDType;
   const u = dtype && UNIT_ROUNDOFF[dtype];
   if (given || !dtype || !u || !ref.proto || !ref.structure) return defaultTolerance(base, given, u ? dtype : undefined);
   const tensors = new Set(allBlocks(ref.structure).flatMap((b) => b.tensors));
-  const graph = roundingControl(ref.graph, tensors, u, options.seed ?? DEFAULTS.seed);
-  const control: Side = { ...ref, label: `${ref.file} (rounding control)`, graph, model: { bytes: await encodeOnnxModel({ ...ref.proto, graph }) } };
+  const proto = ref.proto;
+  const written = await folder.build('control', async (store) => ({
+    model: { ...proto, graph: await roundingControl(ref.graph, tensors, u, options.seed ?? DEFAULTS.seed, (t) => folder.read(t), store) },
+  }));
+  const control: Side = { ...ref, label: `${ref.file} (rounding control)`, graph: written.model.graph!, model: { path: written.path } };
   const outputs = pairs.map((p) => p.reference);
   const reply = await runInChild(
     {
@@ -448,9 +457,16 @@ async function toleranceOf(ref: Side, cand: Side, samples: Feed[][], inputMap: R
       tolerance: base,
       latencyRuns: 0,
     },
-    { ...childOptions, onProgress: (m) => options.onProgress?.({ ...m, message: m.phase === 'load' ? 'loading the rounding control' : `rounding control: input ${m.done} of ${m.total}` }) },
+    { ...childOptions, onProgress: (m) => options.onProgress?.({ phase: m.phase, done: m.done, total: m.total, message: workerMessage(m, { reference: 'train form', candidate: 'rounding control' }) }) },
   );
   return measuredTolerance(base, dtype, controlError(reply.metrics));
+}
+
+/** What the worker is doing, for a progress line: the two models are loaded and run one after the other. */
+function workerMessage(m: ProgressMessage, names: Record<'reference' | 'candidate', string>): string {
+  if (m.phase === 'latency') return 'timing both forms';
+  const which = names[m.model ?? 'reference'];
+  return m.phase === 'load' ? `loading ${which}` : `${which}: ${m.done} of ${m.total} inputs run`;
 }
 
 async function sessionSpec(side: Side, tensors: string[]): Promise<SessionSpec> {
@@ -458,20 +474,22 @@ async function sessionSpec(side: Side, tensors: string[]): Promise<SessionSpec> 
   return { label: side.label, source: side.model, ...(added ? { addedOutputs: added } : {}) };
 }
 
-async function run(ref: Side, cand: Side, options: ParityOptions): Promise<ParityResult> {
+async function run(ref: Side, cand: Side, options: ParityOptions, folder: WorkFolder): Promise<ParityResult> {
   const notes = [...ref.notes, ...cand.notes.filter((n) => !ref.notes.includes(n))];
   const inputMap = matchInputs(ref, cand);
   const shapes = resolveShapes(ref, cand, inputMap, options);
   const samples = await samplesFor(ref, shapes, options);
   const pairs = pairsFor(ref, cand, notes);
+  // One file fused in memory: its forms; two files: their names.
+  const names = ref.file === cand.file ? { reference: ref.source, candidate: cand.source } : { reference: path.basename(ref.file), candidate: path.basename(cand.file) };
   const childOptions: ChildOptions = {
     subject: `${ref.file} vs ${cand.file}`,
     workerPath: options.workerPath,
     timeoutSeconds: options.timeoutSeconds,
     signal: options.signal,
-    onProgress: (m) => options.onProgress?.({ ...m, message: m.phase === 'load' ? 'loading the models' : m.phase === 'sample' ? `input ${m.done} of ${m.total}` : 'timing' }),
+    onProgress: (m) => options.onProgress?.({ phase: m.phase, done: m.done, total: m.total, message: workerMessage(m, names) }),
   };
-  const tolerance = await toleranceOf(ref, cand, samples, inputMap, pairs, childOptions, options);
+  const tolerance = await toleranceOf(ref, cand, samples, inputMap, pairs, childOptions, options, folder);
   const { atol, rtol } = tolerance;
   const reply = await runInChild(
     {
@@ -529,38 +547,43 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
   validate(options);
   throwIfCancelled(options, file);
   const model = await openModelFile(file, { weights: options.weights });
-  let ref: Side;
-  let cand: Side;
+  const folder = await WorkFolder.create();
   try {
-    const structure = buildStructure(model, options);
-    const blocks = allBlocks(structure);
-    if (blocks.length === 0) throw new ParityError(file, 'no re-parameterizable blocks found', 'input');
-    if (!blocks.some((b) => b.form === 'train')) {
-      throw new ParityError(file, 'every block is already in deploy form: compare it with its train-form file (replens parity TRAIN --deploy FILE)', 'input');
+    let ref: Side;
+    let cand: Side;
+    try {
+      const structure = buildStructure(model, options);
+      const blocks = allBlocks(structure);
+      if (blocks.length === 0) throw new ParityError(file, 'no re-parameterizable blocks found', 'input');
+      if (!blocks.some((b) => b.form === 'train')) {
+        throw new ParityError(file, 'every block is already in deploy form: compare it with its train-form file (replens parity TRAIN --deploy FILE)', 'input');
+      }
+      // ONNX blocks named like a checkpoint's, with their BatchNorms, are rebuilt block by block; any
+      // other ONNX model runs as it is against the same graph with its blocks fused in place, which
+      // keeps each block's result under its tensor name, so both compare block by block.
+      const rebuildable = blocks.every((b) => b.onnx?.familySource === 'initializer-names' && b.branches.every((br) => !br.withoutBn));
+      if (model.format === 'onnx' && !rebuildable) {
+        const fusion = await fuseOnnxModel(model, structure, { eps: options.eps, onBlock: () => throwIfCancelled(options, file) });
+        const fused = fusion.model;
+        ref = { ...onnxSide(model, structure), part: onnxPart(model.path, fusion.fused.length) };
+        cand = {
+          ...ref,
+          label: `${model.path} (blocks fused in memory)`,
+          source: 'ONNX with blocks fused in memory',
+          model: { path: await folder.write('fused', fused) },
+          graph: fused.graph!,
+        };
+      } else {
+        ref = await builtSide(model, 'as-is', options, folder, 'train');
+        cand = await builtSide(model, 'deploy', options, folder, 'deploy');
+      }
+    } finally {
+      await model.close();
     }
-    // ONNX blocks named like a checkpoint's, with their BatchNorms, are rebuilt block by block; any
-    // other ONNX model runs as it is against the same graph with its blocks fused in place, which
-    // keeps each block's result under its tensor name, so both compare block by block.
-    const rebuildable = blocks.every((b) => b.onnx?.familySource === 'initializer-names' && b.branches.every((br) => !br.withoutBn));
-    if (model.format === 'onnx' && !rebuildable) {
-      const fusion = await fuseOnnxModel(model, structure, { eps: options.eps, onBlock: () => throwIfCancelled(options, file) });
-      const fused = fusion.model;
-      ref = { ...onnxSide(model, structure), part: onnxPart(model.path, fusion.fused.length) };
-      cand = {
-        ...ref,
-        label: `${model.path} (blocks fused in memory)`,
-        source: 'ONNX with blocks fused in memory',
-        model: { bytes: await encodeOnnxModel(fused) },
-        graph: fused.graph!,
-      };
-    } else {
-      ref = await builtSide(model, 'as-is', options);
-      cand = await builtSide(model, 'deploy', options);
-    }
+    return { ...(await run(ref, cand, options, folder)), weights: model.weights };
   } finally {
-    await model.close();
+    await folder.remove();
   }
-  return { ...(await run(ref, cand, options)), weights: model.weights };
 }
 
 /**
@@ -570,7 +593,12 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
 export async function compareModels(a: string, b: string, options: ParityOptions = {}): Promise<ParityResult> {
   validate(options);
   throwIfCancelled(options, `${a} vs ${b}`);
-  const ref = await sideOf(a, options);
-  const cand = await sideOf(b, options, ref.structure);
-  return { ...(await run(ref, cand, options)), weights: ref.weights };
+  const folder = await WorkFolder.create();
+  try {
+    const ref = await sideOf(a, options, folder, 'a');
+    const cand = await sideOf(b, options, folder, 'b', ref.structure);
+    return { ...(await run(ref, cand, options, folder)), weights: ref.weights };
+  } finally {
+    await folder.remove();
+  }
 }

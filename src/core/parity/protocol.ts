@@ -53,6 +53,8 @@ export type WorkerPhase = 'load' | 'sample' | 'latency';
 export interface ProgressMessage {
   type: 'progress';
   phase: WorkerPhase;
+  /** Which model is being loaded or run (the two run one after the other); none while timing both. */
+  model?: 'reference' | 'candidate';
   done: number;
   total: number;
 }

@@ -1,6 +1,7 @@
 import type { OnnxGraph, OnnxTensor } from '../formats/onnxModel';
 import type { DType } from '../formats/tensor';
 import type { Metrics, Tolerance } from './compare';
+import type { InitializerStore } from '../writers/externalData';
 import { mulberry32 } from './prng';
 
 /**
@@ -30,20 +31,34 @@ export interface ToleranceChoice extends Tolerance {
 
 /**
  * The graph with each float32 initializer named in `tensors` multiplied, element by element, by
- * 1 + δ, δ uniform in ±u: at most what rounding a new value to the dtype does to it.
+ * 1 + δ, δ uniform in ±u: at most what rounding a new value to the dtype does to it. The moved
+ * initializers are read with `read` and go to `store`; the others are the graph's own.
  */
-export function roundingControl(graph: OnnxGraph, tensors: ReadonlySet<string>, u: number, seed: number): OnnxGraph {
+export async function roundingControl(
+  graph: OnnxGraph,
+  tensors: ReadonlySet<string>,
+  u: number,
+  seed: number,
+  read: (t: OnnxTensor) => Promise<Uint8Array>,
+  store: InitializerStore,
+): Promise<OnnxGraph> {
   // Seeded: the same control on every machine.
   const bits = mulberry32(seed);
   const next = () => bits() / 4294967296;
-  const initializer = graph.initializer.map((t): OnnxTensor => {
-    const raw = t.rawData;
-    if (!tensors.has(t.name ?? '') || t.dataType !== 1 || !(raw instanceof Uint8Array)) return t;
+  const initializer: OnnxTensor[] = [];
+  for (const t of graph.initializer) {
+    if (!tensors.has(t.name ?? '') || t.dataType !== 1) {
+      initializer.push(t);
+      continue;
+    }
+    const raw = await read(t);
     const values = new Float32Array(raw.byteLength / 4);
     new Uint8Array(values.buffer).set(raw);
     for (let i = 0; i < values.length; i++) values[i] *= 1 + u * (2 * next() - 1);
-    return { ...t, rawData: new Uint8Array(values.buffer) };
-  });
+    const moved: OnnxTensor = { ...t, rawData: undefined, dataLocation: undefined, externalData: [] };
+    await store.place(moved, new Uint8Array(values.buffer));
+    initializer.push(moved);
+  }
   return { ...graph, initializer };
 }
 

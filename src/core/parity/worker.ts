@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import { Comparison } from './compare';
-import type { Feed, InferRequest, ParityRequest, SessionSpec, WorkerMessage, WorkerRequest } from './protocol';
+import type { Feed, InferRequest, ParityReply, ParityRequest, SessionSpec, WorkerMessage, WorkerRequest } from './protocol';
 import { loadOnnxRuntime } from './runtime';
 
 /**
@@ -73,8 +73,7 @@ const median = (xs: number[]) => {
  * Median run time of each session over `runs` runs, after one untimed run each (the first run
  * allocates and plans). The two alternate, so a load change on the machine hits both alike.
  */
-async function latencies(sessions: { session: Ort.InferenceSession; spec: SessionSpec; feeds: Record<string, Ort.Tensor> }[], runs: number): Promise<(number | null)[]> {
-  if (runs <= 0) return sessions.map(() => null);
+async function latencies(sessions: { session: Ort.InferenceSession; spec: SessionSpec; feeds: Record<string, Ort.Tensor> }[], runs: number): Promise<number[]> {
   for (const s of sessions) await run(s.session, s.spec, s.feeds, s.session.outputNames);
   const times: number[][] = sessions.map(() => []);
   for (let i = 0; i < runs; i++) {
@@ -87,51 +86,70 @@ async function latencies(sessions: { session: Ort.InferenceSession; spec: Sessio
   return times.map(median);
 }
 
-async function parity(req: ParityRequest): Promise<WorkerMessage> {
+/** Runs every sample through one model and keeps the fetched outputs: one model is in memory at a time. */
+async function outputsOf(spec: SessionSpec, req: ParityRequest, fetches: readonly string[], model: 'reference' | 'candidate'): Promise<Ort.InferenceSession.OnnxValueMapType[]> {
   const total = req.samples.length;
-  send({ type: 'progress', phase: 'load', done: 0, total: 2 });
-  // The reference keeps every node as written, so ORT's own Conv+BN folding cannot hide a difference.
-  const reference = await open(req.reference, 'disabled', 'with added outputs');
-  send({ type: 'progress', phase: 'load', done: 1, total: 2 });
-  const candidate = await open(req.candidate, 'all', 'with added outputs');
-  send({ type: 'progress', phase: 'load', done: 2, total: 2 });
+  send({ type: 'progress', phase: 'load', model, done: 0, total });
+  // As written, no optimizations: ONNX Runtime's own Conv+BN folding cannot hide a difference, and
+  // neither model's weights are copied into another layout (the session maps them from the file).
+  const session = await open(spec, 'disabled', 'with added outputs');
+  const outputs: Ort.InferenceSession.OnnxValueMapType[] = [];
+  try {
+    for (const [i, sample] of req.samples.entries()) {
+      send({ type: 'progress', phase: 'sample', model, done: i, total });
+      outputs.push(await run(session, spec, feedsOf(sample, model === 'candidate' ? req.inputMap : {}), fetches));
+    }
+  } finally {
+    await session.release();
+  }
+  send({ type: 'progress', phase: 'sample', model, done: total, total });
+  return outputs;
+}
 
-  const comparisons = req.pairs.map(() => new Comparison(req.tolerance));
+async function parity(req: ParityRequest): Promise<WorkerMessage> {
   const refFetch = [...new Set(req.pairs.map((p) => p.reference))];
   const candFetch = [...new Set(req.pairs.map((p) => p.candidate))];
-  for (const [i, sample] of req.samples.entries()) {
-    send({ type: 'progress', phase: 'sample', done: i, total });
-    const a = await run(reference, req.reference, feedsOf(sample), refFetch);
-    const b = await run(candidate, req.candidate, feedsOf(sample, req.inputMap), candFetch);
-    req.pairs.forEach((p, j) => {
-      const ra = a[p.reference];
-      const rb = b[p.candidate];
-      comparisons[j].add(floats(ra, req.reference, p.reference), floats(rb, req.candidate, p.candidate), ra.dims, rb.dims);
+  const reference = await outputsOf(req.reference, req, refFetch, 'reference');
+  const candidate = await outputsOf(req.candidate, req, candFetch, 'candidate');
+  const metrics = req.pairs.map((p) => {
+    const comparison = new Comparison(req.tolerance);
+    req.samples.forEach((_, i) => {
+      const a = reference[i][p.reference] as Ort.Tensor;
+      const b = candidate[i][p.candidate] as Ort.Tensor;
+      comparison.add(floats(a, req.reference, p.reference), floats(b, req.candidate, p.candidate), a.dims, b.dims);
     });
-  }
-  send({ type: 'progress', phase: 'sample', done: total, total });
-  await reference.release();
+    return comparison.result();
+  });
+  return { type: 'parity-result', metrics, latencyMs: req.latencyRuns > 0 ? await latency(req) : { reference: null, candidate: null } };
+}
 
-  // Latency with ORT's default optimizations for both forms, on the models as they are (an added
-  // output keeps ORT from fusing the node that computes it with the next): what a deployment would see.
+/**
+ * Latency with ONNX Runtime's default optimizations, on the models as they are (an added output
+ * keeps ORT from fusing the node that computes it with the next): what a deployment would see.
+ * Asked for separately: these sessions re-lay out every weight, which on a large model costs more
+ * than the comparison itself.
+ */
+async function latency(req: ParityRequest): Promise<ParityReply['latencyMs']> {
   send({ type: 'progress', phase: 'latency', done: 0, total: 1 });
-  const timedReference = await open(req.reference, 'all');
-  let timedCandidate = candidate;
-  if (req.candidate.addedOutputs) {
-    await candidate.release();
-    timedCandidate = await open(req.candidate, 'all');
+  const reference = await open(req.reference, 'all');
+  try {
+    const candidate = await open(req.candidate, 'all');
+    try {
+      const [ref, cand] = await latencies(
+        [
+          { session: reference, spec: req.reference, feeds: feedsOf(req.samples[0]) },
+          { session: candidate, spec: req.candidate, feeds: feedsOf(req.samples[0], req.inputMap) },
+        ],
+        req.latencyRuns,
+      );
+      send({ type: 'progress', phase: 'latency', done: 1, total: 1 });
+      return { reference: ref, candidate: cand };
+    } finally {
+      await candidate.release();
+    }
+  } finally {
+    await reference.release();
   }
-  const [latencyRef, latencyCand] = await latencies(
-    [
-      { session: timedReference, spec: req.reference, feeds: feedsOf(req.samples[0]) },
-      { session: timedCandidate, spec: req.candidate, feeds: feedsOf(req.samples[0], req.inputMap) },
-    ],
-    req.latencyRuns,
-  );
-  await timedReference.release();
-  await timedCandidate.release();
-  send({ type: 'progress', phase: 'latency', done: 1, total: 1 });
-  return { type: 'parity-result', metrics: comparisons.map((c) => c.result()), latencyMs: { reference: latencyRef, candidate: latencyCand } };
 }
 
 async function infer(req: InferRequest): Promise<WorkerMessage> {
