@@ -6,6 +6,7 @@ import type { ModelFile } from '../formats/modelFile';
 import type { OnnxGraph } from '../formats/onnxModel';
 import { fuseOnnxModel } from '../fuse/onnxFusion';
 import { fuseBlock } from '../fuse/fuseBlock';
+import { SHAPES_ONLY } from '../writers/externalData';
 import { blockNamer, buildGraph } from '../graph/buildGraph';
 import { buildStructure } from '../model/buildStructure';
 import { branchLabel } from '../model/describe';
@@ -29,7 +30,8 @@ export interface ReportOptions extends ParityOptions {
 async function graphsOf(model: ModelFile, structure: ModelStructure, deploy: string | undefined): Promise<{ before: OnnxGraph; after: OnnxGraph }> {
   let before: OnnxGraph | undefined;
   if (model.format === 'onnx') before = model.onnx?.graph;
-  else before = (await buildGraph(model, structure, { form: 'as-is' })).model.graph;
+  // The graphs are drawn, never run: their weights (as large as the model) are not kept.
+  else before = (await buildGraph(model, structure, { form: 'as-is', store: SHAPES_ONLY })).model.graph;
   let after: OnnxGraph | undefined;
   if (deploy && deploy.toLowerCase().endsWith('.onnx')) {
     const other = await openModelFile(deploy);
@@ -41,7 +43,7 @@ async function graphsOf(model: ModelFile, structure: ModelStructure, deploy: str
   } else if (model.format === 'onnx') {
     after = (await fuseOnnxModel(model, structure)).model.graph;
   } else {
-    after = (await buildGraph(model, structure, { form: 'deploy' })).model.graph;
+    after = (await buildGraph(model, structure, { form: 'deploy', store: SHAPES_ONLY })).model.graph;
   }
   if (!before || !after) throw new Error(`${model.path}: no graph to show`);
   return { before, after };

@@ -17,6 +17,11 @@ export const IN_MODEL: InitializerStore = {
   },
 };
 
+/** For a graph that is only looked at (the report's): no bytes are kept, each tensor keeps its name and shape. */
+export const SHAPES_ONLY: InitializerStore = {
+  async place() {},
+};
+
 /** Cache-line alignment: every float type's elements are aligned wherever the file is mapped. */
 const ALIGN = 64;
 /** Smaller initializers (BN statistics, biases) stay in the model: one read each would cost more than their bytes. */
