@@ -122,7 +122,8 @@ export interface AtomicWriteOptions {
   signal?: AbortSignal;
   /**
    * Reads the finished temporary file back and throws if it is not what was produced; it runs
-   * after the fsync and before the file is moved into place, so a file that fails is never seen.
+   * once every byte is written, alongside the fsync, and before the file is moved into place, so
+   * a file that fails is never seen.
    */
   verify?: (temp: string) => Promise<void>;
 }
@@ -158,10 +159,13 @@ export async function writeAtomically(target: string, write: (sink: ByteSink) =>
     const sink = new ByteSink(handle, signal);
     await write(sink);
     await sink.flush();
-    await handle.sync();
+    // The check reads what the file system now holds, which the fsync makes durable: one waits on the
+    // disk, the other on the CPU, so they run together. The file is published only once both succeed.
+    const [synced, verified] = await Promise.allSettled([handle.sync(), options.verify?.(temp)]);
+    if (synced.status === 'rejected') throw synced.reason;
     await handle.close();
     handle = undefined;
-    if (options.verify) await options.verify(temp).catch((e: unknown) => Promise.reject(unverifiedError(target, e)));
+    if (verified.status === 'rejected') throw unverifiedError(target, verified.reason);
     if (signal?.aborted) throw cancelledError(target);
     await moveIntoPlace(temp, resolved, target, options.overwrite ?? false);
     return sink.position;
