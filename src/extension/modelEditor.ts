@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { errorFile } from '../core/formats/errors';
+import { errorFile, messageOf } from '../core/formats/errors';
 import { parseWebviewMessage, type HostMessage } from '../shared/protocol';
 import { log } from './log';
 import { openFailedText } from './messages';
@@ -60,7 +60,7 @@ async function overviewMessage(uri: vscode.Uri): Promise<HostMessage> {
     return { type: 'overview', overview };
   } catch (e) {
     // The log keeps the full path: an error that names its file has it in its message already.
-    log().error(`Could not open ${errorFile(e) === undefined ? `${uri.fsPath}: ` : ''}${e instanceof Error ? e.message : String(e)}`);
+    log().error(`Could not open ${errorFile(e) === undefined ? `${uri.fsPath}: ` : ''}${messageOf(e)}`);
     return { type: 'error', message: openFailedText(uri.fsPath, e) };
   }
 }

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { userMessage } from '../core/formats/errors';
+import { messageOf, userMessage } from '../core/formats/errors';
 import { reportMarkdown } from '../core/report/markdown';
 import { filesUnchanged } from '../core/report/fileStamp';
 import type { ReportData } from '../core/report/reportData';
@@ -58,7 +58,7 @@ export class ReportPanels {
       entry.storedAs = null;
       this.showIn(entry, data, await this.store(data));
     } catch (e) {
-      log().error(`Report for ${input} failed: ${e instanceof Error ? e.message : String(e)}`);
+      log().error(`Report for ${input} failed: ${messageOf(e)}`);
       this.setView(entry, { type: 'error', message: userMessage(e) });
     }
   }
@@ -82,7 +82,7 @@ export class ReportPanels {
     try {
       report = await this.host.store.load(about.id);
     } catch (e) {
-      log().warn(`The stored report ${about.id} for ${file} could not be read, so it is made again: ${e instanceof Error ? e.message : String(e)}`);
+      log().warn(`The stored report ${about.id} for ${file} could not be read, so it is made again: ${messageOf(e)}`);
       return false;
     }
     const entry = this.open(about.input);
@@ -108,7 +108,7 @@ export class ReportPanels {
       this.showIn(entry, await this.host.store.load(ref.id), ref.id);
       log().info(`Restored the report for ${ref.input} from ${this.host.store.fileOf(ref.id)}`);
     } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
+      const message = messageOf(e);
       log().warn(`Report for ${ref.input} not restored: ${message}`);
       this.setView(entry, { type: 'reportUnavailable', message });
     }
@@ -128,7 +128,7 @@ export class ReportPanels {
     try {
       return await this.host.store.save(report, shown);
     } catch (e) {
-      log().warn(`The report for ${report.input} was not stored, so it will not survive a reload: ${e instanceof Error ? e.message : String(e)}`);
+      log().warn(`The report for ${report.input} was not stored, so it will not survive a reload: ${messageOf(e)}`);
       return null;
     }
   }

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { userMessage } from '../core/formats/errors';
+import { messageOf, userMessage } from '../core/formats/errors';
 import { inspectFile } from '../core/inspect';
 import { chosenWeights } from './weightsChoice';
 import type { Block, BranchRole, ModelStructure, Stage } from '../core/model/structure';
@@ -57,7 +57,7 @@ export class StructureTreeProvider implements vscode.TreeDataProvider<Node> {
       log().info(`Structure of ${uri.fsPath} in ${Date.now() - started} ms: ${structure.stages.length} stages, family ${structure.family}`);
       if (ticket === this.loading) this.setRoot([{ kind: 'model', uri, structure }]);
     } catch (e) {
-      log().error(e instanceof Error ? e.message : String(e));
+      log().error(messageOf(e));
       if (ticket === this.loading) this.setRoot([{ kind: 'message', text: userMessage(e), error: true }]);
     }
   }

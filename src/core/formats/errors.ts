@@ -51,6 +51,11 @@ export function userMessage(e: unknown, about?: string): string {
   if (namesFile(e)) return about !== undefined && e.file === about ? e.reason : `${basename(e.file)}: ${e.reason}`;
   // A parity error's subject is a file, two files ('a vs b') or a block.
   if (namesSubject(e)) return about !== undefined && e.subject === about ? e.reason : `${e.subject.split(' vs ').map((s) => basename(s)).join(' vs ')}: ${e.reason}`;
+  return messageOf(e);
+}
+
+/** The message of anything thrown (an Error's message, or the value as text). */
+export function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 

@@ -1,7 +1,7 @@
 import type { BufferPool } from './bufferPool';
 import { FileByteSource, FOLDER, type ByteSource } from './byteSource';
 import { DETECT_BYTES, detectKind } from './detect';
-import { ModelFormatError } from './errors';
+import { messageOf, ModelFormatError } from './errors';
 import type { ModelFile } from './modelFile';
 import { readOnnx } from './onnx';
 import { readSafetensors } from './safetensors';
@@ -27,7 +27,7 @@ export function asFormatError(path: string, e: unknown): ModelFormatError {
   if (e instanceof WeightsSlotError) return new ModelFormatError(path, e.message);
   const code = (e as { code?: string }).code;
   if (code && FS_ERRORS[code]) return new ModelFormatError(path, FS_ERRORS[code]);
-  return new ModelFormatError(path, `the file could not be read: ${e instanceof Error ? e.message : String(e)}`);
+  return new ModelFormatError(path, `the file could not be read: ${messageOf(e)}`);
 }
 
 /** Picks the reader from the first bytes, never from the file name. */

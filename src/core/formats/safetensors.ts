@@ -1,6 +1,6 @@
 import type { ByteSource } from './byteSource';
 import { MAX_SAFETENSORS_HEADER } from './detect';
-import { ModelFormatError, truncatedReason } from './errors';
+import { messageOf, ModelFormatError, truncatedReason } from './errors';
 import type { ModelFile } from './modelFile';
 import { DTYPE_BYTES, Tensor, numelOf, type DType } from './tensor';
 
@@ -68,7 +68,7 @@ export async function readSafetensors(src: ByteSource): Promise<ModelFile> {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await src.read(8, headerSize)));
   } catch (e) {
     if (e instanceof ModelFormatError) throw e;
-    throw new ModelFormatError(file, `header is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+    throw new ModelFormatError(file, `header is not valid JSON: ${messageOf(e)}`);
   }
   if (!isRecord(header)) throw new ModelFormatError(file, 'header is not a JSON object');
 

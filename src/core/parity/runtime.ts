@@ -1,4 +1,5 @@
 import type * as Ort from 'onnxruntime-node';
+import { messageOf } from '../formats/errors';
 
 /**
  * The platforms onnxruntime-node ships a native binary for (`bin/napi-v6/<platform>/<arch>/`), as
@@ -50,6 +51,6 @@ export function loadOnnxRuntime(): typeof Ort {
 }
 
 function firstLine(e: unknown): string {
-  const text = e instanceof Error ? e.message : String(e);
+  const text = messageOf(e);
   return text.split('\n', 1)[0].trim();
 }

@@ -9,6 +9,7 @@ import type * as Ort from 'onnxruntime-node';
 import { Comparison } from './compare';
 import type { Feed, InferRequest, ParityReply, ParityRequest, SessionSpec, WorkerMessage, WorkerRequest } from './protocol';
 import { loadOnnxRuntime } from './runtime';
+import { messageOf } from '../formats/errors';
 
 /**
  * Loaded when the first request arrives rather than imported: a RepLens package without ONNX
@@ -27,7 +28,6 @@ class ModelError extends Error {
 }
 
 const send = (m: WorkerMessage) => process.send!(m);
-const messageOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** Opens the model as it is, or with spec.addedOutputs for the comparison. */
 async function open(spec: SessionSpec, level: 'disabled' | 'all', use: 'as is' | 'with added outputs' = 'as is'): Promise<Ort.InferenceSession> {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ModelFormatError } from '../formats/errors';
+import { messageOf, ModelFormatError } from '../formats/errors';
 import { producedBytes, verifyFileBytes } from './checksum';
 
 /** Why an output could not be written; the message names the file. */
@@ -130,7 +130,7 @@ export interface AtomicWriteOptions {
 
 /** The error of a failed read-back check: the user's input is fine, RepLens is not. */
 function unverifiedError(target: string, e: unknown): OutputError {
-  const detail = e instanceof ModelFormatError ? e.reason : e instanceof Error ? e.message : String(e);
+  const detail = e instanceof ModelFormatError ? e.reason : messageOf(e);
   return new OutputError(target, `internal error: the finished file did not read back as it was produced (${detail}); nothing was written. This is a bug in RepLens: please report it`, 'unverified');
 }
 

@@ -11,6 +11,7 @@ import { weightsText } from '../../core/text';
 import { targetModelUri } from '../modelFiles';
 import { chosenWeights } from '../weightsChoice';
 import { convertSettings } from '../settings';
+import { messageOf } from '../../core/formats/errors';
 
 /**
  * Called with each finished conversion, e.g. to refresh views that show the output; returns the
@@ -74,7 +75,7 @@ async function convert(input: string, onConverted: ConvertListener): Promise<Con
     format = probe.kind === 'onnx' ? 'onnx' : (settings.outputFormat ?? sameFormatAs(probe.kind));
     output = defaultOutputPath(input, format, settings.outputName);
   } catch (e) {
-    log().error(`Conversion of ${input} failed: ${e instanceof Error ? e.message : String(e)}`);
+    log().error(`Conversion of ${input} failed: ${messageOf(e)}`);
     void vscode.window.showErrorMessage(convertFailedText(input, e));
     return undefined;
   }
@@ -114,7 +115,7 @@ async function convert(input: string, onConverted: ConvertListener): Promise<Con
     void Promise.resolve(onConverted(result)).then((checked) => announce(result, checked || undefined), () => announce(result, undefined));
     return result;
   } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
+    const message = messageOf(e);
     log().error(`Conversion of ${input} failed: ${message}`);
     if (e instanceof OutputError && e.code === 'cancelled') void vscode.window.showInformationMessage(convertCancelledText(input));
     else void vscode.window.showErrorMessage(convertFailedText(input, e));
