@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { messageOf, userMessage } from '../core/formats/errors';
 import { reportMarkdown } from '../core/report/markdown';
-import { filesUnchanged } from '../core/report/fileStamp';
+import { filesUnchanged } from '../core/formats/fileStamp';
 import type { ReportData } from '../core/report/reportData';
 import type { ReportStore } from '../core/report/reportStore';
 import { writeBytesAtomically } from '../core/writers/atomicFile';

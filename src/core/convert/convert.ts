@@ -1,6 +1,6 @@
-import { promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { BufferPool } from '../formats/bufferPool';
+import { stampOf, unchangedSince, type FileStamp } from '../formats/fileStamp';
 import { ModelFormatError } from '../formats/errors';
 import type { ModelFile, WeightsChoice } from '../formats/modelFile';
 import { openModelFile } from '../formats/openModelFile';
@@ -112,7 +112,7 @@ export async function convertFile(input: string, options: ConvertOptions = {}): 
   const started = performance.now();
   // The output's name needs the format, which needs the file: until then a cancellation names the input.
   if (options.signal?.aborted) throw cancelledError(options.output ?? input);
-  const before = await fs.stat(input).catch(() => undefined);
+  const before = await stampOf(input);
   const pool = new BufferPool();
   const model = await openModelFile(input, { pool, weights: options.weights });
   try {
@@ -197,22 +197,18 @@ function moduleForm(model: ModelFile, plan: DeployPlan, warnings: string[]): { t
   }
 }
 
-/** Checks that the input has not changed since `before`, or the output would mix two versions. */
-async function checkUnchanged(input: string, before: Stats | undefined): Promise<void> {
-  const after = await fs.stat(input).catch((e: unknown) => {
-    if ((e as { code?: unknown }).code === 'ENOENT') throw new ModelFormatError(input, 'was deleted or moved while it was being converted; nothing was written');
-    throw e;
-  });
-  if (before && (after.size !== before.size || after.mtimeMs !== before.mtimeMs)) {
-    throw new ModelFormatError(input, 'the file changed while it was being converted; nothing was written');
-  }
+/** Checks that the input is still as `before` found it, or the output would mix two versions. */
+async function checkUnchanged(input: string, before: FileStamp | null): Promise<void> {
+  if (await unchangedSince(input, before)) return;
+  if ((await stampOf(input)) === null) throw new ModelFormatError(input, 'was deleted or moved while it was being converted; nothing was written');
+  throw new ModelFormatError(input, 'the file changed while it was being converted; nothing was written');
 }
 
 /**
  * Runs `write` and then checks the input is unchanged. When `write` fails and the input has
  * changed (a truncated file read short), the change is the cause the user needs to hear.
  */
-export async function whileUnchanged(input: string, before: Stats | undefined, write: () => Promise<void>): Promise<void> {
+export async function whileUnchanged(input: string, before: FileStamp | null, write: () => Promise<void>): Promise<void> {
   try {
     await write();
   } catch (e) {
@@ -223,7 +219,7 @@ export async function whileUnchanged(input: string, before: Stats | undefined, w
 }
 
 /** An ONNX model is fused inside its graph and written as ONNX, with external data inlined. */
-async function convertOnnx(model: ModelFile, options: ConvertOptions, before: Stats | undefined, started: number): Promise<ConvertResult> {
+async function convertOnnx(model: ModelFile, options: ConvertOptions, before: FileStamp | null, started: number): Promise<ConvertResult> {
   const input = model.path;
   if (options.format !== undefined && options.format !== 'onnx') {
     throw new ModelFormatError(input, `an ONNX model is converted to ONNX, not ${options.format}; convert the PyTorch or safetensors checkpoint for that`);

@@ -1,6 +1,6 @@
-import { promises as fs } from 'node:fs';
 import { defaultOutputPath, whileUnchanged } from '../convert/convert';
 import { ModelFormatError } from '../formats/errors';
+import { stampOf } from '../formats/fileStamp';
 import type { WeightsChoice } from '../formats/modelFile';
 import { openModelFile } from '../formats/openModelFile';
 import { buildStructure, type StructureOptions } from '../model/buildStructure';
@@ -56,7 +56,7 @@ export function defaultOnnxOutputPath(input: string): string {
  */
 export async function writeDeployOnnx(input: string, options: OnnxExportOptions = {}): Promise<OnnxExportResult> {
   const started = performance.now();
-  const before = await fs.stat(input).catch(() => undefined);
+  const before = await stampOf(input);
   const model = await openModelFile(input, { weights: options.weights });
   try {
     if (model.format === 'onnx') {

@@ -12,7 +12,7 @@ import { buildStructure } from '../model/buildStructure';
 import { branchLabel } from '../model/describe';
 import { allBlocks, type Block, type ModelStructure } from '../model/structure';
 import { checkParity, compareModels, DEFAULTS, type ParityOptions, type ParityResult } from '../parity/parity';
-import { stampOf, type FileStamp } from './fileStamp';
+import { stampOf, type FileStamp } from '../formats/fileStamp';
 import { blockMatcher, graphSpecFromOnnx } from './graphSpec';
 import { kernelStats } from './kernelStats';
 import { layoutInWorker } from './layoutInWorker';

@@ -4,7 +4,7 @@
  * so it can be posted to a webview, exported as JSON, or rendered as Markdown.
  */
 import type { LoadNote } from '../convert/loadNote';
-import type { FileStamp } from './fileStamp';
+import type { FileStamp } from '../formats/fileStamp';
 
 export interface GraphNodeView {
   id: string;

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { writeBytesAtomically } from '../writers/atomicFile';
-import { filesUnchanged } from './fileStamp';
+import { filesUnchanged } from '../formats/fileStamp';
 import type { ReportData } from './reportData';
 
 /** How many reports are kept (besides those still shown); older ones are deleted. */

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { stampOf } from '../../../src/core/report/fileStamp';
+import { stampOf } from '../../../src/core/formats/fileStamp';
 import type { ReportData } from '../../../src/core/report/reportData';
 import { ReportStore, ReportStoreError } from '../../../src/core/report/reportStore';
 import { smallSample } from '../webview/sampleReport';

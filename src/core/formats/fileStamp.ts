@@ -1,6 +1,7 @@
 /**
- * A file's size and modification time, taken when a report reads it: a stored report is
- * shown again only while the files it is about still carry the same stamps.
+ * A file's size and modification time: a conversion checks that its input still has the stamp it
+ * had when reading began, and a stored report is shown again only while the files it is about
+ * still carry the stamps they had when it was made.
  */
 import { promises as fs } from 'node:fs';
 
