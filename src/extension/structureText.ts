@@ -6,7 +6,8 @@
  * A description is cut off at the right in a narrow side bar, so each starts with what matters
  * most: a block's branch marks before its channels, a stage's warnings before its size.
  */
-import { blockDescription, branchLabel, formatCount, postBnLabel, sourceNote, strideSourceNote, strideText } from '../core/model/describe';
+import { blockDescription, branchLabel, postBnLabel, sourceNote, strideSourceNote, strideText } from '../core/model/describe';
+import { formatCompact } from '../shared/format';
 import { familyById } from '../core/model/families';
 import type { Block, BnNames, Branch, BranchRole, ModelStructure, Stage } from '../core/model/structure';
 
@@ -53,7 +54,7 @@ export function modelRow(s: ModelStructure, fileName: string): RowText {
     description: [...warnings, s.form, s.architecture, s.family].join(' · '),
     tooltip:
       `**${md(fileName)}**\n\nformat ${code(s.format)}, family ${code(s.family)}, architecture **${md(s.architecture)}**, form **${s.form}**\n\n` +
-      `${plural(s.stages.length, 'stage')}, ${plural(blocks, 'block')}; parameters ${formatCount(s.params.total)} → ${formatCount(s.params.afterFusion)} after fusion` +
+      `${plural(s.stages.length, 'stage')}, ${plural(blocks, 'block')}; parameters ${formatCompact(s.params.total)} → ${formatCompact(s.params.afterFusion)} after fusion` +
       (s.warnings.length ? `\n\n$(warning) ${plural(s.warnings.length, 'warning')}` : ''),
   };
 }
@@ -87,7 +88,7 @@ export function blockRow(block: Block): RowText {
     `branches: ${md(branches)}`,
     `channels ${block.inChannels} → ${block.outChannels}, kernel ${block.kernel}×${block.kernel}, groups ${block.groups} (${md(sourceNote(block.groupsSource))})`,
     `stride ${block.stride ?? '?'} (${md(strideSourceNote(block))}), padding ${block.padding}, dilation ${block.dilation}`,
-    `parameters ${formatCount(block.params.train)} → ${formatCount(block.params.deploy)} after fusion`,
+    `parameters ${formatCompact(block.params.train)} → ${formatCompact(block.params.deploy)} after fusion`,
     ...block.warnings.map((w) => `$(warning) ${md(w)}`),
   ];
   return { label: block.name, description: blockDescription(block), tooltip: lines.join('\n\n') };

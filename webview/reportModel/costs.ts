@@ -1,6 +1,7 @@
 /** The cost cards of the summary: each quantity in train form, deploy form, and the change. */
 import type { ReportData } from '../../src/core/report/reportData';
-import { DASH, formatChange, formatCompact, formatCount, formatFileSize, formatMs, formatTimes, ratioOf } from './format';
+import { formatCompact } from '../../src/shared/format';
+import { DASH, formatChange, formatCount, formatFileSize, formatMs, formatTimes, ratioOf } from './format';
 
 export interface CostCard {
   label: string;

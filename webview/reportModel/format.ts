@@ -13,21 +13,6 @@ export function formatCount(n: number): string {
   return COUNT.format(n);
 }
 
-const SI = ['', 'k', 'M', 'G', 'T', 'P'];
-
-/** 1234567 → '1.23 M': for MACs and parameter totals in cards, where digits beyond three say nothing. */
-export function formatCompact(n: number): string {
-  if (!Number.isFinite(n)) return String(n);
-  let i = 0;
-  let v = Math.abs(n);
-  while (v >= 999.5 && i < SI.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  const sign = n < 0 ? '-' : '';
-  if (i === 0) return `${sign}${Number.isInteger(v) ? v : v.toPrecision(3)}`;
-  return `${sign}${v.toPrecision(3)} ${SI[i]}`;
-}
 
 /** Errors span many decades, so they are shown in scientific notation with 3 significant digits. */
 export function formatError(v: number | null | undefined): string {

@@ -1,3 +1,4 @@
+import { formatCompact } from '../../shared/format';
 import { familyById } from './families';
 import type { Block, Branch, ModelStructure, ValueSource } from './structure';
 
@@ -89,12 +90,6 @@ export function postBnLabel(block: Block): string | undefined {
   return `BN after the sum: folded into the one fused conv${kept}`;
 }
 
-export function formatCount(n: number): string {
-  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k`;
-  return String(n);
-}
-
 const ROLE_WORDS: Record<Branch['role'], string> = { dense: 'k×k', oneByOne: '1×1', identity: 'id', avgPool: 'avg' };
 
 /** `blocks.0, blocks.1, blocks.2, … (5 blocks)`: the first few of the blocks a note is about. */
@@ -151,7 +146,7 @@ export const INFERRED_LEGEND = '  ? = not stored in the file: inferred as the no
 export function structureText(s: ModelStructure, fileName: string, fileWarnings: readonly string[] = []): string {
   const lines = [
     `${fileName}: ${s.format}, family ${s.family}, architecture ${s.architecture}, form ${s.form}`,
-    `parameters ${formatCount(s.params.total)} → ${formatCount(s.params.afterFusion)} after fusion`,
+    `parameters ${formatCompact(s.params.total)} → ${formatCompact(s.params.afterFusion)} after fusion`,
   ];
   for (const stage of s.stages) {
     lines.push(`  ${stage.name} (${stage.blocks.length} block${stage.blocks.length === 1 ? '' : 's'})`);
