@@ -16,7 +16,7 @@ import { stampOf, type FileStamp } from '../formats/fileStamp';
 import { blockMatcher, graphSpecFromOnnx } from './graphSpec';
 import { kernelStats } from './kernelStats';
 import { layoutInWorker } from './layoutInWorker';
-import type { BlockReport, FormStats, ReportData } from './reportData';
+import type { BlockReport, FormCosts, ReportData } from './reportData';
 
 export interface ReportOptions extends ParityOptions {
   /** The deploy file to compare with; without it the deploy form is fused in memory. */
@@ -126,7 +126,7 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
   ]);
   const shape = parity ? (Object.values(parity.shapes)[0] ?? []) : [...(options.shape ?? [1, 3, DEFAULTS.size, DEFAULTS.size])];
   // Costs do not depend on parity: without it (it failed), they come from the structure and the graphs themselves.
-  const form = (f: ParityResult['forms']['train'] | undefined, graph: OnnxGraph, params: number, file: FileStamp | null): FormStats => ({
+  const form = (f: ParityResult['forms']['train'] | undefined, graph: OnnxGraph, params: number, file: FileStamp | null): FormCosts => ({
     latencyMs: f?.latencyMs ?? null,
     params: f?.params ?? params,
     macs: f ? f.macs ?? 0 : macsAt(graph, shape),

@@ -86,7 +86,8 @@ export interface OutputParity {
   top1Agreement: number | null;
 }
 
-export interface FormStats {
+/** What a form costs, as the report shows it (parity's FormStats, plus the file's size). */
+export interface FormCosts {
   latencyMs: number | null;
   params: number;
   macs: number;
@@ -119,7 +120,7 @@ export interface ReportData {
   shape: number[];
   outputs: OutputParity[];
   blocks: BlockReport[];
-  forms: { train: FormStats; deploy: FormStats };
+  forms: { train: FormCosts; deploy: FormCosts };
   before: GraphView;
   after: GraphView;
   createdAt: string;
