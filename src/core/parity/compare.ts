@@ -20,23 +20,31 @@ export interface Tolerance {
   rtol: number;
 }
 
-export interface Metrics {
+/** How far one tensor is from another: the numbers every comparison reports, wherever it is shown. */
+export interface ErrorMeasures {
   maxAbs: number;
   maxRel: number;
   meanAbs: number;
   /** Cosine similarity of the two outputs as flat vectors (1 when both are all zeros). */
   cosine: number;
-  /** Fraction of rows with the same argmax, for 2-D [batch, classes] outputs; null otherwise. */
-  top1Agreement: number | null;
+}
+
+/** A comparison's verdict on one tensor, with what decided it. */
+export interface Verdict extends ErrorMeasures {
   pass: boolean;
-  elements: number;
-  /** Elements outside atol·scale + rtol·|reference|. */
-  mismatched: number;
-  /** The largest scale (reference RMS, at least 1) used over the samples. */
+  /** The largest scale (reference RMS, at least 1) used over the samples: atol is in these units. */
   scale: number;
   nonFinite: { reference: number; candidate: number };
   /** Why the outputs could not be compared element by element (e.g. different shapes). */
   error?: string;
+}
+
+export interface Metrics extends Verdict {
+  /** Fraction of rows with the same argmax, for 2-D [batch, classes] outputs; null otherwise. */
+  top1Agreement: number | null;
+  elements: number;
+  /** Elements outside atol·scale + rtol·|reference|. */
+  mismatched: number;
 }
 
 function argmax(data: Float32Array, start: number, n: number): number {

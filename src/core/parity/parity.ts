@@ -11,7 +11,7 @@ import type { Topology } from '../graph/topology';
 import { buildStructure, type StructureOptions } from '../model/buildStructure';
 import { allBlocks, type ModelStructure } from '../model/structure';
 import { runInChild, type ChildOptions } from './child';
-import type { Metrics } from './compare';
+import type { Metrics, Verdict } from './compare';
 import { ParityError } from './errors';
 import { adoptGeometry } from './geometry';
 import { readNpy } from './npy';
@@ -60,34 +60,14 @@ export interface ParityOptions extends StructureOptions {
   workerPath?: string;
 }
 
-export interface OutputResult {
+export interface OutputResult extends Metrics {
   name: string;
-  maxAbs: number;
-  maxRel: number;
-  meanAbs: number;
-  cosine: number;
-  top1Agreement: number | null;
-  pass: boolean;
-  mismatched: number;
-  elements: number;
-  /** RMS of the reference output (at least 1): atol is in these units, see compare.ts. */
-  scale: number;
-  nonFinite: { reference: number; candidate: number };
   /** The candidate's name when it differs (outputs matched by position). */
   candidateName?: string;
-  error?: string;
 }
 
-export interface BlockResult {
+export interface BlockResult extends Verdict {
   name: string;
-  maxAbs: number;
-  maxRel: number;
-  meanAbs: number;
-  cosine: number;
-  pass: boolean;
-  scale: number;
-  nonFinite: { reference: number; candidate: number };
-  error?: string;
 }
 
 export interface FormStats {

@@ -5,6 +5,7 @@
  */
 import type { LoadNote } from '../convert/loadNote';
 import type { FileStamp } from '../formats/fileStamp';
+import type { ErrorMeasures, Verdict } from '../parity/compare';
 
 export interface GraphNodeView {
   id: string;
@@ -52,12 +53,7 @@ export interface KernelStats {
   maxAbs: number;
 }
 
-export interface BlockParity {
-  maxAbs: number;
-  maxRel: number;
-  cosine: number;
-  pass: boolean;
-}
+export type BlockParity = Pick<Verdict, 'maxAbs' | 'maxRel' | 'cosine' | 'pass'>;
 
 export interface BlockReport {
   name: string;
@@ -77,12 +73,8 @@ export interface BlockReport {
   warnings: string[];
 }
 
-export interface OutputParity {
+export interface OutputParity extends ErrorMeasures {
   name: string;
-  maxAbs: number;
-  maxRel: number;
-  meanAbs: number;
-  cosine: number;
   top1Agreement: number | null;
 }
 
