@@ -1,9 +1,6 @@
 import { basename } from 'node:path';
 import { version } from '../../package.json';
-import { errorFile, ModelFormatError, userMessage } from '../core/formats/errors';
-import { FusionError } from '../core/fuse/fuseBlock';
-import { GraphError } from '../core/graph/buildGraph';
-import { ParityError } from '../core/parity/errors';
+import { errorFile, ReplensError, userMessage } from '../core/formats/errors';
 import { OutputError } from '../core/writers/atomicFile';
 import { UsageError } from './args';
 import { convertCommand, convertHelp } from './commands/convert';
@@ -63,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`replens ${command}: ${e.message}. Run 'replens ${command} --help'.\n`);
       return 2;
     }
-    if (e instanceof ModelFormatError || e instanceof FusionError || e instanceof OutputError || e instanceof GraphError || e instanceof ParityError) {
+    if (e instanceof ReplensError) {
       // The reason right after the file's base name; the path as given, when it says more, on a line of its own.
       const file = errorFile(e);
       process.stderr.write(`replens: ${userMessage(e)}\n${file !== undefined && file !== basename(file) ? `  file: ${file}\n` : ''}`);

@@ -2,16 +2,27 @@ import { basename } from 'node:path';
 import { formatBytes } from '../text';
 
 /**
- * A file could not be read as a model. Always names the file so messages are actionable.
- * `message` is for logs (the full path, then the reason); what a person is shown comes from
- * `userMessage`, which puts the reason first and the file by its base name.
+ * Every error RepLens reports about what it was given: what it is about (a file, a block, or two
+ * files 'a vs b') and why. `message` is for logs (the subject as given, then the reason); what a
+ * person is shown comes from `userMessage`, which puts the reason first and a file by its base
+ * name. The CLI and the extension tell these from bugs by this class alone.
  */
-export class ModelFormatError extends Error {
+export class ReplensError extends Error {
   constructor(
-    readonly file: string,
+    readonly subject: string,
     readonly reason: string,
   ) {
-    super(`${file}: ${reason}`);
+    super(`${subject}: ${reason}`);
+  }
+}
+
+/** A file could not be read as a model. Always names the file so messages are actionable. */
+export class ModelFormatError extends ReplensError {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
+    super(file, reason);
     this.name = 'ModelFormatError';
   }
 }
@@ -59,6 +70,7 @@ export function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-function namesSubject(e: unknown): e is { subject: string; reason: string } {
-  return e instanceof Error && typeof (e as { subject?: unknown }).subject === 'string' && typeof (e as { reason?: unknown }).reason === 'string';
+/** Parity's and the graph builder's errors: a file, two files ('a vs b') or a block. A fusion error names its block as it is (not as a path). */
+function namesSubject(e: unknown): e is ReplensError {
+  return e instanceof ReplensError && !('block' in e);
 }

@@ -1,3 +1,4 @@
+import { ReplensError } from '../formats/errors';
 import { DTYPE_BYTES, type DType } from '../formats/tensor';
 import { encodeFromFloat64 } from '../formats/encode';
 import { familyById } from '../model/families';
@@ -5,12 +6,12 @@ import type { Block, BnNames, Branch } from '../model/structure';
 import { foldBn, forEachFusedRow, type FusionTerms, type Values } from './kernels';
 
 /** A block that cannot be fused exactly; names the block and says why. */
-export class FusionError extends Error {
+export class FusionError extends ReplensError {
   constructor(
     readonly block: string,
-    readonly reason: string,
+    reason: string,
   ) {
-    super(`${block}: ${reason}`);
+    super(block, reason);
     this.name = 'FusionError';
   }
 }

@@ -1,3 +1,4 @@
+import { ReplensError } from '../formats/errors';
 import type { OnnxModel } from '../formats/onnxModel';
 import type { ModelFile } from '../formats/modelFile';
 import type { Tensor } from '../formats/tensor';
@@ -9,12 +10,9 @@ import { OnnxBuilder, type Dim } from './onnxBuilder';
 import { planTopology, type Topology } from './topology';
 
 /** A graph could not be built for a block; names the block (or file) and says why. */
-export class GraphError extends Error {
-  constructor(
-    readonly subject: string,
-    readonly reason: string,
-  ) {
-    super(`${subject}: ${reason}`);
+export class GraphError extends ReplensError {
+  constructor(subject: string, reason: string) {
+    super(subject, reason);
     this.name = 'GraphError';
   }
 }

@@ -1,14 +1,16 @@
+import { ReplensError } from '../formats/errors';
+
 /** 'runtime': this RepLens package has no ONNX Runtime that loads here (the message says what is missing). */
 export type ParityErrorCode = 'input' | 'mismatch' | 'inference' | 'runtime' | 'timeout' | 'crashed' | 'cancelled';
 
 /** A parity check could not be run (as opposed to a check that ran and failed); names the file and says why. */
-export class ParityError extends Error {
+export class ParityError extends ReplensError {
   constructor(
-    readonly subject: string,
-    readonly reason: string,
+    subject: string,
+    reason: string,
     readonly code: ParityErrorCode,
   ) {
-    super(`${subject}: ${reason}`);
+    super(subject, reason);
     this.name = 'ParityError';
   }
 }

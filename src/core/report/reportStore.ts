@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { ReplensError } from '../formats/errors';
 import { writeBytesAtomically } from '../writers/atomicFile';
 import { filesUnchanged } from '../formats/fileStamp';
 import type { ReportData } from './reportData';
@@ -28,13 +29,13 @@ export interface StoredReportAbout {
 }
 
 /** A stored report could not be read; the message names the file and says why. */
-export class ReportStoreError extends Error {
+export class ReportStoreError extends ReplensError {
   constructor(
     readonly file: string,
-    readonly reason: string,
+    reason: string,
     readonly code: 'missing' | 'unreadable' | 'corrupt' | 'bad-id',
   ) {
-    super(`${file}: ${reason}`);
+    super(file, reason);
     this.name = 'ReportStoreError';
   }
 }

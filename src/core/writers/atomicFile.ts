@@ -1,18 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { messageOf, ModelFormatError } from '../formats/errors';
+import { messageOf, ModelFormatError, ReplensError } from '../formats/errors';
 import { producedBytes, verifyFileBytes } from './checksum';
 
 /** Why an output could not be written; the message names the file. */
-export class OutputError extends Error {
+export class OutputError extends ReplensError {
   constructor(
     readonly file: string,
-    readonly reason: string,
+    reason: string,
     /** `unverified`: the finished file did not read back as it was produced (a RepLens bug); it was not published. */
     readonly code: 'exists' | 'is-input' | 'io' | 'cancelled' | 'unverified' = 'io',
   ) {
-    super(`${file}: ${reason}`);
+    super(file, reason);
     this.name = 'OutputError';
   }
 }
