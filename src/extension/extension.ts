@@ -9,7 +9,7 @@ import { activeModelUri, targetModelUri } from './modelFiles';
 import { REPORT_VIEW, ReportPanels } from './reportPanel';
 import { parityAfterConvert } from './settings';
 import { onDidChooseWeights } from './weightsChoice';
-import { StructureTreeProvider, type Node } from './structureTree';
+import { StructureTreeProvider, type TreeRow } from './structureTree';
 
 export function activate(context: vscode.ExtensionContext): void {
   const structure = new StructureTreeProvider();
@@ -18,7 +18,7 @@ export function activate(context: vscode.ExtensionContext): void {
     if (uri) void structure.show(uri);
   };
   const watcher = vscode.workspace.createFileSystemWatcher('**/*.{pth,pt,ckpt,tar,onnx,safetensors}');
-  const treeView = vscode.window.createTreeView<Node>('replens.structure', { treeDataProvider: structure, showCollapseAll: true });
+  const treeView = vscode.window.createTreeView<TreeRow>('replens.structure', { treeDataProvider: structure, showCollapseAll: true });
   const reports = new ReportPanels({
     extensionUri: context.extensionUri,
     store: new ReportStore(vscode.Uri.joinPath(context.globalStorageUri, 'reports').fsPath),

@@ -23,7 +23,7 @@ export interface ReportHost {
   rerun(input: string, deploy: string | undefined): void;
 }
 
-interface Entry {
+interface ReportTab {
   panel: vscode.WebviewPanel;
   /** The deploy file the report compares with, once known. */
   output?: string | null;
@@ -43,7 +43,7 @@ interface Entry {
  * page gets the panel's view again when it says 'ready'.
  */
 export class ReportPanels {
-  private readonly panels = new Map<string, Entry>();
+  private readonly panels = new Map<string, ReportTab>();
 
   constructor(private readonly host: ReportHost) {}
 
@@ -115,7 +115,7 @@ export class ReportPanels {
   }
 
   /** Shows `report`, stored under `storedAs`, in the panel of `entry`. */
-  private showIn(entry: Entry, report: ReportData, storedAs: string | null): void {
+  private showIn(entry: ReportTab, report: ReportData, storedAs: string | null): void {
     entry.report = report;
     entry.output = report.output;
     entry.storedAs = storedAs;
@@ -151,7 +151,7 @@ export class ReportPanels {
     panel.webview.options = webviewOptions;
     panel.webview.html = webviewHtml(this.host.extensionUri, 'report', `Report: ${path.basename(input)}`);
     panel.iconPath = vscode.Uri.joinPath(this.host.extensionUri, 'media', 'replens.svg');
-    const entry: Entry = { panel, ready: false };
+    const entry: ReportTab = { panel, ready: false };
     this.panels.set(input, entry);
     const sub = panel.webview.onDidReceiveMessage(async (raw: unknown) => {
       const message = parseWebviewMessage(raw);
@@ -180,7 +180,7 @@ export class ReportPanels {
   }
 
   /** Shows `view` in the panel now if its page is ready, else when it says so. */
-  private setView(entry: Entry, view: HostMessage): void {
+  private setView(entry: ReportTab, view: HostMessage): void {
     entry.view = view;
     if (entry.ready) void entry.panel.webview.postMessage(view);
   }

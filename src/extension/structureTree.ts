@@ -7,31 +7,31 @@ import type { Block, BranchRole, ModelStructure, Stage } from '../core/model/str
 import { log } from './log';
 import { blockRow, branchRow, modelRow, postBnRow, rolesShown, stageRow, type BranchState, type RowText } from './structureText';
 
-export type Node =
+export type TreeRow =
   | { kind: 'message'; text: string; error: boolean }
   | { kind: 'model'; uri: vscode.Uri; structure: ModelStructure }
-  | { kind: 'stage'; stage: Stage; parent: Node }
-  | { kind: 'block'; block: Block; parent: Node }
-  | { kind: 'branch'; block: Block; role: BranchRole | 'deploy'; index: number; parent: Node }
-  | { kind: 'postBn'; block: Block; parent: Node }
-  | { kind: 'other'; names: string[]; parent: Node };
+  | { kind: 'stage'; stage: Stage; parent: TreeRow }
+  | { kind: 'block'; block: Block; parent: TreeRow }
+  | { kind: 'branch'; block: Block; role: BranchRole | 'deploy'; index: number; parent: TreeRow }
+  | { kind: 'postBn'; block: Block; parent: TreeRow }
+  | { kind: 'other'; names: string[]; parent: TreeRow };
 
 /** The "RepLens Structure" view: model → stages → blocks → branches for one model file. */
-export class StructureTreeProvider implements vscode.TreeDataProvider<Node> {
+export class StructureTreeProvider implements vscode.TreeDataProvider<TreeRow> {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
   // Empty until a model is shown, so the view's welcome text explains what to do.
-  private root: Node[] = [];
+  private root: TreeRow[] = [];
   private shown: string | undefined;
   private loading = 0;
   /** The read of the file shown now, so a second show() of it waits for the same read. */
   private pending: Promise<void> = Promise.resolve();
   /** Children are made once per node, so that the same objects come back for reveal() and selection. */
-  private readonly children = new WeakMap<Node, Node[]>();
-  private blocks = new Map<string, Node>();
+  private readonly children = new WeakMap<TreeRow, TreeRow[]>();
+  private blocks = new Map<string, TreeRow>();
 
   /** The tree node of a block of the model shown now, to reveal it. */
-  blockNode(name: string): Node | undefined {
+  blockNode(name: string): TreeRow | undefined {
     return this.blocks.get(name);
   }
 
@@ -70,7 +70,7 @@ export class StructureTreeProvider implements vscode.TreeDataProvider<Node> {
     }
   }
 
-  private setRoot(nodes: Node[]): void {
+  private setRoot(nodes: TreeRow[]): void {
     this.root = nodes;
     this.blocks = new Map();
     for (const model of nodes) {
@@ -81,21 +81,21 @@ export class StructureTreeProvider implements vscode.TreeDataProvider<Node> {
     this.changed.fire();
   }
 
-  getParent(node: Node): Node | undefined {
+  getParent(node: TreeRow): TreeRow | undefined {
     return 'parent' in node ? node.parent : undefined;
   }
 
-  getChildren(node?: Node): Node[] {
+  getChildren(node?: TreeRow): TreeRow[] {
     if (!node) return this.root;
     let made = this.children.get(node);
     if (!made) this.children.set(node, (made = this.makeChildren(node)));
     return made;
   }
 
-  private makeChildren(node: Node): Node[] {
+  private makeChildren(node: TreeRow): TreeRow[] {
     switch (node.kind) {
       case 'model': {
-        const stages: Node[] = node.structure.stages.map((stage) => ({ kind: 'stage', stage, parent: node }));
+        const stages: TreeRow[] = node.structure.stages.map((stage) => ({ kind: 'stage', stage, parent: node }));
         if (node.structure.other.length) stages.push({ kind: 'other', names: node.structure.other, parent: node });
         if (node.structure.stages.length === 0) stages.unshift({ kind: 'message', text: 'No re-parameterizable blocks found', error: false });
         return stages;
@@ -103,11 +103,11 @@ export class StructureTreeProvider implements vscode.TreeDataProvider<Node> {
       case 'stage':
         return node.stage.blocks.map((block) => ({ kind: 'block', block, parent: node }));
       case 'block': {
-        const postBn: Node[] = node.block.postBn ? [{ kind: 'postBn', block: node.block, parent: node }] : [];
+        const postBn: TreeRow[] = node.block.postBn ? [{ kind: 'postBn', block: node.block, parent: node }] : [];
         if (node.block.form === 'deploy') return [{ kind: 'branch', block: node.block, role: 'deploy', index: 0, parent: node }, ...postBn];
         const branches = rolesShown(node.block).flatMap((role) => {
           const count = node.block.branches.filter((b) => b.role === role).length;
-          return Array.from({ length: Math.max(count, 1) }, (_, index): Node => ({ kind: 'branch', block: node.block, role, index, parent: node }));
+          return Array.from({ length: Math.max(count, 1) }, (_, index): TreeRow => ({ kind: 'branch', block: node.block, role, index, parent: node }));
         });
         return [...branches, ...postBn];
       }
@@ -116,7 +116,7 @@ export class StructureTreeProvider implements vscode.TreeDataProvider<Node> {
     }
   }
 
-  getTreeItem(node: Node): vscode.TreeItem {
+  getTreeItem(node: TreeRow): vscode.TreeItem {
     const None = vscode.TreeItemCollapsibleState.None;
     switch (node.kind) {
       case 'message': {

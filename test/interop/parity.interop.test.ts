@@ -14,7 +14,7 @@ import { Comparison, type Metrics } from '../../src/core/parity/compare';
 import { readNpy } from '../../src/core/parity/npy';
 import { compareModels } from '../../src/core/parity/parity';
 import { NormalRandom } from '../../src/core/parity/prng';
-import type { Feed } from '../../src/core/parity/protocol';
+import type { Feed } from '../../src/core/parity/workerMessages';
 import { bundle, type Bundle } from '../unit/parity/bundle';
 import { npyBytes } from '../unit/parity/npyWriter';
 

@@ -188,11 +188,11 @@ class SourceWindow {
 }
 
 /** Handles a length-delimited field whose payload [start, end) is walked rather than read whole. */
-type Special<T> = (m: T, start: number, end: number, depth: number) => Promise<void>;
+type WalkedField<T> = (m: T, start: number, end: number, depth: number) => Promise<void>;
 
 async function decodeFromSource<T extends { unknownFields?: Uint8Array[] }>(
   win: SourceWindow, start: number, end: number, depth: number, m: T,
-  specs: FieldSpecs<T>, specials: Readonly<Record<number, Special<T>>>,
+  specs: FieldSpecs<T>, specials: Readonly<Record<number, WalkedField<T>>>,
 ): Promise<T> {
   const file = win.src.name;
   if (depth > MAX_DEPTH) throw new ModelFormatError(file, `messages nested deeper than ${MAX_DEPTH} at byte ${start}`);
@@ -243,13 +243,13 @@ async function decodeFromSource<T extends { unknownFields?: Uint8Array[] }>(
 /** Like decodeOnnxModel, but initializer raw_data is recorded as ranges of `src` instead of being read. */
 function decodeModelFromSource(src: ByteSource): Promise<OnnxModel> {
   const win = new SourceWindow(src);
-  const tensorSpecials: Record<number, Special<OnnxTensor>> = {
+  const tensorSpecials: Record<number, WalkedField<OnnxTensor>> = {
     9: async (t, start, end) => { t.rawData = { source: src, offset: start, length: end - start }; },
   };
-  const graphSpecials: Record<number, Special<OnnxGraph>> = {
+  const graphSpecials: Record<number, WalkedField<OnnxGraph>> = {
     5: async (g, start, end, depth) => { g.initializer.push(await decodeFromSource(win, start, end, depth, newTensor(), tensorFields, tensorSpecials)); },
   };
-  const modelSpecials: Record<number, Special<OnnxModel>> = {
+  const modelSpecials: Record<number, WalkedField<OnnxModel>> = {
     7: async (m, start, end, depth) => { m.graph = await decodeFromSource(win, start, end, depth, newGraph(), graphFields, graphSpecials); },
   };
   return decodeFromSource(win, 0, src.size, 0, newModel(), modelFields, modelSpecials);

@@ -12,7 +12,7 @@ const DTYPES: Readonly<Record<string, DType>> = {
   I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
 };
 
-interface Entry {
+interface HeaderEntry {
   name: string;
   dtype: DType;
   shape: number[];
@@ -28,7 +28,7 @@ function isIndex(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-function parseEntry(file: string, name: string, v: unknown): Entry {
+function parseEntry(file: string, name: string, v: unknown): HeaderEntry {
   const bad = (what: string): never => {
     throw new ModelFormatError(file, `tensor '${name}': ${what}`);
   };
@@ -73,7 +73,7 @@ export async function readSafetensors(src: ByteSource): Promise<ModelFile> {
   if (!isRecord(header)) throw new ModelFormatError(file, 'header is not a JSON object');
 
   let metadata: Record<string, unknown> = {};
-  const entries: Entry[] = [];
+  const entries: HeaderEntry[] = [];
   for (const [name, value] of Object.entries(header)) {
     if (name === '__metadata__') {
       if (!isRecord(value) || !Object.values(value).every((x) => typeof x === 'string')) {

@@ -2,7 +2,7 @@ import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { ParityError } from './errors';
-import type { InferReply, ParityReply, ProgressMessage, WorkerMessage, WorkerRequest } from './protocol';
+import type { InferReply, ParityReply, ProgressMessage, WorkerMessage, WorkerRequest } from './workerMessages';
 
 export interface ChildOptions {
   /**

@@ -16,7 +16,7 @@ import { ParityError } from './errors';
 import { adoptGeometry } from './geometry';
 import { readNpy } from './npy';
 import { NormalRandom } from './prng';
-import type { Feed, ModelSource, ProgressMessage, SessionSpec, WorkerPhase } from './protocol';
+import type { Feed, ModelSource, ProgressMessage, SessionSpec, WorkerPhase } from './workerMessages';
 import { blocksPart, onnxPart, shapeChannelsMessage, type CheckedPart } from './scope';
 import { failAdvice } from './advice';
 import { controlError, defaultTolerance, measuredTolerance, roundingControl, UNIT_ROUNDOFF, type ToleranceChoice } from './tolerance';
@@ -115,7 +115,7 @@ export interface ParityResult {
 }
 
 /** One side of a comparison: a graph ready to run, and what it exposes. */
-interface Side {
+interface ComparedModel {
   label: string;
   /** Which of a training checkpoint's weights this side was built from. */
   weights?: WeightsChoice;
@@ -170,7 +170,7 @@ function validate(options: ParityOptions): void {
  * written to `folder` as NAME.onnx. `reference` lends its geometry to blocks this file leaves
  * unknown (see adoptGeometry).
  */
-async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptions, folder: WorkFolder, name: string, reference?: ModelStructure): Promise<Side> {
+async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptions, folder: WorkFolder, name: string, reference?: ModelStructure): Promise<ComparedModel> {
   const structure = buildStructure(model, options);
   const adopted = reference ? adoptGeometry(structure, reference, model.path) : [];
   const built = await folder.build(name, (store) =>
@@ -227,7 +227,7 @@ async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptio
  * known; in any other graph each block found in it is compared at the sum of its branches, a
  * tensor that fusion keeps by name (see onnxBlockOutputs).
  */
-function onnxSide(model: ModelFile, structure?: ModelStructure): Side {
+function onnxSide(model: ModelFile, structure?: ModelStructure): ComparedModel {
   const graph = model.onnx!.graph!;
   const initializers = new Set(graph.initializer.map((t) => t.name));
   const topology = model.onnx!.metadataProps.find((p) => p.key === 'replens.topology')?.value;
@@ -253,12 +253,12 @@ function onnxSide(model: ModelFile, structure?: ModelStructure): Side {
   };
 }
 
-function blocksInGraph(model: ModelFile, structure: ModelStructure): Side['blocks'] {
+function blocksInGraph(model: ModelFile, structure: ModelStructure): ComparedModel['blocks'] {
   const displayName = blockNamer(model);
   return onnxBlockOutputs(structure).map((b) => ({ name: displayName(b.block), tensor: b.original }));
 }
 
-async function sideOf(file: string, options: ParityOptions, folder: WorkFolder, name: string, reference?: ModelStructure): Promise<Side> {
+async function sideOf(file: string, options: ParityOptions, folder: WorkFolder, name: string, reference?: ModelStructure): Promise<ComparedModel> {
   // The slot names the reference's weights; a deploy file RepLens wrote is a plain state dict.
   const model = await openModelFile(file, { weights: reference ? undefined : options.weights });
   try {
@@ -270,13 +270,13 @@ async function sideOf(file: string, options: ParityOptions, folder: WorkFolder, 
 }
 
 /** Input names of the candidate for each reference input. */
-function matchInputs(ref: Side, cand: Side): Record<string, string> {
+function matchInputs(ref: ComparedModel, cand: ComparedModel): Record<string, string> {
   const candNames = new Set(cand.inputs.map((i) => i.name));
   if (ref.inputs.length === cand.inputs.length && ref.inputs.every((i) => candNames.has(i.name))) {
     return Object.fromEntries(ref.inputs.map((i) => [i.name, i.name]));
   }
   if (ref.inputs.length === 1 && cand.inputs.length === 1) return { [ref.inputs[0].name]: cand.inputs[0].name };
-  const list = (s: Side) => s.inputs.map((i) => i.name).join(', ');
+  const list = (s: ComparedModel) => s.inputs.map((i) => i.name).join(', ');
   throw new ParityError(cand.file, `its inputs (${list(cand)}) do not match those of ${ref.file} (${list(ref)})`, 'mismatch');
 }
 
@@ -284,7 +284,7 @@ function matchInputs(ref: Side, cand: Side): Record<string, string> {
  * Concrete input shapes. Fixed dimensions of either model win; symbolic ones come from
  * options.shape, else batch 1 and 224×224 (32×32 for blockwise graphs, whose blocks run alone).
  */
-function resolveShapes(ref: Side, cand: Side, inputMap: Record<string, string>, options: ParityOptions): Map<string, number[]> {
+function resolveShapes(ref: ComparedModel, cand: ComparedModel, inputMap: Record<string, string>, options: ParityOptions): Map<string, number[]> {
   const size = ref.topology === 'blockwise' ? DEFAULTS.blockwiseSize : DEFAULTS.size;
   const wanted = options.shape;
   // A graph RepLens built starts at a block, whose input is rarely the image: say so, and what to pass.
@@ -324,7 +324,7 @@ function resolveShapes(ref: Side, cand: Side, inputMap: Record<string, string>, 
   return shapes;
 }
 
-async function samplesFor(ref: Side, shapes: Map<string, number[]>, options: ParityOptions): Promise<Feed[][]> {
+async function samplesFor(ref: ComparedModel, shapes: Map<string, number[]>, options: ParityOptions): Promise<Feed[][]> {
   if (options.inputFile !== undefined) {
     check(ref.inputs.length === 1, options.inputFile, `an input file fits a model with one input; this graph has ${ref.inputs.length} (${ref.topology})`);
     const { shape, data } = await readNpy(options.inputFile);
@@ -348,7 +348,7 @@ async function samplesFor(ref: Side, shapes: Map<string, number[]>, options: Par
 
 type Pair = { name: string; kind: 'output' | 'block'; reference: string; candidate: string };
 
-function pairsFor(ref: Side, cand: Side, notes: string[]): Pair[] {
+function pairsFor(ref: ComparedModel, cand: ComparedModel, notes: string[]): Pair[] {
   const candOutputs = new Set(cand.graph.output.map((o) => o.name));
   const pairs: Pair[] = [];
   for (const o of ref.outputs) {
@@ -365,7 +365,7 @@ function pairsFor(ref: Side, cand: Side, notes: string[]): Pair[] {
 }
 
 /** Each reference block with its counterpart in the candidate, where both hold the same point of the block. */
-function blockPairs(ref: Side, cand: Side, notes: string[]): Pair[] {
+function blockPairs(ref: ComparedModel, cand: ComparedModel, notes: string[]): Pair[] {
   if (ref.blocks.length === 0) return [];
   if (cand.blockPoint !== ref.blockPoint) {
     const [after, sum] = ref.blockPoint === 'after activation' ? [ref, cand] : [cand, ref];
@@ -386,7 +386,7 @@ function blockPairs(ref: Side, cand: Side, notes: string[]): Pair[] {
   return pairs;
 }
 
-function formStats(side: Side, shapes: Map<string, number[]>, latencyMs: number | null, notes: string[]): FormStats {
+function formStats(side: ComparedModel, shapes: Map<string, number[]>, latencyMs: number | null, notes: string[]): FormStats {
   const stats = graphStats(side.graph, shapes);
   if (stats.macsNote) notes.push(`${side.label}: ${stats.macsNote}`);
   return { file: side.file, source: side.source, latencyMs, params: stats.params, macs: stats.macs, nodes: stats.nodes };
@@ -396,7 +396,7 @@ function formStats(side: Side, shapes: Map<string, number[]>, latencyMs: number 
  * The tensors of `wanted` that `side` computes but does not output, as a serialized ModelProto
  * that holds only those graph outputs (see SessionSpec.addedOutputs); undefined when there are none.
  */
-async function addedOutputs(side: Side, wanted: readonly string[]): Promise<Uint8Array | undefined> {
+async function addedOutputs(side: ComparedModel, wanted: readonly string[]): Promise<Uint8Array | undefined> {
   const outputs = new Set(side.graph.output.map((o) => o.name));
   const added = [...new Set(wanted)].filter((t) => !outputs.has(t));
   if (added.length === 0) return undefined;
@@ -413,7 +413,7 @@ function lowestPrecision(dtypes: ReadonlySet<DType | undefined>): DType | undefi
  * The tolerance for this comparison (see tolerance.ts): as given, the float32 defaults, or for 16-bit
  * deploy weights 4× what one rounding of the train form's block weights does to its outputs.
  */
-async function toleranceOf(ref: Side, cand: Side, samples: Feed[][], inputMap: Record<string, string>, pairs: Pair[], childOptions: ChildOptions, options: ParityOptions, folder: WorkFolder): Promise<ToleranceChoice> {
+async function toleranceOf(ref: ComparedModel, cand: ComparedModel, samples: Feed[][], inputMap: Record<string, string>, pairs: Pair[], childOptions: ChildOptions, options: ParityOptions, folder: WorkFolder): Promise<ToleranceChoice> {
   const base = { atol: options.atol ?? DEFAULTS.atol, rtol: options.rtol ?? DEFAULTS.rtol };
   const given = options.atol !== undefined || options.rtol !== undefined;
   const dtype = cand.weightDType;
@@ -424,7 +424,7 @@ async function toleranceOf(ref: Side, cand: Side, samples: Feed[][], inputMap: R
   const written = await folder.build('control', async (store) => ({
     model: { ...proto, graph: await roundingControl(ref.graph, tensors, u, options.seed ?? DEFAULTS.seed, (t) => folder.read(t), store) },
   }));
-  const control: Side = { ...ref, label: `${ref.file} (rounding control)`, graph: written.model.graph!, model: { path: written.path } };
+  const control: ComparedModel = { ...ref, label: `${ref.file} (rounding control)`, graph: written.model.graph!, model: { path: written.path } };
   const outputs = pairs.map((p) => p.reference);
   const reply = await runInChild(
     {
@@ -449,12 +449,12 @@ function workerMessage(m: ProgressMessage, names: Record<'reference' | 'candidat
   return m.phase === 'load' ? `loading ${which}` : `${which}: ${m.done} of ${m.total} inputs run`;
 }
 
-async function sessionSpec(side: Side, tensors: string[]): Promise<SessionSpec> {
+async function sessionSpec(side: ComparedModel, tensors: string[]): Promise<SessionSpec> {
   const added = await addedOutputs(side, tensors);
   return { label: side.label, source: side.model, ...(added ? { addedOutputs: added } : {}) };
 }
 
-async function run(ref: Side, cand: Side, options: ParityOptions, folder: WorkFolder): Promise<ParityResult> {
+async function compareOnInputs(ref: ComparedModel, cand: ComparedModel, options: ParityOptions, folder: WorkFolder): Promise<ParityResult> {
   const notes = [...ref.notes, ...cand.notes.filter((n) => !ref.notes.includes(n))];
   const inputMap = matchInputs(ref, cand);
   const shapes = resolveShapes(ref, cand, inputMap, options);
@@ -529,8 +529,8 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
   const model = await openModelFile(file, { weights: options.weights });
   const folder = await WorkFolder.create();
   try {
-    let ref: Side;
-    let cand: Side;
+    let ref: ComparedModel;
+    let cand: ComparedModel;
     try {
       const structure = buildStructure(model, options);
       const blocks = allBlocks(structure);
@@ -560,7 +560,7 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
     } finally {
       await model.close();
     }
-    return { ...(await run(ref, cand, options, folder)), weights: model.weights };
+    return { ...(await compareOnInputs(ref, cand, options, folder)), weights: model.weights };
   } finally {
     await folder.remove();
   }
@@ -577,7 +577,7 @@ export async function compareModels(a: string, b: string, options: ParityOptions
   try {
     const ref = await sideOf(a, options, folder, 'a');
     const cand = await sideOf(b, options, folder, 'b', ref.structure);
-    return { ...(await run(ref, cand, options, folder)), weights: ref.weights };
+    return { ...(await compareOnInputs(ref, cand, options, folder)), weights: ref.weights };
   } finally {
     await folder.remove();
   }

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import { Comparison } from './compare';
-import type { Feed, InferRequest, ParityReply, ParityRequest, SessionSpec, WorkerMessage, WorkerRequest } from './protocol';
+import type { Feed, InferRequest, ParityReply, ParityRequest, SessionSpec, WorkerMessage, WorkerRequest } from './workerMessages';
 import { loadOnnxRuntime } from './runtime';
 import { messageOf } from '../formats/errors';
 

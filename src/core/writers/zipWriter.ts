@@ -1,7 +1,7 @@
 import { crc32 } from 'node:zlib';
 import type { ByteSink } from './atomicFile';
 
-interface Entry {
+interface ZipRecord {
   name: Uint8Array;
   crc: number;
   size: number;
@@ -21,7 +21,7 @@ function u64(v: DataView, at: number, x: number) { v.setBigUint64(at, BigInt(x),
  * its checkpoints out: data aligned to 64 bytes, ZIP64 fields where sizes or offsets need them.
  */
 export class ZipWriter {
-  private readonly entries: Entry[] = [];
+  private readonly entries: ZipRecord[] = [];
 
   constructor(private readonly sink: ByteSink) {}
 

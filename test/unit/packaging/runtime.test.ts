@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runInChild } from '../../../src/core/parity/child';
 import { ParityError } from '../../../src/core/parity/errors';
-import type { InferRequest } from '../../../src/core/parity/protocol';
+import type { InferRequest } from '../../../src/core/parity/workerMessages';
 import { ORT_PLATFORMS, runtimeUnavailableMessage } from '../../../src/core/parity/runtime';
 
 /**

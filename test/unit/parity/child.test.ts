@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runInChild } from '../../../src/core/parity/child';
 import { ParityError } from '../../../src/core/parity/errors';
-import type { InferRequest } from '../../../src/core/parity/protocol';
+import type { InferRequest } from '../../../src/core/parity/workerMessages';
 
 /** Stand-ins for the worker, each misbehaving in one way the real one could. */
 const WORKERS: Record<string, string> = {
