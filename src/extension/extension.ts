@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import { ReportStore } from '../core/report/reportStore';
+import { MODEL_SUFFIXES } from '../core/formats/modelFileNames';
 import { parseSavedReportRef } from '../shared/protocol';
 import { checkParityCommand, openReportCommand, showReport } from './commands/checkParity';
 import { convertToDeploy } from './commands/convertToDeploy';
@@ -17,7 +18,7 @@ export function activate(context: vscode.ExtensionContext): void {
     const uri = activeModelUri();
     if (uri) void structure.show(uri);
   };
-  const watcher = vscode.workspace.createFileSystemWatcher('**/*.{pth,pt,ckpt,tar,onnx,safetensors}');
+  const watcher = vscode.workspace.createFileSystemWatcher(`**/*{${MODEL_SUFFIXES.join(',')}}`);
   const treeView = vscode.window.createTreeView<TreeRow>('replens.structure', { treeDataProvider: structure, showCollapseAll: true });
   const reports = new ReportPanels({
     extensionUri: context.extensionUri,

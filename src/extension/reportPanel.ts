@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { messageOf, userMessage } from '../core/formats/errors';
+import { splitModelName } from '../core/formats/modelFileNames';
 import { reportMarkdown } from '../core/report/markdown';
 import { filesUnchanged } from '../core/formats/fileStamp';
 import type { ReportData } from '../core/report/reportData';
@@ -189,7 +190,7 @@ export class ReportPanels {
 async function exportReport(report: ReportData, format: 'json' | 'markdown', input: string): Promise<void> {
   const ext = format === 'json' ? 'json' : 'md';
   const target = await vscode.window.showSaveDialog({
-    defaultUri: vscode.Uri.file(input.replace(/(\.pth\.tar|\.[^./]+)$/, `.replens-report.${ext}`)),
+    defaultUri: vscode.Uri.file(path.join(path.dirname(input), `${splitModelName(input).stem}.replens-report.${ext}`)),
     filters: format === 'json' ? { JSON: ['json'] } : { Markdown: ['md'] },
   });
   if (!target) return;

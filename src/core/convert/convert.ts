@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { BufferPool } from '../formats/bufferPool';
+import { splitModelName } from '../formats/modelFileNames';
 import { stampOf, unchangedSince, type FileStamp } from '../formats/fileStamp';
 import { ModelFormatError } from '../formats/errors';
 import type { ModelFile, WeightsChoice } from '../formats/modelFile';
@@ -69,8 +70,6 @@ export interface ConvertResult {
 /** Keys RepLens adds to ModelFile.metadata; the rest are the checkpoint's own entries. */
 const READER_KEYS = new Set(['stateDictKey', 'pickleGlobals', 'nonTensorEntries', 'content', 'prefix']);
 
-const MODEL_SUFFIXES = ['.pth.tar', '.pth', '.pt', '.ckpt', '.safetensors', '.onnx', '.bin'];
-
 /** The output format when none is asked for: safetensors and ONNX stay as they are, everything else becomes a PyTorch checkpoint. */
 export function sameFormatAs(inputFormat: string): OutputFormat {
   return inputFormat === 'safetensors' || inputFormat === 'onnx' ? inputFormat : 'pth';
@@ -83,9 +82,7 @@ export const DEFAULT_OUTPUT_NAME = '{stem}.deploy{ext}';
  * (default `<stem>.deploy<ext>`); the extension follows the output format.
  */
 export function defaultOutputPath(input: string, format: OutputFormat, template = DEFAULT_OUTPUT_NAME): string {
-  const base = path.basename(input);
-  const suffix = MODEL_SUFFIXES.find((s) => base.toLowerCase().endsWith(s)) ?? path.extname(base);
-  const stem = base.slice(0, base.length - suffix.length);
+  const { stem, suffix } = splitModelName(input);
   const ext = format === 'safetensors' ? '.safetensors' : format === 'onnx' ? '.onnx' : suffix === '.safetensors' || suffix === '.onnx' ? '.pth' : suffix;
   const name = template.replaceAll('{stem}', stem).replaceAll('{ext}', ext);
   if (name === '' || name.includes('/') || name.includes('\\')) throw new Error(`output name template '${template}' must give a file name`);
