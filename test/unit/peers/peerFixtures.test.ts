@@ -19,7 +19,7 @@ import { PEERS, peerManifests, type PeerBlock } from './peerManifest';
  * must find the blocks the peer's model has, fuse them to what the peer computed, write exactly
  * the keys and shapes the peer's deploy model has (what load_state_dict(strict=True) checks), at the
  * fixtures' size and, from names and shapes alone, at full size. The peers' ONNX exports are
- * checked in test/unit/onnx/onnxPeerExports.test.ts.
+ * checked in test/unit/fuse/onnxPeerExports.test.ts.
  */
 
 

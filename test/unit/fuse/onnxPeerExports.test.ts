@@ -9,7 +9,7 @@ import { fuseOnnxModel } from '../../../src/core/fuse/onnxFusion';
 import { buildStructure } from '../../../src/core/model/buildStructure';
 import { allBlocks } from '../../../src/core/model/structure';
 import { PEERS, peerManifests } from '../peers/peerManifest';
-import { onnxChecker, relativeError, runModel } from './onnxTestKit';
+import { onnxChecker, relativeError, runModel } from '../model/onnxTestKit';
 
 /*
  * Every ONNX export among the peer fixtures (test/fixtures/peers/<peer>/manifest.json: the peer's

@@ -12,7 +12,7 @@ import { fuseBlock, FusionError } from '../../../src/core/fuse/fuseBlock';
 import { fuseOnnxModel, onnxBlockOutputs } from '../../../src/core/fuse/onnxFusion';
 import { buildStructure } from '../../../src/core/model/buildStructure';
 import { allBlocks, type Block, type ModelStructure } from '../../../src/core/model/structure';
-import { fixture, GraphBuilder, onnxChecker, opCount, randomInput, relativeError, runModel, syntheticModel, valueInfo } from './onnxTestKit';
+import { fixture, GraphBuilder, onnxChecker, opCount, randomInput, relativeError, runModel, syntheticModel, valueInfo } from '../model/onnxTestKit';
 
 const scratch = mkdtempSync(path.join(tmpdir(), 'replens-onnx-fusion-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_BLOCK_NAME_LENGTH, packReport, parseSavedReportRef, parseWebviewMessage, unpackReport } from '../../../src/shared/protocol';
-import { smallSample } from './sampleReport';
+import { smallSample } from '../webview/sampleReport';
 
 describe('messages from the report webview', () => {
   it('accepts the known shapes and copies only their fields', () => {
