@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { inspectFile } from '../../../src/core/inspect';
 import { afterAll, describe, expect, it } from 'vitest';
 import { convertFile } from '../../../src/core/convert/convert';
 import { encodeOnnxModel } from '../../../src/core/formats/onnx';
@@ -49,14 +50,7 @@ async function write(model: OnnxModel): Promise<string> {
   return file;
 }
 
-async function structureOf(file: string): Promise<ModelStructure> {
-  const m = await openModelFile(file);
-  try {
-    return buildStructure(m);
-  } finally {
-    await m.close();
-  }
-}
+const structureOf = async (file: string): Promise<ModelStructure> => (await inspectFile(file)).structure;
 
 const ops = (model: OnnxModel) => model.graph!.node.map((n) => n.opType!);
 const count = (model: OnnxModel, op: string) => ops(model).filter((o) => o === op).length;

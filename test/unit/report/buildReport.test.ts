@@ -1,6 +1,7 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { inspectFile } from '../../../src/core/inspect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertFile } from '../../../src/core/convert/convert';
 import { openModelFile } from '../../../src/core/formats/openModelFile';
@@ -28,14 +29,7 @@ afterAll(async () => {
 
 const TINY_BLOCKS = ['stage0', 'stage1.0', 'stage2.0', 'stage2.1', 'stage3.0', 'stage3.1', 'stage4.0'];
 
-async function structureOf(file: string): Promise<ModelStructure> {
-  const model = await openModelFile(file);
-  try {
-    return buildStructure(model);
-  } finally {
-    await model.close();
-  }
-}
+const structureOf = async (file: string): Promise<ModelStructure> => (await inspectFile(file)).structure;
 
 /** Per-output-channel max |w| of each block's deploy weight in a deploy checkpoint fused by PyTorch (the fixture generator). */
 async function torchChannelMaxAbs(): Promise<Map<string, number[]>> {
