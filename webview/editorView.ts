@@ -1,5 +1,5 @@
 import type { FileOverview, StructureSummary, WebviewMessage } from '../src/shared/protocol';
-import { formatBytes } from '../src/core/text';
+import { formatBytes } from '../src/shared/format';
 import { fileName, h } from './dom';
 import { badge, button, dropdown } from './toolkit';
 

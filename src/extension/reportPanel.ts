@@ -4,7 +4,7 @@ import { messageOf, userMessage } from '../core/formats/errors';
 import { splitModelName } from '../core/formats/modelFileNames';
 import { reportMarkdown } from '../core/report/markdown';
 import { filesUnchanged } from '../core/formats/fileStamp';
-import type { ReportData } from '../core/report/reportData';
+import type { ReportData } from '../shared/reportData';
 import type { ReportStore } from '../core/report/reportStore';
 import { writeBytesAtomically } from '../core/writers/atomicFile';
 import { packReport, parseWebviewMessage, type HostMessage, type ReportRef } from '../shared/protocol';

@@ -3,7 +3,7 @@
  * Both sides import this file; nothing else crosses the boundary.
  */
 // Type-only: the report's shape is defined once, beside the code that builds it; nothing is bundled from core.
-import type { ReportData } from '../core/report/reportData';
+import type { ReportData } from './reportData';
 
 /** What the model editor shows about the file it has open. */
 export interface FileOverview {

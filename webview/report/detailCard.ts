@@ -1,5 +1,5 @@
 /** The card describing the selected block: its shape, branches, costs, fused kernel and errors. */
-import type { BlockReport } from '../../src/core/report/reportData';
+import type { BlockReport } from '../../src/shared/reportData';
 import { ERROR_LEVELS, type ErrorLevel } from '../reportModel/errorScale';
 import { formatChange, formatCosine, formatCount, formatError, formatStride, formatTimes } from '../reportModel/format';
 import { OUTLIER_THRESHOLD, sparkline } from '../reportModel/quantization';

@@ -9,7 +9,7 @@
  * at most once per animation frame — not the viewBox, because Chrome lays SVG text out again
  * whenever the viewBox scale changes, which made every wheel step re-measure every label on screen.
  */
-import type { GraphView } from '../../src/core/report/reportData';
+import type { GraphView } from '../../src/shared/reportData';
 import { graphNodeCount } from '../reportModel/costs';
 import { blocksInVisualOrder, indexGraphBlocks, stepBlock, type GraphBlockIndex, type Rect } from '../reportModel/blockIndex';
 import { chunkGraph, chunksInView, nodeAt, type Chunks } from '../reportModel/chunks';

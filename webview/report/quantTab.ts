@@ -1,5 +1,5 @@
 /** The Quantization tab: how evenly each fused kernel's output channels are scaled, worst first. */
-import type { ReportData } from '../../src/core/report/reportData';
+import type { ReportData } from '../../src/shared/reportData';
 import { formatCount, formatError, formatTimes } from '../reportModel/format';
 import { OUTLIER_THRESHOLD, quantRows, type QuantRow } from '../reportModel/quantization';
 import { SlicedJob } from '../reportModel/slicedJob';

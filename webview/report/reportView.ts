@@ -3,7 +3,7 @@
  * Quantization tabs. Selection is shared: a block picked in either graph, in a table or
  * by the host is highlighted in both graphs and described in the detail card.
  */
-import type { ReportData } from '../../src/core/report/reportData';
+import type { ReportData } from '../../src/shared/reportData';
 import { unpackReport, type HostMessage, type ReportRef, type SavedReportState, type WebviewMessage } from '../../src/shared/protocol';
 import { errorLevel, type ErrorLevel } from '../reportModel/errorScale';
 import { formatError } from '../reportModel/format';

@@ -1,6 +1,6 @@
 /** The Summary tab: how to load the deploy file RepLens wrote, costs before/after, per-output parity, the error histogram and the sortable per-block table. */
-import type { LoadNote } from '../../src/core/convert/loadNote';
-import type { BlockReport, ReportData } from '../../src/core/report/reportData';
+import type { LoadNote } from '../../src/shared/reportData';
+import type { BlockReport, ReportData } from '../../src/shared/reportData';
 import { nextSort, sortBlocks, type BlockSort, type BlockSortKey } from '../reportModel/blockSort';
 import { costCards } from '../reportModel/costs';
 import type { ErrorLevel } from '../reportModel/errorScale';

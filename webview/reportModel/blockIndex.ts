@@ -2,7 +2,7 @@
  * Which nodes of a graph belong to which block. The block name is the only key shared
  * by the train-form and deploy-form graphs, so it is what maps one onto the other.
  */
-import type { GraphView } from '../../src/core/report/reportData';
+import type { GraphView } from '../../src/shared/reportData';
 
 export interface Rect {
   x: number;

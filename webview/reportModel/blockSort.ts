@@ -1,5 +1,5 @@
 /** Sorting of the per-block parity table. */
-import type { BlockReport } from '../../src/core/report/reportData';
+import type { BlockReport } from '../../src/shared/reportData';
 
 export type BlockSortKey = 'name' | 'maxAbs' | 'maxRel' | 'cosine' | 'params';
 export type SortDirection = 'asc' | 'desc';

@@ -3,7 +3,7 @@
  * bands outside its view undisplayed. The browser lays out and paints only displayed
  * SVG, so a 5,000-node graph costs about as much as the few hundred nodes on screen.
  */
-import type { GraphView } from '../../src/core/report/reportData';
+import type { GraphView } from '../../src/shared/reportData';
 import type { Rect } from './blockIndex';
 import type { VisibleGraph } from './collapse';
 

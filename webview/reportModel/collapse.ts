@@ -6,7 +6,7 @@
  * The box keeps the stage's size, which leaves the rest of the drawing where it was: the
  * other pane and any saved pan/zoom still line up.
  */
-import type { GraphGroupView, GraphView } from '../../src/core/report/reportData';
+import type { GraphGroupView, GraphView } from '../../src/shared/reportData';
 import type { Rect } from './blockIndex';
 
 export interface Point {

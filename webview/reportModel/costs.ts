@@ -1,5 +1,5 @@
 /** The cost cards of the summary: each quantity in train form, deploy form, and the change. */
-import type { ReportData } from '../../src/core/report/reportData';
+import type { ReportData } from '../../src/shared/reportData';
 import { formatCompact } from '../../src/shared/format';
 import { DASH, formatChange, formatCount, formatFileSize, formatMs, formatTimes, ratioOf } from './format';
 

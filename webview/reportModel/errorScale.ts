@@ -5,7 +5,7 @@
  * conversion is green; yellow and orange say a block uses a good part of the tolerance. The
  * block's own pass/fail verdict (which also weighs atol) decides 'fail'.
  */
-import type { BlockParity } from '../../src/core/report/reportData';
+import type { BlockParity } from '../../src/shared/reportData';
 
 export type ErrorLevel = 'easy' | 'pass' | 'near' | 'fail' | 'none';
 

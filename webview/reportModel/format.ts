@@ -2,7 +2,7 @@
  * Number formatting for the report view. Plain strings, no markup, so the same text
  * can go into table cells, SVG labels and aria-labels.
  */
-import { formatBytes } from '../../src/core/text';
+import { formatBytes } from '../../src/shared/format';
 
 export const DASH = '–';
 

@@ -3,7 +3,7 @@
  * thousands of elements one by one. The edges of a chunk share one <path> (and their
  * arrowheads another), so the element count grows with nodes only.
  */
-import type { GraphView } from '../../src/core/report/reportData';
+import type { GraphView } from '../../src/shared/reportData';
 import type { Rect } from './blockIndex';
 import type { Chunks } from './chunks';
 import type { Point, StageMembers, VisibleGraph } from './collapse';

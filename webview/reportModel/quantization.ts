@@ -4,7 +4,7 @@
  * channels can end up far larger than the rest; one INT8 scale for the whole tensor then
  * wastes most of its 256 levels on those few, which is where deploy-form accuracy is lost.
  */
-import type { BlockReport } from '../../src/core/report/reportData';
+import type { BlockReport } from '../../src/shared/reportData';
 
 /** max/median of the per-channel max|w| above which per-tensor INT8 is expected to hurt. */
 export const OUTLIER_THRESHOLD = 8;

@@ -1,11 +1,11 @@
 import { basename } from 'node:path';
 import { convertFile, type OutputFormat } from '../../core/convert/convert';
-import type { LoadNote } from '../../core/convert/loadNote';
+import type { LoadNote } from '../../shared/reportData';
 import { probeFile } from '../../core/formats/probe';
 import type { DType } from '../../core/formats/tensor';
 import { writeDeployOnnx } from '../../core/graph/writeOnnx';
 import { compareModels } from '../../core/parity/parity';
-import { formatBytes, weightsText } from '../../core/text';
+import { formatBytes, weightsText } from '../../shared/format';
 import { oneFile, parseArgs, qarepvggFrom, UsageError } from '../args';
 import { PARITY_VALUED, parityOptionsFrom, parityText, progressLine } from './parity';
 

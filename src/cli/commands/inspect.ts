@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { inspectFile } from '../../core/inspect';
 import { structureJson, structureText } from '../../core/model/describe';
-import { weightsText } from '../../core/text';
+import { weightsText } from '../../shared/format';
 import { oneFile, parseArgs, qarepvggFrom } from '../args';
 
 export const inspectHelp = `inspect FILE [--weights KEY] [--qarepvgg v1|v2] [--json]

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { checkParity, compareModels, type BlockResult, type OutputResult, type ParityOptions, type ParityResult } from '../../core/parity/parity';
-import { weightsText } from '../../core/text';
+import { weightsText } from '../../shared/format';
 import { oneFile, parseArgs, qarepvggFrom, UsageError, type ParsedArgs } from '../args';
 
 export const parityHelp = `parity FILE [--deploy OTHER] [--inputs N] [--shape 1,3,224,224] [--seed S]

@@ -1,5 +1,5 @@
 import { openModelFile } from '../../core/formats/openModelFile';
-import { formatBytes } from '../../core/text';
+import { formatBytes } from '../../shared/format';
 import { oneFile, parseArgs } from '../args';
 
 export const tensorsHelp = 'tensors FILE [--json]   List every tensor: name, dtype, shape, bytes';

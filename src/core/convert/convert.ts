@@ -1,7 +1,8 @@
 import * as path from 'node:path';
 import { BufferPool } from '../formats/bufferPool';
 import { splitModelName } from '../formats/modelFileNames';
-import { stampOf, unchangedSince, type FileStamp } from '../formats/fileStamp';
+import { stampOf, unchangedSince } from '../formats/fileStamp';
+import type { FileStamp } from '../../shared/reportData';
 import { ModelFormatError } from '../formats/errors';
 import type { ModelFile, WeightsChoice } from '../formats/modelFile';
 import { openModelFile } from '../formats/openModelFile';
@@ -18,7 +19,8 @@ import { pickleModuleCheckpoint, writeTorchCheckpoint, type ModuleCheckpoint } f
 import { timed, verifyEncodedFile, verifyTensorFile } from '../writers/verifyOutput';
 import { deployModule, NoModuleFormError } from './deployModule';
 import { planDeploy, type DeployPlan, type PlanOptions } from './deployPlan';
-import { loadNote, type LoadNote } from './loadNote';
+import { loadNote } from './loadNote';
+import type { LoadNote } from '../../shared/reportData';
 
 /** ONNX models are rewritten as ONNX graphs; checkpoints become PyTorch or safetensors files. */
 export type OutputFormat = 'pth' | 'safetensors' | 'onnx';

@@ -1,27 +1,16 @@
 import * as path from 'node:path';
 import type { ModuleInfo } from '../formats/modelFile';
+import type { LoadNote } from '../../shared/reportData';
 import { familyById, type FamilyId } from '../model/families';
 
 /**
- * What a written deploy file is and the Python lines that load it, for the family its blocks
- * belong to. Each family's lines follow its own source (the peers RepLens is tested against):
+ * What a written deploy file is and the Python lines that load it (a LoadNote), for the family its
+ * blocks belong to. Each family's lines follow its own source (the peers RepLens is tested against):
  * a deploy checkpoint is a flat state dict, and every family's own loader either builds the deploy
  * model (RepVGG `deploy=True`, MobileOne `inference_mode=True`, mmpretrain `backbone.deploy`) or
  * builds the train model and re-parameterizes it before loading (timm `reparameterize_model`,
  * YOLOv6 `switch_to_deploy`, YOLOv7 `fuse_repvgg_block`). The CLI prints it; the extension shows it.
  */
-export interface LoadNote {
-  /** The family the lines are for; 'mixed' when the blocks belong to several, 'onnx' for an ONNX output. */
-  family: FamilyId | 'mixed' | 'onnx';
-  /** What the written file is, and what it is not (the module objects of a whole-module input). */
-  what: string;
-  /** How the family's own code loads it, one sentence that the code lines follow. */
-  how: string;
-  /** Python lines that load it into the family's own deploy model. */
-  code: string[];
-  /** The family's source these lines follow. */
-  basis: string;
-}
 
 export interface LoadNoteInput {
   /** Families of the blocks fused (or passed through). */

@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { formatBytes } from '../text';
+import { formatBytes } from '../../shared/format';
 
 /**
  * Every error RepLens reports about what it was given: what it is about (a file, a block, or two

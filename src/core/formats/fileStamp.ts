@@ -4,11 +4,7 @@
  * still carry the stamps they had when it was made.
  */
 import { promises as fs } from 'node:fs';
-
-export interface FileStamp {
-  bytes: number;
-  modifiedMs: number;
-}
+import type { FileStamp } from '../../shared/reportData';
 
 /** The stamp of `file` now, or null when there is no such file. */
 export async function stampOf(file: string): Promise<FileStamp | null> {

@@ -1,7 +1,7 @@
 import { crc32, inflateRawSync } from 'node:zlib';
 import { constants as bufferConstants } from 'node:buffer';
 import type { ByteSource } from './byteSource';
-import { formatBytes } from '../text';
+import { formatBytes } from '../../shared/format';
 import { ModelFormatError, truncatedReason } from './errors';
 
 /** One file in the archive as the central directory describes it. */

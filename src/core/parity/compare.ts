@@ -15,29 +15,13 @@
  *   makes maxAbs, maxRel, meanAbs and cosine NaN (null in JSON).
  */
 
+import type { Verdict } from '../../shared/reportData';
+
 export interface Tolerance {
   atol: number;
   rtol: number;
 }
 
-/** How far one tensor is from another: the numbers every comparison reports, wherever it is shown. */
-export interface ErrorMeasures {
-  maxAbs: number;
-  maxRel: number;
-  meanAbs: number;
-  /** Cosine similarity of the two outputs as flat vectors (1 when both are all zeros). */
-  cosine: number;
-}
-
-/** A comparison's verdict on one tensor, with what decided it. */
-export interface Verdict extends ErrorMeasures {
-  pass: boolean;
-  /** The largest scale (reference RMS, at least 1) used over the samples: atol is in these units. */
-  scale: number;
-  nonFinite: { reference: number; candidate: number };
-  /** Why the outputs could not be compared element by element (e.g. different shapes). */
-  error?: string;
-}
 
 export interface Metrics extends Verdict {
   /** Fraction of rows with the same argmax, for 2-D [batch, classes] outputs; null otherwise. */

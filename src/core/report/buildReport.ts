@@ -1,4 +1,4 @@
-import type { LoadNote } from '../convert/loadNote';
+import type { LoadNote } from '../../shared/reportData';
 import { graphStats } from '../graph/stats';
 import { userMessage } from '../formats/errors';
 import { openModelFile } from '../formats/openModelFile';
@@ -12,11 +12,12 @@ import { buildStructure } from '../model/buildStructure';
 import { branchLabel } from '../model/describe';
 import { allBlocks, type Block, type ModelStructure } from '../model/structure';
 import { checkParity, compareModels, DEFAULTS, type ParityOptions, type ParityResult } from '../parity/parity';
-import { stampOf, type FileStamp } from '../formats/fileStamp';
+import { stampOf } from '../formats/fileStamp';
+import type { FileStamp } from '../../shared/reportData';
 import { blockMatcher, graphSpecFromOnnx } from './graphSpec';
 import { kernelStats } from './kernelStats';
 import { layoutInWorker } from './layoutInWorker';
-import type { BlockReport, FormCosts, ReportData } from './reportData';
+import type { BlockReport, FormCosts, ReportData } from '../../shared/reportData';
 
 export interface ReportOptions extends ParityOptions {
   /** The deploy file to compare with; without it the deploy form is fused in memory. */

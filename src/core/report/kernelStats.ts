@@ -1,4 +1,4 @@
-import type { KernelStats } from './reportData';
+import type { KernelStats } from '../../shared/reportData';
 
 /**
  * Per-output-channel spread of a fused kernel. Fusion multiplies each channel by

@@ -1,6 +1,6 @@
 import dagre from '@dagrejs/dagre';
 import type { GraphSpec } from './graphSpec';
-import type { GraphEdgeView, GraphGroupView, GraphNodeView, GraphView } from './reportData';
+import type { GraphEdgeView, GraphGroupView, GraphNodeView, GraphView } from '../../shared/reportData';
 
 const CHAR_WIDTH = 7;
 const NODE_HEIGHT = 26;

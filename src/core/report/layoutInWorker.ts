@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { GraphSpec } from './graphSpec';
 import { layoutGraph } from './layout';
-import type { GraphView } from './reportData';
+import type { GraphView } from '../../shared/reportData';
 
 /**
  * Lays out in a worker thread when the bundled worker is beside this code (the

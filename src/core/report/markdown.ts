@@ -1,5 +1,5 @@
-import type { LoadNote } from '../convert/loadNote';
-import type { ReportData } from './reportData';
+import type { LoadNote } from '../../shared/reportData';
+import type { ReportData } from '../../shared/reportData';
 
 const num = (v: number | null | undefined, digits = 3) => (v === null || v === undefined ? '–' : Number.isFinite(v) ? v.toExponential(digits - 1) : String(v));
 const count = (v: number) => v.toLocaleString('en-US');

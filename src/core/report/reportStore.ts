@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { ReplensError } from '../formats/errors';
 import { writeBytesAtomically } from '../writers/atomicFile';
 import { filesUnchanged } from '../formats/fileStamp';
-import type { ReportData } from './reportData';
+import type { ReportData } from '../../shared/reportData';
 
 /** How many reports are kept (besides those still shown); older ones are deleted. */
 export const DEFAULT_KEEP = 20;

@@ -1,8 +1,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { LoadNote } from '../../core/convert/loadNote';
+import type { LoadNote } from '../../shared/reportData';
 import { buildReport, type ReportOptions } from '../../core/report/buildReport';
-import type { ReportData } from '../../core/report/reportData';
+import type { ReportData } from '../../shared/reportData';
 import { log } from '../log';
 import { targetModelUri } from '../modelFiles';
 import type { ReportPanels } from '../reportPanel';

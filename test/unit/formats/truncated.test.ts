@@ -5,7 +5,7 @@ import { detectKind } from '../../../src/core/formats/detect';
 import { ModelFormatError } from '../../../src/core/formats/errors';
 import { MemoryByteSource } from '../../../src/core/formats/byteSource';
 import { readModel } from '../../../src/core/formats/openModelFile';
-import { formatBytes } from '../../../src/core/text';
+import { formatBytes } from '../../../src/shared/format';
 
 /*
  * A file cut short (a copy or download that stopped, a full disk) is the most common broken model.

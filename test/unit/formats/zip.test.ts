@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { FileByteSource, MemoryByteSource, type ByteSource } from '../../../src/core/formats/byteSource';
 import { ModelFormatError } from '../../../src/core/formats/errors';
 import { ZipArchive } from '../../../src/core/formats/zip';
-import { formatBytes } from '../../../src/core/text';
+import { formatBytes } from '../../../src/shared/format';
 import { writeZip, type ZipContent, type ZipWriteOptions } from '../../../scripts/fuzz/zipCodec';
 
 /** A zip as a generic writer makes it: no alignment padding, no ZIP64 records unless asked. */

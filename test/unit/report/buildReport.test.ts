@@ -8,7 +8,7 @@ import { openModelFile } from '../../../src/core/formats/openModelFile';
 import { buildStructure } from '../../../src/core/model/buildStructure';
 import { allBlocks, type ModelStructure } from '../../../src/core/model/structure';
 import { buildReport, type ReportOptions } from '../../../src/core/report/buildReport';
-import type { GraphView, ReportData } from '../../../src/core/report/reportData';
+import type { GraphView, ReportData } from '../../../src/shared/reportData';
 import { bundle, type Bundle } from '../parity/bundle';
 import { MODELS, TINY } from '../parity/faultyFiles';
 import { graphNodeCount } from '../../../webview/reportModel/costs';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stampOf } from '../../../src/core/formats/fileStamp';
-import type { ReportData } from '../../../src/core/report/reportData';
+import type { ReportData } from '../../../src/shared/reportData';
 import { ReportStore, ReportStoreError } from '../../../src/core/report/reportStore';
 import { smallSample } from '../webview/sampleReport';
 

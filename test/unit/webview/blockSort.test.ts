@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { BlockReport } from '../../../src/core/report/reportData';
+import type { BlockReport } from '../../../src/shared/reportData';
 import { isBlockSort, nextSort, sortBlocks } from '../../../webview/reportModel/blockSort';
 
 function block(name: string, maxRel?: number, paramsBefore = 100, cosine = 1): BlockReport {

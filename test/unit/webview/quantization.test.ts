@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { BlockReport, KernelStats } from '../../../src/core/report/reportData';
+import type { BlockReport, KernelStats } from '../../../src/shared/reportData';
 import { sparklinePaths } from '../../../webview/reportModel/chartGeometry';
 import { OUTLIER_THRESHOLD, quantRows, sparkline } from '../../../webview/reportModel/quantization';
 import { smallSample } from './sampleReport';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { GraphView } from '../../../src/core/report/reportData';
+import type { GraphView } from '../../../src/shared/reportData';
 import { largeSample, smallSample } from './sampleReport';
 
 function consistent(g: GraphView): void {

@@ -5,7 +5,7 @@
  */
 import { loadNote } from '../../../src/core/convert/loadNote';
 import { mulberry32 } from '../../../src/core/parity/prng';
-import type { BlockReport, GraphView, KernelStats, ReportData } from '../../../src/core/report/reportData';
+import type { BlockReport, GraphView, KernelStats, ReportData } from '../../../src/shared/reportData';
 
 /** Deterministic uniforms in [0, 1), so screenshots and tests see the same report every time. */
 export function seededRandom(seed: number): () => number {

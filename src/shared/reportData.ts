@@ -1,11 +1,49 @@
 /**
  * Everything the report view shows about one conversion: both graphs (laid out),
  * per-block facts and errors, per-output errors, and per-form costs. Plain data,
- * so it can be posted to a webview, exported as JSON, or rendered as Markdown.
+ * so it can be posted to a webview, exported as JSON, or rendered as Markdown. The host builds it
+ * (src/core/report) and the webview renders it: both import these types from here, and this file
+ * imports nothing.
  */
-import type { LoadNote } from '../convert/loadNote';
-import type { FileStamp } from '../formats/fileStamp';
-import type { ErrorMeasures, Verdict } from '../parity/compare';
+
+/** How far one tensor is from another: the numbers every comparison reports, wherever it is shown. */
+export interface ErrorMeasures {
+  maxAbs: number;
+  maxRel: number;
+  meanAbs: number;
+  /** Cosine similarity of the two outputs as flat vectors (1 when both are all zeros). */
+  cosine: number;
+}
+
+/** A comparison's verdict on one tensor, with what decided it. */
+export interface Verdict extends ErrorMeasures {
+  pass: boolean;
+  /** The largest scale (reference RMS, at least 1) used over the samples: atol is in these units. */
+  scale: number;
+  nonFinite: { reference: number; candidate: number };
+  /** Why the outputs could not be compared element by element (e.g. different shapes). */
+  error?: string;
+}
+
+/** What a written deploy file is and the Python lines that load it (core/convert/loadNote.ts). */
+export interface LoadNote {
+  /** The family the lines are for (a FamilyId); 'mixed' when the blocks belong to several, 'onnx' for an ONNX output. */
+  family: string;
+  /** What the written file is, and what it is not (the module objects of a whole-module input). */
+  what: string;
+  /** How the family's own code loads it, one sentence that the code lines follow. */
+  how: string;
+  /** Python lines that load it into the family's own deploy model. */
+  code: string[];
+  /** The family's source these lines follow. */
+  basis: string;
+}
+
+/** A file's size and modification time when it was read (core/formats/fileStamp.ts). */
+export interface FileStamp {
+  bytes: number;
+  modifiedMs: number;
+}
 
 export interface GraphNodeView {
   id: string;
