@@ -528,7 +528,10 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
   validate(options);
   throwIfCancelled(options, file);
   const model = await openModelFile(file, { weights: options.weights });
-  const folder = await WorkFolder.create();
+  const folder = await WorkFolder.create(file).catch(async (e: unknown) => {
+    await model.close();
+    throw e;
+  });
   try {
     let ref: ComparedModel;
     let cand: ComparedModel;
@@ -574,7 +577,7 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
 export async function compareModels(a: string, b: string, options: ParityOptions = {}): Promise<ParityResult> {
   validate(options);
   throwIfCancelled(options, `${a} vs ${b}`);
-  const folder = await WorkFolder.create();
+  const folder = await WorkFolder.create(`${a} vs ${b}`);
   try {
     const ref = await sideOf(a, options, folder, 'a');
     const cand = await sideOf(b, options, folder, 'b', ref.structure);

@@ -2,9 +2,21 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { FileByteSource } from '../formats/byteSource';
+import { messageOf } from '../formats/errors';
 import { encodeOnnxModel } from '../formats/onnx';
 import type { OnnxModel, OnnxTensor } from '../formats/onnxModel';
 import { ExternalDataFile, type InitializerStore } from '../writers/externalData';
+import { ParityError } from './errors';
+
+/** A file-system error as a few words. */
+function fsReason(e: unknown): string {
+  const code = (e as { code?: unknown }).code;
+  return code === 'ENOSPC' ? 'no space left on the device'
+    : code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? 'the folder is not writable'
+    : code === 'ENOENT' ? 'the folder does not exist'
+    : code === 'ENOTDIR' ? 'it is not a folder'
+    : messageOf(e);
+}
 
 /**
  * The models a check runs, as files in a temporary folder: each a small .onnx with its large
@@ -14,10 +26,19 @@ import { ExternalDataFile, type InitializerStore } from '../writers/externalData
  * when the check ends, however it ends.
  */
 export class WorkFolder {
-  private constructor(readonly dir: string) {}
+  private constructor(
+    readonly dir: string,
+    /** What the check is about, for its errors. */
+    private readonly subject: string,
+  ) {}
 
-  static async create(): Promise<WorkFolder> {
-    return new WorkFolder(await fs.mkdtemp(path.join(tmpdir(), 'replens-parity-')));
+  static async create(subject: string): Promise<WorkFolder> {
+    const parent = tmpdir();
+    try {
+      return new WorkFolder(await fs.mkdtemp(path.join(parent, 'replens-parity-')), subject);
+    } catch (e) {
+      throw new ParityError(subject, `could not make a temporary folder in ${parent} for the models ONNX Runtime runs (${fsReason(e)}); set TMPDIR to a writable folder`, 'io');
+    }
   }
 
   /**
@@ -25,16 +46,23 @@ export class WorkFolder {
    * model is never whole in memory), then writes the model as NAME.onnx; returns its path.
    */
   async build<T extends { model: OnnxModel }>(name: string, build: (store: InitializerStore) => Promise<T>): Promise<T & { path: string }> {
-    const data = await ExternalDataFile.create(path.join(this.dir, `${name}.onnx.data`));
-    let built: T;
     try {
-      built = await build(data);
-    } finally {
-      await data.close();
+      const data = await ExternalDataFile.create(path.join(this.dir, `${name}.onnx.data`));
+      let built: T;
+      try {
+        built = await build(data);
+      } finally {
+        await data.close();
+      }
+      const file = path.join(this.dir, `${name}.onnx`);
+      await fs.writeFile(file, await encodeOnnxModel(built.model));
+      return { ...built, path: file };
+    } catch (e) {
+      // Only the file system's own errors (they carry the call that failed) are about this folder.
+      if (!(e instanceof Error && 'syscall' in e)) throw e;
+      // A model takes about its file's size here, twice for a check of one file.
+      throw new ParityError(this.subject, `could not write the models ONNX Runtime runs to ${this.dir} (${fsReason(e)}); set TMPDIR to a folder with room for twice the model`, 'io');
     }
-    const file = path.join(this.dir, `${name}.onnx`);
-    await fs.writeFile(file, await encodeOnnxModel(built.model));
-    return { ...built, path: file };
   }
 
   /** Writes a model that is already in memory (its raw data in memory or in its own file) the same way. */

@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,7 +44,7 @@ const random = (n: number, seed: number) => {
 
 describe('a model written to the work folder', () => {
   it('keeps small initializers in the model and puts large ones in its data file, 64-byte aligned, as written', async () => {
-    const folder = await WorkFolder.create();
+    const folder = await WorkFolder.create('test');
     try {
       const values = { big: random(3000, 1), odd: random(1027, 2), tiny: random(5, 3) };
       const { path: file, model } = await folder.build('m', async (store) => {
@@ -87,7 +88,7 @@ describe('a model written to the work folder', () => {
   });
 
   it('the rounding control moves only the named float32 initializers, each by at most u relative, the same way for the same seed', async () => {
-    const folder = await WorkFolder.create();
+    const folder = await WorkFolder.create('test');
     try {
       const values = { w: random(4096, 4), kept: random(4096, 5) };
       const { model } = await folder.build('ref', async (store) => {
@@ -154,5 +155,43 @@ describe('the work folder of a parity check', () => {
     expect(onnx.pass).toBe(true);
     expect(leftOver()).toEqual([]);
     expect(existsSync(base)).toBe(true);
+  });
+});
+
+describe('a temporary folder without room', () => {
+  /** Runs `check` with TMPDIR set to `dir`, then puts it back. */
+  async function withTmpdir<T>(dir: string, check: () => Promise<T>): Promise<T> {
+    process.env.TMPDIR = dir;
+    try {
+      return await check();
+    } finally {
+      process.env.TMPDIR = base;
+    }
+  }
+
+  it('TMPDIR that is not a folder: an error that names it and says what to do', async () => {
+    const notAFolder = path.join(base, 'a-file');
+    await writeFile(notAFolder, 'x');
+    const error = await withTmpdir(notAFolder, () => checkParity(TINY, small).catch((e: unknown) => e));
+    expect(error).toBeInstanceOf(ParityError);
+    expect((error as ParityError).code).toBe('io');
+    expect((error as Error).message).toContain(`could not make a temporary folder in ${notAFolder}`);
+    expect((error as Error).message).toMatch(/set TMPDIR to a writable folder$/);
+  });
+
+  // Mounting needs root, which CI and the development machines have.
+  it.runIf(process.getuid?.() === 0)('a full disk: an error that says so, and nothing left behind', async () => {
+    const full = path.join(base, 'full');
+    await mkdir(full);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', full]);
+    try {
+      const error = await withTmpdir(full, () => checkParity(TINY, small).catch((e: unknown) => e));
+      expect(error).toBeInstanceOf(ParityError);
+      expect((error as ParityError).code).toBe('io');
+      expect((error as Error).message).toMatch(/could not write the models ONNX Runtime runs to .*\(no space left on the device\); set TMPDIR to a folder with room/);
+      expect(readdirSync(full)).toEqual([]);
+    } finally {
+      execFileSync('umount', [full]);
+    }
   });
 });
