@@ -11,6 +11,8 @@ export class ReplensError extends Error {
   constructor(
     readonly subject: string,
     readonly reason: string,
+    /** Whether `subject` is a file, or files 'a vs b' (shown by base name), rather than a block's name (shown as it is). */
+    readonly subjectIsFiles = true,
   ) {
     super(`${subject}: ${reason}`);
   }
@@ -70,7 +72,7 @@ export function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Parity's and the graph builder's errors: a file, two files ('a vs b') or a block. A fusion error names its block as it is (not as a path). */
+/** Parity's and the graph builder's errors: a file, two files ('a vs b') or a block. */
 function namesSubject(e: unknown): e is ReplensError {
-  return e instanceof ReplensError && !('block' in e);
+  return e instanceof ReplensError && e.subjectIsFiles;
 }

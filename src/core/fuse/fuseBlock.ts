@@ -11,7 +11,7 @@ export class FusionError extends ReplensError {
     readonly block: string,
     reason: string,
   ) {
-    super(block, reason);
+    super(block, reason, false);
     this.name = 'FusionError';
   }
 }

@@ -66,7 +66,7 @@ export class OnnxBuilder {
 
   /**
    * A float32 initializer, its bytes little-endian (as ONNX requires and every supported host is),
-   * handed to the store; `values` is the caller's again when this resolves.
+   * handed to the store, which may keep them: `values` must not be written to afterwards.
    */
   async initializer(name: string, dims: readonly number[], values: Float32Array): Promise<string> {
     const count = dims.reduce((a, b) => a * b, 1);

@@ -5,7 +5,8 @@ import { ByteSink } from './atomicFile';
 
 /**
  * Where a graph's initializer bytes go as it is built: into the model itself (raw_data), or out of
- * it. Once `place` resolves the bytes are the caller's again.
+ * it. A store may keep `bytes` in the model (IN_MODEL always, ExternalDataFile for small ones), so
+ * the caller hands over arrays it never writes to again.
  */
 export interface InitializerStore {
   place(tensor: OnnxTensor, bytes: Uint8Array): Promise<void>;
