@@ -112,12 +112,13 @@ async function run(argv, { anyStatus = false } = {}) {
   return { wallS, cpuS: userS + sysS, peakRssMiB: peakKiB / 1024, status, stdout, stderr };
 }
 
-/** Runs each named command `reps` times, round-robin. */
+/** Runs each named command `reps` times, round-robin; a command's `before` runs ahead of each of its runs, untimed. */
 async function series(label, commands) {
   const runs = Object.fromEntries(Object.keys(commands).map((k) => [k, []]));
   for (let i = 1; i <= reps; i++) {
-    for (const [name, { argv, ...opts }] of Object.entries(commands)) {
+    for (const [name, { argv, before, ...opts }] of Object.entries(commands)) {
       progress(`${label}: ${name} ${i}/${reps}`);
+      before?.();
       runs[name].push(await run(argv, opts));
     }
   }
@@ -258,12 +259,16 @@ await section('convert', 'convert B3', async () => {
   const ours = join(outDir, 'repvgg_b3_deploy.replens.pth');
   const theirs = join(outDir, 'repvgg_b3_deploy.torch.pth');
   const copy = join(outDir, 'repvgg_b3_copy.pth');
+  // Each run writes a new file, as converting a model does. Replacing the last run's file would not be the
+  // same work for all three: cp truncates it first and refills the pages just freed, replens keeps it until
+  // the new file is verified, and on a VM that backs memory lazily fresh pages cost several times more.
+  const fresh = (file) => () => rmSync(file, { force: true });
   try {
     const runs = await series('convert B3', {
-      replens: node('convert', checkpoints.B3, '-o', ours, '--force', '--json'),
+      replens: { ...node('convert', checkpoints.B3, '-o', ours, '--json'), before: fresh(ours) },
       // The floor: read every byte of the input, write as many, and wait for the disk, as a conversion must.
-      copy: { argv: ['sh', '-c', 'cp "$0" "$1" && sync "$1"', checkpoints.B3, copy] },
-      torch: torch('convert', 'B3', checkpoints.B3, theirs),
+      copy: { argv: ['sh', '-c', 'cp "$0" "$1" && sync "$1"', checkpoints.B3, copy], before: fresh(copy) },
+      torch: { ...torch('convert', 'B3', checkpoints.B3, theirs), before: fresh(theirs) },
     });
     const r = stats(runs.replens);
     const c = stats(runs.copy);

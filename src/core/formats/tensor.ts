@@ -34,6 +34,11 @@ export class Tensor {
     readonly dtype: DType,
     readonly shape: readonly number[],
     private readonly load: () => Promise<Uint8Array>,
+    /**
+     * The CRC-32 that `readBytes` has checked its bytes against (a zip record read whole), so a
+     * caller that needs their checksum can take it instead of computing it a second time.
+     */
+    readonly checkedCrc32?: number,
   ) {
     this.numel = numelOf(shape, name);
     this.byteLength = this.numel * DTYPE_BYTES[dtype];

@@ -66,6 +66,8 @@ export class TorchStorage extends PyNative {
     /** Element bytes are big-endian in the file and must be swapped. */
     readonly bigEndian: boolean,
     readonly readBytes: (byteOffset: number, byteLength: number) => Promise<Uint8Array>,
+    /** The zip record holding the storage: a read of all of its bytes is checked against its CRC-32. */
+    readonly record?: { byteLength: number; crc32: number },
   ) {
     super();
   }
@@ -104,7 +106,9 @@ export class TorchTensorRef extends PyNative {
   toTensor(name: string): Tensor | undefined {
     const dtype = this.dtype;
     if (dtype === undefined) return undefined;
-    return new Tensor(name, dtype, this.shape, () => this.load(dtype));
+    const { record, bigEndian } = this.storage;
+    const readsWholeRecord = record !== undefined && !bigEndian && this.numel > 0 && this.storageOffset === 0 && this.isContiguous() && this.numel * DTYPE_BYTES[dtype] === record.byteLength;
+    return new Tensor(name, dtype, this.shape, () => this.load(dtype), readsWholeRecord ? record.crc32 : undefined);
   }
 
   private isContiguous(): boolean {

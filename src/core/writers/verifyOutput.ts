@@ -27,9 +27,9 @@ export async function verifyTensorFile(file: string, format: ModelFormat, expect
       if (tensor.dtype !== want.dtype || shapeText(tensor.shape) !== shapeText(want.shape)) {
         throw new Error(`'${want.name}' reads as ${tensor.dtype} ${shapeText(tensor.shape)}, ${want.dtype} ${shapeText(want.shape)} was written`);
       }
-      // For a PyTorch zip the reader has already checked the record's CRC; this compares with the bytes as produced.
+      // Where the reader has checked the bytes against their zip record's CRC, that CRC is theirs.
       const bytes = await tensor.readBytes();
-      const crc = crc32(bytes) >>> 0;
+      const crc = tensor.checkedCrc32 ?? crc32(bytes) >>> 0;
       pool?.give(bytes);
       if (crc !== want.crc32) throw new Error(`the bytes of '${want.name}' differ from those produced (CRC-32 ${hex(crc)}, produced ${hex(want.crc32)})`);
     }

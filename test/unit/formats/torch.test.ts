@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { crc32, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { FileByteSource, MemoryByteSource, type ByteSource } from '../../../src/core/formats/byteSource';
 import { ModelFormatError } from '../../../src/core/formats/errors';
@@ -293,6 +293,22 @@ describe('tensor views by hand', () => {
       broadcast: [3, 4, 3, 4, 3, 4],
       tail: [6, 7],
     });
+  });
+
+  it('names the CRC-32 a read has checked only for a tensor that reads its whole zip record', async () => {
+    const storage = f32(0, 1, 2, 3, 4, 5, 6, 7);
+    const pkl = tensorPickle([
+      { name: 'whole', type: 'FloatStorage', key: '0', numel: 8, offset: 0, size: [2, 4], stride: [4, 1] },
+      { name: 'head', type: 'FloatStorage', key: '0', numel: 8, offset: 0, size: [2], stride: [1] },
+      { name: 'tail', type: 'FloatStorage', key: '0', numel: 8, offset: 6, size: [2], stride: [1] },
+      { name: 'transposed', type: 'FloatStorage', key: '0', numel: 8, offset: 0, size: [4, 2], stride: [1, 4] },
+    ]);
+    const m = await fromBytes(storageZip(pkl, { '0': storage }));
+    const byName = Object.fromEntries(m.tensors.map((t) => [t.name, t.checkedCrc32]));
+    expect(byName).toEqual({ whole: crc32(storage) >>> 0, head: undefined, tail: undefined, transposed: undefined });
+    const legacy = await open('models/repvgg_tiny_train_legacy.pth', 'torch-legacy');
+    expect(legacy.tensors.every((t) => t.checkedCrc32 === undefined)).toBe(true);
+    await legacy.close();
   });
 
   it('rejects views that leave their storage, and storages larger than the file', async () => {

@@ -1,5 +1,6 @@
 import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { crc32 } from 'node:zlib';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { convertFile, type OutputFormat } from '../../../src/core/convert/convert';
@@ -9,6 +10,7 @@ import { writeDeployOnnx } from '../../../src/core/graph/writeOnnx';
 import { ByteSink, OutputError, writeAtomically } from '../../../src/core/writers/atomicFile';
 import { ReportStore } from '../../../src/core/report/reportStore';
 import { writeTorchCheckpoint } from '../../../src/core/writers/torchWriter';
+import { ZipWriter } from '../../../src/core/writers/zipWriter';
 import { seededRandom } from '../fuse/reference';
 import { upstreamRepvggMetas } from '../model/syntheticStateDicts';
 
@@ -189,6 +191,20 @@ describe('a sink that corrupts one byte', () => {
     corruptOneByte(256 * 1024, 3);
     const output = path.join(dir, `out.${format}`);
     await expectUnverifiedAndNothingLeft(convertFile(file, { format, output }), output, detail);
+  });
+
+  it('→ pth, with the record CRC taken from the corrupted byte: the reader accepts the record, the check against the produced bytes does not', async () => {
+    const { file } = await midSizeCheckpoint();
+    const add = ZipWriter.prototype.add;
+    let seen = 0;
+    vi.spyOn(ZipWriter.prototype, 'add').mockImplementation(async function (this: ZipWriter, name: string, data: Uint8Array) {
+      if (data.length < 256 * 1024 || ++seen !== 3) return add.call(this, name, data);
+      const copy = new Uint8Array(data);
+      copy[copy.length >> 1] ^= 0x10;
+      return add.call(this, name, copy, crc32(copy));
+    });
+    const output = path.join(dir, 'out.pth');
+    await expectUnverifiedAndNothingLeft(convertFile(file, { output }), output, /the bytes of '[\w.]+' differ from those produced/);
   });
 
   it('ONNX → ONNX: fails the same way', async () => {
