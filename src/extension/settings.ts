@@ -9,7 +9,7 @@ export function convertSettings(): { outputName: string; outputFormat: OutputFor
   const eps = config.get<number | null>('bnEps', null);
   return {
     outputName: config.get<string>('outputName', DEFAULT_OUTPUT_NAME) || DEFAULT_OUTPUT_NAME,
-    outputFormat: format === 'pth' || format === 'safetensors' ? format : undefined,
+    outputFormat: format === 'pth' || format === 'safetensors' || format === 'onnx' ? format : undefined,
     eps: typeof eps === 'number' && eps >= 0 ? eps : undefined,
   };
 }

@@ -5,9 +5,9 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeOnnxModel } from '../../src/core/formats/onnx';
+import { convertFile } from '../../src/core/convert/convert';
 import { openModelFile } from '../../src/core/formats/openModelFile';
 import { buildGraph } from '../../src/core/graph/buildGraph';
-import { writeDeployOnnx } from '../../src/core/graph/writeOnnx';
 import { buildStructure } from '../../src/core/model/buildStructure';
 import { runInChild } from '../../src/core/parity/child';
 import { Comparison, type Metrics } from '../../src/core/parity/compare';
@@ -148,7 +148,7 @@ describe('onnx.checker accepts the graphs', () => {
     for (const [i, f] of FILES.entries()) {
       // The deploy graph exactly as `replens convert --format onnx` writes it...
       const output = path.join(dir, `deploy${i}.onnx`);
-      await writeDeployOnnx(path.join(MODELS, f), { output });
+      await convertFile(path.join(MODELS, f), { output, format: 'onnx' });
       written.push(output);
       files.push(output);
       // ...and the train graph, which only the parity check runs.

@@ -46,16 +46,3 @@ export async function verifyEncodedFile(file: string, format: ModelFormat, produ
   await model.close();
   if (read !== format) throw new Error(`it reads as ${read}, not ${format}`);
 }
-
-/** A read-back check that remembers how long it took. */
-export function timed(check: (temp: string) => Promise<void>): { run: (temp: string) => Promise<void>; seconds: () => number } {
-  let ms = 0;
-  return {
-    run: async (temp) => {
-      const start = performance.now();
-      await check(temp);
-      ms = performance.now() - start;
-    },
-    seconds: () => ms / 1000,
-  };
-}

@@ -7,7 +7,6 @@ import { convertFile, defaultOutputPath } from '../../../src/core/convert/conver
 import { ModelFormatError } from '../../../src/core/formats/errors';
 import { openModelFile } from '../../../src/core/formats/openModelFile';
 import { FusionError } from '../../../src/core/fuse/fuseBlock';
-import { writeDeployOnnx } from '../../../src/core/graph/writeOnnx';
 import { buildStructure } from '../../../src/core/model/buildStructure';
 import { allBlocks } from '../../../src/core/model/structure';
 import { OutputError } from '../../../src/core/writers/atomicFile';
@@ -154,10 +153,10 @@ describe('nothing is lost', () => {
 
   it('the ONNX export of a checkpoint hears of a deleted or truncated input the same way', async () => {
     const input = await fixture('repvgg_tiny_train.pth');
-    const deleted = await writeDeployOnnx(input, { onProgress: (done) => done === 2 && unlinkSync(input) }).catch((e: unknown) => e);
+    const deleted = await convertFile(input, { format: 'onnx', onProgress: (done) => done === 2 && unlinkSync(input) }).catch((e: unknown) => e);
     expect((deleted as Error).message).toBe(`${input}: was deleted or moved while it was being converted; nothing was written`);
     await fixture('repvgg_tiny_train.pth');
-    const truncated = await writeDeployOnnx(input, { onProgress: (done) => done === 2 && truncateSync(input, 1000) }).catch((e: unknown) => e);
+    const truncated = await convertFile(input, { format: 'onnx', onProgress: (done) => done === 2 && truncateSync(input, 1000) }).catch((e: unknown) => e);
     expect((truncated as Error).message).toBe(`${input}: the file changed while it was being converted; nothing was written`);
     expect(await leftovers()).toEqual([]);
   });

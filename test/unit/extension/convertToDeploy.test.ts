@@ -15,6 +15,7 @@ beforeEach(async () => {
   vi.clearAllMocks();
 });
 afterEach(async () => {
+  vi.restoreAllMocks();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -50,5 +51,15 @@ describe('Convert to Deploy in the extension', () => {
     await convertToDeploy(vscode.Uri.file(broken), () => undefined);
     expect(messages(vscode.window.showErrorMessage)).toHaveLength(2);
     expect(messages(vscode.window.showErrorMessage).every((m) => /could not convert truncated_train\.pth/.test(String(m)))).toBe(true);
+  });
+
+  it('with the output format set to onnx, a checkpoint is written as its deploy ONNX graph', async () => {
+    const input = await fixtureIn(dir, 'repvgg_tiny_train.pth');
+    const settings: Record<string, unknown> = { outputFormat: 'onnx' };
+    vi.spyOn(vscode.workspace, 'getConfiguration').mockReturnValue({ get: <T>(key: string, fallback: T) => (settings[key] as T) ?? fallback } as never);
+    const result = await convertToDeploy(vscode.Uri.file(input), () => undefined);
+    expect(result).toMatchObject({ format: 'onnx', blocksFused: 7, built: { topology: 'classifier' } });
+    expect(messages(vscode.window.showErrorMessage)).toEqual([]);
+    expect((await readdir(dir)).sort()).toEqual(['repvgg_tiny_train.deploy.onnx', 'repvgg_tiny_train.pth']);
   });
 });

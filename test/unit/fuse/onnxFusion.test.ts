@@ -254,7 +254,7 @@ describe('fusing a branch without BN', () => {
 });
 
 describe('convert refuses what it cannot do for ONNX', () => {
-  it('other output formats, another dtype, deploy models, graphs without blocks, ONNX output from a checkpoint', async () => {
+  it('other output formats, another dtype, deploy models, graphs without blocks; for a checkpoint written as ONNX, another dtype or a state dict', async () => {
     const input = copied('repvgg_tiny_train.onnx');
     await expect(convertFile(input, { format: 'pth' })).rejects.toThrow(/converted to ONNX, not pth/);
     await expect(convertFile(input, { dtype: 'float16' })).rejects.toThrow(/keeps its tensor types/);
@@ -263,7 +263,9 @@ describe('convert refuses what it cannot do for ONNX', () => {
     const plain = path.join(scratch, 'plain.onnx');
     writeFileSync(plain, await encodeOnnxModel(g.model(valueInfo('x', [1, 4, 8, 8]), g.conv('x', { out: 4, in: 4, k: 3 }), [1, 4, 8, 8])));
     await expect(convertFile(plain)).rejects.toThrow(/no re-parameterizable blocks found/);
-    await expect(convertFile(copied('repvgg_tiny_train.pth'), { format: 'onnx' })).rejects.toThrow(/is a checkpoint, which has no graph to rewrite/);
+    const checkpoint = copied('repvgg_tiny_train.pth');
+    await expect(convertFile(checkpoint, { format: 'onnx', dtype: 'float16' })).rejects.toThrow(/do not apply to an ONNX output/);
+    await expect(convertFile(checkpoint, { format: 'onnx', stateDict: true })).rejects.toThrow(/do not apply to an ONNX output/);
   });
 
   it('reports progress per block and can be cancelled, leaving nothing behind', async () => {

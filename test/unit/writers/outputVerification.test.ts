@@ -6,7 +6,6 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { convertFile, type OutputFormat } from '../../../src/core/convert/convert';
 import { encodeFromFloat64 } from '../../../src/core/formats/encode';
 import { openModelFile } from '../../../src/core/formats/openModelFile';
-import { writeDeployOnnx } from '../../../src/core/graph/writeOnnx';
 import { ByteSink, OutputError, writeAtomically } from '../../../src/core/writers/atomicFile';
 import { ReportStore } from '../../../src/core/report/reportStore';
 import { writeTorchCheckpoint } from '../../../src/core/writers/torchWriter';
@@ -216,7 +215,7 @@ describe('a sink that corrupts one byte', () => {
   it('checkpoint → ONNX: fails the same way', async () => {
     const output = path.join(dir, 'out.onnx');
     corruptOneByte(1);
-    await expectUnverifiedAndNothingLeft(writeDeployOnnx(path.join(MODELS, 'repvgg_tiny_train.pth'), { output }), output, /its bytes differ from those produced/);
+    await expectUnverifiedAndNothingLeft(convertFile(path.join(MODELS, 'repvgg_tiny_train.pth'), { output, format: 'onnx' }), output, /its bytes differ from those produced/);
   });
 
   it('a stored report is not kept either', async () => {
