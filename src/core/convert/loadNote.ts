@@ -20,6 +20,8 @@ export interface LoadNoteInput {
   input: string;
   output: string;
   format: 'pth' | 'safetensors' | 'onnx';
+  /** An ONNX output that RepLens built for a checkpoint (which has no graph of its own), rather than the input's graph rewritten. */
+  graphBuilt?: boolean;
   /** The input held pickled module objects (torch.save(model), or a checkpoint whose slot holds one). */
   wholeModule: boolean;
   /** The output is that pickled model in deploy form (its class, and the checkpoint key holding it), not a state dict. */
@@ -200,8 +202,10 @@ export function loadNote(input: LoadNoteInput): LoadNote {
   if (input.format === 'onnx') {
     return {
       family: 'onnx',
-      what: `${out} is an ONNX model: the input's graph with every fused block as one Conv, whose output keeps the block's tensor name`,
-      how: 'It runs as the input did',
+      what: input.graphBuilt
+        ? `${out} is an ONNX model (opset 13, float32) that RepLens built for the checkpoint's deploy form, each block one Conv, with batch, height and width left symbolic`
+        : `${out} is an ONNX model: the input's graph with every fused block as one Conv, whose output keeps the block's tensor name`,
+      how: input.graphBuilt ? 'It is the graph the parity check runs' : 'It runs as the input did',
       code: ['import onnxruntime as ort', `session = ort.InferenceSession(${py(input.output)})`],
       basis: 'ONNX Runtime',
     };

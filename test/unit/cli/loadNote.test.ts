@@ -167,6 +167,15 @@ describe('convertFile returns the note', () => {
     expect(r.load.what).not.toContain('not written');
     expect(r.load.code[2]).toBe('model = RepVGG(num_blocks=[...], num_classes=10, width_multiplier=[...], override_groups_map=None, deploy=True)  # the arguments it was trained with');
   });
+
+  it("a checkpoint written as ONNX: the graph RepLens built, not the input's", async () => {
+    const output = path.join(dir, 'tiny.deploy.onnx');
+    const r = await convertFile(path.join(FIXTURES, 'models', 'repvgg_tiny_train.pth'), { output, format: 'onnx' });
+    expect(r.load).toMatchObject({ family: 'onnx', how: 'It is the graph the parity check runs', code: ['import onnxruntime as ort', `session = ort.InferenceSession('${output}')`] });
+    expect(r.load.what).toBe("tiny.deploy.onnx is an ONNX model (opset 13, float32) that RepLens built for the checkpoint's deploy form, each block one Conv, with batch, height and width left symbolic");
+    const rewritten = await convertFile(path.join(FIXTURES, 'models', 'repvgg_tiny_train.onnx'), { output: path.join(dir, 'graph.deploy.onnx') });
+    expect(rewritten.load.what).toContain("the input's graph with every fused block as one Conv");
+  });
 });
 
 describe('replens convert prints the note', () => {
