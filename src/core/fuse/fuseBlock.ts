@@ -16,6 +16,9 @@ export class FusionError extends ReplensError {
   }
 }
 
+/** Told of each block's one conv kernel ([out, in/groups, k, k]) where a graph gets it (the report's kernel statistics). */
+export type BlockKernelListener = (block: Block, kernel: ArrayLike<number>, outChannels: number) => void;
+
 /** Exact values of a tensor: float32 for float32/16/bf16 files, float64 otherwise. */
 export type LoadTensor = (name: string) => Promise<Values>;
 

@@ -1,14 +1,14 @@
 import { ModelFormatError } from '../formats/errors';
 import type { ModelFile } from '../formats/modelFile';
 import { ONNX_DATA_TYPE, type OnnxAttribute, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from '../formats/onnxModel';
-import type { DType, Tensor } from '../formats/tensor';
+import { decodeToFloat64, type DType, type Tensor } from '../formats/tensor';
 import { familyById } from '../model/families';
 import { joinPath } from '../model/moduleIndex';
 import { GraphIndex } from '../model/onnxGraph';
 import { noOp } from '../model/onnxNoops';
 import { namesReadIn, scopePath } from '../model/onnxStructure';
 import { allBlocks, type Block, type ModelStructure } from '../model/structure';
-import { fuseBlockEncoded, type FuseOptions } from './fuseBlock';
+import { fuseBlockEncoded, type BlockKernelListener, type FuseOptions } from './fuseBlock';
 
 /*
  * Deploy form inside the ONNX graph: each block's nodes — convs, BatchNormalizations (the one
@@ -21,6 +21,8 @@ import { fuseBlockEncoded, type FuseOptions } from './fuseBlock';
 export interface OnnxFuseOptions extends Omit<FuseOptions, 'postBn'> {
   /** Called after each block is fused. */
   onBlock?: (block: Block) => void;
+  /** Each block's fused kernel ([out, in/groups, k, k]), as the new Conv holds it. */
+  onBlockKernel?: BlockKernelListener;
 }
 
 /** Per block, the tensor that holds its result in the train graph and in the fused graph. */
@@ -130,6 +132,7 @@ async function replacementFor(block: Block, graph: OnnxGraph, byName: ReadonlyMa
     ],
     ...(domain === undefined ? {} : { domain }),
   };
+  if (options.onBlockKernel) options.onBlockKernel(block, decodeToFloat64(dtype, fused.weight), fused.shape[0]);
   options.onBlock?.(block);
   return {
     block,

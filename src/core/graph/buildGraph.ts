@@ -2,7 +2,7 @@ import { ReplensError } from '../formats/errors';
 import type { OnnxModel } from '../formats/onnxModel';
 import type { ModelFile } from '../formats/modelFile';
 import type { Tensor } from '../formats/tensor';
-import { fuseBlockEncoded } from '../fuse/fuseBlock';
+import { fuseBlockEncoded, type BlockKernelListener } from '../fuse/fuseBlock';
 import { familyById } from '../model/families';
 import { allBlocks, type Block, type BnNames, type ModelStructure } from '../model/structure';
 import type { InitializerStore } from '../writers/externalData';
@@ -30,6 +30,12 @@ export interface GraphOptions {
   onBlock?: (done: number, total: number, block: Block) => void;
   /** Where the initializers' bytes go (default: into the model); see ExternalDataFile. */
   store?: InitializerStore;
+  /**
+   * Each block's one conv kernel as it goes into a deploy-form graph ([out, in/groups, k, k]): fused
+   * here, or as the file stores it. Not called for a stored kernel that a kept BatchNorm still
+   * follows, which is not the kernel that runs.
+   */
+  onBlockKernel?: BlockKernelListener;
 }
 
 export interface BuiltGraph {
@@ -74,9 +80,11 @@ class BlockEmitter {
     return t;
   }
 
-  private async init(block: Block, name: string, dims?: readonly number[]): Promise<string> {
+  private async init(block: Block, name: string, dims?: readonly number[], seen?: (values: Float32Array) => void): Promise<string> {
     const t = this.tensor(block, name);
-    return this.g.initializer(name, dims ?? t.shape, await t.toFloat32());
+    const values = await t.toFloat32();
+    seen?.(values);
+    return this.g.initializer(name, dims ?? t.shape, values);
   }
 
   private conv(block: Block, x: string, out: string, weight: string, weightShape: readonly number[], bias: string | undefined, stride: number, pad: number, dilation: number): string {
@@ -144,14 +152,16 @@ class BlockEmitter {
     const deployModule = `${block.name}.${familyById(block.family).deploy}`;
     if (block.form === 'deploy') {
       const d = block.deploy!;
-      const w = await this.init(block, d.weight);
+      const postBnLeft = block.postBn !== undefined;
+      const w = await this.init(block, d.weight, undefined, postBnLeft ? undefined : (values) => this.options.onBlockKernel?.(block, values, d.weightShape[0]));
       const b = d.bias ? await this.init(block, d.bias) : undefined;
-      return { y: this.conv(block, x, `${name}/reparam`, w, d.weightShape, b, stride, block.padding, block.dilation), postBnLeft: block.postBn !== undefined };
+      return { y: this.conv(block, x, `${name}/reparam`, w, d.weightShape, b, stride, block.padding, block.dilation), postBnLeft };
     }
     // Fused in float64 and rounded once to float32, as a float32 deploy file holds it.
     const load = (t: string) => this.tensor(block, t).toNumbers();
     const fused = await fuseBlockEncoded(block, load, 'float32', { eps: this.options.eps, postBn: 'fold' });
     const floats = (bytes: Uint8Array) => new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+    this.options.onBlockKernel?.(block, floats(fused.weight), fused.shape[0]);
     const w = await this.g.initializer(`${deployModule}.weight`, fused.shape, floats(fused.weight));
     const b = await this.g.initializer(`${deployModule}.bias`, [fused.shape[0]], floats(fused.bias));
     return { y: this.conv(block, x, `${name}/reparam`, w, fused.shape, b, stride, block.padding, 1), postBnLeft: false };

@@ -59,6 +59,16 @@ export interface ParityOptions extends StructureOptions {
   onProgress?: (p: ParityProgress) => void;
   /** See ChildOptions.workerPath. */
   workerPath?: string;
+  /** Each deploy-form block's kernel in the candidate, by the block's shown name, as the candidate's graph gets it. */
+  onBlockKernel?: (block: string, kernel: ArrayLike<number>, outChannels: number) => void;
+  /** The two graphs, once built and before they run (their weights are in the check's temporary folder, removed after). */
+  onGraphs?: (graphs: { reference: RanGraph; candidate: RanGraph }) => void;
+}
+
+/** A graph a check ran: the file's own ONNX graph (its blocks perhaps fused in place), or one RepLens built from the file's blocks. */
+export interface RanGraph {
+  graph: OnnxGraph;
+  builtFromBlocks: boolean;
 }
 
 export interface OutputResult extends Metrics {
@@ -144,6 +154,17 @@ interface ComparedModel {
   part: CheckedPart;
 }
 
+/** Which side of the comparison a file is; a candidate may borrow geometry its file leaves unknown from the reference's structure (see adoptGeometry). */
+interface ComparedAs {
+  role: 'reference' | 'candidate';
+  reference?: ModelStructure;
+}
+
+function announceGraphs(ref: ComparedModel, cand: ComparedModel, options: ParityOptions): void {
+  const ran = (side: ComparedModel): RanGraph => ({ graph: side.graph, builtFromBlocks: side.proto !== undefined });
+  options.onGraphs?.({ reference: ran(ref), candidate: ran(cand) });
+}
+
 const TOPOLOGIES: readonly string[] = ['classifier', 'chain', 'blockwise'];
 
 function check(condition: boolean, subject: string, reason: string): asserts condition {
@@ -168,17 +189,19 @@ function validate(options: ParityOptions): void {
 
 /**
  * A graph of the file's blocks, as stored ('as-is') or with the train blocks fused here ('deploy'),
- * written to `folder` as NAME.onnx. `reference` lends its geometry to blocks this file leaves
- * unknown (see adoptGeometry).
+ * written to `folder` as NAME.onnx. A candidate's block kernels go to options.onBlockKernel.
  */
-async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptions, folder: WorkFolder, name: string, reference?: ModelStructure): Promise<ComparedModel> {
+async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptions, folder: WorkFolder, name: string, side: ComparedAs): Promise<ComparedModel> {
   const structure = buildStructure(model, options);
-  const adopted = reference ? adoptGeometry(structure, reference, model.path) : [];
+  const adopted = side.reference ? adoptGeometry(structure, side.reference, model.path) : [];
+  const displayName = blockNamer(model);
+  const kernels = side.role === 'candidate' ? options.onBlockKernel : undefined;
   const built = await folder.build(name, (store) =>
     buildGraph(model, structure, {
       form,
       eps: options.eps,
       store,
+      onBlockKernel: kernels && ((block, kernel, outChannels) => kernels(displayName(block.name), kernel, outChannels)),
       onBlock: (done, total, block) => {
         throwIfCancelled(options, model.path);
         options.onProgress?.({ phase: 'build', done, total, message: `${form === 'deploy' ? 'fusing' : 'building'} ${block.name}` });
@@ -193,7 +216,6 @@ async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptio
   const inGraph = new Set(graph.initializer.map((t) => t.name));
   const blockTensors = new Set(allBlocks(structure).flatMap((b) => b.tensors));
   const othersInFile = model.tensors.some((t) => isFloatDType(t.dtype) && !blockTensors.has(t.name) && !inGraph.has(t.name));
-  const displayName = blockNamer(model);
   const part = blocksPart({
     topology: built.topology,
     blocks: allBlocks(structure).map((b) => ({ name: displayName(b.name), family: b.family, inChannels: b.inChannels })),
@@ -259,12 +281,12 @@ function blocksInGraph(model: ModelFile, structure: ModelStructure): ComparedMod
   return onnxBlockOutputs(structure).map((b) => ({ name: displayName(b.block), tensor: b.original }));
 }
 
-async function sideOf(file: string, options: ParityOptions, folder: WorkFolder, name: string, reference?: ModelStructure): Promise<ComparedModel> {
+async function sideOf(file: string, options: ParityOptions, folder: WorkFolder, name: string, side: ComparedAs): Promise<ComparedModel> {
   // The slot names the reference's weights; a deploy file RepLens wrote is a plain state dict.
-  const model = await openModelFile(file, { weights: reference ? undefined : options.weights });
+  const model = await openModelFile(file, { weights: side.role === 'reference' ? options.weights : undefined });
   try {
     if (model.format === 'onnx') return onnxSide(model);
-    return { ...(await builtSide(model, 'as-is', options, folder, name, reference)), weights: model.weights };
+    return { ...(await builtSide(model, 'as-is', options, folder, name, side)), weights: model.weights };
   } finally {
     await model.close();
   }
@@ -547,7 +569,13 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
       // keeps each block's result under its tensor name, so both compare block by block.
       const rebuildable = blocks.every((b) => b.onnx?.familySource === 'initializer-names' && b.branches.every((br) => !br.withoutBn));
       if (model.format === 'onnx' && !rebuildable) {
-        const fusion = await fuseOnnxModel(model, structure, { eps: options.eps, onBlock: () => throwIfCancelled(options, file) });
+        const displayName = blockNamer(model);
+        const kernels = options.onBlockKernel;
+        const fusion = await fuseOnnxModel(model, structure, {
+          eps: options.eps,
+          onBlock: () => throwIfCancelled(options, file),
+          onBlockKernel: kernels && ((block, kernel, outChannels) => kernels(displayName(block.name), kernel, outChannels)),
+        });
         const fused = fusion.model;
         ref = { ...onnxSide(model, structure), part: onnxPart(model.path, fusion.fused.length) };
         cand = {
@@ -558,12 +586,13 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
           graph: fused.graph!,
         };
       } else {
-        ref = await builtSide(model, 'as-is', options, folder, 'train');
-        cand = await builtSide(model, 'deploy', options, folder, 'deploy');
+        ref = await builtSide(model, 'as-is', options, folder, 'train', { role: 'reference' });
+        cand = await builtSide(model, 'deploy', options, folder, 'deploy', { role: 'candidate' });
       }
     } finally {
       await model.close();
     }
+    announceGraphs(ref, cand, options);
     return { ...(await compareOnInputs(ref, cand, options, folder)), weights: model.weights };
   } finally {
     await folder.remove();
@@ -579,8 +608,9 @@ export async function compareModels(a: string, b: string, options: ParityOptions
   throwIfCancelled(options, `${a} vs ${b}`);
   const folder = await WorkFolder.create(`${a} vs ${b}`);
   try {
-    const ref = await sideOf(a, options, folder, 'a');
-    const cand = await sideOf(b, options, folder, 'b', ref.structure);
+    const ref = await sideOf(a, options, folder, 'a', { role: 'reference' });
+    const cand = await sideOf(b, options, folder, 'b', { role: 'candidate', reference: ref.structure });
+    announceGraphs(ref, cand, options);
     return { ...(await compareOnInputs(ref, cand, options, folder)), weights: ref.weights };
   } finally {
     await folder.remove();

@@ -11,13 +11,13 @@ import { blockNamer, buildGraph } from '../graph/buildGraph';
 import { buildStructure } from '../model/buildStructure';
 import { branchLabel } from '../model/describe';
 import { allBlocks, type Block, type ModelStructure } from '../model/structure';
-import { checkParity, compareModels, DEFAULTS, type ParityOptions, type ParityResult } from '../parity/parity';
+import { checkParity, compareModels, DEFAULTS, type ParityOptions, type ParityResult, type RanGraph } from '../parity/parity';
 import { stampOf } from '../formats/fileStamp';
 import type { FileStamp } from '../../shared/reportData';
 import { blockMatcher, graphSpecFromOnnx } from './graphSpec';
 import { kernelStats } from './kernelStats';
 import { layoutInWorker } from './layoutInWorker';
-import type { BlockReport, FormCosts, ReportData } from '../../shared/reportData';
+import type { BlockReport, FormCosts, KernelStats, ReportData } from '../../shared/reportData';
 
 export interface ReportOptions extends ParityOptions {
   /** The deploy file to compare with; without it the deploy form is fused in memory. */
@@ -28,26 +28,18 @@ export interface ReportOptions extends ParityOptions {
   layoutWorker?: string;
 }
 
-async function graphsOf(model: ModelFile, structure: ModelStructure, deploy: string | undefined): Promise<{ before: OnnxGraph; after: OnnxGraph }> {
-  let before: OnnxGraph | undefined;
-  if (model.format === 'onnx') before = model.onnx?.graph;
+/**
+ * The graphs to draw where the check did not hand over its own (it could not run): built here,
+ * without weights. An ONNX input is drawn as its own graph, and its deploy form as that graph with
+ * the blocks fused in place.
+ */
+async function graphToDraw(model: ModelFile, structure: ModelStructure, form: 'before' | 'after'): Promise<OnnxGraph> {
+  let graph: OnnxGraph | undefined;
+  if (model.format === 'onnx') graph = form === 'before' ? model.onnx?.graph : (await fuseOnnxModel(model, structure)).model.graph;
   // The graphs are drawn, never run: their weights (as large as the model) are not kept.
-  else before = (await buildGraph(model, structure, { form: 'as-is', store: SHAPES_ONLY })).model.graph;
-  let after: OnnxGraph | undefined;
-  if (deploy && deploy.toLowerCase().endsWith('.onnx')) {
-    const other = await openModelFile(deploy);
-    try {
-      after = other.onnx?.graph;
-    } finally {
-      await other.close();
-    }
-  } else if (model.format === 'onnx') {
-    after = (await fuseOnnxModel(model, structure)).model.graph;
-  } else {
-    after = (await buildGraph(model, structure, { form: 'deploy', store: SHAPES_ONLY })).model.graph;
-  }
-  if (!before || !after) throw new Error(`${model.path}: no graph to show`);
-  return { before, after };
+  else graph = (await buildGraph(model, structure, { form: form === 'before' ? 'as-is' : 'deploy', store: SHAPES_ONLY })).model.graph;
+  if (!graph) throw new Error(`${model.path}: no graph to show`);
+  return graph;
 }
 
 /** A block's facts; its parity numbers are added once parity has run. */
@@ -79,51 +71,67 @@ function macsAt(graph: OnnxGraph, shape: readonly number[]): number {
   return graphStats(graph, shapes).macs ?? 0;
 }
 
-/** Everything the report view shows for `input`: parity, both graphs laid out, per-block facts and kernel statistics. */
+/**
+ * Everything the report view shows for `input`: parity, both graphs laid out, per-block facts and
+ * kernel statistics. The check hands over the graphs it ran and the kernels its deploy form holds;
+ * only what it could not give (it failed, or an ONNX file ran as it is) is built here.
+ */
 export async function buildReport(input: string, options: ReportOptions = {}): Promise<ReportData> {
   // Taken before reading, so a change made while the report is built makes it out of date.
   const stamps = { input: await stampOf(input), output: options.deploy ? await stampOf(options.deploy) : null };
   const model = await openModelFile(input, { weights: options.weights });
   const weights = model.weights && { key: model.weights.key, reason: model.weights.reason, others: model.weights.slots.map((s) => s.key).filter((k) => k !== model.weights!.key) };
   let structure: ModelStructure;
-  let graphs: { before: OnnxGraph; after: OnnxGraph };
+  const graphs: { before?: OnnxGraph; after?: OnnxGraph } = {};
+  const kernels = new Map<string, KernelStats>();
   const blocks: BlockReport[] = [];
+  let parity: ParityResult | undefined;
+  let parityError: string | null = null;
   try {
     structure = buildStructure(model, options);
-    graphs = await graphsOf(model, structure, options.deploy);
+    // An ONNX input is drawn as its own graph, which a check may have rebuilt from its blocks instead.
+    const drawn = (ran: RanGraph) => (model.format === 'onnx' && ran.builtFromBlocks ? undefined : ran.graph);
+    const check: ParityOptions = {
+      ...options,
+      onBlockKernel: (block, kernel, outChannels) => kernels.set(block, kernelStats(kernel, outChannels)),
+      onGraphs: ({ reference, candidate }) => {
+        graphs.before = drawn(reference);
+        graphs.after = drawn(candidate);
+      },
+    };
+    try {
+      parity = options.deploy ? await compareModels(input, options.deploy, check) : await checkParity(input, check);
+    } catch (e) {
+      parityError = userMessage(e, input);
+    }
+    graphs.before ??= await graphToDraw(model, structure, 'before');
+    graphs.after ??= await graphToDraw(model, structure, 'after');
     const byName = new Map(model.tensors.map((t) => [t.name, t]));
     const load = (n: string) => byName.get(n)!.toNumbers();
     const displayName = blockNamer(model);
     for (const block of allBlocks(structure)) {
       const report = blockReport(displayName, block);
       if (block.form === 'train') {
+        const seen = kernels.get(report.name);
         // A block that cannot be fused gets no kernel statistics; its warning says why.
         // The kernel a deploy graph runs: a QARepVGG block's BN after the sum folded in.
-        const fused = await fuseBlock(block, load, { eps: options.eps, postBn: 'fold' }).catch(() => undefined);
-        if (fused) report.kernelStats = kernelStats(fused.weight, fused.shape[0]);
+        const fused = seen ? undefined : await fuseBlock(block, load, { eps: options.eps, postBn: 'fold' }).catch(() => undefined);
+        const stats = seen ?? (fused && kernelStats(fused.weight, fused.shape[0]));
+        if (stats) report.kernelStats = stats;
       }
+      const p = parity?.blocks.find((x) => x.name === report.name);
+      if (p) report.parity = { maxAbs: p.maxAbs, maxRel: p.maxRel, cosine: p.cosine, pass: p.pass };
       blocks.push(report);
     }
   } finally {
     await model.close();
   }
-
-  let parity: ParityResult | undefined;
-  let parityError: string | null = null;
-  try {
-    parity = options.deploy ? await compareModels(input, options.deploy, options) : await checkParity(input, options);
-  } catch (e) {
-    parityError = userMessage(e, input);
-  }
-  for (const b of blocks) {
-    const p = parity?.blocks.find((x) => x.name === b.name);
-    if (p) b.parity = { maxAbs: p.maxAbs, maxRel: p.maxRel, cosine: p.cosine, pass: p.pass };
-  }
+  const drawnGraphs = { before: graphs.before!, after: graphs.after! };
 
   const refs = blocks.map((b) => ({ name: b.name, stage: b.stage }));
   const [before, after] = await Promise.all([
-    layoutInWorker(graphSpecFromOnnx(graphs.before, blockMatcher(refs)), options.layoutWorker),
-    layoutInWorker(graphSpecFromOnnx(graphs.after, blockMatcher(refs)), options.layoutWorker),
+    layoutInWorker(graphSpecFromOnnx(drawnGraphs.before, blockMatcher(refs)), options.layoutWorker),
+    layoutInWorker(graphSpecFromOnnx(drawnGraphs.after, blockMatcher(refs)), options.layoutWorker),
   ]);
   const shape = parity ? (Object.values(parity.shapes)[0] ?? []) : [...(options.shape ?? [1, 3, DEFAULTS.size, DEFAULTS.size])];
   // Costs do not depend on parity: without it (it failed), they come from the structure and the graphs themselves.
@@ -134,8 +142,8 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
     nodes: f?.nodes ?? graph.node.length,
     fileBytes: file?.bytes ?? null,
   });
-  const train = form(parity?.forms.train, graphs.before, structure.params.total, stamps.input);
-  const deploy = form(parity?.forms.deploy, graphs.after, structure.params.afterFusion, stamps.output);
+  const train = form(parity?.forms.train, drawnGraphs.before, structure.params.total, stamps.input);
+  const deploy = form(parity?.forms.deploy, drawnGraphs.after, structure.params.afterFusion, stamps.output);
   return {
     input,
     output: options.deploy ?? null,

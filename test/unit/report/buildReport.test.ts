@@ -112,6 +112,15 @@ describe('buildReport', () => {
     await expectTinyBlocks(report, TINY);
   }, 60_000);
 
+  it('a checkpoint against the file Convert wrote: the kernel statistics are the written kernels', async () => {
+    const output = path.join(dir, 'tiny.deploy.pth');
+    const converted = await convertFile(TINY, { output, force: true });
+    const report = await buildReport(TINY, { ...small, deploy: output, load: converted.load });
+    expect(report).toMatchObject({ output, pass: true, parityError: null });
+    expect(report.forms.deploy).toMatchObject({ params: 27762, nodes: 17, fileBytes: converted.bytesWritten });
+    await expectTinyBlocks(report, TINY);
+  }, 60_000);
+
   it('an ONNX export with BN folded: the graph as it is against its blocks fused in place', async () => {
     const folded = path.join(MODELS, 'repvgg_tiny_train_folded.onnx');
     const report = await buildReport(folded, small);

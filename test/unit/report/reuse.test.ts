@@ -1,0 +1,70 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { bundle, type Bundle } from '../parity/bundle';
+import { TINY } from '../parity/faultyFiles';
+
+/**
+ * The report merges what the check built instead of building it again: the graphs the check ran and
+ * the kernels its deploy form holds. Fusion and graph building are counted where they happen.
+ */
+vi.mock('../../../src/core/fuse/fuseBlock', async (original) => {
+  const m = await original<typeof import('../../../src/core/fuse/fuseBlock')>();
+  return { ...m, fuseBlock: vi.fn(m.fuseBlock), fuseBlockEncoded: vi.fn(m.fuseBlockEncoded) };
+});
+vi.mock('../../../src/core/graph/buildGraph', async (original) => {
+  const m = await original<typeof import('../../../src/core/graph/buildGraph')>();
+  return { ...m, buildGraph: vi.fn(m.buildGraph) };
+});
+const { fuseBlock, fuseBlockEncoded } = await import('../../../src/core/fuse/fuseBlock');
+const { buildGraph } = await import('../../../src/core/graph/buildGraph');
+const { buildReport } = await import('../../../src/core/report/buildReport');
+const { convertFile } = await import('../../../src/core/convert/convert');
+
+const BLOCKS = 7;
+let worker: Bundle;
+let dir: string;
+let small: { workerPath: string; shape: number[]; inputs: number };
+
+beforeAll(async () => {
+  worker = await bundle({ parityWorker: path.join(__dirname, '..', '..', '..', 'src', 'core', 'parity', 'worker.ts') });
+  dir = await mkdtemp(path.join(tmpdir(), 'replens-reuse-'));
+  small = { workerPath: path.join(worker.dir, 'parityWorker.js'), shape: [1, 3, 32, 32], inputs: 1 };
+}, 60_000);
+afterAll(async () => {
+  await worker?.dispose();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+beforeEach(() => vi.clearAllMocks());
+
+describe('the report reuses the check', () => {
+  it('Check Parity: two graphs built and each block fused once, all by the check', async () => {
+    const report = await buildReport(TINY, small);
+    expect(report.pass).toBe(true);
+    expect(vi.mocked(buildGraph)).toHaveBeenCalledTimes(2);
+    expect(vi.mocked(fuseBlockEncoded)).toHaveBeenCalledTimes(BLOCKS);
+    expect(vi.mocked(fuseBlock)).not.toHaveBeenCalled();
+    expect(report.blocks.every((b) => b.kernelStats !== undefined)).toBe(true);
+  }, 60_000);
+
+  it('after Convert: the deploy file’s own kernels, and no fusion at all', async () => {
+    const output = path.join(dir, 'tiny.deploy.pth');
+    await convertFile(TINY, { output, force: true });
+    vi.clearAllMocks();
+    const report = await buildReport(TINY, { ...small, deploy: output });
+    expect(report.pass).toBe(true);
+    expect(vi.mocked(buildGraph)).toHaveBeenCalledTimes(2);
+    expect(vi.mocked(fuseBlockEncoded)).not.toHaveBeenCalled();
+    expect(vi.mocked(fuseBlock)).not.toHaveBeenCalled();
+    expect(report.blocks.every((b) => b.kernelStats !== undefined)).toBe(true);
+  }, 60_000);
+
+  it('a check that could not run: the report builds both graphs and fuses each block itself', async () => {
+    const report = await buildReport(TINY, { ...small, inputs: 0 });
+    expect(report.pass).toBeNull();
+    expect(vi.mocked(buildGraph)).toHaveBeenCalledTimes(2);
+    expect(vi.mocked(fuseBlock)).toHaveBeenCalledTimes(BLOCKS);
+    expect(report.blocks.every((b) => b.kernelStats !== undefined)).toBe(true);
+  }, 60_000);
+});
