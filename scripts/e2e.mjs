@@ -65,6 +65,7 @@ function record(name, ok, secs, error) {
   results.push({ name, ok, secs, error });
   console.log(`${ok ? '✔' : '✘'} ${name} (${secs.toFixed(1)}s)`);
   // Playwright colours its call logs; keep the output plain for CI logs.
+  // eslint-disable-next-line no-control-regex -- ESC starts every colour code
   if (error) console.log(error.replace(/\x1b\[[0-9;]*m/g, '').replace(/^/gm, '    '));
 }
 

@@ -218,7 +218,7 @@ export async function startCodeServer(opts = {}) {
     // The profile (and the log with it) is about to go: keep the log's end in the error.
     const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-30).join('\n') : '';
     handle.stopNow();
-    throw new Error(`${err.message}\n--- code-server log (end) ---\n${tail}`);
+    throw new Error(`${err.message}\n--- code-server log (end) ---\n${tail}`, { cause: err });
   }
   return handle;
 }

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { convertFromExplorer, findFrame, findReplensEditor, fromExplorerMenu, midWordBreaks, openFromExplorer, openWorkspace, reloadWindow, reopenReport, replensLog, reportOf, runCommand, test } from './harness.mjs';
+import { convertFromExplorer, findFrame, findReplensEditor, midWordBreaks, openFromExplorer, openWorkspace, reloadWindow, reopenReport, replensLog, reportOf, runCommand, test } from './harness.mjs';
 
 /** The RepLens Structure view's pane, expanded. */
 async function structurePane(page) {

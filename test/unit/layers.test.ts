@@ -1,25 +1,17 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ALLOWED, FOLDERS } from '../../scripts/layers.mjs';
 
 /**
- * The layers of ARCHITECTURE.md, as a rule on every import: each layer's own tsconfig keeps the
- * DOM out of the host and node out of the webview, and this keeps the layers apart (a package
- * such as 'vscode' resolves wherever its types are installed, so the compiler alone cannot).
+ * The layers of ARCHITECTURE.md (scripts/layers.mjs), as a rule on every import, resolved: each
+ * layer's own tsconfig keeps the DOM out of the host and node out of the webview, and this keeps
+ * the layers apart (a package such as 'vscode' resolves wherever its types are installed, so the
+ * compiler alone cannot). ESLint checks the same table as you type, by import patterns.
  */
 const ROOT = path.join(__dirname, '..', '..');
 
-type Layer = 'core' | 'cli' | 'extension' | 'shared' | 'webview';
-const FOLDERS: Record<Layer, string> = { core: 'src/core', cli: 'src/cli', extension: 'src/extension', shared: 'src/shared', webview: 'webview' };
-
-/** What each layer may import: other layers, node's own modules, and these packages. */
-const ALLOWED: Record<Layer, { layers: Layer[]; node: boolean; packages: string[] }> = {
-  core: { layers: ['core', 'shared'], node: true, packages: ['onnxruntime-node', '@dagrejs/dagre'] },
-  cli: { layers: ['cli', 'core', 'shared'], node: true, packages: [] },
-  extension: { layers: ['extension', 'core', 'shared'], node: true, packages: ['vscode'] },
-  shared: { layers: ['shared'], node: false, packages: [] },
-  webview: { layers: ['webview', 'shared'], node: false, packages: ['@vscode/webview-ui-toolkit'] },
-};
+type Layer = keyof typeof FOLDERS;
 
 function filesUnder(dir: string): string[] {
   return readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' })

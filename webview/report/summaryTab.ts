@@ -33,7 +33,7 @@ function loadSection(load: LoadNote): HTMLElement[] {
     clearTimeout(reset);
     reset = setTimeout(() => (copy.textContent = 'Copy'), COPY_FEEDBACK_MS);
   };
-  const copy = button('Copy', () => navigator.clipboard.writeText(code).then(() => say('Copied'), () => say('Copy failed')), 'secondary', { title: 'Copy the Python lines', 'data-testid': 'copy-load-code' });
+  const copy = button('Copy', () => void navigator.clipboard.writeText(code).then(() => say('Copied'), () => say('Copy failed')), 'secondary', { title: 'Copy the Python lines', 'data-testid': 'copy-load-code' });
   return [
     h('h2', {}, 'Loading the deploy file'),
     h(

@@ -235,6 +235,8 @@ function builtinGlobal(module: string, name: string): PyValue | undefined {
       // How protocol 2 spells bytes: _codecs.encode(text, 'latin1'), one character per byte.
       return new PyGlobal(module, name, (args) => {
         const [text, encoding] = args;
+        // Latin-1 is exactly the code points 0-255, control characters included.
+        // eslint-disable-next-line no-control-regex
         if (typeof text !== 'string' || (encoding !== 'latin1' && encoding !== 'latin-1') || /[^\x00-\xff]/.test(text)) {
           return new PyObject(new PyGlobal(module, name), args);
         }
@@ -696,10 +698,10 @@ class Unpickler {
         case Op.EXT1:
         case Op.EXT2:
         case Op.EXT4:
-          this.fail('extension registry codes (EXT1/EXT2/EXT4) are not supported');
+          return this.fail('extension registry codes (EXT1/EXT2/EXT4) are not supported');
         case Op.NEXT_BUFFER:
         case Op.READONLY_BUFFER:
-          this.fail('out-of-band buffers (protocol 5) are not supported');
+          return this.fail('out-of-band buffers (protocol 5) are not supported');
         default:
           throw new ModelFormatError(this.opts.file, `unsupported pickle opcode 0x${op.toString(16).padStart(2, '0')} at offset ${this.at}`);
       }

@@ -43,10 +43,11 @@ function isMissing(e: unknown): boolean {
 export function loadOnnxRuntime(): typeof Ort {
   try {
     // Left to Node's require at run time: the bundles keep onnxruntime-node external (scripts/build.mjs).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('onnxruntime-node') as typeof Ort;
   } catch (e) {
     const detail = isMissing(e) ? undefined : firstLine(e);
-    throw new Error(runtimeUnavailableMessage(process.platform, process.arch, detail));
+    throw new Error(runtimeUnavailableMessage(process.platform, process.arch, detail), { cause: e });
   }
 }
 

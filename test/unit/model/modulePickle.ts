@@ -78,7 +78,8 @@ class Pickler {
     if (v === null) this.op(0x4e);
     else if (typeof v === 'boolean') this.op(v ? 0x88 : 0x89);
     else if (typeof v === 'string') this.str(v);
-    else if (typeof v === 'number') (Number.isInteger(v) ? this.int(v) : this.float(v));
+    else if (typeof v === 'number' && Number.isInteger(v)) this.int(v);
+    else if (typeof v === 'number') this.float(v);
     else {
       this.op(0x28);
       for (const x of v) this.value(x);
