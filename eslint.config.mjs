@@ -17,13 +17,21 @@ const layerRules = layers.map((layer) => {
   return {
     files: [`${FOLDERS[layer]}/**/*.ts`],
     rules: {
-      'no-restricted-imports': ['error', {
-        paths: packages.filter((p) => !rule.packages.includes(p)).map((name) => ({ name, message: `${FOLDERS[layer]} may not import ${name} (ARCHITECTURE.md, Folders)` })),
-        patterns: [
-          ...forbidden.map((l) => ({ group: [`**/${FOLDERS[l].split('/').at(-1)}/**`], message: `${FOLDERS[layer]} may not import ${FOLDERS[l]} (ARCHITECTURE.md, Folders)` })),
-          ...(rule.node ? [] : [{ group: ['node:*'], message: `${FOLDERS[layer]} runs without node (ARCHITECTURE.md, Folders)` }]),
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: packages
+            .filter((p) => !rule.packages.includes(p))
+            .map((name) => ({ name, message: `${FOLDERS[layer]} may not import ${name} (ARCHITECTURE.md, Folders)` })),
+          patterns: [
+            ...forbidden.map((l) => ({
+              group: [`**/${FOLDERS[l].split('/').at(-1)}/**`],
+              message: `${FOLDERS[layer]} may not import ${FOLDERS[l]} (ARCHITECTURE.md, Folders)`,
+            })),
+            ...(rule.node ? [] : [{ group: ['node:*'], message: `${FOLDERS[layer]} runs without node (ARCHITECTURE.md, Folders)` }]),
+          ],
+        },
+      ],
     },
   };
 });

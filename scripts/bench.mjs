@@ -194,7 +194,7 @@ const report = {
     reps,
     statistic: 'median',
     wallTime: 'process.hrtime around each child process (includes interpreter start-up)',
-    peakRss: 'largest sum of VmRSS over the command\'s process tree, sampled from /proc every 10 ms',
+    peakRss: "largest sum of VmRSS over the command's process tree, sampled from /proc every 10 ms",
     cpuTime: 'GNU time %U + %S: user + system seconds of the child',
     order: 'replens and torch runs alternate; page cache warmed before the first run',
   },
@@ -232,8 +232,22 @@ await section('tensors', 'tensors B3', async () => {
     peakRssMiB: { max: round(b3MiB / 4, 1), met: r.peakRssMiB <= b3MiB / 4 },
     sameTensorCount: { met: replensCount === torchOut.tensors },
   };
-  rows.push(['tensors B3 --json: wall', seconds(r.wallS), `${seconds(t.wallS)} (torch.load)`, versus(t.wallS / r.wallS, 'faster', 'slower'), '≤ 0.3 s', mark(goals.wallS.met)]);
-  rows.push(['tensors B3 --json: peak RSS', mib(r.peakRssMiB), mib(t.peakRssMiB), `file ${mib(b3MiB)}`, `≤ ¼ file (${mib(b3MiB / 4)})`, mark(goals.peakRssMiB.met)]);
+  rows.push([
+    'tensors B3 --json: wall',
+    seconds(r.wallS),
+    `${seconds(t.wallS)} (torch.load)`,
+    versus(t.wallS / r.wallS, 'faster', 'slower'),
+    '≤ 0.3 s',
+    mark(goals.wallS.met),
+  ]);
+  rows.push([
+    'tensors B3 --json: peak RSS',
+    mib(r.peakRssMiB),
+    mib(t.peakRssMiB),
+    `file ${mib(b3MiB)}`,
+    `≤ ¼ file (${mib(b3MiB / 4)})`,
+    mark(goals.peakRssMiB.met),
+  ]);
   rows.push(['tensors B3: tensor count', String(replensCount), String(torchOut.tensors), '', 'same', mark(goals.sameTensorCount.met)]);
   return { replens: r, torch: t, tensorCount: { replens: replensCount, torch: torchOut.tensors }, goals };
 });
@@ -293,17 +307,51 @@ await section('convert', 'convert B3', async () => {
       // Float32 fusions of the same weights differ by rounding only (~1e-8 here); a wrong tensor is off by its own size.
       sameAsTorch: { maxAbs: 1e-5, met: check.maxAbsVsTorch <= 1e-5 },
     };
-    rows.push(['convert B3: wall', seconds(r.wallS), seconds(t.wallS), versus(speedup, 'faster', 'slower'), '≥ 10× faster than torch', mark(goals.speedup.met)]);
-    rows.push(['convert B3: wall vs cp + fsync', seconds(r.wallS), `${seconds(c.wallS)} (cp + fsync)`, `${overCopy.toFixed(2)}× the copy`, '≤ 2× the copy', mark(goals.overCopy.met)]);
+    rows.push([
+      'convert B3: wall',
+      seconds(r.wallS),
+      seconds(t.wallS),
+      versus(speedup, 'faster', 'slower'),
+      '≥ 10× faster than torch',
+      mark(goals.speedup.met),
+    ]);
+    rows.push([
+      'convert B3: wall vs cp + fsync',
+      seconds(r.wallS),
+      `${seconds(c.wallS)} (cp + fsync)`,
+      `${overCopy.toFixed(2)}× the copy`,
+      '≤ 2× the copy',
+      mark(goals.overCopy.met),
+    ]);
     rows.push(['convert B3: CPU user+sys', seconds(r.cpuS), seconds(t.cpuS), versus(t.cpuS / r.cpuS, 'less', 'more'), '', '']);
-    rows.push(['convert B3: peak RSS', mib(r.peakRssMiB), mib(t.peakRssMiB), `${(r.peakRssMiB / t.peakRssMiB).toFixed(2)} of torch`, '≤ 250 MiB', mark(goals.peakRssMiB.met)]);
+    rows.push([
+      'convert B3: peak RSS',
+      mib(r.peakRssMiB),
+      mib(t.peakRssMiB),
+      `${(r.peakRssMiB / t.peakRssMiB).toFixed(2)} of torch`,
+      '≤ 250 MiB',
+      mark(goals.peakRssMiB.met),
+    ]);
     rows.push(['convert B3: read-back check', seconds(verifyS), '', `${(100 * verifyShare).toFixed(1)} % of the conversion`, 'on', mark(goals.verified.met)]);
-    rows.push(['convert B3: output in torch', 'strict load ok', '', `max |Δ| ${check.maxAbsVsTorch.toExponential(1)}`, 'load_state_dict(strict=True)', mark(goals.strictLoad.met)]);
+    rows.push([
+      'convert B3: output in torch',
+      'strict load ok',
+      '',
+      `max |Δ| ${check.maxAbsVsTorch.toExponential(1)}`,
+      'load_state_dict(strict=True)',
+      mark(goals.strictLoad.met),
+    ]);
     rows.push(['convert B3: vs torch fusion', `max |Δ| ${check.maxAbsVsTorch.toExponential(1)}`, '', '', '≤ 1e-5', mark(goals.sameAsTorch.met)]);
     return {
-      replens: r, copy: c, torch: t, speedup: round(speedup, 2), overCopy: round(overCopy, 2),
+      replens: r,
+      copy: c,
+      torch: t,
+      speedup: round(speedup, 2),
+      overCopy: round(overCopy, 2),
       verify: { seconds: round(verifyS, 4), shareOfConversion: round(verifyShare, 4), shares: verifyShares.map((x) => round(x, 4)) },
-      blocksFused: JSON.parse(runs.replens[0].stdout).blocksFused, check, goals,
+      blocksFused: JSON.parse(runs.replens[0].stdout).blocksFused,
+      check,
+      goals,
     };
   } finally {
     // Three ~440-490 MB outputs; only the figures are kept.
@@ -335,9 +383,30 @@ async function parity(arch, goals) {
     pass: { met: parsed.every((p) => p.pass === true) && runs.torch.every((x) => JSON.parse(x.stdout).pass === true) },
   };
   const timeGoal = goals.time === 1 ? 'no slower than torch' : `≤ ${goals.time}× torch`;
-  rows.push([`parity ${arch} (1 input, 224²): wall`, seconds(r.wallS), seconds(t.wallS), versus(t.wallS / r.wallS, 'faster', 'slower'), timeGoal, mark(met.time.met)]);
-  rows.push([`parity ${arch}: peak RSS (process tree)`, mib(r.peakRssMiB), mib(t.peakRssMiB), `${memoryRatio.toFixed(2)} of torch`, goals.memory === undefined ? '' : '≤ torch', goals.memory === undefined ? '' : mark(met.memory.met)]);
-  rows.push([`parity ${arch}: verdict`, parsed[0].pass ? 'PASS' : 'FAIL', JSON.parse(runs.torch[0].stdout).pass ? 'pass' : 'fail', `output max rel ${parsed[0].outputs[0]?.maxRel?.toExponential(1)}`, 'both pass', mark(met.pass.met)]);
+  rows.push([
+    `parity ${arch} (1 input, 224²): wall`,
+    seconds(r.wallS),
+    seconds(t.wallS),
+    versus(t.wallS / r.wallS, 'faster', 'slower'),
+    timeGoal,
+    mark(met.time.met),
+  ]);
+  rows.push([
+    `parity ${arch}: peak RSS (process tree)`,
+    mib(r.peakRssMiB),
+    mib(t.peakRssMiB),
+    `${memoryRatio.toFixed(2)} of torch`,
+    goals.memory === undefined ? '' : '≤ torch',
+    goals.memory === undefined ? '' : mark(met.memory.met),
+  ]);
+  rows.push([
+    `parity ${arch}: verdict`,
+    parsed[0].pass ? 'PASS' : 'FAIL',
+    JSON.parse(runs.torch[0].stdout).pass ? 'pass' : 'fail',
+    `output max rel ${parsed[0].outputs[0]?.maxRel?.toExponential(1)}`,
+    'both pass',
+    mark(met.pass.met),
+  ]);
   return { replens: r, torch: t, timeRatio: round(timeRatio, 3), memoryRatio: round(memoryRatio, 3), blocks: parsed[0].blocks.length, goals: met };
 }
 
@@ -349,8 +418,22 @@ await section('editor', 'open B3 in the model editor', async () => {
   if (r.status !== 0) throw new Error(`the e2e test failed: ${`${r.stdout}${r.stderr}`.trim().split('\n').slice(-4).join(' | ')}`);
   const perf = JSON.parse(readFileSync(join(root, 'test-results', 'perf.json'), 'utf8')).openB3;
   const goals = { hostReadMs: { max: 300, met: perf.hostReadMs !== null && perf.hostReadMs <= 300 } };
-  rows.push(['open B3 in the editor: RepLens reads it', `${perf.hostReadMs} ms`, '', `tiny sample ${perf.tinyHostReadMs} ms`, '≤ 0.3 s', mark(goals.hostReadMs.met)]);
-  rows.push(['open B3 in the editor: click → stages shown', `${perf.clickToStructureMs} ms`, '', `tiny sample ${perf.tinyClickToStructureMs} ms (the workbench opening any editor)`, '', '']);
+  rows.push([
+    'open B3 in the editor: RepLens reads it',
+    `${perf.hostReadMs} ms`,
+    '',
+    `tiny sample ${perf.tinyHostReadMs} ms`,
+    '≤ 0.3 s',
+    mark(goals.hostReadMs.met),
+  ]);
+  rows.push([
+    'open B3 in the editor: click → stages shown',
+    `${perf.clickToStructureMs} ms`,
+    '',
+    `tiny sample ${perf.tinyClickToStructureMs} ms (the workbench opening any editor)`,
+    '',
+    '',
+  ]);
   return { ...perf, goals };
 });
 
@@ -367,7 +450,11 @@ writeFileSync(join(resultsDir, 'bench.json'), `${JSON.stringify(report, null, 2)
 
 const header = ['', 'replens', 'torch', 'comparison', 'goal', ''];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-const line = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+const line = (cells) =>
+  cells
+    .map((c, i) => c.padEnd(widths[i]))
+    .join('  ')
+    .trimEnd();
 console.log(`
 RepLens ${report.versions.replens} benchmark, ${report.date}
 ${report.machine.cpu}, ${report.machine.cores} cores, ${report.machine.memoryGiB} GiB; node ${process.version}, torch ${report.versions.torch ?? 'not found'}

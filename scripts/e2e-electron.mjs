@@ -14,7 +14,9 @@ export const suiteEntry = join(suiteOutDir, 'suite', 'index.js');
 
 export async function bundleExtensionSuite() {
   const src = join(repoRoot, 'test', 'e2e', 'electron');
-  const tests = readdirSync(join(src, 'suite')).filter((f) => f.endsWith('.test.ts')).map((f) => join(src, 'suite', f));
+  const tests = readdirSync(join(src, 'suite'))
+    .filter((f) => f.endsWith('.test.ts'))
+    .map((f) => join(src, 'suite', f));
   rmSync(suiteOutDir, { recursive: true, force: true });
   await esbuild.build({
     entryPoints: [join(src, 'runTest.ts'), join(src, 'suite', 'index.ts'), ...tests],

@@ -59,7 +59,12 @@ function withTimeout(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-const slug = (name) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+const slug = (name) =>
+  name
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 60);
 
 function record(name, ok, secs, error) {
   results.push({ name, ok, secs, error });
@@ -71,7 +76,9 @@ function record(name, ok, secs, error) {
 
 async function runBrowserTests(browser, server, grep) {
   const harness = await import(pathToFileURL(join(repoRoot, 'test', 'e2e', 'harness.mjs')).href);
-  const files = readdirSync(join(repoRoot, 'test', 'e2e')).filter((f) => f.endsWith('.e2e.mjs')).sort();
+  const files = readdirSync(join(repoRoot, 'test', 'e2e'))
+    .filter((f) => f.endsWith('.e2e.mjs'))
+    .sort();
   for (const f of files) await import(pathToFileURL(join(repoRoot, 'test', 'e2e', f)).href);
   const chosen = harness.registered.filter((t) => !grep || t.name.includes(grep));
   log(`${chosen.length} of ${harness.registered.length} browser test(s) from ${files.join(', ')}`);
@@ -162,24 +169,23 @@ async function main() {
   const server = await phase('start code-server + install VSIX', () => startCodeServer({ vsix }));
   let browser;
   try {
-    browser = await phase('launch chromium', () =>
-      chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 60_000 }),
-    );
+    browser = await phase('launch chromium', () => chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 60_000 }));
     log(`real VS Code: code-server ${cs.version} at ${server.url}`);
     log(`real browser: Chromium ${browser.version()} (${CHROMIUM}, headless)`);
 
     await phase('browser tests', () => runBrowserTests(browser, server, grep));
 
-    if (!grep) await phase('extension host suite in code-server', async () => {
-      const t0 = Date.now();
-      try {
-        const { passed, failed } = await runExtensionHostSuite(browser, server);
-        for (const p of passed) record(`[extension host] ${p.title}`, true, p.ms / 1000);
-        for (const f of failed) record(`[extension host] ${f.title}`, false, f.ms / 1000, f.message);
-      } catch (err) {
-        record('[extension host] suite', false, seconds(t0), String(err.stack || err));
-      }
-    });
+    if (!grep)
+      await phase('extension host suite in code-server', async () => {
+        const t0 = Date.now();
+        try {
+          const { passed, failed } = await runExtensionHostSuite(browser, server);
+          for (const p of passed) record(`[extension host] ${p.title}`, true, p.ms / 1000);
+          for (const f of failed) record(`[extension host] ${f.title}`, false, f.ms / 1000, f.message);
+        } catch (err) {
+          record('[extension host] suite', false, seconds(t0), String(err.stack || err));
+        }
+      });
   } finally {
     if (results.some((r) => !r.ok)) server.collectLogs(join(resultsDir, 'code-server-logs'));
     await browser?.close();

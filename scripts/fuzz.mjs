@@ -23,8 +23,18 @@ const HELP = `usage: npm run fuzz -- [options]
 `;
 
 function parseArgs(argv) {
-  const o = { seed: 1, cases: 10_000, seconds: 600, jobs: os.availableParallelism(), timeout: 5000, memory: 1024,
-    save: 'test/fixtures/hostile/regressions', out: 'bench-results/fuzz.json', replay: undefined, write: undefined };
+  const o = {
+    seed: 1,
+    cases: 10_000,
+    seconds: 600,
+    jobs: os.availableParallelism(),
+    timeout: 5000,
+    memory: 1024,
+    save: 'test/fixtures/hostile/regressions',
+    out: 'bench-results/fuzz.json',
+    replay: undefined,
+    write: undefined,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--help' || a === '-h') {
@@ -60,7 +70,12 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'replens-fuzz-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 await esbuild.build({
   entryPoints: { worker: path.join(root, 'scripts/fuzz/worker.ts') },
-  bundle: true, platform: 'node', format: 'cjs', target: 'node20', outdir: tmp, logLevel: 'warning',
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  outdir: tmp,
+  logLevel: 'warning',
 });
 const workerFile = path.join(tmp, 'worker.js');
 
@@ -120,8 +135,7 @@ class Slot {
       if (m.type === 'started' && this.pending) {
         // The case's budget starts now: generating it does not count.
         Object.assign(this.pending, { started: m, sent: Date.now(), cpu: cpuMs(child.pid) });
-      }
-      else if ((m.type === 'done' || m.type === 'generated' || m.type === 'generatorError') && this.pending) this.settle(m);
+      } else if ((m.type === 'done' || m.type === 'generated' || m.type === 'generatorError') && this.pending) this.settle(m);
     });
     child.on('exit', (code, signal) => {
       if (this.child !== child) return;
@@ -185,7 +199,9 @@ if (opts.replay !== undefined) {
   if (opts.write) writeFileSync(opts.write, g.bytes);
   const r = await slots[0].request({ type: 'run', index: opts.replay }, opts.timeout);
   const { type, outcome, cpuMs: cpu, ms, rss, code, signal, stderr } = r;
-  process.stdout.write(`${JSON.stringify({ index: opts.replay, fixture: g.fixture, ops: g.ops, bytes: g.bytes?.length, type, outcome, cpuMs: cpu, ms, rss, code, signal, stderr }, null, 2)}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ index: opts.replay, fixture: g.fixture, ops: g.ops, bytes: g.bytes?.length, type, outcome, cpuMs: cpu, ms, rss, code, signal, stderr }, null, 2)}\n`,
+  );
   clearInterval(watchdog);
   for (const s of slots) s.stop();
   process.exit(0);
@@ -195,8 +211,17 @@ if (opts.replay !== undefined) {
 // The run
 
 const stats = {
-  cases: 0, results: 0, cleanErrors: 0, crashes: 0, hangs: 0, memory: 0, processExits: 0, pwned: 0, generatorErrors: 0,
-  fusedBlocks: 0, casesConverted: 0,
+  cases: 0,
+  results: 0,
+  cleanErrors: 0,
+  crashes: 0,
+  hangs: 0,
+  memory: 0,
+  processExits: 0,
+  pwned: 0,
+  generatorErrors: 0,
+  fusedBlocks: 0,
+  casesConverted: 0,
 };
 const byStage = {};
 const byFixture = {};
@@ -208,7 +233,10 @@ const durations = [];
 
 /** 'zip.content:pickle.memo:get-unset@3' -> 'zip.content+pickle.memo' */
 function family(label) {
-  return label.split(':').filter((s) => /^[a-z]+\.[a-zA-Z]+$/.test(s)).join('+');
+  return label
+    .split(':')
+    .filter((s) => /^[a-z]+\.[a-zA-Z]+$/.test(s))
+    .join('+');
 }
 
 function tally(table, key, field, ms) {
@@ -241,8 +269,10 @@ function progress(force = false) {
   if (!force && Date.now() - lastReport < 5000) return;
   lastReport = Date.now();
   const s = (Date.now() - started) / 1000;
-  process.stdout.write(`  ${stats.cases} cases in ${s.toFixed(0)} s (${(stats.cases / s).toFixed(0)}/s): ${stats.results} results, ` +
-    `${stats.cleanErrors} clean errors, ${findings.length} findings\n`);
+  process.stdout.write(
+    `  ${stats.cases} cases in ${s.toFixed(0)} s (${(stats.cases / s).toFixed(0)}/s): ${stats.results} results, ` +
+      `${stats.cleanErrors} clean errors, ${findings.length} findings\n`,
+  );
 }
 
 async function runSlot(slot) {
@@ -272,7 +302,10 @@ async function runSlot(slot) {
       } else if (o.kind === 'error') {
         stats.cleanErrors++;
         byStage[o.stage] = (byStage[o.stage] ?? 0) + 1;
-        const key = `${o.errorClass}: ${o.message.replace(/\/[^\s:']+/g, '<path>').replace(/\d+/g, 'N').slice(0, 120)}`;
+        const key = `${o.errorClass}: ${o.message
+          .replace(/\/[^\s:']+/g, '<path>')
+          .replace(/\d+/g, 'N')
+          .slice(0, 120)}`;
         messages.set(key, (messages.get(key) ?? 0) + 1);
         record(fixture, ops, 'cleanErrors', r.ms);
       } else {
@@ -281,9 +314,12 @@ async function runSlot(slot) {
       }
     } else {
       const kind = r.type === 'timeout' ? 'hang' : r.type === 'memory' ? 'memory' : 'exit';
-      const detail = r.type === 'memory' ? { rssMb: Math.round(r.rss) }
-        : r.type === 'exit' ? { code: r.code, signal: r.signal, stderr: r.stderr }
-          : { cpuMs: r.cpuMs === undefined ? undefined : Math.round(r.cpuMs), wallMs: r.wallMs };
+      const detail =
+        r.type === 'memory'
+          ? { rssMb: Math.round(r.rss) }
+          : r.type === 'exit'
+            ? { code: r.code, signal: r.signal, stderr: r.stderr }
+            : { cpuMs: r.cpuMs === undefined ? undefined : Math.round(r.cpuMs), wallMs: r.wallMs };
       addFinding(kind, index, { fixture, ops, ...detail, signature: `${kind}@${fixture}:${ops.map(family).join(',')}` });
       record(fixture, ops, 'findings');
     }
@@ -291,8 +327,10 @@ async function runSlot(slot) {
   }
 }
 
-process.stdout.write(`fuzzing: seed ${opts.seed}, up to ${opts.cases} cases or ${opts.seconds} s, ${slots.length} workers, ` +
-  `timeout ${opts.timeout} ms, memory ${opts.memory} MB\n`);
+process.stdout.write(
+  `fuzzing: seed ${opts.seed}, up to ${opts.cases} cases or ${opts.seconds} s, ${slots.length} workers, ` +
+    `timeout ${opts.timeout} ms, memory ${opts.memory} MB\n`,
+);
 await Promise.all(slots.map(runSlot));
 const seconds = (Date.now() - started) / 1000;
 progress(true);
@@ -307,9 +345,10 @@ const safe = (s) => s.replace(/[^A-Za-z0-9_.+-]+/g, '_').slice(0, 60);
 for (const f of findings) {
   if (!f.signature || saved.has(f.signature) || f.kind === 'generator') continue;
   const slot = slots[0];
-  const g = f.kind === 'crash'
-    ? await slot.request({ type: 'minimise', index: f.index }, opts.timeout * 8)
-    : await slot.request({ type: 'generate', index: f.index }, opts.timeout * 6);
+  const g =
+    f.kind === 'crash'
+      ? await slot.request({ type: 'minimise', index: f.index }, opts.timeout * 8)
+      : await slot.request({ type: 'generate', index: f.index }, opts.timeout * 6);
   if (g.type !== 'generated') continue;
   const stem = path.basename(f.fixture).replace(/\.(pth\.tar|pth|pt|onnx|safetensors)$/, '');
   const ext = path.basename(f.fixture).slice(stem.length);
@@ -342,22 +381,30 @@ const summary = {
   distinctCleanErrors: messages.size,
   byFixture,
   byMutation: byFamily,
-  findings: findings.map((f) => ({ ...f, saved: f.signature ? saved.get(f.signature) : undefined, replay: `npm run fuzz -- --seed ${opts.seed} --replay ${f.index}` })),
+  findings: findings.map((f) => ({
+    ...f,
+    saved: f.signature ? saved.get(f.signature) : undefined,
+    replay: `npm run fuzz -- --seed ${opts.seed} --replay ${f.index}`,
+  })),
   slowCases: slowest.sort((a, b) => b.cpuMs - a.cpuMs).slice(0, 30),
 };
 const outFile = path.resolve(root, opts.out);
 mkdirSync(path.dirname(outFile), { recursive: true });
 writeFileSync(outFile, `${JSON.stringify(summary, null, 2)}\n`);
 
-process.stdout.write(`\n${stats.cases} cases in ${summary.seconds} s: ${stats.results} results (${stats.casesConverted} converted), ` +
-  `${stats.cleanErrors} clean errors, ${stats.crashes} crashes, ${stats.hangs} hangs, ${stats.memory} over memory, ` +
-  `${stats.processExits} worker deaths, ${stats.pwned} executed payloads; ${slowest.length} cases over ${opts.timeout / 5} ms CPU\n`);
+process.stdout.write(
+  `\n${stats.cases} cases in ${summary.seconds} s: ${stats.results} results (${stats.casesConverted} converted), ` +
+    `${stats.cleanErrors} clean errors, ${stats.crashes} crashes, ${stats.hangs} hangs, ${stats.memory} over memory, ` +
+    `${stats.processExits} worker deaths, ${stats.pwned} executed payloads; ${slowest.length} cases over ${opts.timeout / 5} ms CPU\n`,
+);
 const bySig = new Map();
 for (const f of findings) bySig.set(f.signature ?? f.kind, [...(bySig.get(f.signature ?? f.kind) ?? []), f]);
 for (const [sig, list] of bySig) {
   const f = list[0];
-  process.stdout.write(`  ${list.length}× ${sig}\n    ${f.outcome?.message ?? f.message ?? ''}\n    e.g. case ${f.index}: ${f.fixture} ${JSON.stringify(f.ops)}` +
-    `${saved.get(sig) ? `\n    saved ${saved.get(sig)}` : ''}\n`);
+  process.stdout.write(
+    `  ${list.length}× ${sig}\n    ${f.outcome?.message ?? f.message ?? ''}\n    e.g. case ${f.index}: ${f.fixture} ${JSON.stringify(f.ops)}` +
+      `${saved.get(sig) ? `\n    saved ${saved.get(sig)}` : ''}\n`,
+  );
 }
 process.stdout.write(`summary: ${path.relative(root, outFile)}\n`);
 process.exit(findings.length > 0 ? 1 : 0);

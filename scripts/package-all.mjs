@@ -119,7 +119,11 @@ async function main() {
       const partial = `${out}.${process.pid}.partial.vsix`;
       const t = performance.now();
       try {
-        await run(process.execPath, [vsce, 'package', ...VSCE_FLAGS, ...(folder ? ['--target', target] : []), '--ignoreFile', ignoreFile, '--out', partial], `vsce package (${target})`);
+        await run(
+          process.execPath,
+          [vsce, 'package', ...VSCE_FLAGS, ...(folder ? ['--target', target] : []), '--ignoreFile', ignoreFile, '--out', partial],
+          `vsce package (${target})`,
+        );
         await rename(partial, out);
       } finally {
         await rm(partial, { force: true });

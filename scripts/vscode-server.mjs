@@ -88,7 +88,11 @@ function installExitHandlers() {
   process.on('exit', () => {
     for (const s of live) s.stopNow();
   });
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ]) {
     process.on(signal, () => {
       for (const s of live) s.stopNow();
       process.exit(code);
@@ -156,8 +160,10 @@ export async function startCodeServer(opts = {}) {
     process.execPath,
     [
       entry,
-      '--auth', 'none',
-      '--bind-addr', `127.0.0.1:${port}`,
+      '--auth',
+      'none',
+      '--bind-addr',
+      `127.0.0.1:${port}`,
       ...profileArgs,
       '--disable-telemetry',
       '--disable-update-check',
@@ -194,9 +200,7 @@ export async function startCodeServer(opts = {}) {
     /** Asks code-server to quit, then forces it after a grace period, and removes the profile. */
     async stop() {
       if (stopped) return;
-      const exited = child.exitCode !== null || child.signalCode !== null
-        ? Promise.resolve()
-        : new Promise((r) => child.once('exit', r));
+      const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', r));
       killGroup(child, 'SIGTERM');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
       handle.stopNow();

@@ -10,9 +10,10 @@ function count(n: number): string {
 /** Which of a training checkpoint's weights are shown and converted, with a choice when there are several. */
 function weightsFacts(w: NonNullable<StructureSummary['weights']>, send: (m: WebviewMessage) => void): Node[] {
   const why = w.reason === 'chosen' ? 'picked here' : w.reason;
-  const value = w.slots.length > 1
-    ? dropdown(w.slots, w.key, (key) => send({ type: 'chooseWeights', key }), { 'data-testid': 'weights-choice', 'aria-label': 'Weights to read' })
-    : h('code', {}, w.key);
+  const value =
+    w.slots.length > 1
+      ? dropdown(w.slots, w.key, (key) => send({ type: 'chooseWeights', key }), { 'data-testid': 'weights-choice', 'aria-label': 'Weights to read' })
+      : h('code', {}, w.key);
   return [h('dt', {}, 'Weights'), h('dd', { 'data-testid': 'weights' }, value, h('span', { class: 'rl-muted' }, ` ${why}`))];
 }
 
@@ -21,23 +22,51 @@ function structureSection(s: StructureSummary, send: (m: WebviewMessage) => void
     'dl',
     { class: 'facts', 'data-testid': 'structure-facts' },
     ...(s.weights ? weightsFacts(s.weights, send) : []),
-    h('dt', {}, 'Family'), h('dd', { 'data-testid': 'family' }, s.family),
-    h('dt', {}, 'Architecture'), h('dd', { 'data-testid': 'architecture' }, s.architecture),
-    h('dt', {}, 'Form'), h('dd', { 'data-testid': 'form' }, s.form),
-    h('dt', {}, 'Tensors'), h('dd', {}, count(s.tensors)),
-    h('dt', {}, 'Parameters'), h('dd', {}, `${count(s.paramsTotal)} → ${count(s.paramsAfterFusion)} after fusion`),
+    h('dt', {}, 'Family'),
+    h('dd', { 'data-testid': 'family' }, s.family),
+    h('dt', {}, 'Architecture'),
+    h('dd', { 'data-testid': 'architecture' }, s.architecture),
+    h('dt', {}, 'Form'),
+    h('dd', { 'data-testid': 'form' }, s.form),
+    h('dt', {}, 'Tensors'),
+    h('dd', {}, count(s.tensors)),
+    h('dt', {}, 'Parameters'),
+    h('dd', {}, `${count(s.paramsTotal)} → ${count(s.paramsAfterFusion)} after fusion`),
   );
   const nodes: Node[] = [h('h2', {}, 'Structure'), facts];
   if (s.stages.length === 0) {
     nodes.push(h('p', { class: 'notice' }, 'No re-parameterizable blocks (RepVGG, RepConv, MobileOne, …) were found in this file.'));
   } else {
     const rows = s.stages.map((st) =>
-      h('tr', {}, h('td', {}, st.name), h('td', { class: 'num' }, String(st.blocks)), h('td', { class: 'num' }, `${st.inChannels} → ${st.outChannels}`), h('td', {}, st.form), h('td', { class: 'num' }, st.warnings ? `⚠ ${st.warnings}` : '')),
+      h(
+        'tr',
+        {},
+        h('td', {}, st.name),
+        h('td', { class: 'num' }, String(st.blocks)),
+        h('td', { class: 'num' }, `${st.inChannels} → ${st.outChannels}`),
+        h('td', {}, st.form),
+        h('td', { class: 'num' }, st.warnings ? `⚠ ${st.warnings}` : ''),
+      ),
     );
     nodes.push(
-      h('table', { class: 'grid', 'data-testid': 'stages' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Stage'), h('th', { class: 'num' }, 'Blocks'), h('th', { class: 'num' }, 'Channels'), h('th', {}, 'Form'), h('th', { class: 'num' }, 'Warnings'))),
-        h('tbody', {}, ...rows)),
+      h(
+        'table',
+        { class: 'grid', 'data-testid': 'stages' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            h('th', {}, 'Stage'),
+            h('th', { class: 'num' }, 'Blocks'),
+            h('th', { class: 'num' }, 'Channels'),
+            h('th', {}, 'Form'),
+            h('th', { class: 'num' }, 'Warnings'),
+          ),
+        ),
+        h('tbody', {}, ...rows),
+      ),
     );
   }
   if (s.warnings.length) {
@@ -64,7 +93,9 @@ export function renderOverview(root: HTMLElement, overview: FileOverview, send: 
       button('Reopen as Text', () => send({ type: 'reopenAsText' })),
     );
   } else if (overview.kind === 'unknown') {
-    children.push(h('p', { class: 'notice error', 'data-testid': 'notice' }, 'Not a model file: the first bytes match no PyTorch, ONNX or safetensors layout.'));
+    children.push(
+      h('p', { class: 'notice error', 'data-testid': 'notice' }, 'Not a model file: the first bytes match no PyTorch, ONNX or safetensors layout.'),
+    );
   }
   if (overview.readError) children.push(h('p', { class: 'notice error', 'data-testid': 'notice' }, overview.readError));
   if (overview.structure) {

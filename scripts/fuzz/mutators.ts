@@ -46,7 +46,10 @@ export function loadCorpus(fixtures: string): Corpus {
   add('models', (f) => !f.endsWith('.data'));
   add('hostile', (f) => f.endsWith('.pth'));
   const hostileDir = join(fixtures, 'hostile');
-  const hostilePickles = readdirSync(hostileDir).filter((f) => f.endsWith('.pkl')).sort().map((f) => new Uint8Array(readFileSync(join(hostileDir, f))));
+  const hostilePickles = readdirSync(hostileDir)
+    .filter((f) => f.endsWith('.pkl'))
+    .sort()
+    .map((f) => new Uint8Array(readFileSync(join(hostileDir, f))));
   return { seeds, hostilePickles };
 }
 
@@ -84,8 +87,23 @@ function readUint(b: Uint8Array, pos: number, size: number): bigint {
 function interesting(rng: Rng, size: number, orig: bigint, fileSize: number): bigint {
   const max = (1n << BigInt(8 * size)) - 1n;
   const v = rng.pick([
-    0n, 1n, orig + 1n, orig - 1n, orig * 2n, orig + 4096n, BigInt(fileSize), BigInt(fileSize) + 1n, max, max - 1n, max >> 1n,
-    (max >> 1n) + 1n, 0xffffffffn, 0x80000000n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 63n,
+    0n,
+    1n,
+    orig + 1n,
+    orig - 1n,
+    orig * 2n,
+    orig + 4096n,
+    BigInt(fileSize),
+    BigInt(fileSize) + 1n,
+    max,
+    max - 1n,
+    max >> 1n,
+    (max >> 1n) + 1n,
+    0xffffffffn,
+    0x80000000n,
+    2n ** 53n - 1n,
+    2n ** 53n,
+    2n ** 63n,
   ]);
   return BigInt.asUintN(8 * size, v);
 }
@@ -115,10 +133,24 @@ function injectValue(data: Uint8Array, rng: Rng, itemSize: number): { bytes: Uin
 // Torch zip
 
 const CENTRAL_FIELDS: [string, number, number][] = [
-  ['flags', 8, 2], ['method', 10, 2], ['crc', 16, 4], ['compressed', 20, 4], ['size', 24, 4], ['nameLen', 28, 2],
-  ['extraLen', 30, 2], ['commentLen', 32, 2], ['disk', 34, 2], ['local', 42, 4],
+  ['flags', 8, 2],
+  ['method', 10, 2],
+  ['crc', 16, 4],
+  ['compressed', 20, 4],
+  ['size', 24, 4],
+  ['nameLen', 28, 2],
+  ['extraLen', 30, 2],
+  ['commentLen', 32, 2],
+  ['disk', 34, 2],
+  ['local', 42, 4],
 ];
-const LOCAL_FIELDS: [string, number, number][] = [['signature', 0, 4], ['flags', 6, 2], ['method', 8, 2], ['nameLen', 26, 2], ['extraLen', 28, 2]];
+const LOCAL_FIELDS: [string, number, number][] = [
+  ['signature', 0, 4],
+  ['flags', 6, 2],
+  ['method', 8, 2],
+  ['nameLen', 26, 2],
+  ['extraLen', 28, 2],
+];
 
 function zipBoundaries(z: ZipLayout): number[] {
   const b = [z.cdOffset, z.cdEnd, z.eocd, z.eocd + 21];
@@ -131,7 +163,17 @@ function zipBoundaries(z: ZipLayout): number[] {
 function mutateZipContent(entries: ZipContent[], rng: Rng, corpus: Corpus): string {
   const pkl = entries.find((e) => e.name.endsWith('data.pkl'));
   const storages = entries.filter((e) => /\/data\/[^/]+$/.test(e.name));
-  const variant = rng.weighted<string>([['pickle', 10], ['value', 3], ['drop', 1], ['rename', 1], ['duplicate', 1], ['byteorder', 1], ['deflate', 1], ['resize', 1], ['transplant', 1]]);
+  const variant = rng.weighted<string>([
+    ['pickle', 10],
+    ['value', 3],
+    ['drop', 1],
+    ['rename', 1],
+    ['duplicate', 1],
+    ['byteorder', 1],
+    ['deflate', 1],
+    ['resize', 1],
+    ['transplant', 1],
+  ]);
   switch (variant) {
     case 'pickle': {
       if (!pkl) break;
@@ -193,7 +235,14 @@ function mutateZipContent(entries: ZipContent[], rng: Rng, corpus: Corpus): stri
 function mutateZip(bytes: Uint8Array, rng: Rng, corpus: Corpus): Mutated | undefined {
   const z = parseZip(bytes);
   if (!z || z.entries.length === 0) return undefined;
-  const variant = rng.weighted<string>([['content', 8], ['truncate', 2], ['central', 3], ['local', 1], ['end', 2], ['pointer', 1]]);
+  const variant = rng.weighted<string>([
+    ['content', 8],
+    ['truncate', 2],
+    ['central', 3],
+    ['local', 1],
+    ['end', 2],
+    ['pointer', 1],
+  ]);
   const out = bytes.slice();
   switch (variant) {
     case 'content': {
@@ -224,13 +273,24 @@ function mutateZip(bytes: Uint8Array, rng: Rng, corpus: Corpus): Mutated | undef
     }
     case 'end': {
       const fields: [string, number, number][] = [
-        ['eocd.disk', z.eocd + 4, 2], ['eocd.cdDisk', z.eocd + 6, 2], ['eocd.diskEntries', z.eocd + 8, 2], ['eocd.entries', z.eocd + 10, 2],
-        ['eocd.cdSize', z.eocd + 12, 4], ['eocd.cdOffset', z.eocd + 16, 4], ['eocd.commentLen', z.eocd + 20, 2],
+        ['eocd.disk', z.eocd + 4, 2],
+        ['eocd.cdDisk', z.eocd + 6, 2],
+        ['eocd.diskEntries', z.eocd + 8, 2],
+        ['eocd.entries', z.eocd + 10, 2],
+        ['eocd.cdSize', z.eocd + 12, 4],
+        ['eocd.cdOffset', z.eocd + 16, 4],
+        ['eocd.commentLen', z.eocd + 20, 2],
       ];
       if (z.zip64Record !== undefined && z.zip64Locator !== undefined) {
         const r = z.zip64Record;
-        fields.push(['zip64.disk', r + 16, 4], ['zip64.entries', r + 32, 8], ['zip64.cdSize', r + 40, 8], ['zip64.cdOffset', r + 48, 8],
-          ['zip64.signature', r, 4], ['locator.recordOffset', z.zip64Locator + 8, 8]);
+        fields.push(
+          ['zip64.disk', r + 16, 4],
+          ['zip64.entries', r + 32, 8],
+          ['zip64.cdSize', r + 40, 8],
+          ['zip64.cdOffset', r + 48, 8],
+          ['zip64.signature', r, 4],
+          ['locator.recordOffset', z.zip64Locator + 8, 8],
+        );
       }
       const [name, pos, size] = rng.pick(fields);
       const v = interesting(rng, size, readUint(out, pos, size), bytes.length);
@@ -251,8 +311,16 @@ function mutateZip(bytes: Uint8Array, rng: Rng, corpus: Corpus): Mutated | undef
 // Legacy torch
 
 const STORAGE_SIZES: Record<string, number> = {
-  FloatStorage: 4, DoubleStorage: 8, HalfStorage: 2, BFloat16Storage: 2, LongStorage: 8, IntStorage: 4, ShortStorage: 2,
-  CharStorage: 1, ByteStorage: 1, BoolStorage: 1,
+  FloatStorage: 4,
+  DoubleStorage: 8,
+  HalfStorage: 2,
+  BFloat16Storage: 2,
+  LongStorage: 8,
+  IntStorage: 4,
+  ShortStorage: 2,
+  CharStorage: 1,
+  ByteStorage: 1,
+  BoolStorage: 1,
 };
 
 interface LegacyLayout {
@@ -325,10 +393,21 @@ function parseLegacy(b: Uint8Array): LegacyLayout | undefined {
 function mutateLegacy(bytes: Uint8Array, rng: Rng): Mutated | undefined {
   const l = parseLegacy(bytes);
   if (!l) return undefined;
-  const variant = rng.weighted<string>([['pickle', 6], ['truncate', 2], ['count', 2], ['value', 2], ['keys', 1]]);
+  const variant = rng.weighted<string>([
+    ['pickle', 6],
+    ['truncate', 2],
+    ['count', 2],
+    ['value', 2],
+    ['keys', 1],
+  ]);
   switch (variant) {
     case 'pickle': {
-      const which = rng.weighted<number>([[3, 8], [2, 1], [4, 1], [1, 1]]);
+      const which = rng.weighted<number>([
+        [3, 8],
+        [2, 1],
+        [4, 1],
+        [1, 1],
+      ]);
       const [s, e] = l.pickles[which];
       const m = mutatePickle(bytes.subarray(s, e), rng);
       return { bytes: splice(bytes, s, e, m.bytes), label: `legacy.pickle:#${which}:${m.label}` };
@@ -404,7 +483,12 @@ function parseSafetensors(b: Uint8Array): { entries: StEntry[]; metadata?: unkno
 }
 
 /** Serializes entries in order; `edit` may change the header object before it is written. */
-function writeSafetensors(entries: StEntry[], metadata: unknown, edit?: (header: Record<string, unknown>) => void, headerText?: (json: string) => string): { bytes: Uint8Array; boundaries: number[] } {
+function writeSafetensors(
+  entries: StEntry[],
+  metadata: unknown,
+  edit?: (header: Record<string, unknown>) => void,
+  headerText?: (json: string) => string,
+): { bytes: Uint8Array; boundaries: number[] } {
   // No prototype, so a tensor named '__proto__' stays a key.
   const header: Record<string, unknown> = Object.create(null);
   if (metadata !== undefined) header.__metadata__ = metadata;
@@ -442,11 +526,22 @@ function mutateSafetensors(bytes: Uint8Array, rng: Rng): Mutated | undefined {
     return matching.length > 0 ? rng.pick(matching) : entries.length > 0 ? rng.pick(entries) : undefined;
   };
   const variant = rng.weighted<string>([
-    ['value', 3], ['drop', 2], ['reshape', 3], ['dtype', 2], ['shrink', 2], ['offsets', 3], ['shape', 3], ['header', 3], ['truncate', 2], ['hugeZeroDims', 1],
+    ['value', 3],
+    ['drop', 2],
+    ['reshape', 3],
+    ['dtype', 2],
+    ['shrink', 2],
+    ['offsets', 3],
+    ['shape', 3],
+    ['header', 3],
+    ['truncate', 2],
+    ['hugeZeroDims', 1],
     ['many', 1],
   ]);
-  const done = (label: string, edit?: (h: Record<string, unknown>) => void, text?: (json: string) => string): Mutated =>
-    ({ bytes: writeSafetensors(entries, metadata, edit, text).bytes, label: `safetensors.${variant}:${label}` });
+  const done = (label: string, edit?: (h: Record<string, unknown>) => void, text?: (json: string) => string): Mutated => ({
+    bytes: writeSafetensors(entries, metadata, edit, text).bytes,
+    label: `safetensors.${variant}:${label}`,
+  });
   switch (variant) {
     case 'value': {
       const e = pickEntry(rng.pick([/running_var$/, /running_mean$/, /weight$/, /bias$/, /./]));
@@ -493,18 +588,43 @@ function mutateSafetensors(bytes: Uint8Array, rng: Rng): Mutated | undefined {
     case 'offsets': {
       const e = pickEntry();
       if (!e) return undefined;
-      const v = rng.pick<unknown>([[-4, 4], [0, 2 ** 53], [2 ** 53, 2 ** 53 + 4], [8, 4], [0], [0, 4, 8], null, '0,4', [1.5, 5.5], [0, 0],
-        'overlap', 'past-end', 'reversed']);
+      const v = rng.pick<unknown>([
+        [-4, 4],
+        [0, 2 ** 53],
+        [2 ** 53, 2 ** 53 + 4],
+        [8, 4],
+        [0],
+        [0, 4, 8],
+        null,
+        '0,4',
+        [1.5, 5.5],
+        [0, 0],
+        'overlap',
+        'past-end',
+        'reversed',
+      ]);
       return done(`${e.name}=${JSON.stringify(v)}`, (h) => {
         const entry = h[e.name] as { data_offsets: number[] };
         const [b, end] = entry.data_offsets;
-        entry.data_offsets = v === 'overlap' ? [Math.max(0, b - 4), end - 4] : v === 'past-end' ? [b, end + 1_000_000] : v === 'reversed' ? [end, b] : (v as number[]);
+        entry.data_offsets =
+          v === 'overlap' ? [Math.max(0, b - 4), end - 4] : v === 'past-end' ? [b, end + 1_000_000] : v === 'reversed' ? [end, b] : (v as number[]);
       });
     }
     case 'shape': {
       const e = pickEntry();
       if (!e) return undefined;
-      const v = rng.pick<unknown>([[2 ** 31, 2 ** 31, 2 ** 31], [2 ** 53, 2], [-1, 4], [1.5], ['3'], [[3]], null, {}, Array(100_000).fill(1), [2 ** 26, 2 ** 26, 2 ** 26, 0]]);
+      const v = rng.pick<unknown>([
+        [2 ** 31, 2 ** 31, 2 ** 31],
+        [2 ** 53, 2],
+        [-1, 4],
+        [1.5],
+        ['3'],
+        [[3]],
+        null,
+        {},
+        Array(100_000).fill(1),
+        [2 ** 26, 2 ** 26, 2 ** 26, 0],
+      ]);
       return done(`${e.name}=${JSON.stringify(v).slice(0, 40)}`, (h) => ((h[e.name] as { shape: unknown }).shape = v));
     }
     case 'header': {
@@ -516,16 +636,20 @@ function mutateSafetensors(bytes: Uint8Array, rng: Rng): Mutated | undefined {
         writeUint(out, 0, 8, which === 0 ? n + 1n : which === 1 ? n - 1n : rng.pick([2n ** 64n - 1n, 2n ** 53n, 100n * 1024n * 1024n + 1n]));
         return { bytes: out, label: `safetensors.header:${name}` };
       }
-      return done(name, (h) => {
-        if (which === 5) h.__metadata__ = { nested: { a: 1 }, n: 5 };
-        if (which === 6) Object.defineProperty(h, '__proto__', { value: { dtype: 'F32', shape: [0], data_offsets: [0, 0] }, enumerable: true });
-        if (which === 8 && entries[0]) h[entries[0].name] = [1, 2, 3];
-      }, (json) => {
-        if (which === 3) return `[${json}]`;
-        if (which === 4) return json.replace(/^\{/, `{"deep":${deepJson(rng.pick([1000, 100_000]))},`);
-        if (which === 7) return json.slice(0, rng.below(json.length));
-        return json;
-      });
+      return done(
+        name,
+        (h) => {
+          if (which === 5) h.__metadata__ = { nested: { a: 1 }, n: 5 };
+          if (which === 6) Object.defineProperty(h, '__proto__', { value: { dtype: 'F32', shape: [0], data_offsets: [0, 0] }, enumerable: true });
+          if (which === 8 && entries[0]) h[entries[0].name] = [1, 2, 3];
+        },
+        (json) => {
+          if (which === 3) return `[${json}]`;
+          if (which === 4) return json.replace(/^\{/, `{"deep":${deepJson(rng.pick([1000, 100_000]))},`);
+          if (which === 7) return json.slice(0, rng.below(json.length));
+          return json;
+        },
+      );
     }
     case 'hugeZeroDims': {
       // No bytes at all behind dimensions in the millions: nothing may allocate from the shape alone.
@@ -579,7 +703,18 @@ function mutateOnnx(bytes: Uint8Array, rng: Rng): Mutated | undefined {
   if (tensors.length === 0) return undefined;
   const nodes = graph.fields.filter((f) => f.field === 1 && f.message).map((f) => f.message!);
   const variant = rng.weighted<string>([
-    ['truncate', 2], ['dims', 3], ['rawData', 3], ['lengthLie', 3], ['dataType', 2], ['external', 2], ['graph', 3], ['nest', 1], ['wire', 2], ['dupDrop', 2], ['typed', 1], ['value', 2],
+    ['truncate', 2],
+    ['dims', 3],
+    ['rawData', 3],
+    ['lengthLie', 3],
+    ['dataType', 2],
+    ['external', 2],
+    ['graph', 3],
+    ['nest', 1],
+    ['wire', 2],
+    ['dupDrop', 2],
+    ['typed', 1],
+    ['value', 2],
   ]);
   let label: string;
   const getField = (m: PMessage, n: number) => m.fields.find((f) => f.field === n);
@@ -635,8 +770,17 @@ function mutateOnnx(bytes: Uint8Array, rng: Rng): Mutated | undefined {
     }
     case 'external': {
       const t = rng.pick(tensors);
-      const location = rng.pick(['repvgg_tiny_external.onnx.data', '../models/repvgg_tiny_external.onnx.data', '/etc/passwd', '', 'a\u0000b', '.',
-        'repvgg_tiny_train.pth', 'no_such_file', '../../../../../../etc/hostname']);
+      const location = rng.pick([
+        'repvgg_tiny_external.onnx.data',
+        '../models/repvgg_tiny_external.onnx.data',
+        '/etc/passwd',
+        '',
+        'a\u0000b',
+        '.',
+        'repvgg_tiny_train.pth',
+        'no_such_file',
+        '../../../../../../etc/hostname',
+      ]);
       const entry = (k: string, v: string): PField => ({ field: 13, wire: 2, message: { kind: 'Entry', fields: [stringField(1, k), stringField(2, v)] } });
       t.fields = t.fields.filter((f) => f.field !== 9 && f.field !== 13 && f.field !== 14);
       t.fields.push(entry('location', location), { field: 14, wire: 0, varint: big(rng.pick([1, 1, 1, 2, -1])) });
@@ -657,7 +801,11 @@ function mutateOnnx(bytes: Uint8Array, rng: Rng): Mutated | undefined {
       else if (edit === 2) {
         const own = a.fields.find((f) => f.field === 2);
         if (own) a.fields.push({ field: 1, wire: 2, bytes: own.bytes });
-      } else if (edit === 3) graph.fields.splice(graph.fields.findIndex((f) => f.message === a), 1);
+      } else if (edit === 3)
+        graph.fields.splice(
+          graph.fields.findIndex((f) => f.message === a),
+          1,
+        );
       else {
         // Initializer names duplicated or removed.
         const initializers = graph.fields.filter((f) => f.field === 5 && f.message);
@@ -726,10 +874,19 @@ function mutateOnnx(bytes: Uint8Array, rng: Rng): Mutated | undefined {
 // Byte-level, any format
 
 function mutateBytes(bytes: Uint8Array, rng: Rng, corpus: Corpus): Mutated {
-  const variant = rng.weighted<string>([['flip', 4], ['int', 2], ['truncate', 2], ['insert', 1], ['delete', 1], ['duplicate', 1], ['splice', 1]]);
+  const variant = rng.weighted<string>([
+    ['flip', 4],
+    ['int', 2],
+    ['truncate', 2],
+    ['insert', 1],
+    ['delete', 1],
+    ['duplicate', 1],
+    ['splice', 1],
+  ]);
   const n = bytes.length;
   // Headers and trailers hold most of the structure, so half the positions land there.
-  const pos = () => (n === 0 ? 0 : rng.chance(0.5) ? rng.below(n) : rng.chance(0.5) ? rng.below(Math.min(n, 1024)) : Math.max(0, n - 1 - rng.below(Math.min(n, 1024))));
+  const pos = () =>
+    n === 0 ? 0 : rng.chance(0.5) ? rng.below(n) : rng.chance(0.5) ? rng.below(Math.min(n, 1024)) : Math.max(0, n - 1 - rng.below(Math.min(n, 1024)));
   switch (variant) {
     case 'flip': {
       const out = bytes.slice();
@@ -778,11 +935,20 @@ function mutateOnce(bytes: Uint8Array, rng: Rng, corpus: Corpus): Mutated {
   if (rng.chance(0.75)) {
     let m: Mutated | undefined;
     switch (formatOf(bytes)) {
-      case 'zip': m = mutateZip(bytes, rng, corpus); break;
-      case 'legacy': m = mutateLegacy(bytes, rng); break;
-      case 'safetensors': m = mutateSafetensors(bytes, rng); break;
-      case 'onnx': m = mutateOnnx(bytes, rng); break;
-      case 'other': break;
+      case 'zip':
+        m = mutateZip(bytes, rng, corpus);
+        break;
+      case 'legacy':
+        m = mutateLegacy(bytes, rng);
+        break;
+      case 'safetensors':
+        m = mutateSafetensors(bytes, rng);
+        break;
+      case 'onnx':
+        m = mutateOnnx(bytes, rng);
+        break;
+      case 'other':
+        break;
     }
     if (m) return m;
   }
@@ -796,7 +962,11 @@ function mutateOnce(bytes: Uint8Array, rng: Rng, corpus: Corpus): Mutated {
 export function generateCase(corpus: Corpus, seed: number, index: number, keep?: readonly boolean[]): FuzzCase & { planned: number } {
   const pick = new Rng(seed, index, 0x5eed);
   const fixture = pick.pick(corpus.seeds);
-  const planned = pick.weighted<number>([[1, 6], [2, 3], [3, 1]]);
+  const planned = pick.weighted<number>([
+    [1, 6],
+    [2, 3],
+    [3, 1],
+  ]);
   let bytes = fixture.bytes;
   const ops: string[] = [];
   for (let k = 0; k < planned; k++) {

@@ -4,7 +4,19 @@
  */
 
 /** Argument layouts; ARGS maps each opcode byte to one (0: not an opcode). */
-const enum Arg { Unknown, None, U8, U16, U32, U64, Line, Line2, Len8, Len32, Len64 }
+const enum Arg {
+  Unknown,
+  None,
+  U8,
+  U16,
+  U32,
+  U64,
+  Line,
+  Line2,
+  Len8,
+  Len32,
+  Len64,
+}
 
 const ARGS = new Uint8Array(256);
 const set = (kind: Arg, ops: string) => {
@@ -46,11 +58,20 @@ export function scanPickle(data: Uint8Array, start = 0, collect = true): { ops: 
     let q = p + 1;
     let lenField: PickleOp['lenField'];
     switch (kind) {
-      case Arg.None: break;
-      case Arg.U8: q += 1; break;
-      case Arg.U16: q += 2; break;
-      case Arg.U32: q += 4; break;
-      case Arg.U64: q += 8; break;
+      case Arg.None:
+        break;
+      case Arg.U8:
+        q += 1;
+        break;
+      case Arg.U16:
+        q += 2;
+        break;
+      case Arg.U32:
+        q += 4;
+        break;
+      case Arg.U64:
+        q += 8;
+        break;
       case Arg.Line:
       case Arg.Line2: {
         for (let lines = kind === Arg.Line ? 1 : 2; lines > 0; lines--) {
@@ -115,11 +136,45 @@ export function global(module: string, name: string): Uint8Array {
 }
 
 export const OP = {
-  MARK: 0x28, STOP: 0x2e, POP: 0x30, NONE: 0x4e, REDUCE: 0x52, APPEND: 0x61, BUILD: 0x62, EMPTY_DICT: 0x7d,
-  APPENDS: 0x65, EMPTY_LIST: 0x5d, OBJ: 0x6f, SETITEM: 0x73, TUPLE: 0x74, EMPTY_TUPLE: 0x29, SETITEMS: 0x75,
-  BINGET: 0x68, LONG_BINGET: 0x6a, BINPUT: 0x71, LONG_BINPUT: 0x72, MEMOIZE: 0x94, NEWOBJ: 0x81, NEWOBJ_EX: 0x92,
-  TUPLE1: 0x85, TUPLE2: 0x86, STACK_GLOBAL: 0x93, INST: 0x69, BININT1: 0x4b, BININT2: 0x4d, BININT: 0x4a, LONG1: 0x8a, LONG4: 0x8b,
-  BINPERSID: 0x51, EMPTY_SET: 0x8f, ADDITEMS: 0x90, FROZENSET: 0x91, DUP: 0x32, POP_MARK: 0x31, PROTO: 0x80, FRAME: 0x95,
+  MARK: 0x28,
+  STOP: 0x2e,
+  POP: 0x30,
+  NONE: 0x4e,
+  REDUCE: 0x52,
+  APPEND: 0x61,
+  BUILD: 0x62,
+  EMPTY_DICT: 0x7d,
+  APPENDS: 0x65,
+  EMPTY_LIST: 0x5d,
+  OBJ: 0x6f,
+  SETITEM: 0x73,
+  TUPLE: 0x74,
+  EMPTY_TUPLE: 0x29,
+  SETITEMS: 0x75,
+  BINGET: 0x68,
+  LONG_BINGET: 0x6a,
+  BINPUT: 0x71,
+  LONG_BINPUT: 0x72,
+  MEMOIZE: 0x94,
+  NEWOBJ: 0x81,
+  NEWOBJ_EX: 0x92,
+  TUPLE1: 0x85,
+  TUPLE2: 0x86,
+  STACK_GLOBAL: 0x93,
+  INST: 0x69,
+  BININT1: 0x4b,
+  BININT2: 0x4d,
+  BININT: 0x4a,
+  LONG1: 0x8a,
+  LONG4: 0x8b,
+  BINPERSID: 0x51,
+  EMPTY_SET: 0x8f,
+  ADDITEMS: 0x90,
+  FROZENSET: 0x91,
+  DUP: 0x32,
+  POP_MARK: 0x31,
+  PROTO: 0x80,
+  FRAME: 0x95,
 } as const;
 
 /** Every opcode byte the scanner knows, for blind replacement. */

@@ -35,7 +35,11 @@ export interface Outcome {
 
 function describeThrown(e: unknown): { errorClass: string; message: string; where?: string } {
   if (e instanceof Error) {
-    const frames = (e.stack ?? '').split('\n').filter((l) => l.trimStart().startsWith('at ')).slice(0, 4).map((l) => l.trim());
+    const frames = (e.stack ?? '')
+      .split('\n')
+      .filter((l) => l.trimStart().startsWith('at '))
+      .slice(0, 4)
+      .map((l) => l.trim());
     return { errorClass: e.constructor.name, message: e.message, where: frames.join(' | ') };
   }
   return { errorClass: typeof e, message: String(e) };

@@ -4,8 +4,7 @@
  * or deliberately wrong.
  */
 
-export type Kind =
-  | 'Model' | 'Graph' | 'Node' | 'Attribute' | 'Tensor' | 'ValueInfo' | 'Type' | 'TensorType' | 'Shape' | 'Dim' | 'Opset' | 'Entry';
+export type Kind = 'Model' | 'Graph' | 'Node' | 'Attribute' | 'Tensor' | 'ValueInfo' | 'Type' | 'TensorType' | 'Shape' | 'Dim' | 'Opset' | 'Entry';
 
 /** Which length-delimited fields of each message are messages themselves (field numbers of onnx.proto). */
 const CHILDREN: Record<Kind, Record<number, Kind>> = {

@@ -9,10 +9,7 @@ import { runPipeline, type Outcome } from './pipeline';
 
 const MARKER = '/tmp/replens-pwned-marker';
 
-type Request =
-  | { type: 'run'; index: number }
-  | { type: 'generate'; index: number; keep?: boolean[] }
-  | { type: 'minimise'; index: number };
+type Request = { type: 'run'; index: number } | { type: 'generate'; index: number; keep?: boolean[] } | { type: 'minimise'; index: number };
 
 type Reply =
   | { type: 'started'; index: number; fixture: string; ops: string[] }
@@ -54,7 +51,7 @@ async function handle(req: Request): Promise<void> {
   try {
     c = generateCase(corpus, seed, req.index, req.type === 'generate' ? req.keep : undefined);
   } catch (e) {
-    send({ type: 'generatorError', index: req.index, message: e instanceof Error ? e.stack ?? e.message : String(e) });
+    send({ type: 'generatorError', index: req.index, message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
     return;
   }
   if (req.type === 'generate') {

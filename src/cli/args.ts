@@ -10,7 +10,10 @@ export interface ParsedArgs {
  * Parses `--name value`, `--name=value` and bare `--flag`. Only names listed in
  * `valued` take a value, so a file name after a flag is never swallowed.
  */
-export function parseArgs(argv: readonly string[], spec: { valued?: readonly string[]; flags?: readonly string[]; aliases?: Record<string, string> }): ParsedArgs {
+export function parseArgs(
+  argv: readonly string[],
+  spec: { valued?: readonly string[]; flags?: readonly string[]; aliases?: Record<string, string> },
+): ParsedArgs {
   const valued = new Set(spec.valued ?? []);
   const known = new Set([...valued, ...(spec.flags ?? [])]);
   const positional: string[] = [];

@@ -22,7 +22,9 @@ const HELP = `RepLens ${version} — inspect RepVGG-style models and convert the
 Usage: replens <command> [options]
 
 Commands:
-${Object.values(COMMANDS).map((c) => `  ${c.help}`).join('\n')}
+${Object.values(COMMANDS)
+  .map((c) => `  ${c.help}`)
+  .join('\n')}
 
 Options:
   -h, --help           Show this help

@@ -17,7 +17,13 @@ export interface Inspection {
 export async function inspectFile(path: string, options: { weights?: string } & StructureOptions = {}): Promise<Inspection> {
   const model = await openModelFile(path, options);
   try {
-    return { format: model.format, tensorCount: model.tensors.length, structure: buildStructure(model, options), weights: model.weights, fileWarnings: model.warnings };
+    return {
+      format: model.format,
+      tensorCount: model.tensors.length,
+      structure: buildStructure(model, options),
+      weights: model.weights,
+      fileWarnings: model.warnings,
+    };
   } finally {
     await model.close();
   }

@@ -13,9 +13,10 @@ import { OutputError } from '../core/writers/atomicFile';
 export function convertFailedText(input: string, e: unknown): string {
   // The extension asks before replacing an output, so "exists" means one appeared while this one was being written.
   // The writer's own words point to the CLI's --force, which the extension has no use for.
-  const reason = e instanceof OutputError && e.code === 'exists'
-    ? `${path.basename(e.file)} appeared while it was being written and was left as it is; convert again to replace it`
-    : userMessage(e, input);
+  const reason =
+    e instanceof OutputError && e.code === 'exists'
+      ? `${path.basename(e.file)} appeared while it was being written and was left as it is; convert again to replace it`
+      : userMessage(e, input);
   return `RepLens: could not convert ${path.basename(input)}: ${reason}`;
 }
 

@@ -56,7 +56,9 @@ async function overviewMessage(uri: vscode.Uri): Promise<HostMessage> {
     const started = performance.now();
     const overview = await fileOverview(uri.fsPath, chosenWeights(uri.fsPath));
     const ms = Math.round(performance.now() - started);
-    log().info(`Opened ${uri.fsPath}: ${overview.kindLabel}, ${overview.sizeBytes} bytes, read in ${ms} ms${overview.readError ? ` — ${overview.readError}` : ''}`);
+    log().info(
+      `Opened ${uri.fsPath}: ${overview.kindLabel}, ${overview.sizeBytes} bytes, read in ${ms} ms${overview.readError ? ` — ${overview.readError}` : ''}`,
+    );
     return { type: 'overview', overview };
   } catch (e) {
     // The log keeps the full path: an error that names its file has it in its message already.

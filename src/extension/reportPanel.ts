@@ -96,7 +96,8 @@ export class ReportPanels {
   /** Highlights a block in every open report that has it. */
   revealBlock(block: string): void {
     for (const entry of this.panels.values()) {
-      if (entry.ready && entry.report?.blocks.some((b) => b.name === block)) void entry.panel.webview.postMessage({ type: 'revealBlock', block } satisfies HostMessage);
+      if (entry.ready && entry.report?.blocks.some((b) => b.name === block))
+        void entry.panel.webview.postMessage({ type: 'revealBlock', block } satisfies HostMessage);
     }
   }
 
@@ -141,10 +142,15 @@ export class ReportPanels {
     // opening yet another column beside the active editor (itself often a report).
     const column = [...this.panels.values()].map((e) => e.panel.viewColumn).find((c) => c !== undefined) ?? vscode.ViewColumn.Beside;
     // Focus stays where the user is, so the next model opened from the Explorer opens beside the others, not among the reports.
-    const panel = vscode.window.createWebviewPanel(REPORT_VIEW, `Report: ${path.basename(input)}`, { viewColumn: column, preserveFocus: true }, {
-      ...webviewOptions,
-      retainContextWhenHidden: false,
-    });
+    const panel = vscode.window.createWebviewPanel(
+      REPORT_VIEW,
+      `Report: ${path.basename(input)}`,
+      { viewColumn: column, preserveFocus: true },
+      {
+        ...webviewOptions,
+        retainContextWhenHidden: false,
+      },
+    );
     return this.attach(panel, input);
   }
 

@@ -41,7 +41,10 @@ const ROLE_ORDER: readonly BranchRole[] = ['dense', 'oneByOne', 'identity', 'avg
 
 /** The roles a block's tree shows: its family's usual three, and AvgPool where the block has it or says why not. */
 export function rolesShown(block: Block): BranchRole[] {
-  const avgPool = block.branches.some((b) => b.role === 'avgPool') || (block.absent ?? []).some((a) => a.role === 'avgPool') || familyById(block.family).avgPool !== undefined;
+  const avgPool =
+    block.branches.some((b) => b.role === 'avgPool') ||
+    (block.absent ?? []).some((a) => a.role === 'avgPool') ||
+    familyById(block.family).avgPool !== undefined;
   return ROLE_ORDER.filter((role) => role !== 'avgPool' || avgPool);
 }
 
@@ -74,15 +77,16 @@ export function stageRow(stage: Stage): RowText {
 }
 
 export function blockRow(block: Block): RowText {
-  const branches = block.form === 'deploy'
-    ? `fused: one ${block.kernel}×${block.kernel} conv with bias`
-    : rolesShown(block)
-        .map((role) => {
-          const present = block.branches.filter((b) => b.role === role);
-          if (present.length === 0) return `${branchName(block, role)} – (${absenceReason(block, role).text})`;
-          return `${present.length > 1 ? `${present.length} × ` : ''}${branchLabel(present[0])} ${present.some((b) => b.presence === 'inferred') ? '✓?' : '✓'}`;
-        })
-        .join(', ');
+  const branches =
+    block.form === 'deploy'
+      ? `fused: one ${block.kernel}×${block.kernel} conv with bias`
+      : rolesShown(block)
+          .map((role) => {
+            const present = block.branches.filter((b) => b.role === role);
+            if (present.length === 0) return `${branchName(block, role)} – (${absenceReason(block, role).text})`;
+            return `${present.length > 1 ? `${present.length} × ` : ''}${branchLabel(present[0])} ${present.some((b) => b.presence === 'inferred') ? '✓?' : '✓'}`;
+          })
+          .join(', ');
   const lines = [
     `**${md(block.name)}** — ${block.form} form (${md(block.family)})`,
     `branches: ${md(branches)}`,
@@ -99,10 +103,14 @@ function branchName(block: Block, role: BranchRole): string {
   const family = familyById(block.family);
   const k = `${block.kernel}×${block.kernel}`;
   switch (role) {
-    case 'dense': return `${k} conv + BN`;
-    case 'oneByOne': return family.oneByOne.bn === undefined ? '1×1 conv (no BN)' : '1×1 conv + BN';
-    case 'identity': return family.identityWithoutBn ? 'identity (no BN)' : 'identity (BN)';
-    case 'avgPool': return 'AvgPool';
+    case 'dense':
+      return `${k} conv + BN`;
+    case 'oneByOne':
+      return family.oneByOne.bn === undefined ? '1×1 conv (no BN)' : '1×1 conv + BN';
+    case 'identity':
+      return family.identityWithoutBn ? 'identity (no BN)' : 'identity (BN)';
+    case 'avgPool':
+      return 'AvgPool';
   }
 }
 
@@ -201,25 +209,42 @@ export function branchRow(block: Block, role: BranchRole | 'deploy', index: numb
       tooltip: [
         `**${md(label)}**: absent — ${md(text)}`,
         ...(recorded ? [`as read: ${md(recorded)}`] : []),
-        ...(role === 'identity' || role === 'avgPool' ? [`this block: ${block.inChannels}→${block.outChannels}, stride ${block.stride ?? '?'} (${md(strideSourceNote(block))})`] : []),
+        ...(role === 'identity' || role === 'avgPool'
+          ? [`this block: ${block.inChannels}→${block.outChannels}, stride ${block.stride ?? '?'} (${md(strideSourceNote(block))})`]
+          : []),
         branchRule(block, role, undefined, 0),
       ].join('\n\n'),
     };
   }
-  const presence = branch.presence === 'inferred' ? 'inferred: a state dict cannot show it; in == out at stride 1' : branch.presence === 'module' ? 'in the pickled module' : undefined;
+  const presence =
+    branch.presence === 'inferred'
+      ? 'inferred: a state dict cannot show it; in == out at stride 1'
+      : branch.presence === 'module'
+        ? 'in the pickled module'
+        : undefined;
   const bn = branch.bn
     ? bnText(branch.bn)
     : branch.withoutBn
-      ? role === 'identity' || role === 'avgPool' ? 'no BN: no tensors' : branch.convBias ? 'no BN: its bias holds what the BN did' : 'no BN: the conv is summed as it is'
+      ? role === 'identity' || role === 'avgPool'
+        ? 'no BN: no tensors'
+        : branch.convBias
+          ? 'no BN: its bias holds what the BN did'
+          : 'no BN: the conv is summed as it is'
       : 'no BN';
   const label = branchLabel(branch);
   return {
     label,
-    description: branch.weightShape ? `[${branch.weightShape.join(', ')}]` : branch.bn ? `BN ${block.inChannels}` : presence ?? `${block.inChannels} channels`,
+    description: branch.weightShape
+      ? `[${branch.weightShape.join(', ')}]`
+      : branch.bn
+        ? `BN ${block.inChannels}`
+        : (presence ?? `${block.inChannels} channels`),
     state: branch.presence === 'inferred' ? 'inferred' : 'present',
     tooltip: [
       `**${md(label)}**: ${branch.presence === 'inferred' ? 'inferred' : 'present'}${all.length > 1 ? ` (${index + 1} of ${all.length})` : ''}`,
-      ...(branch.bn && !branch.weightShape && branch.bn.weight === `${branch.module}.weight` ? [] : [`${code(branch.module)}${branch.weightShape ? ` [${branch.weightShape.join(', ')}]` : ''}`]),
+      ...(branch.bn && !branch.weightShape && branch.bn.weight === `${branch.module}.weight`
+        ? []
+        : [`${code(branch.module)}${branch.weightShape ? ` [${branch.weightShape.join(', ')}]` : ''}`]),
       bn,
       presenceText(block, branch),
       branchRule(block, role, branch, all.length),

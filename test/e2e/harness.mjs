@@ -118,7 +118,11 @@ export async function findReplensEditor(page, fileName, timeoutMs = 30_000) {
     await page.waitForTimeout(250);
   }
   // Say what is on screen instead, so a failure log alone tells the story.
-  const tab = await page.locator('.editor-group-container.active .tab.active').first().getAttribute('aria-label').catch(() => null);
+  const tab = await page
+    .locator('.editor-group-container.active .tab.active')
+    .first()
+    .getAttribute('aria-label')
+    .catch(() => null);
   const textEditors = await page.locator('.editor-group-container.active .monaco-editor').count();
   throw new Error(
     `no RepLens editor showing ${fileName} appeared within ${timeoutMs / 1000}s; ` +
@@ -162,7 +166,13 @@ export async function findFrame(page, selector, timeoutMs, what = selector) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     for (const frame of page.frames()) {
-      if (await frame.locator(selector).count().catch(() => 0)) return frame;
+      if (
+        await frame
+          .locator(selector)
+          .count()
+          .catch(() => 0)
+      )
+        return frame;
     }
     await page.waitForTimeout(100);
   }
@@ -178,13 +188,22 @@ async function describeFrames(page) {
           const root = document.getElementById('root');
           return `${document.readyState}, ${document.body?.dataset.view ?? 'no RepLens page'}${root ? `, #root ${root.childElementCount} children` : ''}`;
         })
-        .then((state) => `${shortUrl(frame)} (${state})`, () => `${shortUrl(frame)} (unreadable)`),
+        .then(
+          (state) => `${shortUrl(frame)} (${state})`,
+          () => `${shortUrl(frame)} (unreadable)`,
+        ),
     ),
   );
   return frames.join('; ');
 }
 
-const shortUrl = (frame) => frame.url().replace(/[?#].*/, '').split('/').slice(-2).join('/');
+const shortUrl = (frame) =>
+  frame
+    .url()
+    .replace(/[?#].*/, '')
+    .split('/')
+    .slice(-2)
+    .join('/');
 
 /**
  * Closes the report panel of `file`, then clicks Open Report in the model editor of `file`.

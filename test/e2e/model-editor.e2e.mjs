@@ -26,7 +26,9 @@ test('a text .pth file is recognised and can be reopened as text', async ({ page
   await reopen.first().click({ timeout: 10_000 });
 
   // Reopening must land in VS Code's text editor with the file's own lines.
-  const firstLine = readFileSync(join(server.workspace, 'python_path.pth'), 'utf8').split('\n').find((l) => l.trim());
+  const firstLine = readFileSync(join(server.workspace, 'python_path.pth'), 'utf8')
+    .split('\n')
+    .find((l) => l.trim());
   assert.ok(firstLine, 'python_path.pth fixture is empty');
   const deadline = Date.now() + 20_000;
   let text = '';

@@ -44,7 +44,10 @@ function installProbe() {
     new w.PerformanceObserver((list) => {
       for (const e of list.getEntries()) probe.longTasks.push({ start: probe.origin + e.startTime, duration: e.duration });
     }).observe({ type: 'longtask' });
-    w.addEventListener('wheel', (e) => probe.inputs.push({ at: probe.origin + e.timeStamp, delay: w.performance.now() - e.timeStamp }), { capture: true, passive: true });
+    w.addEventListener('wheel', (e) => probe.inputs.push({ at: probe.origin + e.timeStamp, delay: w.performance.now() - e.timeStamp }), {
+      capture: true,
+      passive: true,
+    });
     // A 20 ms timer: how late it fires is how long any handler, an input's too, would have waited.
     let expected = w.performance.now() + 20;
     const ticking = w.setInterval(() => {
@@ -85,7 +88,10 @@ function installWorkbenchProbe() {
   new PerformanceObserver((list) => {
     for (const e of list.getEntries()) probe.longTasks.push({ start: performance.timeOrigin + e.startTime, duration: e.duration });
   }).observe({ type: 'longtask' });
-  addEventListener('wheel', (e) => probe.inputs.push({ at: performance.timeOrigin + e.timeStamp, delay: performance.now() - e.timeStamp }), { capture: true, passive: true });
+  addEventListener('wheel', (e) => probe.inputs.push({ at: performance.timeOrigin + e.timeStamp, delay: performance.now() - e.timeStamp }), {
+    capture: true,
+    passive: true,
+  });
 }
 
 const round = (v) => (v === undefined || v === null ? null : Math.round(v));
@@ -200,7 +206,9 @@ async function measureReport(page, server, file, screenshot) {
     const bands = [...pane.querySelectorAll('.rl-node-layer > [data-chunk]')].filter((c) => c.childElementCount > 0).length;
     return pane.querySelector('.rl-pane-body').scrollTop === 0 && bands >= 2;
   };
-  await report.waitForFunction(panned, null, { timeout: 5_000 }).catch(() => assert.fail('after a click scrolled the graph pane, it kept the scroll or drew only one band of nodes'));
+  await report
+    .waitForFunction(panned, null, { timeout: 5_000 })
+    .catch(() => assert.fail('after a click scrolled the graph pane, it kept the scroll or drew only one band of nodes'));
   const block = await report.locator('[data-testid="detail-card"] h3').innerText();
   await report.locator('[data-testid="graph-after"] .rl-selected').first().waitFor({ timeout: 20_000 });
   // For the screenshot: the page back at its top (the test's scrolls moved it) and no notification over it.
@@ -239,27 +247,35 @@ function paneCounts(text) {
   return { nodes: Number(nodes), blocks: Number(blocks) };
 }
 
-test('a RepVGG-B3-deep report: time to interactive', async ({ page, server, resultsDir }) => {
-  const shot = join(resultsDir, 'e2e-perf-b3-report.png');
-  const { numbers, stats, block } = await measureAndClean(page, server, 'repvgg_b3_depth_train.pth', 'repvgg_b3_depth_train.deploy.pth', shot);
-  const before = paneCounts(stats.before);
-  const after = paneCounts(stats.after);
-  assert.equal(before.blocks, 28, `train-form graph: ${stats.before}`);
-  assert.equal(after.blocks, 28, `deploy-form graph: ${stats.after}`);
-  assert.match(block, /^stage\d/, `detail card after a click: ${block}`);
-  record(resultsDir, 'repvggB3Depth', { nodes: { before: before.nodes, after: after.nodes }, blocks: before.blocks, ...numbers });
-}, { timeoutMs: 240_000 });
+test(
+  'a RepVGG-B3-deep report: time to interactive',
+  async ({ page, server, resultsDir }) => {
+    const shot = join(resultsDir, 'e2e-perf-b3-report.png');
+    const { numbers, stats, block } = await measureAndClean(page, server, 'repvgg_b3_depth_train.pth', 'repvgg_b3_depth_train.deploy.pth', shot);
+    const before = paneCounts(stats.before);
+    const after = paneCounts(stats.after);
+    assert.equal(before.blocks, 28, `train-form graph: ${stats.before}`);
+    assert.equal(after.blocks, 28, `deploy-form graph: ${stats.after}`);
+    assert.match(block, /^stage\d/, `detail card after a click: ${block}`);
+    record(resultsDir, 'repvggB3Depth', { nodes: { before: before.nodes, after: after.nodes }, blocks: before.blocks, ...numbers });
+  },
+  { timeoutMs: 240_000 },
+);
 
-test('a 5,000-node ONNX report opens and stays responsive', async ({ page, server, resultsDir }) => {
-  const shot = join(resultsDir, 'e2e-perf-5k-report.png');
-  const { numbers, stats } = await measureAndClean(page, server, 'repvgg_5k_nodes_train.onnx', 'repvgg_5k_nodes_train.deploy.onnx', shot);
-  const before = paneCounts(stats.before);
-  const after = paneCounts(stats.after);
-  assert.ok(before.nodes >= 5000, `train-form graph: ${stats.before}`);
-  assert.equal(before.blocks, 641, `train-form graph: ${stats.before}`);
-  assert.equal(after.blocks, 641, `deploy-form graph: ${stats.after}`);
-  record(resultsDir, 'onnx5000Nodes', { nodes: { before: before.nodes, after: after.nodes }, blocks: before.blocks, ...numbers });
-}, { timeoutMs: 300_000 });
+test(
+  'a 5,000-node ONNX report opens and stays responsive',
+  async ({ page, server, resultsDir }) => {
+    const shot = join(resultsDir, 'e2e-perf-5k-report.png');
+    const { numbers, stats } = await measureAndClean(page, server, 'repvgg_5k_nodes_train.onnx', 'repvgg_5k_nodes_train.deploy.onnx', shot);
+    const before = paneCounts(stats.before);
+    const after = paneCounts(stats.after);
+    assert.ok(before.nodes >= 5000, `train-form graph: ${stats.before}`);
+    assert.equal(before.blocks, 641, `train-form graph: ${stats.before}`);
+    assert.equal(after.blocks, 641, `deploy-form graph: ${stats.after}`);
+    record(resultsDir, 'onnx5000Nodes', { nodes: { before: before.nodes, after: after.nodes }, blocks: before.blocks, ...numbers });
+  },
+  { timeoutMs: 300_000 },
+);
 
 /** The host's own time to read a file for the model editor, from RepLens' log ('Opened FILE: …, read in N ms'). */
 function hostReadMs(server, file) {
@@ -276,27 +292,37 @@ async function openUntilStructure(page, file, architecture) {
   return { editor, ms: Date.now() - started };
 }
 
-test('a RepVGG-B3-sized checkpoint (493 MB) opens in the model editor with its stages: time to structure', async ({ page, server, resultsDir }) => {
-  const file = 'repvgg_b3_train.pth';
-  const target = join(server.workspace, file);
-  try {
-    // Full widths, random weights (the bench's own generator, so this is the bench's file).
-    execFileSync('/usr/bin/python3', [new URL('../../scripts/bench/torch_bench.py', import.meta.url).pathname, 'make', 'B3', target], { stdio: ['ignore', 'ignore', 'inherit'] });
-    await openWorkspace(page, server);
-    // The same clicks on the tiny sample first: what the workbench and the webview cost on any file.
-    const tiny = await openUntilStructure(page, 'repvgg_tiny_train.pth', 'custom');
-    const b3 = await openUntilStructure(page, file, 'RepVGG-B3');
-    const stages = await b3.editor.locator('[data-testid="stages"] tbody tr').allInnerTexts();
-    assert.deepEqual(stages.map((row) => Number(row.split('\t')[1])), [1, 4, 6, 16, 1], `stage rows: ${JSON.stringify(stages)}`);
-    await page.screenshot({ path: join(resultsDir, 'e2e-open-b3.png') });
-    record(resultsDir, 'openB3', {
-      fileBytes: statSync(target).size,
-      hostReadMs: hostReadMs(server, file),
-      clickToStructureMs: b3.ms,
-      tinyHostReadMs: hostReadMs(server, 'repvgg_tiny_train.pth'),
-      tinyClickToStructureMs: tiny.ms,
-    });
-  } finally {
-    rmSync(target, { force: true });
-  }
-}, { timeoutMs: 180_000 });
+test(
+  'a RepVGG-B3-sized checkpoint (493 MB) opens in the model editor with its stages: time to structure',
+  async ({ page, server, resultsDir }) => {
+    const file = 'repvgg_b3_train.pth';
+    const target = join(server.workspace, file);
+    try {
+      // Full widths, random weights (the bench's own generator, so this is the bench's file).
+      execFileSync('/usr/bin/python3', [new URL('../../scripts/bench/torch_bench.py', import.meta.url).pathname, 'make', 'B3', target], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      await openWorkspace(page, server);
+      // The same clicks on the tiny sample first: what the workbench and the webview cost on any file.
+      const tiny = await openUntilStructure(page, 'repvgg_tiny_train.pth', 'custom');
+      const b3 = await openUntilStructure(page, file, 'RepVGG-B3');
+      const stages = await b3.editor.locator('[data-testid="stages"] tbody tr').allInnerTexts();
+      assert.deepEqual(
+        stages.map((row) => Number(row.split('\t')[1])),
+        [1, 4, 6, 16, 1],
+        `stage rows: ${JSON.stringify(stages)}`,
+      );
+      await page.screenshot({ path: join(resultsDir, 'e2e-open-b3.png') });
+      record(resultsDir, 'openB3', {
+        fileBytes: statSync(target).size,
+        hostReadMs: hostReadMs(server, file),
+        clickToStructureMs: b3.ms,
+        tinyHostReadMs: hostReadMs(server, 'repvgg_tiny_train.pth'),
+        tinyClickToStructureMs: tiny.ms,
+      });
+    } finally {
+      rmSync(target, { force: true });
+    }
+  },
+  { timeoutMs: 180_000 },
+);

@@ -70,14 +70,16 @@ beforeAll(async () => {
   await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
   const { stdout } = await promisify(execFile)(PYTHON, [path.join(__dirname, 'check_deploy.py'), path.join(dir, 'manifest.json')], { maxBuffer: 1 << 24 });
   results = JSON.parse(stdout) as CaseResult[];
-  console.table(results.map((r) => ({
-    file: CASES[results.indexOf(r)].file,
-    out: r.deploy,
-    outputErrReplens: r.outputMaxAbs?.replens.toExponential(2),
-    outputErrTorch: r.outputMaxAbs?.torchFloat32.toExponential(2),
-    weightErrReplens: r.weightMaxAbs?.replens.toExponential(2),
-    weightErrTorch: r.weightMaxAbs?.torchFloat32.toExponential(2),
-  })));
+  console.table(
+    results.map((r) => ({
+      file: CASES[results.indexOf(r)].file,
+      out: r.deploy,
+      outputErrReplens: r.outputMaxAbs?.replens.toExponential(2),
+      outputErrTorch: r.outputMaxAbs?.torchFloat32.toExponential(2),
+      weightErrReplens: r.weightMaxAbs?.replens.toExponential(2),
+      weightErrTorch: r.weightMaxAbs?.torchFloat32.toExponential(2),
+    })),
+  );
 }, 240_000);
 
 afterAll(async () => {

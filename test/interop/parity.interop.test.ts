@@ -110,9 +110,18 @@ beforeAll(async () => {
     }
     results.push({ topology: graphs[i].topology, metrics });
   }
-  console.table(results.flatMap((r, i) => Object.entries(r.metrics).map(([name, m]) => ({
-    file: CASES[i].file, name, peak: m.peak.toPrecision(3), maxAbs: m.maxAbs.toExponential(2), maxAbsOverPeak: (m.maxAbs / m.peak).toExponential(2), maxRel: m.maxRel.toExponential(2),
-  }))));
+  console.table(
+    results.flatMap((r, i) =>
+      Object.entries(r.metrics).map(([name, m]) => ({
+        file: CASES[i].file,
+        name,
+        peak: m.peak.toPrecision(3),
+        maxAbs: m.maxAbs.toExponential(2),
+        maxAbsOverPeak: (m.maxAbs / m.peak).toExponential(2),
+        maxRel: m.maxRel.toExponential(2),
+      })),
+    ),
+  );
 }, 300_000);
 
 afterAll(async () => {
@@ -139,7 +148,14 @@ describe('the train-form graph in ONNX Runtime gives PyTorch’s outputs', () =>
 });
 
 describe('onnx.checker accepts the graphs', () => {
-  const FILES = ['repvgg_tiny_train.pth', 'repvgg_se_train.pth', 'backbone_in_detector.pth', 'yolov7_repconv_train_sd.pth', 'mobileone_train.pth', 'repvgg_tiny_fp16.pt'];
+  const FILES = [
+    'repvgg_tiny_train.pth',
+    'repvgg_se_train.pth',
+    'backbone_in_detector.pth',
+    'yolov7_repconv_train_sd.pth',
+    'mobileone_train.pth',
+    'repvgg_tiny_fp16.pt',
+  ];
   let checked: { file: string; ok: boolean; error?: string; irVersion: number; opsets: Record<string, number> }[];
   const written: string[] = [];
 
@@ -173,7 +189,12 @@ describe('onnx.checker accepts the graphs', () => {
 
   it('the written deploy .onnx files run in ONNX Runtime and match their train checkpoints', async () => {
     for (const [i, f] of FILES.entries()) {
-      const r = await compareModels(path.join(MODELS, f), written[i], { workerPath: path.join(worker.dir, 'parityWorker.js'), shape: f === 'yolov7_repconv_train_sd.pth' ? [1, 32, 32, 32] : [1, 3, 32, 32], inputs: 2, latencyRuns: 0 });
+      const r = await compareModels(path.join(MODELS, f), written[i], {
+        workerPath: path.join(worker.dir, 'parityWorker.js'),
+        shape: f === 'yolov7_repconv_train_sd.pth' ? [1, 32, 32, 32] : [1, 3, 32, 32],
+        inputs: 2,
+        latencyRuns: 0,
+      });
       expect({ file: f, pass: r.pass, blocks: r.blocks.length > 0 }).toEqual({ file: f, pass: true, blocks: true });
     }
   }, 120_000);

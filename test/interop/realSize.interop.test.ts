@@ -75,8 +75,7 @@ const within = (v: number | null | undefined, limit: number) => typeof v === 'nu
  * tensor's peak and of every element.
  */
 function fusedTensorOk(t: TensorResult, dtype: string): boolean {
-  return t.dtype === dtype && t.nonFinite === 0 && within(t.maxUlps, 1)
-    && (dtype !== 'float32' || (within(t.relErr, 1e-6) && within(t.maxElementRel, 1e-6)));
+  return t.dtype === dtype && t.nonFinite === 0 && within(t.maxUlps, 1) && (dtype !== 'float32' || (within(t.relErr, 1e-6) && within(t.maxElementRel, 1e-6)));
 }
 
 /** `module`: a YOLO-style checkpoint holding the pickled model, whose deploy file holds it too (.pth only). */
@@ -97,7 +96,8 @@ let dir: string;
 /** Per CASES entry: its files, and what check_real_size.py found or why the case went no further. */
 const files: { train: string; deploy: string }[] = [];
 const results: (CaseResult | { error: string })[] = [];
-const indexOf = (model: string, dtype: string, format: Format) => CASES.findIndex((c) => c.model === model && c.dtype === dtype && c.format === format && !c.module);
+const indexOf = (model: string, dtype: string, format: Format) =>
+  CASES.findIndex((c) => c.model === model && c.dtype === dtype && c.format === format && !c.module);
 
 /** The checker's result for a case, failing the test with the case's error if there is one. */
 function checked(i: number): CaseResult {
@@ -143,7 +143,9 @@ beforeAll(async () => {
       try {
         await writeFile(manifest, JSON.stringify(converted.map((i) => ({ model: t.model, dtype: t.dtype, module: CASES[i].module === true, ...files[i] }))));
         const { stdout } = await run(PYTHON, [path.join(__dirname, 'check_real_size.py'), manifest], { maxBuffer: 1 << 26 });
-        (JSON.parse(stdout) as (CaseResult | { error: string })[]).forEach((r, j) => { results[converted[j]] = r; });
+        (JSON.parse(stdout) as (CaseResult | { error: string })[]).forEach((r, j) => {
+          results[converted[j]] = r;
+        });
       } catch (e) {
         for (const i of converted) results[i] = { error: `check_real_size.py: ${e instanceof Error ? e.message : String(e)}` };
       }
@@ -153,20 +155,24 @@ beforeAll(async () => {
   await checking;
   const wallSeconds = (performance.now() - started) / 1000;
 
-  console.log(`real-size: generate ${generateSeconds.toFixed(1)} s; convert ${convertSeconds.reduce((a, b) => a + b, 0).toFixed(1)} s and check ${checkSeconds.toFixed(1)} s, overlapped in ${wallSeconds.toFixed(1)} s`);
-  console.table((results as Partial<CaseResult>[]).map((r, i) => ({
-    case: label(CASES[i]),
-    convertS: convertSeconds[i]?.toFixed(2),
-    error: r.error,
-    worstTensor: r.worst?.name,
-    worstUlps: r.worst?.maxUlps?.toFixed(3),
-    worstRel: r.worst?.relErr?.toExponential(2),
-    notRoundedOnce: r.tensors?.reduce((n, t) => n + (t.notRoundedOnce ?? 0), 0),
-    passedNotIdentical: r.tensors?.filter((t) => !t.fused && !t.identical).length,
-    outExactVsTrain: r.outputs?.exactVsTrain?.toExponential(2),
-    outReplensVsRounded: r.outputs?.replensVsRounded?.toExponential(2),
-    outRoundedVsTrain: r.outputs?.roundedVsTrain?.toExponential(2),
-  })));
+  console.log(
+    `real-size: generate ${generateSeconds.toFixed(1)} s; convert ${convertSeconds.reduce((a, b) => a + b, 0).toFixed(1)} s and check ${checkSeconds.toFixed(1)} s, overlapped in ${wallSeconds.toFixed(1)} s`,
+  );
+  console.table(
+    (results as Partial<CaseResult>[]).map((r, i) => ({
+      case: label(CASES[i]),
+      convertS: convertSeconds[i]?.toFixed(2),
+      error: r.error,
+      worstTensor: r.worst?.name,
+      worstUlps: r.worst?.maxUlps?.toFixed(3),
+      worstRel: r.worst?.relErr?.toExponential(2),
+      notRoundedOnce: r.tensors?.reduce((n, t) => n + (t.notRoundedOnce ?? 0), 0),
+      passedNotIdentical: r.tensors?.filter((t) => !t.fused && !t.identical).length,
+      outExactVsTrain: r.outputs?.exactVsTrain?.toExponential(2),
+      outReplensVsRounded: r.outputs?.replensVsRounded?.toExponential(2),
+      outRoundedVsTrain: r.outputs?.roundedVsTrain?.toExponential(2),
+    })),
+  );
 }, 900_000);
 
 afterAll(async () => {
@@ -212,11 +218,14 @@ describe('real-size deploy files match PyTorch’s float64 fusion', () => {
       const tensors = CASES.flatMap((c, i) => (c.model === model ? checked(i).tensors : []));
       // MobileOne-S0's largest tensor (the classifier, 1000 × 1024 float32) is just under 4 MiB.
       const expected = SIZE_CLASSES.filter((s) => model !== 'mobileone_s0' || s.min < 4 * MiB).map((s) => s.label);
-      expect(SIZE_CLASSES.filter((s) => tensors.some((t) => inClass(t, s))).map((s) => s.label), model).toEqual(expected);
+      expect(
+        SIZE_CLASSES.filter((s) => tensors.some((t) => inClass(t, s))).map((s) => s.label),
+        model,
+      ).toEqual(expected);
     }
   });
 
-  it('regression: RepVGG-A0 float32 → .pth matches PyTorch\'s float64 fusion (stage2.1.rbr_reparam.weight was once corrupted)', () => {
+  it("regression: RepVGG-A0 float32 → .pth matches PyTorch's float64 fusion (stage2.1.rbr_reparam.weight was once corrupted)", () => {
     const r = checked(indexOf('repvgg_a0', 'float32', 'pth'));
     const t = r.tensors.find((x) => x.name === 'stage2.1.rbr_reparam.weight')!;
     // 96 × 96 × 3 × 3 float32: inside the size range the reused buffer overwrote.
@@ -237,17 +246,21 @@ describe('parity of a real-size deploy file', () => {
     await worker?.dispose();
   });
 
-  it.each(ONNX_MODELS)('%s exported to ONNX by torch: every block fused into one Conv in the graph, and parity passes block by block', async (model) => {
-    const train = onnxTrains.get(model)!;
-    const deploy = train.replace(/\.onnx$/, '.deploy.onnx');
-    const blocks = checked(indexOf(model, 'float32', 'pth')).blocks;
-    const converted = await convertFile(train, { output: deploy });
-    expect({ fused: converted.blocksFused, warnings: converted.warnings }).toEqual({ fused: blocks, warnings: [] });
-    const r = await compareModels(train, deploy, { workerPath: path.join(worker.dir, 'parityWorker.js'), inputs: 2, latencyRuns: 0 });
-    expect(r.blocks.filter((b) => !b.pass)).toEqual([]);
-    expect(r.blocks).toHaveLength(blocks);
-    expect(r.pass).toBe(true);
-  }, 300_000);
+  it.each(ONNX_MODELS)(
+    '%s exported to ONNX by torch: every block fused into one Conv in the graph, and parity passes block by block',
+    async (model) => {
+      const train = onnxTrains.get(model)!;
+      const deploy = train.replace(/\.onnx$/, '.deploy.onnx');
+      const blocks = checked(indexOf(model, 'float32', 'pth')).blocks;
+      const converted = await convertFile(train, { output: deploy });
+      expect({ fused: converted.blocksFused, warnings: converted.warnings }).toEqual({ fused: blocks, warnings: [] });
+      const r = await compareModels(train, deploy, { workerPath: path.join(worker.dir, 'parityWorker.js'), inputs: 2, latencyRuns: 0 });
+      expect(r.blocks.filter((b) => !b.pass)).toEqual([]);
+      expect(r.blocks).toHaveLength(blocks);
+      expect(r.pass).toBe(true);
+    },
+    300_000,
+  );
 
   it('compareModels(train, deploy) passes for RepVGG-A0 float32 → .pth, block by block', async () => {
     const i = indexOf('repvgg_a0', 'float32', 'pth');

@@ -25,7 +25,9 @@ function layerOf(file: string): Layer | undefined {
 
 /** The module specifiers a file imports (static imports and exports, and dynamic import() of a literal). */
 function specifiers(source: string): string[] {
-  return [...source.matchAll(/^\s*(?:import|export)\s[^;]*?\bfrom\s+'([^']+)'|\bimport\(\s*'([^']+)'\s*\)|^\s*import\s+'([^']+)'/gm)].map((m) => m[1] ?? m[2] ?? m[3]);
+  return [...source.matchAll(/^\s*(?:import|export)\s[^;]*?\bfrom\s+'([^']+)'|\bimport\(\s*'([^']+)'\s*\)|^\s*import\s+'([^']+)'/gm)].map(
+    (m) => m[1] ?? m[2] ?? m[3],
+  );
 }
 
 /** Why `spec`, imported by `file` of `layer`, breaks the rule; undefined when it does not. */
@@ -45,7 +47,11 @@ describe('the layers', () => {
   const files = (Object.keys(FOLDERS) as Layer[]).flatMap((l) => filesUnder(FOLDERS[l]).map((file) => ({ file, layer: layerOf(file)! })));
 
   it('finds the files of every layer', () => {
-    for (const l of Object.keys(FOLDERS) as Layer[]) expect(files.some((f) => f.layer === l), l).toBe(true);
+    for (const l of Object.keys(FOLDERS) as Layer[])
+      expect(
+        files.some((f) => f.layer === l),
+        l,
+      ).toBe(true);
   });
 
   it('every import stays within what its layer may use', () => {

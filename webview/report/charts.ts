@@ -49,7 +49,9 @@ export function histogramSvg(hist: ErrorHistogram, rtol: number): SVGSVGElement 
   parts.push(`<line class="rl-hist-axis" x1="${LEFT}" x2="${LEFT + layout.width}" y1="${base}" y2="${base}"/>`);
   if (layout.rtolX !== null) {
     const x = LEFT + layout.rtolX;
-    parts.push(`<line class="rl-hist-rtol" x1="${x}" x2="${x}" y1="${TOP - 10}" y2="${base + 20}"/><text class="rl-hist-rtol-label" x="${x + 3}" y="${base + 30}">rtol</text>`);
+    parts.push(
+      `<line class="rl-hist-rtol" x1="${x}" x2="${x}" y1="${TOP - 10}" y2="${base + 20}"/><text class="rl-hist-rtol-label" x="${x + 3}" y="${base + 30}">rtol</text>`,
+    );
   }
   const width = Math.max(LEFT * 2 + layout.width + 30, 160);
   const summary = layout.bars.map((b) => `${b.label}: ${b.count}`).join(', ');

@@ -24,13 +24,20 @@ export interface DetailInput {
 export function detailCard(d: DetailInput | null): HTMLElement {
   const card = h('aside', { class: 'rl-detail', 'data-testid': 'detail-card', 'aria-live': 'polite' });
   if (!d) {
-    card.append(h('p', { class: 'rl-muted' }, 'Select a block in either graph (click, or Tab to a node and press Enter) to compare it before and after fusion.'));
+    card.append(
+      h('p', { class: 'rl-muted' }, 'Select a block in either graph (click, or Tab to a node and press Enter) to compare it before and after fusion.'),
+    );
     return card;
   }
   const b = d.block;
   const verdict = b?.parity ? (b.parity.pass ? 'PASS' : 'FAIL') : 'no parity';
   card.append(
-    h('header', { class: 'rl-detail-head' }, h('h3', { title: d.name }, d.name), badge(verdict, { class: `rl-badge-${b?.parity ? (b.parity.pass ? 'pass' : 'fail') : 'none'}` })),
+    h(
+      'header',
+      { class: 'rl-detail-head' },
+      h('h3', { title: d.name }, d.name),
+      badge(verdict, { class: `rl-badge-${b?.parity ? (b.parity.pass ? 'pass' : 'fail') : 'none'}` }),
+    ),
   );
   if (!b) {
     card.append(h('p', { class: 'rl-muted' }, `This block is in the graphs but not in the block list (${d.nodesBefore} nodes before, ${d.nodesAfter} after).`));
@@ -70,7 +77,12 @@ export function detailCard(d: DetailInput | null): HTMLElement {
   if (k) {
     const line = sparkline(k.channelMaxAbs);
     card.append(
-      h('dl', { class: 'facts rl-detail-facts' }, ...fact('Max |w|', formatError(k.maxAbs)), ...fact('Outlier ratio', formatTimes(k.outlierRatio), k.outlierRatio > OUTLIER_THRESHOLD ? h('span', { class: 'rl-flag' }, ' ⚠ per-channel INT8') : '')),
+      h(
+        'dl',
+        { class: 'facts rl-detail-facts' },
+        ...fact('Max |w|', formatError(k.maxAbs)),
+        ...fact('Outlier ratio', formatTimes(k.outlierRatio), k.outlierRatio > OUTLIER_THRESHOLD ? h('span', { class: 'rl-flag' }, ' ⚠ per-channel INT8') : ''),
+      ),
       sparklineSvg(line, `Per-output-channel max |w| of ${b.name}'s fused kernel, ${k.channelMaxAbs.length} channels`, 240, 40),
     );
   } else card.append(h('p', { class: 'rl-muted' }, 'No fused kernel statistics.'));

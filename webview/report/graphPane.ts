@@ -17,7 +17,18 @@ import { collapseGraph, stageMembers, type StageMembers } from '../reportModel/c
 import type { ErrorLevel } from '../reportModel/errorScale';
 import { formatCount } from '../reportModel/format';
 import { graphMarkup, rectPath, type PaneMarkup } from '../reportModel/graphMarkup';
-import { centerOn, fitRect, initialViewport, LABEL_MIN_SCALE, panBy, paneTransformOf, viewBoxOf, zoomAt, type Size, type Viewport } from '../reportModel/viewport';
+import {
+  centerOn,
+  fitRect,
+  initialViewport,
+  LABEL_MIN_SCALE,
+  panBy,
+  paneTransformOf,
+  viewBoxOf,
+  zoomAt,
+  type Size,
+  type Viewport,
+} from '../reportModel/viewport';
 import { h, soon } from '../dom';
 import { button } from '../toolkit';
 

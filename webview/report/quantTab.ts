@@ -42,7 +42,12 @@ export class QuantTab {
     const body = h('tbody');
     const addRow = (r: QuantRow) => {
       const label = h('span', { class: 'rl-block-name' }, r.block);
-      const spark = sparklineSvg(r.sparkline, `${r.block}: per-output-channel max |w|${r.sparkline.channelsPerBar > 1 ? `, ${r.sparkline.channelsPerBar} channels per bar` : ''}`, SPARK_WIDTH, SPARK_HEIGHT);
+      const spark = sparklineSvg(
+        r.sparkline,
+        `${r.block}: per-output-channel max |w|${r.sparkline.channelsPerBar > 1 ? `, ${r.sparkline.channelsPerBar} channels per bar` : ''}`,
+        SPARK_WIDTH,
+        SPARK_HEIGHT,
+      );
       body.append(
         bodyRow(
           columns,
@@ -56,14 +61,36 @@ export class QuantTab {
         ),
       );
       // The explanation gets a full-width row of its own under the flagged kernel.
-      if (r.flagged) body.append(h('tr', { class: 'rl-flag-note' }, h('td', { colspan: String(columns.length) }, `⚠ Outlier channel ${formatTimes(r.ratio)} the median: per-tensor INT8 will lose precision in ${r.block}; use per-channel scales.`)));
+      if (r.flagged)
+        body.append(
+          h(
+            'tr',
+            { class: 'rl-flag-note' },
+            h(
+              'td',
+              { colspan: String(columns.length) },
+              `⚠ Outlier channel ${formatTimes(r.ratio)} the median: per-tensor INT8 will lose precision in ${r.block}; use per-channel scales.`,
+            ),
+          ),
+        );
     };
     this.element = h(
       'div',
       { class: 'rl-quant' },
       intro,
-      h('p', { 'data-testid': 'quant-summary' }, flagged ? `${flagged} of ${rows.length} fused kernels have outlier channels (ratio > ${OUTLIER_THRESHOLD}).` : `No fused kernel has a channel above ${OUTLIER_THRESHOLD}× the median: per-tensor INT8 should be safe.`),
-      fixedTable(columns, { class: 'grid rl-table', 'data-testid': 'quant-table', 'aria-label': 'Fused kernels by outlier ratio, worst first' }, h('thead', {}, headerRow(columns)), body),
+      h(
+        'p',
+        { 'data-testid': 'quant-summary' },
+        flagged
+          ? `${flagged} of ${rows.length} fused kernels have outlier channels (ratio > ${OUTLIER_THRESHOLD}).`
+          : `No fused kernel has a channel above ${OUTLIER_THRESHOLD}× the median: per-tensor INT8 should be safe.`,
+      ),
+      fixedTable(
+        columns,
+        { class: 'grid rl-table', 'data-testid': 'quant-table', 'aria-label': 'Fused kernels by outlier ratio, worst first' },
+        h('thead', {}, headerRow(columns)),
+        body,
+      ),
     );
     this.building = new SlicedJob(rows.length, (i) => addRow(rows[i]), idleSlices).start();
   }

@@ -102,7 +102,9 @@ export class ReportView {
         this.clear();
         // An older report saved in the state would otherwise come back on restore, in place of this error.
         this.api.setState(undefined);
-        this.root.replaceChildren(h('section', { class: 'rl-report', 'data-testid': 'replens-report' }, h('p', { class: 'notice error', 'data-testid': 'notice' }, message.message)));
+        this.root.replaceChildren(
+          h('section', { class: 'rl-report', 'data-testid': 'replens-report' }, h('p', { class: 'notice error', 'data-testid': 'notice' }, message.message)),
+        );
         break;
     }
   }
@@ -115,7 +117,12 @@ export class ReportView {
   private progress(text: string): void {
     this.clear();
     this.root.replaceChildren(
-      h('section', { class: 'rl-report rl-waiting', 'data-testid': 'replens-report-progress', 'aria-busy': 'true' }, progressRing(), h('p', { 'data-testid': 'progress-message' }, text)),
+      h(
+        'section',
+        { class: 'rl-report rl-waiting', 'data-testid': 'replens-report-progress', 'aria-busy': 'true' },
+        progressRing(),
+        h('p', { 'data-testid': 'progress-message' }, text),
+      ),
     );
   }
 
@@ -232,7 +239,10 @@ export class ReportView {
     // A check that could not run is an error, not a neutral state: red, with its reason first.
     const verdict = r.pass === null ? 'ERROR' : r.pass ? 'PASS' : 'FAIL';
     const cls = r.pass ? 'pass' : 'fail';
-    const checked = r.pass === null ? [] : [`${r.inputs} input${r.inputs === 1 ? '' : 's'} of shape ${r.shape.join('×')}`, `atol ${formatError(r.atol)}`, `rtol ${formatError(r.rtol)}`];
+    const checked =
+      r.pass === null
+        ? []
+        : [`${r.inputs} input${r.inputs === 1 ? '' : 's'} of shape ${r.shape.join('×')}`, `atol ${formatError(r.atol)}`, `rtol ${formatError(r.rtol)}`];
     const sub = [r.family, r.architecture, ...(r.weights ? [`weights '${r.weights.key}'`] : []), ...checked];
     const head = h(
       'header',
@@ -253,8 +263,12 @@ export class ReportView {
       h('p', { class: 'rl-muted rl-sub' }, ...sub.flatMap((text, i) => [i ? ' · ' : '', h('span', { class: 'rl-nowrap' }, text)])),
       h('p', { class: 'rl-muted rl-sub' }, 'Deploy file: ', r.output ? fileName(r.output) : 'not written (checked in memory)'),
     );
-    if (r.pass === null) head.append(h('p', { class: 'notice error', 'data-testid': 'parity-error' }, `Parity could not run: ${r.parityError ?? 'no reason was given'}`));
-    if (r.advice) head.append(h('p', { class: r.pass === null ? 'rl-sub' : 'notice error', 'data-testid': 'parity-advice' }, r.pass === null ? r.advice : `What next: ${r.advice}`));
+    if (r.pass === null)
+      head.append(h('p', { class: 'notice error', 'data-testid': 'parity-error' }, `Parity could not run: ${r.parityError ?? 'no reason was given'}`));
+    if (r.advice)
+      head.append(
+        h('p', { class: r.pass === null ? 'rl-sub' : 'notice error', 'data-testid': 'parity-advice' }, r.pass === null ? r.advice : `What next: ${r.advice}`),
+      );
     if (r.toleranceBasis) head.append(h('p', { class: 'rl-muted rl-sub', 'data-testid': 'tolerance-basis' }, `Tolerance: ${r.toleranceBasis}.`));
     return head;
   }

@@ -33,7 +33,16 @@ function loadSection(load: LoadNote): HTMLElement[] {
     clearTimeout(reset);
     reset = setTimeout(() => (copy.textContent = 'Copy'), COPY_FEEDBACK_MS);
   };
-  const copy = button('Copy', () => void navigator.clipboard.writeText(code).then(() => say('Copied'), () => say('Copy failed')), 'secondary', { title: 'Copy the Python lines', 'data-testid': 'copy-load-code' });
+  const copy = button(
+    'Copy',
+    () =>
+      void navigator.clipboard.writeText(code).then(
+        () => say('Copied'),
+        () => say('Copy failed'),
+      ),
+    'secondary',
+    { title: 'Copy the Python lines', 'data-testid': 'copy-load-code' },
+  );
   return [
     h('h2', {}, 'Loading the deploy file'),
     h(
@@ -56,7 +65,13 @@ function costs(report: ReportData): HTMLElement {
         'div',
         { class: 'rl-card', title: c.title },
         h('div', { class: 'rl-card-label' }, c.label),
-        h('div', { class: 'rl-card-values' }, h('span', { class: 'rl-before' }, c.before), h('span', { class: 'rl-arrow', 'aria-label': 'to' }, ' → '), h('strong', {}, c.after)),
+        h(
+          'div',
+          { class: 'rl-card-values' },
+          h('span', { class: 'rl-before' }, c.before),
+          h('span', { class: 'rl-arrow', 'aria-label': 'to' }, ' → '),
+          h('strong', {}, c.after),
+        ),
         h('div', { class: `rl-card-change${c.improved === true ? ' rl-better' : c.improved === false ? ' rl-worse' : ''}` }, c.change),
       ),
     ),
@@ -72,7 +87,14 @@ function outputsGrid(report: ReportData): HTMLElement {
     { title: 'Cosine', min: '8ch', fr: 1, numeric: true },
     { title: 'Top-1 agreement', min: '10ch', fr: 1, numeric: true },
   ];
-  const rows = report.outputs.map((o) => [o.name, formatError(o.maxAbs), formatError(o.maxRel), formatError(o.meanAbs), formatCosine(o.cosine), o.top1Agreement === null ? DASH : `${(o.top1Agreement * 100).toFixed(1)} %`]);
+  const rows = report.outputs.map((o) => [
+    o.name,
+    formatError(o.maxAbs),
+    formatError(o.maxRel),
+    formatError(o.meanAbs),
+    formatCosine(o.cosine),
+    o.top1Agreement === null ? DASH : `${(o.top1Agreement * 100).toFixed(1)} %`,
+  ]);
   return dataGrid(columns, rows, { 'aria-label': 'Parity per model output', 'data-testid': 'outputs-grid' });
 }
 
@@ -98,7 +120,12 @@ class BlockTable {
     const order = sortBlocks(opts.report.blocks, this.sort);
     this.head = h('thead', {}, headerRow(columns));
     this.body = h('tbody');
-    this.element = fixedTable(columns, { class: 'grid rl-table', 'data-testid': 'block-table', 'aria-label': 'Parity per block; column headers sort' }, this.head, this.body);
+    this.element = fixedTable(
+      columns,
+      { class: 'grid rl-table', 'data-testid': 'block-table', 'aria-label': 'Parity per block; column headers sort' },
+      this.head,
+      this.body,
+    );
     this.building = new SlicedJob(order.length, (i) => this.body.append(this.row(columns, order[i])), idleSlices).start();
   }
 
@@ -152,7 +179,14 @@ class BlockTable {
       {
         key: b.name,
         label,
-        cells: [b.stage, formatError(p?.maxAbs), formatError(p?.maxRel), formatCosine(p?.cosine), `${formatCount(b.paramsBefore)} → ${formatCount(b.paramsAfter)}`, result],
+        cells: [
+          b.stage,
+          formatError(p?.maxAbs),
+          formatError(p?.maxRel),
+          formatCosine(p?.cosine),
+          `${formatCount(b.paramsBefore)} → ${formatCount(b.paramsAfter)}`,
+          result,
+        ],
         attrs: { 'data-block': b.name, title: `Show ${b.name} in the graphs` },
       },
       this.opts.onActivateBlock,
@@ -173,7 +207,16 @@ export class SummaryTab {
     const maxRels = report.blocks.flatMap((b) => (b.parity ? [b.parity.maxRel] : []));
     const failing = report.blocks.filter((b) => b.parity && !b.parity.pass).length;
     const histogram = maxRels.length
-      ? h('figure', { class: 'rl-figure' }, histogramSvg(errorHistogram(maxRels), report.rtol), h('figcaption', { class: 'rl-muted' }, `Per-block max relative error, ${maxRels.length} blocks, log scale; the dashed line is rtol ${formatError(report.rtol)}.`))
+      ? h(
+          'figure',
+          { class: 'rl-figure' },
+          histogramSvg(errorHistogram(maxRels), report.rtol),
+          h(
+            'figcaption',
+            { class: 'rl-muted' },
+            `Per-block max relative error, ${maxRels.length} blocks, log scale; the dashed line is rtol ${formatError(report.rtol)}.`,
+          ),
+        )
       : h('p', { class: 'rl-muted' }, 'No per-block numbers to plot.');
     this.element = h(
       'div',
@@ -185,7 +228,16 @@ export class SummaryTab {
       report.outputs.length ? outputsGrid(report) : h('p', { class: 'rl-muted' }, 'No outputs were compared.'),
       h('h2', {}, 'Error distribution'),
       histogram,
-      h('h2', {}, `Blocks`, h('span', { class: 'rl-muted rl-h-note' }, ` ${report.blocks.length} blocks${failing ? `, ${failing} failing` : ''} · Enter or click a row to show it in the graphs`)),
+      h(
+        'h2',
+        {},
+        `Blocks`,
+        h(
+          'span',
+          { class: 'rl-muted rl-h-note' },
+          ` ${report.blocks.length} blocks${failing ? `, ${failing} failing` : ''} · Enter or click a row to show it in the graphs`,
+        ),
+      ),
       this.table.element,
     );
   }

@@ -75,7 +75,12 @@ function cellClass(c: TableColumn | undefined): string {
 
 export function bodyRow(columns: readonly TableColumn[], row: TableRow, onActivate: (key: string) => void): HTMLTableRowElement {
   const button = h('button', { class: 'rl-row-button', type: 'button' }, row.label);
-  const tr = h('tr', { ...row.attrs, class: `rl-activatable ${row.attrs?.class ?? ''}`.trim() }, h('th', { scope: 'row' }, button), ...row.cells.map((c, i) => h('td', { class: cellClass(columns[i + 1]) }, c)));
+  const tr = h(
+    'tr',
+    { ...row.attrs, class: `rl-activatable ${row.attrs?.class ?? ''}`.trim() },
+    h('th', { scope: 'row' }, button),
+    ...row.cells.map((c, i) => h('td', { class: cellClass(columns[i + 1]) }, c)),
+  );
   // One listener on the row: the button's own click (from Enter/Space too) bubbles here.
   tr.addEventListener('click', () => onActivate(row.key));
   return tr;

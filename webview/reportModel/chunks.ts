@@ -69,7 +69,12 @@ function intersects(a: Rect, b: Rect): boolean {
  * every side, so a short pan shows what was already laid out instead of an empty band.
  */
 export function chunksInView(bounds: readonly Rect[], view: Rect, margin = 0.5): boolean[] {
-  const wide = { x: view.x - view.width * margin, y: view.y - view.height * margin, width: view.width * (1 + 2 * margin), height: view.height * (1 + 2 * margin) };
+  const wide = {
+    x: view.x - view.width * margin,
+    y: view.y - view.height * margin,
+    width: view.width * (1 + 2 * margin),
+    height: view.height * (1 + 2 * margin),
+  };
   return bounds.map((b) => intersects(b, wide));
 }
 

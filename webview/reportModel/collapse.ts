@@ -101,7 +101,16 @@ export function collapseGraph(graph: GraphView, collapsed: ReadonlySet<string>):
       groups.push(g);
       continue;
     }
-    const box: CollapsedBox = { stage: g.stage, id: collapsedBoxId(g.stage), x: g.x, y: g.y, width: g.width, height: g.height, blocks: m.blocks, nodes: m.nodes };
+    const box: CollapsedBox = {
+      stage: g.stage,
+      id: collapsedBoxId(g.stage),
+      x: g.x,
+      y: g.y,
+      width: g.width,
+      height: g.height,
+      blocks: m.blocks,
+      nodes: m.nodes,
+    };
     boxes.push(box);
     boxOfStage.set(g.stage, box);
   }

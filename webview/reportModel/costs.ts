@@ -45,7 +45,14 @@ export function costCards(forms: ReportData['forms']): CostCard[] {
       label: 'Latency (median)',
       before: formatMs(train.latencyMs),
       after: formatMs(deploy.latencyMs),
-      change: speedup === null ? DASH : formatTimes(speedup) === formatTimes(1) || formatTimes(1 / speedup) === formatTimes(1) ? 'the same' : speedup > 1 ? `${formatTimes(speedup)} faster` : `${formatTimes(1 / speedup)} slower`,
+      change:
+        speedup === null
+          ? DASH
+          : formatTimes(speedup) === formatTimes(1) || formatTimes(1 / speedup) === formatTimes(1)
+            ? 'the same'
+            : speedup > 1
+              ? `${formatTimes(speedup)} faster`
+              : `${formatTimes(1 / speedup)} slower`,
       improved: better(train.latencyMs, deploy.latencyMs),
       title: speedup === null ? 'Latency was not measured for both forms.' : `speed-up ${speedup.toFixed(3)}×`,
     },

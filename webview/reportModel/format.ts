@@ -13,7 +13,6 @@ export function formatCount(n: number): string {
   return COUNT.format(n);
 }
 
-
 /** Errors span many decades, so they are shown in scientific notation with 3 significant digits. */
 export function formatError(v: number | null | undefined): string {
   if (v === null || v === undefined) return DASH;

@@ -50,7 +50,9 @@ export function arrowPath(edges: readonly { points: readonly Point[] }[]): strin
     const uy = (tip.y - from.y) / len;
     const bx = tip.x - ux * ARROW_LENGTH;
     const by = tip.y - uy * ARROW_LENGTH;
-    parts.push(`M${n(tip.x)} ${n(tip.y)}L${n(bx - uy * ARROW_HALF_WIDTH)} ${n(by + ux * ARROW_HALF_WIDTH)}L${n(bx + uy * ARROW_HALF_WIDTH)} ${n(by - ux * ARROW_HALF_WIDTH)}Z`);
+    parts.push(
+      `M${n(tip.x)} ${n(tip.y)}L${n(bx - uy * ARROW_HALF_WIDTH)} ${n(by + ux * ARROW_HALF_WIDTH)}L${n(bx + uy * ARROW_HALF_WIDTH)} ${n(by - ux * ARROW_HALF_WIDTH)}Z`,
+    );
   }
   return parts.join('');
 }
@@ -77,7 +79,9 @@ function nodeMarkup(graph: GraphView, i: number, levels: ReadonlyMap<string, Err
     `<g class="${cls}" data-i="${i}">` +
     `<rect x="${n(node.x)}" y="${n(node.y)}" width="${n(node.width)}" height="${n(node.height)}" rx="4"/>` +
     `<text x="${n(node.x + node.width / 2)}" y="${n(node.y + node.height / 2)}">${escapeXml(node.label)}</text>` +
-    (level === 'fail' ? `<circle class="rl-fail-mark" cx="${n(node.x + node.width)}" cy="${n(node.y)}" r="6"/><text class="rl-fail-mark-text" x="${n(node.x + node.width)}" y="${n(node.y)}">!</text>` : '') +
+    (level === 'fail'
+      ? `<circle class="rl-fail-mark" cx="${n(node.x + node.width)}" cy="${n(node.y)}" r="6"/><text class="rl-fail-mark-text" x="${n(node.x + node.width)}" y="${n(node.y)}">!</text>`
+      : '') +
     `<title>${escapeXml(title)}</title></g>`
   );
 }

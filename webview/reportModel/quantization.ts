@@ -72,5 +72,8 @@ export function quantRows(blocks: readonly BlockReport[], threshold = OUTLIER_TH
   }
   // NaN ratios (broken kernels) sort last rather than poisoning the comparison.
   const key = (r: QuantRow) => (Number.isNaN(r.ratio) ? -Infinity : r.ratio);
-  return rows.map((r, i) => ({ r, i })).sort((p, q) => key(q.r) - key(p.r) || p.i - q.i).map((e) => e.r);
+  return rows
+    .map((r, i) => ({ r, i }))
+    .sort((p, q) => key(q.r) - key(p.r) || p.i - q.i)
+    .map((e) => e.r);
 }

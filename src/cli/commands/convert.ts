@@ -69,7 +69,9 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
     const output = args.flags.get('--output') as string | undefined;
     const force = args.flags.has('--force');
     const interactive = !json && process.stderr.isTTY;
-    const onProgress = interactive ? (done: number, total: number, block: { name: string }) => process.stderr.write(`\r[${done}/${total}] ${block.name}\x1b[K`) : undefined;
+    const onProgress = interactive
+      ? (done: number, total: number, block: { name: string }) => process.stderr.write(`\r[${done}/${total}] ${block.name}\x1b[K`)
+      : undefined;
     const result = await convertFile(input, {
       output,
       format,

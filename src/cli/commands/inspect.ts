@@ -12,7 +12,10 @@ export const inspectHelp = `inspect FILE [--weights KEY] [--qarepvgg v1|v2] [--j
 export async function inspectCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, { valued: ['--weights', '--qarepvgg'], flags: ['--json'] });
   const file = oneFile(args, 'inspect');
-  const { structure, weights, fileWarnings } = await inspectFile(file, { weights: args.flags.get('--weights') as string | undefined, qarepvgg: qarepvggFrom(args) });
+  const { structure, weights, fileWarnings } = await inspectFile(file, {
+    weights: args.flags.get('--weights') as string | undefined,
+    qarepvgg: qarepvggFrom(args),
+  });
   if (args.flags.has('--json')) {
     out(JSON.stringify({ ...(structureJson(structure, fileWarnings) as object), weights: weights ?? null }, null, 2));
   } else {

@@ -28,7 +28,8 @@ export function parityOptionsFrom(args: ParsedArgs): ParityOptions {
   let shape: number[] | undefined;
   if (typeof shapeText === 'string') {
     shape = shapeText.split(/[,x×]/).map(Number);
-    if (shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 1)) throw new UsageError('--shape must be four positive integers, e.g. 1,3,224,224');
+    if (shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 1))
+      throw new UsageError('--shape must be four positive integers, e.g. 1,3,224,224');
   }
   const int = (n: number, min: number) => Number.isInteger(n) && n >= min;
   const nonNegative = (n: number) => Number.isFinite(n) && n >= 0;
@@ -57,7 +58,12 @@ function verdict(r: OutputResult | BlockResult): string {
 
 function table(rows: string[][]): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c])))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 /** The readable report of a parity result; `title` names what was compared. */
@@ -72,7 +78,10 @@ export function parityText(result: ParityResult, title: string): string[] {
     `  reference  ${train.file} (${train.source})`,
     `  candidate  ${deploy.file} (${deploy.source})`,
     ...(result.weights ? [`  ${weightsText(result.weights)}`] : []),
-    `  inputs     ${Object.entries(result.shapes).slice(0, 3).map(([n, d]) => `${n} [${d.join(', ')}]`).join('; ')}${Object.keys(result.shapes).length > 3 ? '; …' : ''}`,
+    `  inputs     ${Object.entries(result.shapes)
+      .slice(0, 3)
+      .map(([n, d]) => `${n} [${d.join(', ')}]`)
+      .join('; ')}${Object.keys(result.shapes).length > 3 ? '; …' : ''}`,
     // Where the checked part does not start at the model's own input, say what --shape describes.
     ...(result.topology === 'chain' || result.topology === 'blockwise' ? [`             ${result.shapeUse}`] : []),
     '',
@@ -80,26 +89,42 @@ export function parityText(result: ParityResult, title: string): string[] {
   // A chain's last block and a blockwise graph's blocks are outputs too; the block table shows them.
   const outputs = result.outputs.filter((o) => !result.blocks.some((b) => b.name === o.name));
   if (outputs.length > 0) {
-    lines.push(...table([
-      ['output', 'max abs', 'max rel', 'mean abs', 'cosine', 'top-1', 'result'],
-      ...outputs.map((o) => [o.candidateName ? `${o.name} ↔ ${o.candidateName}` : o.name, sci(o.maxAbs), sci(o.maxRel), sci(o.meanAbs), cos(o.cosine), o.top1Agreement === null ? '–' : `${(o.top1Agreement * 100).toFixed(1)}%`, verdict(o)]),
-    ]), '');
+    lines.push(
+      ...table([
+        ['output', 'max abs', 'max rel', 'mean abs', 'cosine', 'top-1', 'result'],
+        ...outputs.map((o) => [
+          o.candidateName ? `${o.name} ↔ ${o.candidateName}` : o.name,
+          sci(o.maxAbs),
+          sci(o.maxRel),
+          sci(o.meanAbs),
+          cos(o.cosine),
+          o.top1Agreement === null ? '–' : `${(o.top1Agreement * 100).toFixed(1)}%`,
+          verdict(o),
+        ]),
+      ]),
+      '',
+    );
   }
   if (result.blocks.length > 0) {
-    lines.push(...table([
-      ['block', 'max abs', 'max rel', 'cosine', 'result'],
-      ...result.blocks.map((b) => [b.name, sci(b.maxAbs), sci(b.maxRel), cos(b.cosine), verdict(b)]),
-    ]));
+    lines.push(
+      ...table([
+        ['block', 'max abs', 'max rel', 'cosine', 'result'],
+        ...result.blocks.map((b) => [b.name, sci(b.maxAbs), sci(b.maxRel), cos(b.cosine), verdict(b)]),
+      ]),
+    );
     const first = result.blocks.findIndex((b) => !b.pass);
-    if (first >= 0 && result.topology !== 'blockwise') lines.push(`first failing block: ${result.blocks[first].name}${first > 0 ? ' (the blocks before it pass)' : ''}`);
+    if (first >= 0 && result.topology !== 'blockwise')
+      lines.push(`first failing block: ${result.blocks[first].name}${first > 0 ? ' (the blocks before it pass)' : ''}`);
     lines.push('');
   }
   const ms = (v: number | null) => (v === null ? '–' : `${v.toFixed(2)} ms`);
-  lines.push(...table([
-    ['form', 'latency', 'params', 'MACs', 'nodes'],
-    ['train', ms(train.latencyMs), count(train.params), count(train.macs), String(train.nodes)],
-    ['deploy', ms(deploy.latencyMs), count(deploy.params), count(deploy.macs), String(deploy.nodes)],
-  ]));
+  lines.push(
+    ...table([
+      ['form', 'latency', 'params', 'MACs', 'nodes'],
+      ['train', ms(train.latencyMs), count(train.params), count(train.macs), String(train.nodes)],
+      ['deploy', ms(deploy.latencyMs), count(deploy.params), count(deploy.macs), String(deploy.nodes)],
+    ]),
+  );
   if (train.latencyMs !== null && deploy.latencyMs !== null && deploy.latencyMs > 0) {
     lines.push(`deploy runs ${(train.latencyMs / deploy.latencyMs).toFixed(2)}× as fast as train (median, ONNX Runtime CPU, default optimizations)`);
   } else if (train.latencyMs === null && deploy.latencyMs === null) {
@@ -127,7 +152,14 @@ export async function parityCommand(argv: string[], out: (s: string) => void): P
   process.once('SIGINT', cancel);
   try {
     const deploy = args.flags.get('--deploy') as string | undefined;
-    const common = { ...options, eps, weights: args.flags.get('--weights') as string | undefined, qarepvgg: qarepvggFrom(args), signal: controller.signal, onProgress: progressLine(interactive) };
+    const common = {
+      ...options,
+      eps,
+      weights: args.flags.get('--weights') as string | undefined,
+      qarepvgg: qarepvggFrom(args),
+      signal: controller.signal,
+      onProgress: progressLine(interactive),
+    };
     const result = deploy === undefined ? await checkParity(file, common) : await compareModels(file, deploy, common);
     if (interactive) process.stderr.write('\r\x1b[K');
     if (json) out(JSON.stringify(result, null, 2));

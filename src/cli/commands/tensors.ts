@@ -9,12 +9,18 @@ export async function tensorsCommand(argv: string[], out: (s: string) => void): 
   const model = await openModelFile(oneFile(args, 'tensors'));
   try {
     if (args.flags.has('--json')) {
-      out(JSON.stringify({
-        format: model.format,
-        tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.byteLength })),
-        metadata: model.metadata,
-        warnings: model.warnings,
-      }, null, 2));
+      out(
+        JSON.stringify(
+          {
+            format: model.format,
+            tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.byteLength })),
+            metadata: model.metadata,
+            warnings: model.warnings,
+          },
+          null,
+          2,
+        ),
+      );
       return 0;
     }
     const width = Math.max(4, ...model.tensors.map((t) => t.name.length));

@@ -34,9 +34,10 @@ export async function writeDeployCheckpoint({ model, options, before, pool, star
   const asModule = format === 'pth' && !options.stateDict ? moduleForm(model, plan, warnings) : undefined;
   const tensors = asModule?.tensors ?? plan.tensors;
   const { bytesWritten, verifySeconds } = await publishVerified({ input, before, output, force: options.force, signal: options.signal }, async (sink) => {
-    const written: WrittenTensor[] = format === 'safetensors'
-      ? await writeSafetensors(sink, tensors, { format: 'pt', producer: 'RepLens' })
-      : await writeTorchCheckpoint(sink, tensors, asModule?.checkpoint);
+    const written: WrittenTensor[] =
+      format === 'safetensors'
+        ? await writeSafetensors(sink, tensors, { format: 'pt', producer: 'RepLens' })
+        : await writeTorchCheckpoint(sink, tensors, asModule?.checkpoint);
     return (temp) => verifyTensorFile(temp, format === 'safetensors' ? 'safetensors' : 'torch-zip', written, pool);
   });
   return {
@@ -76,11 +77,19 @@ export async function writeDeployCheckpoint({ model, options, before, pool, star
  * A pickled model is written back as one, in deploy form, so the project's own loaders take the
  * output as they take the input; when its objects do not allow that, a state dict, with a warning.
  */
-function moduleForm(model: ModelFile, plan: DeployPlan, warnings: string[]): { tensors: OutputTensor[]; checkpoint: ModuleCheckpoint; module: NonNullable<ConvertResult['module']> } | undefined {
+function moduleForm(
+  model: ModelFile,
+  plan: DeployPlan,
+  warnings: string[],
+): { tensors: OutputTensor[]; checkpoint: ModuleCheckpoint; module: NonNullable<ConvertResult['module']> } | undefined {
   if (!model.pickled || plan.droppedPrefix !== undefined) return undefined;
   try {
     const deploy = deployModule(model.pickled, plan.fused, plan.tensors);
-    return { tensors: deploy.tensors, checkpoint: pickleModuleCheckpoint(deploy.root, deploy.tensors), module: { className: deploy.className, key: deploy.key } };
+    return {
+      tensors: deploy.tensors,
+      checkpoint: pickleModuleCheckpoint(deploy.root, deploy.tensors),
+      module: { className: deploy.className, key: deploy.key },
+    };
   } catch (e) {
     if (!(e instanceof NoModuleFormError || e instanceof UnwritableValueError)) throw e;
     warnings.push(`written as a state dict, not as the input's pickled model: ${e.message}`);

@@ -85,7 +85,8 @@ function replaceStateTensors(modules: Map<string, PyObject>, outputs: Map<string
 
 /** The block's k×k conv module, copied, holding the fused weight and bias as parameters. */
 function deployConv(block: Block, modules: Map<string, PyObject>, outputs: Map<string, OutputTensor>, deployPath: string): PyObject {
-  const main = block.branches.find((b) => b.role === 'dense' && b.convWeight) ?? block.branches.find((b) => b.convWeight && b.weightShape?.[2] === block.kernel);
+  const main =
+    block.branches.find((b) => b.role === 'dense' && b.convWeight) ?? block.branches.find((b) => b.convWeight && b.weightShape?.[2] === block.kernel);
   const convPath = main?.convWeight?.replace(/\.weight$/, '');
   const conv = convPath === undefined ? undefined : modules.get(convPath);
   if (!conv) throw new NoModuleFormError(`block '${block.name}' has no k×k conv module to hold its fused weight`);
@@ -148,7 +149,9 @@ export function deployModule(pickled: PickledModule, fused: readonly Block[], te
   const listed = new Set(order);
   const missing = tensors.filter((t) => !listed.has(t.name));
   if (order.length !== tensors.length || missing.length > 0) {
-    throw new NoModuleFormError(`the edited model lists ${order.length} tensors where ${tensors.length} were produced${missing.length ? ` (not '${missing[0].name}')` : ''}`);
+    throw new NoModuleFormError(
+      `the edited model lists ${order.length} tensors where ${tensors.length} were produced${missing.length ? ` (not '${missing[0].name}')` : ''}`,
+    );
   }
   // YOLO loaders read ckpt['ema'] when it is set, else ckpt['model']: the deploy weights go under 'model'.
   const key = pickled.key === undefined ? undefined : pickled.key === 'ema' ? 'model' : pickled.key;

@@ -55,7 +55,15 @@ export async function writeDeployOnnxExport({ model, options, before, started }:
     eps: epsSummary(train, options.eps),
     weights: model.weights,
     built: { topology: graph.topology, notes: graph.notes },
-    load: loadNote({ families: train.map((b) => b.family), architecture: structure.architecture, input, output, format: 'onnx', graphBuilt: true, wholeModule: false }),
+    load: loadNote({
+      families: train.map((b) => b.family),
+      architecture: structure.architecture,
+      input,
+      output,
+      format: 'onnx',
+      graphBuilt: true,
+      wholeModule: false,
+    }),
     warnings: [...model.warnings, ...warningLines(structure.warnings)],
   };
 }

@@ -16,14 +16,18 @@ export async function writeDeployOnnxGraph({ model, options, before, started }: 
     throw new ModelFormatError(input, `an ONNX model is converted to ONNX, not ${options.format}; convert the PyTorch or safetensors checkpoint for that`);
   }
   if (options.dtype !== undefined) {
-    throw new ModelFormatError(input, 'an ONNX model keeps its tensor types: new weights of another type would not match the graph\'s activations');
+    throw new ModelFormatError(input, "an ONNX model keeps its tensor types: new weights of another type would not match the graph's activations");
   }
   const output = options.output ?? defaultOutputPath(input, 'onnx');
   const structure = buildStructure(model, options);
   const trainBlocks = allBlocks(structure).filter((b) => b.form === 'train');
   const total = trainBlocks.filter((b) => b.onnx?.fusible).length;
   if (total === 0) {
-    const reason = trainBlocks.length ? 'no block can be fused exactly (see the warnings of `inspect`)' : structure.stages.length ? 'every block is already in deploy form' : 'no re-parameterizable blocks found';
+    const reason = trainBlocks.length
+      ? 'no block can be fused exactly (see the warnings of `inspect`)'
+      : structure.stages.length
+        ? 'every block is already in deploy form'
+        : 'no re-parameterizable blocks found';
     throw new ModelFormatError(input, reason);
   }
   let done = 0;

@@ -130,7 +130,13 @@ function fusedTensors(block: Block, byName: Map<string, Tensor>, options: PlanOp
     const pool = options.pool;
     const allocate = (length: number) => pool?.take(length) ?? new Uint8Array(length);
     // Only the pool's own buffers were read for this block alone; any other array may be shared.
-    const fused = await fuseBlockEncoded(block, load, dtype, { ...options, postBn: postBnInDeploy(block) }, { allocate, mayOverwrite: (values) => pool?.owns(values) ?? false });
+    const fused = await fuseBlockEncoded(
+      block,
+      load,
+      dtype,
+      { ...options, postBn: postBnInDeploy(block) },
+      { allocate, mayOverwrite: (values) => pool?.owns(values) ?? false },
+    );
     // The branch tensors are dead once fused, except one that now holds the fused weight (released once written).
     for (const values of loaded) if (values.buffer !== fused.weight.buffer) pool?.give(values);
     heardCancel();

@@ -57,7 +57,19 @@ function detectorClasses(input: LoadNoteInput): number | undefined {
   return detect?.attributes.nc as number | undefined;
 }
 
-const TIMM_REPVGG = new Set(['repvgg_a0', 'repvgg_a1', 'repvgg_a2', 'repvgg_b0', 'repvgg_b1', 'repvgg_b1g4', 'repvgg_b2', 'repvgg_b2g4', 'repvgg_b3', 'repvgg_b3g4', 'repvgg_d2se']);
+const TIMM_REPVGG = new Set([
+  'repvgg_a0',
+  'repvgg_a1',
+  'repvgg_a2',
+  'repvgg_b0',
+  'repvgg_b1',
+  'repvgg_b1g4',
+  'repvgg_b2',
+  'repvgg_b2g4',
+  'repvgg_b3',
+  'repvgg_b3g4',
+  'repvgg_d2se',
+]);
 
 interface FamilyLoad {
   /** How the family's own code loads it (a sentence). */
@@ -71,7 +83,10 @@ interface FamilyLoad {
 function familyLoad(family: FamilyId | undefined, input: LoadNoteInput): FamilyLoad {
   const recognised = input.architecture !== 'custom' ? input.architecture : undefined;
   const classes = family === undefined ? undefined : classesOf(family, input);
-  const source = (where: string) => (input.weightsKey !== undefined ? `torch.load(${py(input.input)}, map_location='cpu')[${py(input.weightsKey)}]` : `torch.load(${py(input.input)}, map_location='cpu')`) + where;
+  const source = (where: string) =>
+    (input.weightsKey !== undefined
+      ? `torch.load(${py(input.input)}, map_location='cpu')[${py(input.weightsKey)}]`
+      : `torch.load(${py(input.input)}, map_location='cpu')`) + where;
   switch (family) {
     case 'yolov7-repconv': {
       const nc = detectorClasses(input);
@@ -80,13 +95,8 @@ function familyLoad(family: FamilyId | undefined, input: LoadNoteInput): FamilyL
         : `Model('cfg/training/yolov7.yaml', nc=${nc ?? 80})  # the cfg and class count it was trained with`;
       return {
         how: "YOLOv7's attempt_load reads ckpt['ema'] or ckpt['model'] as a pickled Model, so it cannot load this file: build the Model from its cfg, fuse every RepConv as Model.fuse() does, then load the weights",
-        imports: ['import torch', 'from models.yolo import Model  # YOLOv7\'s own source', 'from models.common import RepConv'],
-        build: [
-          `model = ${cfg}`,
-          'for m in model.modules():',
-          '    if isinstance(m, RepConv):',
-          '        m.fuse_repvgg_block()',
-        ],
+        imports: ['import torch', "from models.yolo import Model  # YOLOv7's own source", 'from models.common import RepConv'],
+        build: [`model = ${cfg}`, 'for m in model.modules():', '    if isinstance(m, RepConv):', '        m.fuse_repvgg_block()'],
         basis: 'YOLOv7 models/yolo.py Model and Model.fuse(), models/common.py RepConv.fuse_repvgg_block()',
       };
     }
@@ -98,10 +108,10 @@ function familyLoad(family: FamilyId | undefined, input: LoadNoteInput): FamilyL
       return {
         how:
           "YOLOv6's load_checkpoint reads ckpt['ema'] or ckpt['model'] as a pickled model, so it cannot load this file: build the model from its config, " +
-          `switch every RepVGG-style block to deploy (switch_to_deploy()${family === 'yolov6-repvgg' ? '' : ', which keeps the block\'s post-sum bn, as the file does'}), then load the weights`,
+          `switch every RepVGG-style block to deploy (switch_to_deploy()${family === 'yolov6-repvgg' ? '' : ", which keeps the block's post-sum bn, as the file does"}), then load the weights`,
         imports: [
           'import torch',
-          'from yolov6.models.yolo import build_model  # YOLOv6\'s own source',
+          "from yolov6.models.yolo import build_model  # YOLOv6's own source",
           'from yolov6.utils.config import Config',
           'from yolov6.layers.common import RepVGGBlock  # QARepVGGBlock and QARepVGGBlockV2 are RepVGGBlocks too',
           'from yolov6.utils.torch_utils import fuse_model',
@@ -110,7 +120,7 @@ function familyLoad(family: FamilyId | undefined, input: LoadNoteInput): FamilyL
           `cfg = Config.fromfile('configs/yolov6s.py')  # the config it was trained with (training_mode = '${mode}')`,
           `model = build_model(cfg, num_classes=${nc ?? 80}, device='cpu')`,
           'for m in [m for m in model.modules() if isinstance(m, RepVGGBlock)]:',
-          '    fuse_model(m)  # folds the block\'s own conv+BN pairs, which switch_to_deploy expects (load_checkpoint(fuse=True) does it)',
+          "    fuse_model(m)  # folds the block's own conv+BN pairs, which switch_to_deploy expects (load_checkpoint(fuse=True) does it)",
           '    m.switch_to_deploy()',
         ],
         basis: 'YOLOv6 yolov6/models/yolo.py build_model, yolov6/layers/common.py RepVGGBlock.switch_to_deploy(), deploy/ONNX/export_onnx.py',
@@ -123,7 +133,9 @@ function familyLoad(family: FamilyId | undefined, input: LoadNoteInput): FamilyL
         imports: ['import torch', `from repvgg import ${named ? 'get_RepVGG_func_by_name' : 'RepVGG'}  # RepVGG's own repvgg.py`],
         build: named
           ? [`model = get_RepVGG_func_by_name(${py(recognised!)})(deploy=True)`]
-          : [`model = RepVGG(num_blocks=[...], num_classes=${classes ?? 1000}, width_multiplier=[...], override_groups_map=None, deploy=True)  # the arguments it was trained with`],
+          : [
+              `model = RepVGG(num_blocks=[...], num_classes=${classes ?? 1000}, width_multiplier=[...], override_groups_map=None, deploy=True)  # the arguments it was trained with`,
+            ],
         basis: 'RepVGG repvgg.py (RepVGG(deploy=True), repvgg_model_convert)',
       };
     }
@@ -145,12 +157,13 @@ function familyLoad(family: FamilyId | undefined, input: LoadNoteInput): FamilyL
     case 'mobileone':
       return {
         how: 'Load it into the MobileOne built in inference mode (inference_mode=True)',
-        imports: ['import torch', 'from mobileone import mobileone  # ml-mobileone\'s own mobileone.py'],
+        imports: ['import torch', "from mobileone import mobileone  # ml-mobileone's own mobileone.py"],
         build: [`model = mobileone(num_classes=${classes ?? 1000}, inference_mode=True, variant='s0')  # the variant it was trained as`],
         basis: 'ml-mobileone mobileone.py (mobileone(inference_mode=True), reparameterize_model)',
       };
     case 'mmpretrain-repvgg': {
-      const config = recognised !== undefined ? `configs/repvgg/${recognised.replace(/^RepVGG-/, 'repvgg-')}_8xb32_in1k.py` : 'configs/repvgg/repvgg-A0_8xb32_in1k.py';
+      const config =
+        recognised !== undefined ? `configs/repvgg/${recognised.replace(/^RepVGG-/, 'repvgg-')}_8xb32_in1k.py` : 'configs/repvgg/repvgg-A0_8xb32_in1k.py';
       return {
         how: "Load it into the classifier built with its backbone in deploy form (mmpretrain's own converter writes the same state dict, under 'state_dict')",
         imports: ['import torch', 'from mmpretrain.apis import get_model'],
@@ -190,7 +203,7 @@ function moduleLoad(family: FamilyId | undefined, input: LoadNoteInput, key: str
   }
   return {
     how: "Load it as the input is loaded, with the model's classes importable: torch.load rebuilds the model, its blocks already in deploy form",
-    imports: ['import torch  # and the modules that define the model\'s classes, as for the input'],
+    imports: ["import torch  # and the modules that define the model's classes, as for the input"],
     build: [`model = torch.load(${out}, map_location='cpu', weights_only=False)${key !== undefined ? `[${py(key)}]` : ''}`],
     basis: 'torch.load of a pickled nn.Module',
   };
@@ -217,13 +230,19 @@ export function loadNote(input: LoadNoteInput): LoadNote {
     const key = input.module.key;
     const load = moduleLoad(families.length === 1 ? families[0] : undefined, input, key);
     const others = input.otherKeys?.filter((k) => k !== input.weightsKey) ?? [];
-    const shown = others.slice(0, 4).map((k) => `'${k}'`).join(', ') + (others.length > 4 ? ', …' : '');
+    const shown =
+      others
+        .slice(0, 4)
+        .map((k) => `'${k}'`)
+        .join(', ') + (others.length > 4 ? ', …' : '');
     return {
       family,
       what:
         `${out} is a checkpoint in the input's own form: ${key !== undefined ? `{'${key}': the pickled ${input.module.className}}` : `the pickled ${input.module.className}`}, ` +
         `every fused block in its deploy form (one conv with bias, ${deploy}), every other object as it was` +
-        (input.weightsKey !== undefined && key !== input.weightsKey ? `; the weights read from '${input.weightsKey}' are under '${key}', the key every loader reads` : '') +
+        (input.weightsKey !== undefined && key !== input.weightsKey
+          ? `; the weights read from '${input.weightsKey}' are under '${key}', the key every loader reads`
+          : '') +
         (others.length > 0 ? `; the input checkpoint's other entries (${shown}) were not written` : ''),
       how: load.how,
       code: [...load.imports, ...load.build, 'model.eval()'],
@@ -234,7 +253,11 @@ export function loadNote(input: LoadNoteInput): LoadNote {
   const notWritten: string[] = [];
   if (input.wholeModule) notWritten.push(`the pickled module objects${input.weightsKey !== undefined ? ` of '${input.weightsKey}'` : ''} were not written`);
   if (input.otherKeys && input.otherKeys.length > 0) {
-    const shown = input.otherKeys.slice(0, 4).map((k) => `'${k}'`).join(', ') + (input.otherKeys.length > 4 ? ', …' : '');
+    const shown =
+      input.otherKeys
+        .slice(0, 4)
+        .map((k) => `'${k}'`)
+        .join(', ') + (input.otherKeys.length > 4 ? ', …' : '');
     notWritten.push(`nor the checkpoint's other entries (${shown})`);
   }
   const prefix = input.droppedPrefix ? `; the '${input.droppedPrefix}' prefix was dropped, so it loads into the bare model` : '';

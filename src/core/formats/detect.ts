@@ -40,7 +40,8 @@ export function detectKind(head: Uint8Array, fileSize: number): DetectedKind {
     // A header longer than the file is still safetensors, cut short: the reader says so. Within the
     // reader's cap the length's high bytes are zero, which no text or ONNX file begins with.
     const headerLen = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
-    if (headerLen > 1n && (headerLen + 8n <= BigInt(fileSize) || headerLen <= BigInt(MAX_SAFETENSORS_HEADER)) && head[8] === 0x7b /* '{' */) return 'safetensors';
+    if (headerLen > 1n && (headerLen + 8n <= BigInt(fileSize) || headerLen <= BigInt(MAX_SAFETENSORS_HEADER)) && head[8] === 0x7b /* '{' */)
+      return 'safetensors';
   }
   if (looksLikeText(head)) return 'text';
   if (looksLikeOnnx(head)) return 'onnx';
@@ -49,11 +50,17 @@ export function detectKind(head: Uint8Array, fileSize: number): DetectedKind {
 
 export function describeKind(kind: DetectedKind): string {
   switch (kind) {
-    case 'torch-zip': return 'PyTorch checkpoint (zip)';
-    case 'torch-legacy': return 'PyTorch checkpoint (legacy pickle)';
-    case 'onnx': return 'ONNX model (protobuf)';
-    case 'safetensors': return 'safetensors';
-    case 'text': return 'text file';
-    case 'unknown': return 'not a model file';
+    case 'torch-zip':
+      return 'PyTorch checkpoint (zip)';
+    case 'torch-legacy':
+      return 'PyTorch checkpoint (legacy pickle)';
+    case 'onnx':
+      return 'ONNX model (protobuf)';
+    case 'safetensors':
+      return 'safetensors';
+    case 'text':
+      return 'text file';
+    case 'unknown':
+      return 'not a model file';
   }
 }

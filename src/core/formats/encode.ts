@@ -82,11 +82,20 @@ export function encodeFromFloat64(dtype: DType, values: Float64Array): Uint8Arra
   const out = new Uint8Array(values.length * DTYPE_BYTES[dtype]);
   const view = new DataView(out.buffer);
   switch (dtype) {
-    case 'float64': new Float64Array(out.buffer).set(values); break;
-    case 'float32': new Float32Array(out.buffer).set(values); break;
-    case 'float16': values.forEach((v, i) => view.setUint16(2 * i, numberToFloat16Bits(v), true)); break;
-    case 'bfloat16': values.forEach((v, i) => view.setUint16(2 * i, numberToBfloat16Bits(v), true)); break;
-    default: throw new Error(`cannot write fused weights as ${dtype}`);
+    case 'float64':
+      new Float64Array(out.buffer).set(values);
+      break;
+    case 'float32':
+      new Float32Array(out.buffer).set(values);
+      break;
+    case 'float16':
+      values.forEach((v, i) => view.setUint16(2 * i, numberToFloat16Bits(v), true));
+      break;
+    case 'bfloat16':
+      values.forEach((v, i) => view.setUint16(2 * i, numberToBfloat16Bits(v), true));
+      break;
+    default:
+      throw new Error(`cannot write fused weights as ${dtype}`);
   }
   return out;
 }

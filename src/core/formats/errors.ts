@@ -63,7 +63,13 @@ export function errorFile(e: unknown): string | undefined {
 export function userMessage(e: unknown, about?: string): string {
   if (namesFile(e)) return about !== undefined && e.file === about ? e.reason : `${basename(e.file)}: ${e.reason}`;
   // A parity error's subject is a file, two files ('a vs b') or a block.
-  if (namesSubject(e)) return about !== undefined && e.subject === about ? e.reason : `${e.subject.split(' vs ').map((s) => basename(s)).join(' vs ')}: ${e.reason}`;
+  if (namesSubject(e))
+    return about !== undefined && e.subject === about
+      ? e.reason
+      : `${e.subject
+          .split(' vs ')
+          .map((s) => basename(s))
+          .join(' vs ')}: ${e.reason}`;
   return messageOf(e);
 }
 

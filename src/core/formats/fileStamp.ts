@@ -21,6 +21,10 @@ export async function unchangedSince(file: string, stamp: FileStamp | null): Pro
 }
 
 /** Whether the files a report is about (see ReportData.stamps) are all still as it found them. */
-export async function filesUnchanged(about: { input: string; output: string | null; stamps: { input: FileStamp | null; output: FileStamp | null } }): Promise<boolean> {
+export async function filesUnchanged(about: {
+  input: string;
+  output: string | null;
+  stamps: { input: FileStamp | null; output: FileStamp | null };
+}): Promise<boolean> {
   return (await unchangedSince(about.input, about.stamps.input)) && (about.output === null || (await unchangedSince(about.output, about.stamps.output)));
 }

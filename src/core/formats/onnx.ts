@@ -32,7 +32,14 @@ const newGraph = (): OnnxGraph => ({ node: [], initializer: [], input: [], outpu
 const newNode = (): OnnxNode => ({ input: [], output: [], attribute: [] });
 const newAttribute = (): OnnxAttribute => ({ floats: [], ints: [], strings: [], tensors: [], graphs: [], typeProtos: [] });
 const newTensor = (): OnnxTensor => ({
-  dims: [], floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [],
+  dims: [],
+  floatData: [],
+  int32Data: [],
+  stringData: [],
+  int64Data: [],
+  doubleData: [],
+  uint64Data: [],
+  externalData: [],
 });
 
 const readInt32 = (r: ProtoReader): number => r.int32();
@@ -43,56 +50,161 @@ const readFloat = (r: ProtoReader): number => r.float();
 const readDouble = (r: ProtoReader): number => r.double();
 
 const entryFields: FieldSpecs<OnnxStringStringEntry> = {
-  1: [Len, (m, r) => { m.key = r.string(); }],
-  2: [Len, (m, r) => { m.value = r.string(); }],
+  1: [
+    Len,
+    (m, r) => {
+      m.key = r.string();
+    },
+  ],
+  2: [
+    Len,
+    (m, r) => {
+      m.value = r.string();
+    },
+  ],
 };
 const decodeEntry = (r: ProtoReader): OnnxStringStringEntry => decodeInto(r.message(), {}, entryFields);
 
 const opsetFields: FieldSpecs<OnnxOperatorSetId> = {
-  1: [Len, (m, r) => { m.domain = r.string(); }],
-  2: [Varint, (m, r) => { m.version = r.int64Number(); }],
+  1: [
+    Len,
+    (m, r) => {
+      m.domain = r.string();
+    },
+  ],
+  2: [
+    Varint,
+    (m, r) => {
+      m.version = r.int64Number();
+    },
+  ],
 };
 
 const dimensionFields: FieldSpecs<OnnxDimension> = {
-  1: [Varint, (m, r) => { m.dimValue = r.int64Number(); }],
-  2: [Len, (m, r) => { m.dimParam = r.string(); }],
+  1: [
+    Varint,
+    (m, r) => {
+      m.dimValue = r.int64Number();
+    },
+  ],
+  2: [
+    Len,
+    (m, r) => {
+      m.dimParam = r.string();
+    },
+  ],
 };
 
 const shapeFields: FieldSpecs<OnnxShape> = {
-  1: [Len, (m, r) => { m.dim.push(decodeInto(r.message(), {}, dimensionFields)); }],
+  1: [
+    Len,
+    (m, r) => {
+      m.dim.push(decodeInto(r.message(), {}, dimensionFields));
+    },
+  ],
 };
 
 const tensorTypeFields: FieldSpecs<OnnxTensorType> = {
-  1: [Varint, (m, r) => { m.elemType = r.int32(); }],
-  2: [Len, (m, r) => { m.shape = decodeInto(r.message(), { dim: [] }, shapeFields); }],
+  1: [
+    Varint,
+    (m, r) => {
+      m.elemType = r.int32();
+    },
+  ],
+  2: [
+    Len,
+    (m, r) => {
+      m.shape = decodeInto(r.message(), { dim: [] }, shapeFields);
+    },
+  ],
 };
 
 const typeFields: FieldSpecs<OnnxType> = {
-  1: [Len, (m, r) => { m.tensorType = decodeInto(r.message(), {}, tensorTypeFields); }],
+  1: [
+    Len,
+    (m, r) => {
+      m.tensorType = decodeInto(r.message(), {}, tensorTypeFields);
+    },
+  ],
 };
 const decodeType = (r: ProtoReader): OnnxType => decodeInto(r.message(), {}, typeFields);
 
 const valueInfoFields: FieldSpecs<OnnxValueInfo> = {
-  1: [Len, (m, r) => { m.name = r.string(); }],
-  2: [Len, (m, r) => { m.type = decodeType(r); }],
-  3: [Len, (m, r) => { m.docString = r.string(); }],
+  1: [
+    Len,
+    (m, r) => {
+      m.name = r.string();
+    },
+  ],
+  2: [
+    Len,
+    (m, r) => {
+      m.type = decodeType(r);
+    },
+  ],
+  3: [
+    Len,
+    (m, r) => {
+      m.docString = r.string();
+    },
+  ],
 };
 
 const tensorFields: FieldSpecs<OnnxTensor> = {
   1: [Varint, (m, r, w) => r.repeated(w, readInt64Number, m.dims), true],
-  2: [Varint, (m, r) => { m.dataType = r.int32(); }],
-  3: [Len, (m, r) => { m.segment = r.bytes(); }],
+  2: [
+    Varint,
+    (m, r) => {
+      m.dataType = r.int32();
+    },
+  ],
+  3: [
+    Len,
+    (m, r) => {
+      m.segment = r.bytes();
+    },
+  ],
   4: [Fixed32, (m, r, w) => r.repeated(w, readFloat, m.floatData), true],
   5: [Varint, (m, r, w) => r.repeated(w, readInt32, m.int32Data), true],
-  6: [Len, (m, r) => { m.stringData.push(r.bytes()); }],
+  6: [
+    Len,
+    (m, r) => {
+      m.stringData.push(r.bytes());
+    },
+  ],
   7: [Varint, (m, r, w) => r.repeated(w, readInt64, m.int64Data), true],
-  8: [Len, (m, r) => { m.name = r.string(); }],
-  9: [Len, (m, r) => { m.rawData = r.bytes(); }],
+  8: [
+    Len,
+    (m, r) => {
+      m.name = r.string();
+    },
+  ],
+  9: [
+    Len,
+    (m, r) => {
+      m.rawData = r.bytes();
+    },
+  ],
   10: [Fixed64, (m, r, w) => r.repeated(w, readDouble, m.doubleData), true],
   11: [Varint, (m, r, w) => r.repeated(w, readUint64, m.uint64Data), true],
-  12: [Len, (m, r) => { m.docString = r.string(); }],
-  13: [Len, (m, r) => { m.externalData.push(decodeEntry(r)); }],
-  14: [Varint, (m, r) => { m.dataLocation = r.int32(); }],
+  12: [
+    Len,
+    (m, r) => {
+      m.docString = r.string();
+    },
+  ],
+  13: [
+    Len,
+    (m, r) => {
+      m.externalData.push(decodeEntry(r));
+    },
+  ],
+  14: [
+    Varint,
+    (m, r) => {
+      m.dataLocation = r.int32();
+    },
+  ],
 };
 const decodeTensor = (r: ProtoReader): OnnxTensor => decodeInto(r.message(), newTensor(), tensorFields);
 
@@ -102,53 +214,233 @@ function decodeGraph(r: ProtoReader): OnnxGraph {
 }
 
 const attributeFields: FieldSpecs<OnnxAttribute> = {
-  1: [Len, (m, r) => { m.name = r.string(); }],
-  2: [Fixed32, (m, r) => { m.f = r.float(); }],
-  3: [Varint, (m, r) => { m.i = r.int64(); }],
-  4: [Len, (m, r) => { m.s = r.bytes(); }],
-  5: [Len, (m, r) => { m.t = decodeTensor(r); }],
-  6: [Len, (m, r) => { m.g = decodeGraph(r); }],
+  1: [
+    Len,
+    (m, r) => {
+      m.name = r.string();
+    },
+  ],
+  2: [
+    Fixed32,
+    (m, r) => {
+      m.f = r.float();
+    },
+  ],
+  3: [
+    Varint,
+    (m, r) => {
+      m.i = r.int64();
+    },
+  ],
+  4: [
+    Len,
+    (m, r) => {
+      m.s = r.bytes();
+    },
+  ],
+  5: [
+    Len,
+    (m, r) => {
+      m.t = decodeTensor(r);
+    },
+  ],
+  6: [
+    Len,
+    (m, r) => {
+      m.g = decodeGraph(r);
+    },
+  ],
   7: [Fixed32, (m, r, w) => r.repeated(w, readFloat, m.floats), true],
   8: [Varint, (m, r, w) => r.repeated(w, readInt64, m.ints), true],
-  9: [Len, (m, r) => { m.strings.push(r.bytes()); }],
-  10: [Len, (m, r) => { m.tensors.push(decodeTensor(r)); }],
-  11: [Len, (m, r) => { m.graphs.push(decodeGraph(r)); }],
-  13: [Len, (m, r) => { m.docString = r.string(); }],
-  14: [Len, (m, r) => { m.tp = decodeType(r); }],
-  15: [Len, (m, r) => { m.typeProtos.push(decodeType(r)); }],
-  20: [Varint, (m, r) => { m.type = r.int32(); }],
+  9: [
+    Len,
+    (m, r) => {
+      m.strings.push(r.bytes());
+    },
+  ],
+  10: [
+    Len,
+    (m, r) => {
+      m.tensors.push(decodeTensor(r));
+    },
+  ],
+  11: [
+    Len,
+    (m, r) => {
+      m.graphs.push(decodeGraph(r));
+    },
+  ],
+  13: [
+    Len,
+    (m, r) => {
+      m.docString = r.string();
+    },
+  ],
+  14: [
+    Len,
+    (m, r) => {
+      m.tp = decodeType(r);
+    },
+  ],
+  15: [
+    Len,
+    (m, r) => {
+      m.typeProtos.push(decodeType(r));
+    },
+  ],
+  20: [
+    Varint,
+    (m, r) => {
+      m.type = r.int32();
+    },
+  ],
 };
 
 const nodeFields: FieldSpecs<OnnxNode> = {
-  1: [Len, (m, r) => { m.input.push(r.string()); }],
-  2: [Len, (m, r) => { m.output.push(r.string()); }],
-  3: [Len, (m, r) => { m.name = r.string(); }],
-  4: [Len, (m, r) => { m.opType = r.string(); }],
-  5: [Len, (m, r) => { m.attribute.push(decodeInto(r.message(), newAttribute(), attributeFields)); }],
-  6: [Len, (m, r) => { m.docString = r.string(); }],
-  7: [Len, (m, r) => { m.domain = r.string(); }],
+  1: [
+    Len,
+    (m, r) => {
+      m.input.push(r.string());
+    },
+  ],
+  2: [
+    Len,
+    (m, r) => {
+      m.output.push(r.string());
+    },
+  ],
+  3: [
+    Len,
+    (m, r) => {
+      m.name = r.string();
+    },
+  ],
+  4: [
+    Len,
+    (m, r) => {
+      m.opType = r.string();
+    },
+  ],
+  5: [
+    Len,
+    (m, r) => {
+      m.attribute.push(decodeInto(r.message(), newAttribute(), attributeFields));
+    },
+  ],
+  6: [
+    Len,
+    (m, r) => {
+      m.docString = r.string();
+    },
+  ],
+  7: [
+    Len,
+    (m, r) => {
+      m.domain = r.string();
+    },
+  ],
 };
 
 const graphFields: FieldSpecs<OnnxGraph> = {
-  1: [Len, (m, r) => { m.node.push(decodeInto(r.message(), newNode(), nodeFields)); }],
-  2: [Len, (m, r) => { m.name = r.string(); }],
-  5: [Len, (m, r) => { m.initializer.push(decodeTensor(r)); }],
-  10: [Len, (m, r) => { m.docString = r.string(); }],
-  11: [Len, (m, r) => { m.input.push(decodeInto(r.message(), {}, valueInfoFields)); }],
-  12: [Len, (m, r) => { m.output.push(decodeInto(r.message(), {}, valueInfoFields)); }],
-  13: [Len, (m, r) => { m.valueInfo.push(decodeInto(r.message(), {}, valueInfoFields)); }],
+  1: [
+    Len,
+    (m, r) => {
+      m.node.push(decodeInto(r.message(), newNode(), nodeFields));
+    },
+  ],
+  2: [
+    Len,
+    (m, r) => {
+      m.name = r.string();
+    },
+  ],
+  5: [
+    Len,
+    (m, r) => {
+      m.initializer.push(decodeTensor(r));
+    },
+  ],
+  10: [
+    Len,
+    (m, r) => {
+      m.docString = r.string();
+    },
+  ],
+  11: [
+    Len,
+    (m, r) => {
+      m.input.push(decodeInto(r.message(), {}, valueInfoFields));
+    },
+  ],
+  12: [
+    Len,
+    (m, r) => {
+      m.output.push(decodeInto(r.message(), {}, valueInfoFields));
+    },
+  ],
+  13: [
+    Len,
+    (m, r) => {
+      m.valueInfo.push(decodeInto(r.message(), {}, valueInfoFields));
+    },
+  ],
 };
 
 const modelFields: FieldSpecs<OnnxModel> = {
-  1: [Varint, (m, r) => { m.irVersion = r.int64Number(); }],
-  2: [Len, (m, r) => { m.producerName = r.string(); }],
-  3: [Len, (m, r) => { m.producerVersion = r.string(); }],
-  4: [Len, (m, r) => { m.domain = r.string(); }],
-  5: [Varint, (m, r) => { m.modelVersion = r.int64Number(); }],
-  6: [Len, (m, r) => { m.docString = r.string(); }],
-  7: [Len, (m, r) => { m.graph = decodeGraph(r); }],
-  8: [Len, (m, r) => { m.opsetImport.push(decodeInto(r.message(), {}, opsetFields)); }],
-  14: [Len, (m, r) => { m.metadataProps.push(decodeEntry(r)); }],
+  1: [
+    Varint,
+    (m, r) => {
+      m.irVersion = r.int64Number();
+    },
+  ],
+  2: [
+    Len,
+    (m, r) => {
+      m.producerName = r.string();
+    },
+  ],
+  3: [
+    Len,
+    (m, r) => {
+      m.producerVersion = r.string();
+    },
+  ],
+  4: [
+    Len,
+    (m, r) => {
+      m.domain = r.string();
+    },
+  ],
+  5: [
+    Varint,
+    (m, r) => {
+      m.modelVersion = r.int64Number();
+    },
+  ],
+  6: [
+    Len,
+    (m, r) => {
+      m.docString = r.string();
+    },
+  ],
+  7: [
+    Len,
+    (m, r) => {
+      m.graph = decodeGraph(r);
+    },
+  ],
+  8: [
+    Len,
+    (m, r) => {
+      m.opsetImport.push(decodeInto(r.message(), {}, opsetFields));
+    },
+  ],
+  14: [
+    Len,
+    (m, r) => {
+      m.metadataProps.push(decodeEntry(r));
+    },
+  ],
 };
 
 /**
@@ -191,8 +483,13 @@ class SourceWindow {
 type WalkedField<T> = (m: T, start: number, end: number, depth: number) => Promise<void>;
 
 async function decodeFromSource<T extends { unknownFields?: Uint8Array[] }>(
-  win: SourceWindow, start: number, end: number, depth: number, m: T,
-  specs: FieldSpecs<T>, specials: Readonly<Record<number, WalkedField<T>>>,
+  win: SourceWindow,
+  start: number,
+  end: number,
+  depth: number,
+  m: T,
+  specs: FieldSpecs<T>,
+  specials: Readonly<Record<number, WalkedField<T>>>,
 ): Promise<T> {
   const file = win.src.name;
   if (depth > MAX_DEPTH) throw new ModelFormatError(file, `messages nested deeper than ${MAX_DEPTH} at byte ${start}`);
@@ -244,13 +541,19 @@ async function decodeFromSource<T extends { unknownFields?: Uint8Array[] }>(
 function decodeModelFromSource(src: ByteSource): Promise<OnnxModel> {
   const win = new SourceWindow(src);
   const tensorSpecials: Record<number, WalkedField<OnnxTensor>> = {
-    9: async (t, start, end) => { t.rawData = { source: src, offset: start, length: end - start }; },
+    9: async (t, start, end) => {
+      t.rawData = { source: src, offset: start, length: end - start };
+    },
   };
   const graphSpecials: Record<number, WalkedField<OnnxGraph>> = {
-    5: async (g, start, end, depth) => { g.initializer.push(await decodeFromSource(win, start, end, depth, newTensor(), tensorFields, tensorSpecials)); },
+    5: async (g, start, end, depth) => {
+      g.initializer.push(await decodeFromSource(win, start, end, depth, newTensor(), tensorFields, tensorSpecials));
+    },
   };
   const modelSpecials: Record<number, WalkedField<OnnxModel>> = {
-    7: async (m, start, end, depth) => { m.graph = await decodeFromSource(win, start, end, depth, newGraph(), graphFields, graphSpecials); },
+    7: async (m, start, end, depth) => {
+      m.graph = await decodeFromSource(win, start, end, depth, newGraph(), graphFields, graphSpecials);
+    },
   };
   return decodeFromSource(win, 0, src.size, 0, newModel(), modelFields, modelSpecials);
 }
@@ -404,15 +707,25 @@ function dataTypeName(code: number | undefined): string {
 function typedFieldBytes(t: OnnxTensor, dtype: DType): { count: number; field: string; bytes: () => Uint8Array } {
   const asBytes = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   switch (dtype) {
-    case 'float32': return { count: t.floatData.length, field: 'float_data', bytes: () => asBytes(Float32Array.from(t.floatData)) };
-    case 'float64': return { count: t.doubleData.length, field: 'double_data', bytes: () => asBytes(Float64Array.from(t.doubleData)) };
-    case 'int64': return { count: t.int64Data.length, field: 'int64_data', bytes: () => asBytes(BigInt64Array.from(t.int64Data)) };
-    case 'int32': return { count: t.int32Data.length, field: 'int32_data', bytes: () => asBytes(Int32Array.from(t.int32Data)) };
-    case 'int16': return { count: t.int32Data.length, field: 'int32_data', bytes: () => asBytes(Int16Array.from(t.int32Data)) };
+    case 'float32':
+      return { count: t.floatData.length, field: 'float_data', bytes: () => asBytes(Float32Array.from(t.floatData)) };
+    case 'float64':
+      return { count: t.doubleData.length, field: 'double_data', bytes: () => asBytes(Float64Array.from(t.doubleData)) };
+    case 'int64':
+      return { count: t.int64Data.length, field: 'int64_data', bytes: () => asBytes(BigInt64Array.from(t.int64Data)) };
+    case 'int32':
+      return { count: t.int32Data.length, field: 'int32_data', bytes: () => asBytes(Int32Array.from(t.int32Data)) };
+    case 'int16':
+      return { count: t.int32Data.length, field: 'int32_data', bytes: () => asBytes(Int16Array.from(t.int32Data)) };
     // float16/bfloat16 values travel as their 16 bit patterns in int32_data.
-    case 'float16': case 'bfloat16': return { count: t.int32Data.length, field: 'int32_data', bytes: () => asBytes(Uint16Array.from(t.int32Data)) };
-    case 'int8': return { count: t.int32Data.length, field: 'int32_data', bytes: () => asBytes(Int8Array.from(t.int32Data)) };
-    case 'uint8': case 'bool': return { count: t.int32Data.length, field: 'int32_data', bytes: () => Uint8Array.from(t.int32Data) };
+    case 'float16':
+    case 'bfloat16':
+      return { count: t.int32Data.length, field: 'int32_data', bytes: () => asBytes(Uint16Array.from(t.int32Data)) };
+    case 'int8':
+      return { count: t.int32Data.length, field: 'int32_data', bytes: () => asBytes(Int8Array.from(t.int32Data)) };
+    case 'uint8':
+    case 'bool':
+      return { count: t.int32Data.length, field: 'int32_data', bytes: () => Uint8Array.from(t.int32Data) };
   }
 }
 
@@ -488,7 +801,10 @@ async function initializerTensor(file: string, modelDir: string, t: OnnxTensor, 
   const raw = t.rawData;
   if (raw !== undefined) {
     if (raw.length !== byteLength) {
-      throw new ModelFormatError(file, `initializer '${name}': raw_data has ${raw.length} bytes, shape [${t.dims.join(', ')}] of ${type.name} needs ${byteLength}`);
+      throw new ModelFormatError(
+        file,
+        `initializer '${name}': raw_data has ${raw.length} bytes, shape [${t.dims.join(', ')}] of ${type.name} needs ${byteLength}`,
+      );
     }
     return new Tensor(name, dtype, t.dims, async () => (raw instanceof Uint8Array ? raw : raw.source.read(raw.offset, raw.length)));
   }

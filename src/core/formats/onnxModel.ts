@@ -137,6 +137,18 @@ export const ONNX_DATA_TYPE: Readonly<Record<number, { name: string; dtype: DTyp
 
 /** Names of the other codes, for error messages. */
 export const ONNX_OTHER_DATA_TYPES: Readonly<Record<number, string>> = {
-  0: 'UNDEFINED', 4: 'UINT16', 8: 'STRING', 12: 'UINT32', 13: 'UINT64', 14: 'COMPLEX64', 15: 'COMPLEX128',
-  17: 'FLOAT8E4M3FN', 18: 'FLOAT8E4M3FNUZ', 19: 'FLOAT8E5M2', 20: 'FLOAT8E5M2FNUZ', 21: 'UINT4', 22: 'INT4', 23: 'FLOAT4E2M1',
+  0: 'UNDEFINED',
+  4: 'UINT16',
+  8: 'STRING',
+  12: 'UINT32',
+  13: 'UINT64',
+  14: 'COMPLEX64',
+  15: 'COMPLEX128',
+  17: 'FLOAT8E4M3FN',
+  18: 'FLOAT8E4M3FNUZ',
+  19: 'FLOAT8E5M2',
+  20: 'FLOAT8E5M2FNUZ',
+  21: 'UINT4',
+  22: 'INT4',
+  23: 'FLOAT4E2M1',
 };

@@ -37,15 +37,24 @@ export async function readModel(src: ByteSource, options: UnwrapOptions = {}): P
   const head = await src.read(0, Math.min(DETECT_BYTES, src.size));
   const kind = detectKind(head, src.size);
   if (options.weights !== undefined && (kind === 'safetensors' || kind === 'onnx')) {
-    throw new ModelFormatError(src.name, `has no weights under '${options.weights}': ${kind === 'onnx' ? 'an ONNX model' : 'a safetensors file'} holds one set of weights, with no checkpoint keys to choose from`);
+    throw new ModelFormatError(
+      src.name,
+      `has no weights under '${options.weights}': ${kind === 'onnx' ? 'an ONNX model' : 'a safetensors file'} holds one set of weights, with no checkpoint keys to choose from`,
+    );
   }
   switch (kind) {
-    case 'torch-zip': return readTorchZip(src, options);
-    case 'torch-legacy': return readTorchLegacy(src, options);
-    case 'safetensors': return readSafetensors(src);
-    case 'onnx': return readOnnx(src, src.name);
-    case 'text': throw new ModelFormatError(src.name, 'this is a text file, not a model (a .pth file can also be a Python path configuration file)');
-    case 'unknown': throw new ModelFormatError(src.name, 'not a model file: the first bytes match no PyTorch, ONNX or safetensors layout');
+    case 'torch-zip':
+      return readTorchZip(src, options);
+    case 'torch-legacy':
+      return readTorchLegacy(src, options);
+    case 'safetensors':
+      return readSafetensors(src);
+    case 'onnx':
+      return readOnnx(src, src.name);
+    case 'text':
+      throw new ModelFormatError(src.name, 'this is a text file, not a model (a .pth file can also be a Python path configuration file)');
+    case 'unknown':
+      throw new ModelFormatError(src.name, 'not a model file: the first bytes match no PyTorch, ONNX or safetensors layout');
   }
 }
 

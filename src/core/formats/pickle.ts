@@ -39,20 +39,7 @@ function pyFloat(v: number): number | PyFloat {
   return Number.isInteger(v) ? new PyFloat(v) : v;
 }
 
-export type PyValue =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | Uint8Array
-  | PyValue[]
-  | readonly PyValue[]
-  | PyDict
-  | PySet
-  | PyGlobal
-  | PyObject
-  | PyNative;
+export type PyValue = null | boolean | number | bigint | string | Uint8Array | PyValue[] | readonly PyValue[] | PyDict | PySet | PyGlobal | PyObject | PyNative;
 
 export type PyTuple = readonly PyValue[];
 
@@ -256,17 +243,74 @@ function builtinGlobal(module: string, name: string): PyValue | undefined {
 }
 
 const enum Op {
-  MARK = 0x28, STOP = 0x2e, POP = 0x30, POP_MARK = 0x31, DUP = 0x32, FLOAT = 0x46, INT = 0x49, BININT = 0x4a,
-  BININT1 = 0x4b, LONG = 0x4c, BININT2 = 0x4d, NONE = 0x4e, PERSID = 0x50, BINPERSID = 0x51, REDUCE = 0x52,
-  STRING = 0x53, BINSTRING = 0x54, SHORT_BINSTRING = 0x55, UNICODE = 0x56, BINUNICODE = 0x58, APPEND = 0x61,
-  BUILD = 0x62, GLOBAL = 0x63, DICT = 0x64, EMPTY_DICT = 0x7d, APPENDS = 0x65, GET = 0x67, BINGET = 0x68,
-  INST = 0x69, LONG_BINGET = 0x6a, LIST = 0x6c, EMPTY_LIST = 0x5d, OBJ = 0x6f, PUT = 0x70, BINPUT = 0x71,
-  LONG_BINPUT = 0x72, SETITEM = 0x73, TUPLE = 0x74, EMPTY_TUPLE = 0x29, SETITEMS = 0x75, BINFLOAT = 0x47,
-  PROTO = 0x80, NEWOBJ = 0x81, EXT1 = 0x82, EXT2 = 0x83, EXT4 = 0x84, TUPLE1 = 0x85, TUPLE2 = 0x86, TUPLE3 = 0x87,
-  NEWTRUE = 0x88, NEWFALSE = 0x89, LONG1 = 0x8a, LONG4 = 0x8b, BINBYTES = 0x42, SHORT_BINBYTES = 0x43,
-  SHORT_BINUNICODE = 0x8c, BINUNICODE8 = 0x8d, BINBYTES8 = 0x8e, EMPTY_SET = 0x8f, ADDITEMS = 0x90,
-  FROZENSET = 0x91, NEWOBJ_EX = 0x92, STACK_GLOBAL = 0x93, MEMOIZE = 0x94, FRAME = 0x95, BYTEARRAY8 = 0x96,
-  NEXT_BUFFER = 0x97, READONLY_BUFFER = 0x98,
+  MARK = 0x28,
+  STOP = 0x2e,
+  POP = 0x30,
+  POP_MARK = 0x31,
+  DUP = 0x32,
+  FLOAT = 0x46,
+  INT = 0x49,
+  BININT = 0x4a,
+  BININT1 = 0x4b,
+  LONG = 0x4c,
+  BININT2 = 0x4d,
+  NONE = 0x4e,
+  PERSID = 0x50,
+  BINPERSID = 0x51,
+  REDUCE = 0x52,
+  STRING = 0x53,
+  BINSTRING = 0x54,
+  SHORT_BINSTRING = 0x55,
+  UNICODE = 0x56,
+  BINUNICODE = 0x58,
+  APPEND = 0x61,
+  BUILD = 0x62,
+  GLOBAL = 0x63,
+  DICT = 0x64,
+  EMPTY_DICT = 0x7d,
+  APPENDS = 0x65,
+  GET = 0x67,
+  BINGET = 0x68,
+  INST = 0x69,
+  LONG_BINGET = 0x6a,
+  LIST = 0x6c,
+  EMPTY_LIST = 0x5d,
+  OBJ = 0x6f,
+  PUT = 0x70,
+  BINPUT = 0x71,
+  LONG_BINPUT = 0x72,
+  SETITEM = 0x73,
+  TUPLE = 0x74,
+  EMPTY_TUPLE = 0x29,
+  SETITEMS = 0x75,
+  BINFLOAT = 0x47,
+  PROTO = 0x80,
+  NEWOBJ = 0x81,
+  EXT1 = 0x82,
+  EXT2 = 0x83,
+  EXT4 = 0x84,
+  TUPLE1 = 0x85,
+  TUPLE2 = 0x86,
+  TUPLE3 = 0x87,
+  NEWTRUE = 0x88,
+  NEWFALSE = 0x89,
+  LONG1 = 0x8a,
+  LONG4 = 0x8b,
+  BINBYTES = 0x42,
+  SHORT_BINBYTES = 0x43,
+  SHORT_BINUNICODE = 0x8c,
+  BINUNICODE8 = 0x8d,
+  BINBYTES8 = 0x8e,
+  EMPTY_SET = 0x8f,
+  ADDITEMS = 0x90,
+  FROZENSET = 0x91,
+  NEWOBJ_EX = 0x92,
+  STACK_GLOBAL = 0x93,
+  MEMOIZE = 0x94,
+  FRAME = 0x95,
+  BYTEARRAY8 = 0x96,
+  NEXT_BUFFER = 0x97,
+  READONLY_BUFFER = 0x98,
 }
 
 class Unpickler {
@@ -501,19 +545,33 @@ class Unpickler {
           this.push(this.top());
           break;
 
-        case Op.NONE: this.push(null); break;
-        case Op.NEWTRUE: this.push(true); break;
-        case Op.NEWFALSE: this.push(false); break;
+        case Op.NONE:
+          this.push(null);
+          break;
+        case Op.NEWTRUE:
+          this.push(true);
+          break;
+        case Op.NEWFALSE:
+          this.push(false);
+          break;
         case Op.INT: {
           const text = this.line();
           // Protocol 0 spells booleans as INT 01 / 00.
           this.push(text === '01' ? true : text === '00' ? false : this.intFromText(text));
           break;
         }
-        case Op.LONG: this.push(this.intFromText(this.line())); break;
-        case Op.BININT: this.push(this.i32()); break;
-        case Op.BININT1: this.push(this.byte()); break;
-        case Op.BININT2: this.push(this.u16()); break;
+        case Op.LONG:
+          this.push(this.intFromText(this.line()));
+          break;
+        case Op.BININT:
+          this.push(this.i32());
+          break;
+        case Op.BININT1:
+          this.push(this.byte());
+          break;
+        case Op.BININT2:
+          this.push(this.u16());
+          break;
         case Op.LONG1: {
           const n = this.byte();
           this.push(this.intFromBytes(this.bytes(n)));
@@ -541,25 +599,47 @@ class Unpickler {
         }
 
         // Python 2 str: decoded as latin-1 so binary contents survive one-to-one.
-        case Op.STRING: this.pushNew(latin1(unquote(this.line(), (r) => this.fail(r)))); break;
+        case Op.STRING:
+          this.pushNew(latin1(unquote(this.line(), (r) => this.fail(r))));
+          break;
         case Op.BINSTRING: {
           const n = this.i32();
           if (n < 0) this.fail('negative BINSTRING length');
           this.pushNew(latin1(this.bytes(n)));
           break;
         }
-        case Op.SHORT_BINSTRING: this.pushNew(latin1(this.bytes(this.byte()))); break;
-        case Op.BINBYTES: this.pushNew(this.bytes(this.u32()).slice()); break;
-        case Op.SHORT_BINBYTES: this.pushNew(this.bytes(this.byte()).slice()); break;
+        case Op.SHORT_BINSTRING:
+          this.pushNew(latin1(this.bytes(this.byte())));
+          break;
+        case Op.BINBYTES:
+          this.pushNew(this.bytes(this.u32()).slice());
+          break;
+        case Op.SHORT_BINBYTES:
+          this.pushNew(this.bytes(this.byte()).slice());
+          break;
         case Op.BINBYTES8:
-        case Op.BYTEARRAY8: this.pushNew(this.bytes(this.len64()).slice()); break;
-        case Op.UNICODE: this.pushNew(rawUnicodeEscape(this.line())); break;
-        case Op.BINUNICODE: this.pushNew(textDecoder.decode(this.bytes(this.u32()))); break;
-        case Op.SHORT_BINUNICODE: this.pushNew(textDecoder.decode(this.bytes(this.byte()))); break;
-        case Op.BINUNICODE8: this.pushNew(textDecoder.decode(this.bytes(this.len64()))); break;
+        case Op.BYTEARRAY8:
+          this.pushNew(this.bytes(this.len64()).slice());
+          break;
+        case Op.UNICODE:
+          this.pushNew(rawUnicodeEscape(this.line()));
+          break;
+        case Op.BINUNICODE:
+          this.pushNew(textDecoder.decode(this.bytes(this.u32())));
+          break;
+        case Op.SHORT_BINUNICODE:
+          this.pushNew(textDecoder.decode(this.bytes(this.byte())));
+          break;
+        case Op.BINUNICODE8:
+          this.pushNew(textDecoder.decode(this.bytes(this.len64())));
+          break;
 
-        case Op.EMPTY_TUPLE: this.pushNew(Object.freeze([])); break;
-        case Op.TUPLE1: this.pushNew(Object.freeze([this.pop()])); break;
+        case Op.EMPTY_TUPLE:
+          this.pushNew(Object.freeze([]));
+          break;
+        case Op.TUPLE1:
+          this.pushNew(Object.freeze([this.pop()]));
+          break;
         case Op.TUPLE2: {
           const b = this.pop();
           const a = this.pop();
@@ -573,9 +653,15 @@ class Unpickler {
           this.pushNew(Object.freeze([a, b, c]));
           break;
         }
-        case Op.TUPLE: this.pushNew(Object.freeze(this.popMark())); break;
-        case Op.EMPTY_LIST: this.pushNew([]); break;
-        case Op.LIST: this.pushNew(this.popMark()); break;
+        case Op.TUPLE:
+          this.pushNew(Object.freeze(this.popMark()));
+          break;
+        case Op.EMPTY_LIST:
+          this.pushNew([]);
+          break;
+        case Op.LIST:
+          this.pushNew(this.popMark());
+          break;
         case Op.APPEND: {
           const v = this.pop();
           this.appendItems(this.top(), [v]);
@@ -586,7 +672,9 @@ class Unpickler {
           this.appendItems(this.top(), items);
           break;
         }
-        case Op.EMPTY_DICT: this.pushNew(new PyDict()); break;
+        case Op.EMPTY_DICT:
+          this.pushNew(new PyDict());
+          break;
         case Op.DICT: {
           const d = new PyDict();
           this.setItems(d, this.popMark());
@@ -604,7 +692,9 @@ class Unpickler {
           this.setItems(this.top(), items);
           break;
         }
-        case Op.EMPTY_SET: this.pushNew(new PySet(false)); break;
+        case Op.EMPTY_SET:
+          this.pushNew(new PySet(false));
+          break;
         case Op.ADDITEMS: {
           const items = this.popMark();
           const s = this.top();
@@ -625,17 +715,27 @@ class Unpickler {
           this.memoPut(Number(text));
           break;
         }
-        case Op.BINPUT: this.memoPut(this.byte()); break;
-        case Op.LONG_BINPUT: this.memoPut(this.u32()); break;
-        case Op.MEMOIZE: this.memoPut(this.memo.size); break;
+        case Op.BINPUT:
+          this.memoPut(this.byte());
+          break;
+        case Op.LONG_BINPUT:
+          this.memoPut(this.u32());
+          break;
+        case Op.MEMOIZE:
+          this.memoPut(this.memo.size);
+          break;
         case Op.GET: {
           const text = this.line();
           if (!/^\d{1,10}$/.test(text)) this.fail(`bad memo key '${text.slice(0, 40)}'`);
           this.push(this.memoGet(Number(text)));
           break;
         }
-        case Op.BINGET: this.push(this.memoGet(this.byte())); break;
-        case Op.LONG_BINGET: this.push(this.memoGet(this.u32())); break;
+        case Op.BINGET:
+          this.push(this.memoGet(this.byte()));
+          break;
+        case Op.LONG_BINGET:
+          this.push(this.memoGet(this.u32()));
+          break;
 
         case Op.GLOBAL: {
           const module = this.line();
@@ -728,14 +828,32 @@ function unquote(text: string, fail: (reason: string) => never): Uint8Array {
     }
     const e = body[++i];
     switch (e) {
-      case 'n': out.push(10); break;
-      case 'r': out.push(13); break;
-      case 't': out.push(9); break;
-      case 'a': out.push(7); break;
-      case 'b': out.push(8); break;
-      case 'f': out.push(12); break;
-      case 'v': out.push(11); break;
-      case '\\': case "'": case '"': out.push(e.charCodeAt(0)); break;
+      case 'n':
+        out.push(10);
+        break;
+      case 'r':
+        out.push(13);
+        break;
+      case 't':
+        out.push(9);
+        break;
+      case 'a':
+        out.push(7);
+        break;
+      case 'b':
+        out.push(8);
+        break;
+      case 'f':
+        out.push(12);
+        break;
+      case 'v':
+        out.push(11);
+        break;
+      case '\\':
+      case "'":
+      case '"':
+        out.push(e.charCodeAt(0));
+        break;
       case 'x': {
         const hex = body.slice(i + 1, i + 3);
         if (!/^[0-9a-fA-F]{2}$/.test(hex)) fail('bad \\x escape in STRING');

@@ -149,11 +149,20 @@ export class ProtoReader {
 
   skip(wire: number): void {
     switch (wire) {
-      case Wire.Varint: this.readVarintParts(); return;
-      case Wire.Fixed64: this.need(8); return;
-      case Wire.Len: this.lenRange(); return;
-      case Wire.Fixed32: this.need(4); return;
-      default: this.fail(`unsupported wire type ${wire}`);
+      case Wire.Varint:
+        this.readVarintParts();
+        return;
+      case Wire.Fixed64:
+        this.need(8);
+        return;
+      case Wire.Len:
+        this.lenRange();
+        return;
+      case Wire.Fixed32:
+        this.need(4);
+        return;
+      default:
+        this.fail(`unsupported wire type ${wire}`);
     }
   }
 

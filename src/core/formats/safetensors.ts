@@ -8,8 +8,16 @@ import { DTYPE_BYTES, Tensor, numelOf, type DType } from './tensor';
 const MAX_HEADER_BYTES = MAX_SAFETENSORS_HEADER;
 
 const DTYPES: Readonly<Record<string, DType>> = {
-  F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16',
-  I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
+  F64: 'float64',
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I64: 'int64',
+  I32: 'int32',
+  I16: 'int16',
+  I8: 'int8',
+  U8: 'uint8',
+  BOOL: 'bool',
 };
 
 interface HeaderEntry {
@@ -59,7 +67,10 @@ export async function readSafetensors(src: ByteSource): Promise<ModelFile> {
   const headerLen = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true);
   if (headerLen > BigInt(MAX_HEADER_BYTES)) throw new ModelFormatError(file, `header claims ${headerLen} bytes, more than the ${MAX_HEADER_BYTES} allowed`);
   if (headerLen > BigInt(src.size - 8)) {
-    throw new ModelFormatError(file, truncatedReason(src.size, 'the header of a safetensors file', `header claims ${headerLen} bytes, the file has ${src.size - 8} after the length`));
+    throw new ModelFormatError(
+      file,
+      truncatedReason(src.size, 'the header of a safetensors file', `header claims ${headerLen} bytes, the file has ${src.size - 8} after the length`),
+    );
   }
   const headerSize = Number(headerLen);
 
@@ -93,10 +104,15 @@ export async function readSafetensors(src: ByteSource): Promise<ModelFile> {
   const dataSize = src.size - dataStart;
   let covered = 0;
   for (const e of entries) {
-    if (e.begin < covered) throw new ModelFormatError(file, `tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] overlap the previous tensor, which ends at ${covered}`);
-    if (e.begin > covered) throw new ModelFormatError(file, `tensor '${e.name}': data_offsets start at ${e.begin}, leaving bytes ${covered}..${e.begin} unused`);
+    if (e.begin < covered)
+      throw new ModelFormatError(file, `tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] overlap the previous tensor, which ends at ${covered}`);
+    if (e.begin > covered)
+      throw new ModelFormatError(file, `tensor '${e.name}': data_offsets start at ${e.begin}, leaving bytes ${covered}..${e.begin} unused`);
     if (e.end > dataSize) {
-      throw new ModelFormatError(file, truncatedReason(src.size, 'the tensor data of a safetensors file', `tensor '${e.name}' needs data bytes up to ${e.end}, the file has ${dataSize}`));
+      throw new ModelFormatError(
+        file,
+        truncatedReason(src.size, 'the tensor data of a safetensors file', `tensor '${e.name}' needs data bytes up to ${e.end}, the file has ${dataSize}`),
+      );
     }
     covered = e.end;
   }

@@ -3,7 +3,16 @@ import { ModelFormatError } from './errors';
 export type DType = 'float64' | 'float32' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
 
 export const DTYPE_BYTES: Readonly<Record<DType, number>> = {
-  float64: 8, float32: 4, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1,
+  float64: 8,
+  float32: 4,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
 };
 
 export function isFloatDType(dtype: DType): boolean {
@@ -120,15 +129,34 @@ export function decodeToFloat64(dtype: DType, raw: Uint8Array): Float64Array {
   const n = bytes.byteLength / DTYPE_BYTES[dtype];
   const out = new Float64Array(n);
   switch (dtype) {
-    case 'float64': out.set(new Float64Array(bytes.buffer, bytes.byteOffset, n)); break;
-    case 'float32': out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n)); break;
-    case 'float16': for (let i = 0; i < n; i++) out[i] = float16ToNumber(view.getUint16(2 * i, true)); break;
-    case 'bfloat16': for (let i = 0; i < n; i++) out[i] = bfloat16ToNumber(view.getUint16(2 * i, true)); break;
-    case 'int64': for (let i = 0; i < n; i++) out[i] = Number(view.getBigInt64(8 * i, true)); break;
-    case 'int32': out.set(new Int32Array(bytes.buffer, bytes.byteOffset, n)); break;
-    case 'int16': out.set(new Int16Array(bytes.buffer, bytes.byteOffset, n)); break;
-    case 'int8': out.set(new Int8Array(bytes.buffer, bytes.byteOffset, n)); break;
-    case 'uint8': case 'bool': out.set(bytes); break;
+    case 'float64':
+      out.set(new Float64Array(bytes.buffer, bytes.byteOffset, n));
+      break;
+    case 'float32':
+      out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
+      break;
+    case 'float16':
+      for (let i = 0; i < n; i++) out[i] = float16ToNumber(view.getUint16(2 * i, true));
+      break;
+    case 'bfloat16':
+      for (let i = 0; i < n; i++) out[i] = bfloat16ToNumber(view.getUint16(2 * i, true));
+      break;
+    case 'int64':
+      for (let i = 0; i < n; i++) out[i] = Number(view.getBigInt64(8 * i, true));
+      break;
+    case 'int32':
+      out.set(new Int32Array(bytes.buffer, bytes.byteOffset, n));
+      break;
+    case 'int16':
+      out.set(new Int16Array(bytes.buffer, bytes.byteOffset, n));
+      break;
+    case 'int8':
+      out.set(new Int8Array(bytes.buffer, bytes.byteOffset, n));
+      break;
+    case 'uint8':
+    case 'bool':
+      out.set(bytes);
+      break;
   }
   return out;
 }

@@ -23,7 +23,8 @@ async function unpickleAt(src: ByteSource, offset: number, opts: UnpickleOptions
       return { ...r, end: offset + r.end };
     } catch (e) {
       // A pickle that runs on past the end of the file: the file was cut short inside it.
-      if (e instanceof PickleEndOfInput && offset + length >= src.size) throw new ModelFormatError(src.name, truncatedReason(src.size, 'a pickle of a legacy PyTorch checkpoint', e.reason.replace(/^pickle truncated: /, '')));
+      if (e instanceof PickleEndOfInput && offset + length >= src.size)
+        throw new ModelFormatError(src.name, truncatedReason(src.size, 'a pickle of a legacy PyTorch checkpoint', e.reason.replace(/^pickle truncated: /, '')));
       if (!(e instanceof PickleEndOfInput)) throw e;
       length = Math.min(src.size - offset, length * 4);
     }
@@ -76,7 +77,8 @@ export async function readTorchLegacy(src: ByteSource, options: UnwrapOptions = 
     if (typeof key !== 'string') fail(`storage key is ${describeType(key)}`);
     const root = roots.get(key);
     if (!root) fail(`storage '${key}' is stored but no tensor uses it`);
-    if (pos + 8 > src.size) fail(truncatedReason(src.size, 'the storages of a legacy PyTorch checkpoint', `the header of storage '${key}' starts at byte ${pos}`));
+    if (pos + 8 > src.size)
+      fail(truncatedReason(src.size, 'the storages of a legacy PyTorch checkpoint', `the header of storage '${key}' starts at byte ${pos}`));
     const header = await src.read(pos, 8);
     const count = new DataView(header.buffer, header.byteOffset, 8).getBigUint64(0, true);
     if (count !== BigInt(root.numel)) fail(`storage '${key}' holds ${count} elements but the pickle declared ${root.numel}`);

@@ -38,8 +38,28 @@ const STORAGE_KINDS: Readonly<Record<string, StorageKind>> = {
 
 /** Names of the torch.<name> dtype objects, which pickle by name. */
 const TORCH_DTYPES = new Set([
-  'float32', 'float', 'float64', 'double', 'float16', 'half', 'bfloat16', 'int64', 'long', 'int32', 'int', 'int16',
-  'short', 'int8', 'uint8', 'bool', 'complex32', 'complex64', 'complex128', 'cfloat', 'cdouble', 'chalf',
+  'float32',
+  'float',
+  'float64',
+  'double',
+  'float16',
+  'half',
+  'bfloat16',
+  'int64',
+  'long',
+  'int32',
+  'int',
+  'int16',
+  'short',
+  'int8',
+  'uint8',
+  'bool',
+  'complex32',
+  'complex64',
+  'complex128',
+  'cfloat',
+  'cdouble',
+  'chalf',
 ]);
 
 /** A storage class such as torch.FloatStorage, as named in a persistent id. */
@@ -107,7 +127,13 @@ export class TorchTensorRef extends PyNative {
     const dtype = this.dtype;
     if (dtype === undefined) return undefined;
     const { record, bigEndian } = this.storage;
-    const readsWholeRecord = record !== undefined && !bigEndian && this.numel > 0 && this.storageOffset === 0 && this.isContiguous() && this.numel * DTYPE_BYTES[dtype] === record.byteLength;
+    const readsWholeRecord =
+      record !== undefined &&
+      !bigEndian &&
+      this.numel > 0 &&
+      this.storageOffset === 0 &&
+      this.isContiguous() &&
+      this.numel * DTYPE_BYTES[dtype] === record.byteLength;
     return new Tensor(name, dtype, this.shape, () => this.load(dtype), readsWholeRecord ? record.crc32 : undefined);
   }
 
@@ -203,7 +229,8 @@ function intTuple(v: PyValue, what: string, file: string): number[] {
 function rebuildTensor(file: string, args: PyTuple): TorchTensorRef {
   const [storage, offset, size, stride] = args;
   if (!(storage instanceof TorchStorage)) throw new ModelFormatError(file, `tensor storage is ${describeType(storage)}, not a storage`);
-  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) throw new ModelFormatError(file, `bad tensor storage offset ${String(offset)}`);
+  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0)
+    throw new ModelFormatError(file, `bad tensor storage offset ${String(offset)}`);
   const shape = intTuple(size ?? null, 'tensor size', file);
   const strides = intTuple(stride ?? null, 'tensor stride', file);
   if (shape.length !== strides.length) throw new ModelFormatError(file, `tensor size [${shape}] and stride [${strides}] differ in rank`);
@@ -211,7 +238,10 @@ function rebuildTensor(file: string, args: PyTuple): TorchTensorRef {
   if (ref.numel > 0) {
     const last = lastElement(offset, shape, strides);
     if (last >= storage.numel) {
-      throw new ModelFormatError(file, `tensor [${shape}] at offset ${offset} reaches element ${last} of storage '${storage.key}' with ${storage.numel} elements`);
+      throw new ModelFormatError(
+        file,
+        `tensor [${shape}] at offset ${offset} reaches element ${last} of storage '${storage.key}' with ${storage.numel} elements`,
+      );
     }
   }
   return ref;
@@ -309,6 +339,7 @@ export function parseStoragePid(file: string, pid: PyValue): { type: TorchStorag
   const [, type, key, , numel] = pid as PyTuple;
   if (!(type instanceof TorchStorageType)) throw new ModelFormatError(file, `storage type is ${describeType(type)}`);
   if (typeof key !== 'string') throw new ModelFormatError(file, `storage key is ${describeType(key)}`);
-  if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) throw new ModelFormatError(file, `storage '${key}' has bad size ${String(numel)}`);
+  if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0)
+    throw new ModelFormatError(file, `storage '${key}' has bad size ${String(numel)}`);
   return { type, key, numel, rest: (pid as PyTuple).slice(5) };
 }

@@ -17,7 +17,10 @@ function findPrefix(zip: ZipArchive): string {
   if (zip.entry(`${prefix}data.pkl`)) return prefix;
   const candidates = zip.entries.filter((e) => e.name === 'data.pkl' || e.name.endsWith('/data.pkl'));
   if (candidates.length === 1) return candidates[0].name.slice(0, -'data.pkl'.length);
-  const listing = zip.entries.slice(0, 5).map((e) => e.name).join(', ');
+  const listing = zip.entries
+    .slice(0, 5)
+    .map((e) => e.name)
+    .join(', ');
   throw new ModelFormatError(
     zip.src.name,
     candidates.length === 0

@@ -73,7 +73,9 @@ function chooseSlot(root: PyDict, options: UnwrapOptions): WeightsChoice | undef
   const slots = slotsOf(root);
   if (options.weights !== undefined) {
     if (!slots.some((s) => s.key === options.weights)) {
-      const listed = slots.length ? `its weights are under ${slots.map((s) => `'${s.key}'`).join(', ')}` : 'it is a plain state dict, with no checkpoint keys to choose from';
+      const listed = slots.length
+        ? `its weights are under ${slots.map((s) => `'${s.key}'`).join(', ')}`
+        : 'it is a plain state dict, with no checkpoint keys to choose from';
       throw new WeightsSlotError(`has no weights under '${options.weights}': ${listed}`);
     }
     return { key: options.weights, reason: 'chosen', slots };
@@ -84,17 +86,77 @@ function chooseSlot(root: PyDict, options: UnwrapOptions): WeightsChoice | undef
 
 /** Modules whose functions a pickle has no business calling; naming them earns a warning. */
 const SUSPICIOUS_MODULES = [
-  'os', 'posix', 'nt', 'subprocess', 'sys', 'shutil', 'socket', 'importlib', 'runpy', 'pty', 'webbrowser', 'ctypes',
-  'marshal', 'pickle', '_pickle', 'cPickle', 'dill', 'code', 'codeop', 'commands', 'multiprocessing', 'signal', 'asyncio',
-  'threading', '_thread', 'tempfile', 'types', 'platform', 'urllib', 'http', 'requests', 'ftplib', 'smtplib', 'telnetlib',
-  'pdb', 'bdb', 'timeit', 'trace', 'profile', 'cProfile', 'site', 'zipimport', 'pkgutil', 'inspect', 'operator', 'io',
-  'torch.hub', 'torch.jit',
+  'os',
+  'posix',
+  'nt',
+  'subprocess',
+  'sys',
+  'shutil',
+  'socket',
+  'importlib',
+  'runpy',
+  'pty',
+  'webbrowser',
+  'ctypes',
+  'marshal',
+  'pickle',
+  '_pickle',
+  'cPickle',
+  'dill',
+  'code',
+  'codeop',
+  'commands',
+  'multiprocessing',
+  'signal',
+  'asyncio',
+  'threading',
+  '_thread',
+  'tempfile',
+  'types',
+  'platform',
+  'urllib',
+  'http',
+  'requests',
+  'ftplib',
+  'smtplib',
+  'telnetlib',
+  'pdb',
+  'bdb',
+  'timeit',
+  'trace',
+  'profile',
+  'cProfile',
+  'site',
+  'zipimport',
+  'pkgutil',
+  'inspect',
+  'operator',
+  'io',
+  'torch.hub',
+  'torch.jit',
 ];
 
 /** builtins a model pickle may legitimately name (plain types); any other builtin is a code-execution gadget. */
 const PLAIN_BUILTINS = new Set([
-  'set', 'frozenset', 'slice', 'list', 'dict', 'tuple', 'bytearray', 'bytes', 'object', 'complex', 'int', 'float',
-  'str', 'bool', 'range', 'Ellipsis', 'NotImplemented', 'long', 'unicode',
+  'set',
+  'frozenset',
+  'slice',
+  'list',
+  'dict',
+  'tuple',
+  'bytearray',
+  'bytes',
+  'object',
+  'complex',
+  'int',
+  'float',
+  'str',
+  'bool',
+  'range',
+  'Ellipsis',
+  'NotImplemented',
+  'long',
+  'unicode',
 ]);
 
 /** A weights slot was asked for that the checkpoint does not have; the reader adds the file's name. */
@@ -336,8 +398,10 @@ export function unwrapCheckpoint(root: PyValue, placeholderGlobals: readonly str
     for (const [k, v] of weights.items) {
       const name = String(k);
       if (v instanceof TorchTensorRef) c.addTensor(name, v);
-      else if (weights === root) continue; // non-tensors of a bare top-level dict are already in metadata
-      else if (v instanceof PyObject) c.addTensor(name, v); // e.g. a quantized tensor: reported as skipped
+      else if (weights === root)
+        continue; // non-tensors of a bare top-level dict are already in metadata
+      else if (v instanceof PyObject)
+        c.addTensor(name, v); // e.g. a quantized tensor: reported as skipped
       else extras[name] = summarize(v);
     }
     if (Object.keys(extras).length > 0) metadata.nonTensorEntries = extras;

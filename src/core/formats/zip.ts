@@ -101,7 +101,7 @@ async function missingEndRecord(src: ByteSource): Promise<string | undefined> {
     return `the zip archive is followed by ${formatBytes(after)} of other data: its end-of-central-directory record is not in the last 64 KiB, where zip readers look for it; remove what was appended or re-save the file`;
   }
   const evidence = 'no end-of-central-directory record';
-  if (head.length < LOCAL_FIXED) return truncatedReason(src.size, 'the header of a zip archive\'s first entry', evidence);
+  if (head.length < LOCAL_FIXED) return truncatedReason(src.size, "the header of a zip archive's first entry", evidence);
   // The name may itself be cut; what is left of it is enough to recognise torch's layout.
   const nameLength = Math.min(u16(head, 26), src.size - LOCAL_FIXED);
   const name = new TextDecoder('utf-8').decode(await src.read(LOCAL_FIXED, nameLength));
@@ -259,7 +259,8 @@ export class ZipArchive {
     const whole = offset === 0 && length === entry.size;
     let bytes: Uint8Array;
     if (entry.method === 0) {
-      if (entry.compressedSize !== entry.size) this.fail(`stored entry '${entry.name}' has different compressed (${entry.compressedSize}) and real (${entry.size}) sizes`);
+      if (entry.compressedSize !== entry.size)
+        this.fail(`stored entry '${entry.name}' has different compressed (${entry.compressedSize}) and real (${entry.size}) sizes`);
       bytes = await this.src.read((await this.dataOffset(entry)) + offset, length);
     } else if (entry.method === 8) {
       bytes = (await this.inflate(entry)).subarray(offset, offset + length);

@@ -120,13 +120,16 @@ function checkFusible(block: Block): void {
   const k = block.kernel;
   if (k % 2 === 0) throw new FusionError(block.name, `kernel ${k}×${k} is even: a smaller kernel cannot be centred in it`);
   if (block.dilation !== 1) throw new FusionError(block.name, `dilation ${block.dilation}: branches with different receptive fields cannot be summed`);
-  if (block.padding !== Math.floor(k / 2)) throw new FusionError(block.name, `padding ${block.padding} with kernel ${k}: the 1×1 and identity branches would not align with the k×k branch`);
-  if (!Number.isInteger(block.groups) || block.groups < 1 || block.inChannels % block.groups !== 0) throw new FusionError(block.name, `groups ${block.groups} does not divide in_channels ${block.inChannels}`);
+  if (block.padding !== Math.floor(k / 2))
+    throw new FusionError(block.name, `padding ${block.padding} with kernel ${k}: the 1×1 and identity branches would not align with the k×k branch`);
+  if (!Number.isInteger(block.groups) || block.groups < 1 || block.inChannels % block.groups !== 0)
+    throw new FusionError(block.name, `groups ${block.groups} does not divide in_channels ${block.inChannels}`);
   const inPerGroup = block.inChannels / block.groups;
   for (const b of block.branches) {
     if (!b.weightShape) continue;
     const [o, i, kh, kw] = b.weightShape;
-    if (o !== block.outChannels || i !== inPerGroup) throw new FusionError(block.name, `${b.module} weight [${b.weightShape.join(', ')}] does not match ${block.outChannels}×${inPerGroup}`);
+    if (o !== block.outChannels || i !== inPerGroup)
+      throw new FusionError(block.name, `${b.module} weight [${b.weightShape.join(', ')}] does not match ${block.outChannels}×${inPerGroup}`);
     if (kh !== kw || kh % 2 === 0 || kh > k) throw new FusionError(block.name, `${b.module} kernel ${kh}×${kw} cannot be centred in ${k}×${k}`);
   }
   if (block.branches.some((b) => b.role === 'identity') && block.inChannels !== block.outChannels) {
@@ -135,8 +138,10 @@ function checkFusible(block: Block): void {
   for (const b of block.branches.filter((x) => x.role === 'avgPool')) {
     const p = b.poolKernel;
     if (p === undefined) throw new FusionError(block.name, `${b.module}: the AvgPool window is not known (see the block's warnings)`);
-    if (!Number.isInteger(p) || p < 1 || p % 2 === 0 || p > k) throw new FusionError(block.name, `${b.module}: a ${p}×${p} AvgPool cannot be centred in ${k}×${k}`);
-    if (block.inChannels !== block.outChannels) throw new FusionError(block.name, `AvgPool branch with in_channels ${block.inChannels} ≠ out_channels ${block.outChannels}`);
+    if (!Number.isInteger(p) || p < 1 || p % 2 === 0 || p > k)
+      throw new FusionError(block.name, `${b.module}: a ${p}×${p} AvgPool cannot be centred in ${k}×${k}`);
+    if (block.inChannels !== block.outChannels)
+      throw new FusionError(block.name, `AvgPool branch with in_channels ${block.inChannels} ≠ out_channels ${block.outChannels}`);
   }
   // A checkpoint block whose family has a BN after the sum, but not its tensors, would fuse to a different function.
   if (!block.postBn && !block.onnx && familyById(block.family).postBn) {
@@ -147,14 +152,21 @@ function checkFusible(block: Block): void {
 }
 
 /** Loads and checks every branch of a train-form block into per-channel terms. */
-async function fusionTerms(block: Block, load: LoadTensor, options: FuseOptions): Promise<{ terms: FusionTerms; eps: Record<string, number>; postBn?: PostBnChoice }> {
+async function fusionTerms(
+  block: Block,
+  load: LoadTensor,
+  options: FuseOptions,
+): Promise<{ terms: FusionTerms; eps: Record<string, number>; postBn?: PostBnChoice }> {
   checkFusible(block);
   const k = block.kernel;
   const inPerGroup = block.inChannels / block.groups;
   const eps: Record<string, number> = {};
   const terms: FusionTerms = { outChannels: block.outChannels, inPerGroup, k, convs: [], identities: [], pools: [], bias: new Float64Array(block.outChannels) };
   if (block.postBn && options.postBn === undefined) {
-    throw new FusionError(block.name, 'has a BatchNorm after the sum of its branches, and the caller did not say whether to fold it into the conv (internal error)');
+    throw new FusionError(
+      block.name,
+      'has a BatchNorm after the sum of its branches, and the caller did not say whether to fold it into the conv (internal error)',
+    );
   }
   for (const branch of block.branches) {
     if (branch.role === 'avgPool') {
@@ -172,7 +184,11 @@ async function fusionTerms(block: Block, load: LoadTensor, options: FuseOptions)
     }
   }
   if (block.postBn && options.postBn === 'fold') {
-    if (block.se) throw new FusionError(block.name, 'has squeeze-excitation between the sum of its branches and the BatchNorm after it: that BN cannot be folded into the conv');
+    if (block.se)
+      throw new FusionError(
+        block.name,
+        'has squeeze-excitation between the sum of its branches and the BatchNorm after it: that BN cannot be folded into the conv',
+      );
     // Folded last, on the sum: y = t·(Σ − μ) + β, so W' = t·W and b' = t·(b − μ) + β.
     const bn = await loadBn(block, block.postBn, load, options);
     const { scale } = foldBn(bn, block.outChannels);
@@ -195,7 +211,12 @@ export async function fuseBlock(block: Block, load: LoadTensor, options: FuseOpt
   return { weight, bias: terms.bias, shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k], eps, ...(postBn ? { postBn } : {}) };
 }
 
-const FLOAT_MAX: Partial<Record<DType, number>> = { float64: Number.MAX_VALUE, float32: 3.4028234663852886e38, float16: 65504, bfloat16: 3.3895313892515355e38 };
+const FLOAT_MAX: Partial<Record<DType, number>> = {
+  float64: Number.MAX_VALUE,
+  float32: 3.4028234663852886e38,
+  float16: 65504,
+  bfloat16: 3.3895313892515355e38,
+};
 
 /** Where the fused weight's bytes go. */
 export interface EncodeTarget {
@@ -226,7 +247,10 @@ export async function fuseBlockEncoded(block: Block, load: LoadTensor, dtype: DT
   const per = terms.inPerGroup * terms.k * terms.k;
   const rowBytes = per * DTYPE_BYTES[dtype];
   const size = terms.outChannels * rowBytes;
-  const reusable = dtype === 'float32' ? terms.convs.find((t) => t.kh === terms.k && t.kw === terms.k && t.weight instanceof Float32Array && target.mayOverwrite?.(t.weight)) : undefined;
+  const reusable =
+    dtype === 'float32'
+      ? terms.convs.find((t) => t.kh === terms.k && t.kw === terms.k && t.weight instanceof Float32Array && target.mayOverwrite?.(t.weight))
+      : undefined;
   const weight = reusable ? new Uint8Array(reusable.weight.buffer, reusable.weight.byteOffset, size) : target.allocate(size);
   if (dtype === 'float32') {
     const view = new Float32Array(weight.buffer, weight.byteOffset, weight.length / 4);
@@ -245,5 +269,11 @@ export async function fuseBlockEncoded(block: Block, load: LoadTensor, dtype: DT
       weight.set(encodeFromFloat64(dtype, row), c * rowBytes);
     });
   }
-  return { weight, bias: encodeFromFloat64(dtype, terms.bias), shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k], eps, ...(postBn ? { postBn } : {}) };
+  return {
+    weight,
+    bias: encodeFromFloat64(dtype, terms.bias),
+    shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k],
+    eps,
+    ...(postBn ? { postBn } : {}),
+  };
 }

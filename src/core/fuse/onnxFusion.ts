@@ -74,7 +74,13 @@ function newInitializer(name: string, dtype: DType, dims: readonly number[], raw
     dims: [...dims],
     dataType: onnxDataType(dtype),
     rawData,
-    floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [],
+    floatData: [],
+    int32Data: [],
+    stringData: [],
+    int64Data: [],
+    doubleData: [],
+    uint64Data: [],
+    externalData: [],
   };
 }
 
@@ -90,7 +96,11 @@ function freeName(taken: Set<string>, wanted: string): string {
 async function inlined(file: string, t: OnnxTensor, byName: ReadonlyMap<string, Tensor>): Promise<OnnxTensor> {
   if (t.dataLocation !== 1) return t;
   const tensor = byName.get(t.name ?? '');
-  if (!tensor) throw new ModelFormatError(file, `initializer '${t.name}' keeps its data in an external file and has a type RepLens does not read, so it cannot be copied into the output`);
+  if (!tensor)
+    throw new ModelFormatError(
+      file,
+      `initializer '${t.name}' keeps its data in an external file and has a type RepLens does not read, so it cannot be copied into the output`,
+    );
   return { ...t, rawData: await tensor.readBytes(), dataLocation: undefined, externalData: [] };
 }
 
@@ -100,7 +110,14 @@ interface Replacement {
   initializers: OnnxTensor[];
 }
 
-async function replacementFor(block: Block, graph: OnnxGraph, byName: ReadonlyMap<string, Tensor>, taken: Set<string>, nodeNames: Set<string>, options: OnnxFuseOptions): Promise<Replacement> {
+async function replacementFor(
+  block: Block,
+  graph: OnnxGraph,
+  byName: ReadonlyMap<string, Tensor>,
+  taken: Set<string>,
+  nodeNames: Set<string>,
+  options: OnnxFuseOptions,
+): Promise<Replacement> {
   const site = block.onnx!;
   const ref = block.branches.find((b) => b.role === 'dense' && b.convWeight)!;
   // The Conv reads the same activations as before, so its weights keep the branches' type (fp16 stays fp16).
@@ -112,7 +129,10 @@ async function replacementFor(block: Block, graph: OnnxGraph, byName: ReadonlyMa
   const weight = freeName(taken, `${base}.weight`);
   const bias = freeName(taken, `${base}.bias`);
   // Torch exporters name nodes by module scope; the new Conv sits where the block's deploy conv would.
-  const scopes = site.nodes.map((i) => graph.node[i].name ?? '').filter((n) => n.startsWith('/')).map((n) => n.slice(0, n.lastIndexOf('/')));
+  const scopes = site.nodes
+    .map((i) => graph.node[i].name ?? '')
+    .filter((n) => n.startsWith('/'))
+    .map((n) => n.slice(0, n.lastIndexOf('/')));
   const scope = scopes.find((sc) => sc !== '' && scopePath(`${sc}/Add`) === block.name);
   const nodeName = freeName(nodeNames, scope !== undefined ? `${scope}/${marker}/Conv` : `/${base}/Conv`);
   const k = block.kernel;
@@ -173,9 +193,17 @@ export async function fuseOnnxModel(file: ModelFile, structure: ModelStructure, 
   const removedNodes = new Set<number>();
   for (const r of replacements) {
     for (const i of r.block.onnx!.nodes) removedNodes.add(i);
-    atLast.set(r.block.onnx!.nodes.find((i) => graph.node[i].output.includes(r.block.onnx!.output))!, r);
+    atLast.set(
+      r.block.onnx!.nodes.find((i) => graph.node[i].output.includes(r.block.onnx!.output))!,
+      r,
+    );
   }
-  for (const i of deadAfterRemoval(graph, removedNodes, replacements.map((r) => r.node))) removedNodes.add(i);
+  for (const i of deadAfterRemoval(
+    graph,
+    removedNodes,
+    replacements.map((r) => r.node),
+  ))
+    removedNodes.add(i);
   const node: OnnxNode[] = [];
   graph.node.forEach((n, i) => {
     const r = atLast.get(i);
@@ -188,7 +216,9 @@ export async function fuseOnnxModel(file: ModelFile, structure: ModelStructure, 
   for (const out of graph.output) stillRead.add(out.name ?? '');
   const readByRemoved = new Set([...removedNodes].flatMap((i) => graph.node[i].input));
   const ownerOf = new Map(replacements.flatMap((r) => r.block.tensors.map((name) => [name, r] as const)));
-  const removedInitializers = new Set(graph.initializer.map((t) => t.name ?? '').filter((name) => (ownerOf.has(name) || readByRemoved.has(name)) && !stillRead.has(name)));
+  const removedInitializers = new Set(
+    graph.initializer.map((t) => t.name ?? '').filter((name) => (ownerOf.has(name) || readByRemoved.has(name)) && !stillRead.has(name)),
+  );
   const placed = new Set<Replacement>();
   const initializer: OnnxTensor[] = [];
   for (const t of graph.initializer) {
@@ -203,7 +233,8 @@ export async function fuseOnnxModel(file: ModelFile, structure: ModelStructure, 
   }
   for (const r of replacements) if (!placed.has(r)) initializer.push(...r.initializers);
   const bytes = initializer.reduce((n, t) => n + (t.rawData?.length ?? 0), 0);
-  if (bytes > PROTOBUF_LIMIT) throw new ModelFormatError(file.path, `the deploy model would hold ${bytes} bytes of weights, more than fits in one ONNX file (2 GiB)`);
+  if (bytes > PROTOBUF_LIMIT)
+    throw new ModelFormatError(file.path, `the deploy model would hold ${bytes} bytes of weights, more than fits in one ONNX file (2 GiB)`);
 
   // Tensors that no longer exist lose their value_info; models that list initializers as inputs (IR < 4 style) list the new ones too.
   const keptOutputs = new Set(replacements.map((r) => r.block.onnx!.output));
@@ -250,7 +281,7 @@ function deadAfterRemoval(graph: OnnxGraph, removed: ReadonlySet<number>, added:
   const gone = new Set(removed);
   const dead: number[] = [];
   const lostReaders = new Set([...removed].flatMap((i) => graph.node[i].input));
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     const read = namesReadIn({ ...graph, node: [...graph.node.filter((_, i) => !gone.has(i)), ...added] });
     for (const out of graph.output) read.add(out.name ?? '');

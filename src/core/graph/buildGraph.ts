@@ -87,7 +87,17 @@ class BlockEmitter {
     return this.g.initializer(name, dims ?? t.shape, values);
   }
 
-  private conv(block: Block, x: string, out: string, weight: string, weightShape: readonly number[], bias: string | undefined, stride: number, pad: number, dilation: number): string {
+  private conv(
+    block: Block,
+    x: string,
+    out: string,
+    weight: string,
+    weightShape: readonly number[],
+    bias: string | undefined,
+    stride: number,
+    pad: number,
+    dilation: number,
+  ): string {
     const [, , kh, kw] = weightShape;
     if (pad < 0) throw new GraphError(block.name, `a ${kh}×${kw} branch would need padding ${pad} to line up with the ${block.kernel}×${block.kernel} branch`);
     return this.g.node('Conv', bias ? [x, weight, bias] : [x, weight], out, {
@@ -123,8 +133,11 @@ class BlockEmitter {
         const p = branch.poolKernel;
         if (p === undefined) throw new GraphError(block.name, `${branch.module}: the AvgPool window is not known`);
         const pad = block.padding - (block.kernel - p) / 2;
-        if (pad < 0 || !Number.isInteger(pad)) throw new GraphError(block.name, `a ${p}×${p} AvgPool would need padding ${pad} to line up with the ${block.kernel}×${block.kernel} branch`);
-        outs.push(this.g.node('AveragePool', [x], `${tag}/pool`, { kernel_shape: [p, p], strides: [stride, stride], pads: [pad, pad, pad, pad], count_include_pad: 1 }));
+        if (pad < 0 || !Number.isInteger(pad))
+          throw new GraphError(block.name, `a ${p}×${p} AvgPool would need padding ${pad} to line up with the ${block.kernel}×${block.kernel} branch`);
+        outs.push(
+          this.g.node('AveragePool', [x], `${tag}/pool`, { kernel_shape: [p, p], strides: [stride, stride], pads: [pad, pad, pad, pad], count_include_pad: 1 }),
+        );
         continue;
       }
       const shape = branch.weightShape!;

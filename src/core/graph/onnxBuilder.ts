@@ -70,12 +70,19 @@ export class OnnxBuilder {
    */
   async initializer(name: string, dims: readonly number[], values: Float32Array): Promise<string> {
     const count = dims.reduce((a, b) => a * b, 1);
-    if (values.length !== count) throw new Error(`graph ${this.graphName}: initializer '${name}' has ${values.length} values, shape [${dims.join(', ')}] needs ${count}`);
+    if (values.length !== count)
+      throw new Error(`graph ${this.graphName}: initializer '${name}' has ${values.length} values, shape [${dims.join(', ')}] needs ${count}`);
     const tensor: OnnxTensor = {
       name: this.claim(name),
       dims: [...dims],
       dataType: FLOAT,
-      floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [],
+      floatData: [],
+      int32Data: [],
+      stringData: [],
+      int64Data: [],
+      doubleData: [],
+      uint64Data: [],
+      externalData: [],
     };
     this.graph.initializer.push(tensor);
     await this.store.place(tensor, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));

@@ -35,8 +35,32 @@ function broadcast(shapes: readonly (readonly number[])[]): number[] {
 }
 
 const ELEMENTWISE_UNARY = new Set([
-  'Relu', 'Sigmoid', 'Tanh', 'LeakyRelu', 'Elu', 'Selu', 'HardSigmoid', 'HardSwish', 'Clip', 'Identity', 'Neg', 'Abs', 'Exp', 'Log',
-  'Sqrt', 'Softmax', 'LogSoftmax', 'BatchNormalization', 'InstanceNormalization', 'LayerNormalization', 'Dropout', 'Erf', 'Gelu', 'Mish', 'Softplus', 'Cast',
+  'Relu',
+  'Sigmoid',
+  'Tanh',
+  'LeakyRelu',
+  'Elu',
+  'Selu',
+  'HardSigmoid',
+  'HardSwish',
+  'Clip',
+  'Identity',
+  'Neg',
+  'Abs',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Softmax',
+  'LogSoftmax',
+  'BatchNormalization',
+  'InstanceNormalization',
+  'LayerNormalization',
+  'Dropout',
+  'Erf',
+  'Gelu',
+  'Mish',
+  'Softplus',
+  'Cast',
 ]);
 const ELEMENTWISE_BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'PRelu', 'Where']);
 

@@ -59,7 +59,10 @@ function wiringBreak(blocks: readonly Block[], wiring: ReadonlyMap<string, Layer
   const broken = blocks.findIndex((b, i) => i > 0 && !readsOnly(at(b), at(blocks[i - 1])));
   if (broken < 0) return undefined;
   const [prev, b] = [blocks[broken - 1], blocks[broken]];
-  const listed = blocks.slice(0, LISTED).map((x) => `${x.name} f = ${fromText(at(x))}`).join(', ');
+  const listed = blocks
+    .slice(0, LISTED)
+    .map((x) => `${x.name} f = ${fromText(at(x))}`)
+    .join(', ');
   return (
     `the module tree says which layer each block reads (YOLO's from-index f): ${listed}${blocks.length > LISTED ? ', …' : ''}; ` +
     `${b.name} (layer ${at(b).index}) reads ${sourcesText(at(b))}, not ${prev.name} (layer ${at(prev).index})`
@@ -74,7 +77,10 @@ export function planTopology(tensors: readonly TensorInfo[], structure: ModelStr
   const blocks = allBlocks(structure);
   const blockwise = (reason: string): TopologyPlan => ({ topology: 'blockwise', blocks, reason: `each block is run on its own input: ${reason}` });
 
-  const wiring = wiringOf(blocks.map((b) => b.name), modules);
+  const wiring = wiringOf(
+    blocks.map((b) => b.name),
+    modules,
+  );
   const contradicted = wiring && wiringBreak(blocks, wiring);
   if (contradicted) return blockwise(contradicted);
   for (let i = 1; i < blocks.length; i++) {
@@ -90,7 +96,9 @@ export function planTopology(tensors: readonly TensorInfo[], structure: ModelStr
     const o = owner.get(tensors[i].name);
     if (o === undefined) {
       const next = blocks[previousOwner + 1];
-      return blockwise(`'${tensors[i].name}' lies between ${blocks[previousOwner].name} and ${next?.name ?? 'the next block'}, so some layer sits between them`);
+      return blockwise(
+        `'${tensors[i].name}' lies between ${blocks[previousOwner].name} and ${next?.name ?? 'the next block'}, so some layer sits between them`,
+      );
     }
     if (o < previousOwner) return blockwise(`the tensors of ${blocks[previousOwner].name} and ${blocks[o].name} are interleaved`);
     previousOwner = o;
@@ -98,9 +106,16 @@ export function planTopology(tensors: readonly TensorInfo[], structure: ModelStr
 
   const outside = tensors.filter((t) => !owner.has(t.name));
   const head = classifierHead(structure, outside, blocks[blocks.length - 1]);
-  if (head) return { topology: 'classifier', blocks, head, reason: `${blocks.length} blocks in a chain, then the classifier ${head.weight.replace(/\.weight$/, '')}` };
+  if (head)
+    return { topology: 'classifier', blocks, head, reason: `${blocks.length} blocks in a chain, then the classifier ${head.weight.replace(/\.weight$/, '')}` };
   const left = outside.filter((t) => isFloatDType(t.dtype));
-  const leftOut = left.length === 0 ? '' : `; ${left.length} tensors outside the blocks (${left.slice(0, 2).map((t) => t.name).join(', ')}${left.length > 2 ? ', …' : ''}) are not in the graph`;
-  const wired = wiring && blocks.length > 1 ? ' (the module tree says each reads the one before it: YOLO\'s f)' : '';
+  const leftOut =
+    left.length === 0
+      ? ''
+      : `; ${left.length} tensors outside the blocks (${left
+          .slice(0, 2)
+          .map((t) => t.name)
+          .join(', ')}${left.length > 2 ? ', …' : ''}) are not in the graph`;
+  const wired = wiring && blocks.length > 1 ? " (the module tree says each reads the one before it: YOLO's f)" : '';
   return { topology: 'chain', blocks, reason: `${blocks.length} blocks in a chain${wired}${leftOut}` };
 }

@@ -25,7 +25,13 @@ function numel(index: Map<string, TensorMeta>, names: (string | undefined)[]): n
 }
 
 /** Applies what the tensors alone cannot say: channels, groups and stride, each with where it came from. */
-function resolveBlock(raw: RawBlock, modules: ModuleIndex, tensors: Map<string, TensorMeta>, previousOut: number | undefined, namedByConvention: boolean): Block {
+function resolveBlock(
+  raw: RawBlock,
+  modules: ModuleIndex,
+  tensors: Map<string, TensorMeta>,
+  previousOut: number | undefined,
+  namedByConvention: boolean,
+): Block {
   const warnings = [...raw.warnings];
   const branches: Branch[] = [...raw.branches];
   const absent: AbsentBranch[] = [...raw.absent];
@@ -47,7 +53,8 @@ function resolveBlock(raw: RawBlock, modules: ModuleIndex, tensors: Map<string, 
   const groupsAttr = attr('groups');
   if (groupsAttr !== undefined) [groups, groupsSource] = [groupsAttr, 'attribute'];
   else if (identityChannels !== undefined) [groups, groupsSource] = [identityChannels / inPerGroup, 'identity-bn'];
-  else if (!raw.family.ungrouped && previousOut !== undefined && previousOut !== inPerGroup && previousOut % inPerGroup === 0) [groups, groupsSource] = [previousOut / inPerGroup, 'chain'];
+  else if (!raw.family.ungrouped && previousOut !== undefined && previousOut !== inPerGroup && previousOut % inPerGroup === 0)
+    [groups, groupsSource] = [previousOut / inPerGroup, 'chain'];
   const inChannels = attr('in_channels') ?? inPerGroup * groups;
 
   let stride: number | null = null;
@@ -62,7 +69,13 @@ function resolveBlock(raw: RawBlock, modules: ModuleIndex, tensors: Map<string, 
   // family's models do not have in == out at stride 2.
   for (const u of raw.undecided) {
     if (inChannels === outChannels && (stride === null || stride === 1)) {
-      branches.push({ role: u.role, module: u.module, withoutBn: true, presence: 'inferred', ...(u.role === 'avgPool' ? { poolKernel: u.poolKernel ?? kernel } : {}) });
+      branches.push({
+        role: u.role,
+        module: u.module,
+        withoutBn: true,
+        presence: 'inferred',
+        ...(u.role === 'avgPool' ? { poolKernel: u.poolKernel ?? kernel } : {}),
+      });
     } else {
       absent.push({ role: u.role, reason: inChannels !== outChannels ? 'in_channels ≠ out_channels' : `stride ${stride} (${sourceNote(strideSource)})` });
     }
@@ -86,12 +99,20 @@ function resolveBlock(raw: RawBlock, modules: ModuleIndex, tensors: Map<string, 
   if (branches.some((b) => b.role === 'avgPool') && inChannels !== outChannels) {
     warnings.push(`AvgPool branch present but in_channels (${inChannels}) ≠ out_channels (${outChannels}): it cannot be added`);
   }
-  if (!identity && !raw.deploy && inChannels === outChannels && (stride === 1 || (stride === null && raw.family.stageConvention && position !== null && position > 0))) {
-    warnings.push(`in_channels == out_channels (${inChannels}) and ${stride === 1 ? 'stride is 1' : 'not the first block of its stage'}, but there is no identity branch`);
+  if (
+    !identity &&
+    !raw.deploy &&
+    inChannels === outChannels &&
+    (stride === 1 || (stride === null && raw.family.stageConvention && position !== null && position > 0))
+  ) {
+    warnings.push(
+      `in_channels == out_channels (${inChannels}) and ${stride === 1 ? 'stride is 1' : 'not the first block of its stage'}, but there is no identity branch`,
+    );
   }
   for (const b of convs) {
     const [o, i, kh, kw] = b.weightShape!;
-    if (o !== outChannels || i !== inPerGroup) warnings.push(`${b.module}: weight shape [${b.weightShape!.join(', ')}] does not match the block's ${outChannels}×${inPerGroup}`);
+    if (o !== outChannels || i !== inPerGroup)
+      warnings.push(`${b.module}: weight shape [${b.weightShape!.join(', ')}] does not match the block's ${outChannels}×${inPerGroup}`);
     if (kh !== kw || kh % 2 === 0) warnings.push(`${b.module}: kernel ${kh}×${kw} is not square and odd`);
   }
   if (raw.deploy && raw.branches.length > 0) warnings.push('has both train-form branches and a fused deploy conv');
@@ -150,11 +171,21 @@ export function buildStructureFromTensors(
   for (const raw of raws) blocks.push(resolveBlock(raw, index, tensors, blocks.at(-1)?.outChannels, named.has(raw.family.id)));
   // An assumption that holds for every such block is said once, for the model.
   const assumptions = [...new Set(raws.flatMap((r) => (r.assumed ? [r.assumed] : [])))];
-  return assembleStructure(format, blocks, tensorList, assumptions.map((message) => ({ message })));
+  return assembleStructure(
+    format,
+    blocks,
+    tensorList,
+    assumptions.map((message) => ({ message })),
+  );
 }
 
 /** Stages, model-level family, form, parameter counts and warnings around blocks given in model order. */
-function assembleStructure(format: ModelFile['format'], blocks: readonly Block[], tensorList: readonly TensorMeta[], modelWarnings: StructureWarning[] = []): ModelStructure {
+function assembleStructure(
+  format: ModelFile['format'],
+  blocks: readonly Block[],
+  tensorList: readonly TensorMeta[],
+  modelWarnings: StructureWarning[] = [],
+): ModelStructure {
   const tensors = new Map(tensorList.map((t) => [t.name, t]));
   const stages: Stage[] = [];
   for (const block of blocks) {
@@ -181,7 +212,12 @@ function assembleStructure(format: ModelFile['format'], blocks: readonly Block[]
     format,
     family: families.length === 1 ? families[0] : 'unknown',
     architecture: recogniseArchitecture(
-      blocks.map((b) => ({ stage: stages.findIndex((s) => s.name === b.stage), outChannels: b.outChannels, inPerGroup: b.inChannels / b.groups, se: b.se !== undefined })),
+      blocks.map((b) => ({
+        stage: stages.findIndex((s) => s.name === b.stage),
+        outChannels: b.outChannels,
+        inPerGroup: b.inChannels / b.groups,
+        se: b.se !== undefined,
+      })),
     ),
     form: forms.size === 0 ? 'none' : forms.size === 1 ? [...forms][0] : 'mixed',
     stages,

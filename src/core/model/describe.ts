@@ -5,13 +5,20 @@ import type { Block, Branch, ModelStructure, ValueSource } from './structure';
 /** Words for where an inferred value came from; 'attribute' values are facts and get no note. */
 export function sourceNote(source: ValueSource): string {
   switch (source) {
-    case 'attribute': return 'stored in the file';
-    case 'identity-rule': return 'inferred: an identity branch means stride 1';
-    case 'stage-convention': return "inferred: stride 2 at each stage's first block (the family's convention)";
-    case 'identity-bn': return 'inferred from the identity BatchNorm size';
-    case 'chain': return "inferred from the previous block's output channels";
-    case 'default': return 'default';
-    case 'unknown': return 'unknown: the file does not store it';
+    case 'attribute':
+      return 'stored in the file';
+    case 'identity-rule':
+      return 'inferred: an identity branch means stride 1';
+    case 'stage-convention':
+      return "inferred: stride 2 at each stage's first block (the family's convention)";
+    case 'identity-bn':
+      return 'inferred from the identity BatchNorm size';
+    case 'chain':
+      return "inferred from the previous block's output channels";
+    case 'default':
+      return 'default';
+    case 'unknown':
+      return 'unknown: the file does not store it';
   }
 }
 
@@ -45,7 +52,11 @@ function showsAvgPool(block: Block): boolean {
 
 /** The present conv and identity branches that are summed without a BN (an AvgPool never has one), as `1×1, id`. */
 function withoutBnText(block: Block): string | undefined {
-  const words: [Branch['role'], string][] = [['dense', `${block.kernel}×${block.kernel}`], ['oneByOne', '1×1'], ['identity', 'id']];
+  const words: [Branch['role'], string][] = [
+    ['dense', `${block.kernel}×${block.kernel}`],
+    ['oneByOne', '1×1'],
+    ['identity', 'id'],
+  ];
   const bare = words.filter(([role]) => {
     const branches = block.branches.filter((b) => b.role === role);
     return branches.length > 0 && branches.every((b) => b.withoutBn);
@@ -74,17 +85,23 @@ export function branchLabel(branch: Branch): string {
   const bare = (conv: string) => (branch.convBias ? `${conv} + bias` : `${conv} (no BN)`);
   const inferred = branch.presence === 'inferred' ? ', inferred' : '';
   switch (branch.role) {
-    case 'dense': return branch.withoutBn ? bare(`${branch.weightShape?.[2]}×${branch.weightShape?.[3]} conv`) : `${branch.weightShape?.[2]}×${branch.weightShape?.[3]} conv + BN`;
-    case 'oneByOne': return branch.withoutBn ? bare('1×1 conv') : '1×1 conv + BN';
-    case 'identity': return branch.withoutBn ? `identity (no BN${inferred})` : 'identity (BN)';
-    case 'avgPool': return `${branch.poolKernel ?? '?'}×${branch.poolKernel ?? '?'} AvgPool (zero padding counted${inferred})`;
+    case 'dense':
+      return branch.withoutBn
+        ? bare(`${branch.weightShape?.[2]}×${branch.weightShape?.[3]} conv`)
+        : `${branch.weightShape?.[2]}×${branch.weightShape?.[3]} conv + BN`;
+    case 'oneByOne':
+      return branch.withoutBn ? bare('1×1 conv') : '1×1 conv + BN';
+    case 'identity':
+      return branch.withoutBn ? `identity (no BN${inferred})` : 'identity (BN)';
+    case 'avgPool':
+      return `${branch.poolKernel ?? '?'}×${branch.poolKernel ?? '?'} AvgPool (zero padding counted${inferred})`;
   }
 }
 
 /** The BatchNorm after the sum of the branches (QARepVGG's `bn`) in words, or undefined when the block has none. */
 export function postBnLabel(block: Block): string | undefined {
   if (!block.postBn) return undefined;
-  if (block.form === 'deploy') return 'BN after the conv, kept as the family\'s deploy module keeps it';
+  if (block.form === 'deploy') return "BN after the conv, kept as the family's deploy module keeps it";
   const family = familyById(block.family);
   const kept = family.postBn?.keptInDeploy ? `; a deploy checkpoint keeps it beside ${family.deploy}, as the family's own deploy module does` : '';
   return `BN after the sum: folded into the one fused conv${kept}`;
@@ -118,7 +135,11 @@ function branchNotes(s: ModelStructure): string[] {
   for (const block of s.stages.flatMap((st) => st.blocks)) {
     for (const a of block.absent ?? []) entries.push([`${ROLE_WORDS[a.role]} –`, a.reason, block.name]);
     for (const role of new Set(block.branches.filter((b) => b.presence === 'inferred').map((b) => b.role))) {
-      entries.push([`${ROLE_WORDS[role]} ✓?`, 'inferred, as a state dict cannot show a branch without tensors: the family puts it where in == out at stride 1', block.name]);
+      entries.push([
+        `${ROLE_WORDS[role]} ✓?`,
+        'inferred, as a state dict cannot show a branch without tensors: the family puts it where in == out at stride 1',
+        block.name,
+      ]);
     }
   }
   return notesOf(entries);
@@ -140,7 +161,8 @@ function hasInferred(s: ModelStructure): boolean {
 }
 
 /** The legend of '?', printed after the tree when a value in it is inferred or unknown; the notes after it say how. */
-export const INFERRED_LEGEND = '  ? = not stored in the file: inferred as the notes below say, or unknown (s?); --json gives where each value comes from (strideSource, groupsSource, presence)';
+export const INFERRED_LEGEND =
+  '  ? = not stored in the file: inferred as the notes below say, or unknown (s?); --json gives where each value comes from (strideSource, groupsSource, presence)';
 
 /** The indented tree `replens inspect` prints. */
 export function structureText(s: ModelStructure, fileName: string, fileWarnings: readonly string[] = []): string {

@@ -156,7 +156,15 @@ function bnNames(index: ModuleIndex, module: string, family: FamilyLayout, used:
 }
 
 /** A conv branch; with `bnPath` undefined a bare conv (no BatchNorm by construction), summed as it is. */
-function convBranch(index: ModuleIndex, role: Branch['role'], convPath: string, bnPath: string | undefined, family: FamilyLayout, used: string[], warnings: string[]): Branch | undefined {
+function convBranch(
+  index: ModuleIndex,
+  role: Branch['role'],
+  convPath: string,
+  bnPath: string | undefined,
+  family: FamilyLayout,
+  used: string[],
+  warnings: string[],
+): Branch | undefined {
   const weight = index.get(convPath, 'weight');
   if (!isConvWeight(weight)) return undefined;
   used.push(weight.name);
@@ -214,7 +222,8 @@ function detectBlock(index: ModuleIndex, path: string, { family, assumed }: Assi
   if (family.identityWithoutBn && !index.has(identityPath)) {
     // A deploy block has no branches to tell about.
     if (trainForm && !tree) undecided.push({ role: 'identity', module: identityPath });
-    else if (trainForm && index.className(identityPath) !== undefined) branches.push({ role: 'identity', module: identityPath, withoutBn: true, presence: 'module' });
+    else if (trainForm && index.className(identityPath) !== undefined)
+      branches.push({ role: 'identity', module: identityPath, withoutBn: true, presence: 'module' });
     else if (trainForm) absent.push({ role: 'identity', reason: `${family.identity} is None in the pickled module (in ≠ out or stride ≠ 1)` });
   } else {
     const identityBn = bnNames(index, identityPath, family, tensors, warnings);
@@ -239,7 +248,8 @@ function detectBlock(index: ModuleIndex, path: string, { family, assumed }: Assi
   let postBn: BnNames | undefined;
   if (family.postBn) {
     postBn = bnNames(index, at(family.postBn.module), family, tensors, warnings);
-    if (!postBn && !warnings.some((w) => w.startsWith(`${at(family.postBn!.module)}:`))) warnings.push(`no BatchNorm after the sum of the branches at ${at(family.postBn.module)}`);
+    if (!postBn && !warnings.some((w) => w.startsWith(`${at(family.postBn!.module)}:`)))
+      warnings.push(`no BatchNorm after the sum of the branches at ${at(family.postBn.module)}`);
   }
 
   let deploy: RawBlock['deploy'];

@@ -62,14 +62,17 @@ function fusionProblems(ix: GraphIndex, m: Match, { convs, pools, ref, k }: Fact
     const label = ix.label(c.node);
     const [kh, kw] = c.kernel;
     const declared = attribute(ix.node(c.node), 'kernel_shape')?.ints.map(Number);
-    if (declared && (declared[0] !== kh || declared[1] !== kw)) problems.push(`${label}: kernel_shape [${declared.join(', ')}] does not match its weight ${kh}×${kw}`);
+    if (declared && (declared[0] !== kh || declared[1] !== kw))
+      problems.push(`${label}: kernel_shape [${declared.join(', ')}] does not match its weight ${kh}×${kw}`);
     if (kh !== kw || kh % 2 === 0) problems.push(`${label}: kernel ${kh}×${kw} is not square and odd, so it cannot be centred in the block's kernel`);
-    if (c.weight.shape[0] !== out || c.weight.shape[1] !== inPerGroup) problems.push(`${label}: weight [${c.weight.shape.join(', ')}] does not match ${out}×${inPerGroup}`);
+    if (c.weight.shape[0] !== out || c.weight.shape[1] !== inPerGroup)
+      problems.push(`${label}: weight [${c.weight.shape.join(', ')}] does not match ${out}×${inPerGroup}`);
     if (c.group !== ref.group) problems.push(`${label}: group ${c.group}, other branches ${ref.group}`);
     if (c.strides.some((s) => s !== stride)) problems.push(`${label}: strides [${c.strides.join(', ')}] differ from the block's stride ${stride}`);
     if (c.dilations.some((d) => d !== 1)) problems.push(`${label}: dilations [${c.dilations.join(', ')}]; only dilation 1 fuses exactly`);
     if (c.autoPad !== 'NOTSET') problems.push(`${label}: auto_pad ${c.autoPad}; only explicit pads can be checked`);
-    else if (c.pads.some((p) => p !== Math.floor(kh / 2))) problems.push(`${label}: pads [${c.pads.join(', ')}] do not centre its ${kh}×${kw} kernel (${Math.floor(kh / 2)} on every side is needed)`);
+    else if (c.pads.some((p) => p !== Math.floor(kh / 2)))
+      problems.push(`${label}: pads [${c.pads.join(', ')}] do not centre its ${kh}×${kw} kernel (${Math.floor(kh / 2)} on every side is needed)`);
     if (c.bias && c.bias.shape[0] !== out) problems.push(`${label}: bias has ${c.bias.shape[0]} values, expected ${out}`);
   }
   for (const p of pools) {
@@ -79,7 +82,10 @@ function fusionProblems(ix: GraphIndex, m: Match, { convs, pools, ref, k }: Fact
     if (p.strides.some((s) => s !== stride)) problems.push(`${label}: strides [${p.strides.join(', ')}] differ from the block's stride ${stride}`);
     if (inChannels !== out) problems.push(`${label}: an average pool keeps in_channels ${inChannels}, the block has out_channels ${out}`);
   }
-  const bns = [...m.terms.flatMap((t) => (t.kind === 'conv' && t.bn !== undefined ? [t.bn] : t.kind === 'bn' ? [t.bn] : [])), ...(m.postBn === undefined ? [] : [m.postBn])];
+  const bns = [
+    ...m.terms.flatMap((t) => (t.kind === 'conv' && t.bn !== undefined ? [t.bn] : t.kind === 'bn' ? [t.bn] : [])),
+    ...(m.postBn === undefined ? [] : [m.postBn]),
+  ];
   for (const b of bns) {
     for (const p of ix.node(b).input.slice(1)) {
       const n = ix.param(p, 1)!.shape[0];
@@ -94,7 +100,8 @@ function fusionProblems(ix: GraphIndex, m: Match, { convs, pools, ref, k }: Fact
   const check = (nodes: readonly number[], channels: number) => {
     for (const i of nodes) {
       const c = noOp(ix, i)?.channels;
-      if (c !== undefined && c !== channels) problems.push(`${ix.label(i)}: its constant has ${c} channels, the tensor it passes on ${channels}; it is no no-op there`);
+      if (c !== undefined && c !== channels)
+        problems.push(`${ix.label(i)}: its constant has ${c} channels, the tensor it passes on ${channels}; it is no no-op there`);
     }
   };
   check([...m.noops, ...m.terms.flatMap((t) => t.noops)], out);
@@ -108,7 +115,9 @@ function familyNames(ix: GraphIndex, m: Match, naming: Naming): { family: Family
   // Families that share names are told apart by the branches only some of them have: tried best fit first.
   const has = (kind: Term['kind']) => m.terms.some((t) => t.kind === kind);
   const fit = (f: FamilyLayout) =>
-    Number(has('pool') === (f.avgPool !== undefined)) + Number((m.postBn !== undefined) === (f.postBn !== undefined)) + Number(!has('bare') || f.identityWithoutBn === true);
+    Number(has('pool') === (f.avgPool !== undefined)) +
+    Number((m.postBn !== undefined) === (f.postBn !== undefined)) +
+    Number(!has('bare') || f.identityWithoutBn === true);
   const families = [...naming.families].sort((a, b) => fit(b) - fit(a));
   for (const source of FAMILY_SOURCES) {
     const candidates = named.map((t) => ({ path: modulePath(ix, t.kind === 'conv' ? t.conv : t.bn, source), conv: t.kind === 'conv' }));
@@ -164,7 +173,14 @@ export function trainBlock(ix: GraphIndex, m: Match, naming: Naming, order: Read
   // Constants (zero initializers, pads) that only this block reads go with it.
   const constants = nodes.flatMap((i) => ix.node(i).input.filter((t) => ix.isInitializer(t) && ix.readOnlyWithin(t, inBlock)));
   const paramNames = [...branches.flatMap((b) => [b.convWeight, b.convBias, b.bn?.weight, b.bn?.bias]), postBn?.weight, postBn?.bias];
-  const tensors = inFileOrder(order, [...branches.flatMap((b) => [b.convWeight, b.convBias, b.bn?.weight, b.bn?.bias, b.bn?.mean, b.bn?.var]), postBn?.weight, postBn?.bias, postBn?.mean, postBn?.var, ...constants]);
+  const tensors = inFileOrder(order, [
+    ...branches.flatMap((b) => [b.convWeight, b.convBias, b.bn?.weight, b.bn?.bias, b.bn?.mean, b.bn?.var]),
+    postBn?.weight,
+    postBn?.bias,
+    postBn?.mean,
+    postBn?.var,
+    ...constants,
+  ]);
   return {
     name,
     // Without names the block is still the pattern every RepVGG family shares.

@@ -24,7 +24,13 @@ export type Term =
 export function isAvgPool(ix: GraphIndex, i: number | undefined): i is number {
   if (i === undefined) return false;
   const node = ix.node(i);
-  return node.opType === 'AveragePool' && isDefaultDomain(node) && node.input.length === 1 && node.output.length === 1 && intsAttribute(node, 'kernel_shape')?.length === 2;
+  return (
+    node.opType === 'AveragePool' &&
+    isDefaultDomain(node) &&
+    node.input.length === 1 &&
+    node.output.length === 1 &&
+    intsAttribute(node, 'kernel_shape')?.length === 2
+  );
 }
 
 function isPad(ix: GraphIndex, i: number | undefined): i is number {
@@ -184,7 +190,9 @@ export function poolFacts(ix: GraphIndex, i: number, pad: number | undefined): P
   }
   const centred = Math.floor(kh / 2);
   if (problems.length === 0 && pads.some((v) => v !== centred)) {
-    problems.push(`${label}: ${pad === undefined ? '' : 'with its Pad, '}pads [${pads.join(', ')}] do not centre its ${kh}×${kw} window (${centred} on every side is needed)`);
+    problems.push(
+      `${label}: ${pad === undefined ? '' : 'with its Pad, '}pads [${pads.join(', ')}] do not centre its ${kh}×${kw} window (${centred} on every side is needed)`,
+    );
   }
   return { node: i, kernel: [kh, kw], strides, problems };
 }

@@ -71,12 +71,23 @@ function tensorValues(t: OnnxTensor): Float64Array | undefined {
     values = decodeToFloat64(type.dtype, t.rawData);
   } else {
     switch (type.dtype) {
-      case 'float32': values = Float64Array.from(t.floatData); break;
-      case 'float64': values = Float64Array.from(t.doubleData); break;
-      case 'int64': values = Float64Array.from(t.int64Data, Number); break;
-      case 'float16': values = Float64Array.from(t.int32Data, float16ToNumber); break;
-      case 'bfloat16': values = Float64Array.from(t.int32Data, bfloat16ToNumber); break;
-      default: values = Float64Array.from(t.int32Data);
+      case 'float32':
+        values = Float64Array.from(t.floatData);
+        break;
+      case 'float64':
+        values = Float64Array.from(t.doubleData);
+        break;
+      case 'int64':
+        values = Float64Array.from(t.int64Data, Number);
+        break;
+      case 'float16':
+        values = Float64Array.from(t.int32Data, float16ToNumber);
+        break;
+      case 'bfloat16':
+        values = Float64Array.from(t.int32Data, bfloat16ToNumber);
+        break;
+      default:
+        values = Float64Array.from(t.int32Data);
     }
   }
   return values.length === numel ? values : undefined;
@@ -87,12 +98,18 @@ function constantNodeTensor(node: OnnxNode): ConstantTensor | undefined {
   const [a, ...more] = node.attribute;
   if (a === undefined || more.length > 0) return undefined;
   switch (a.name) {
-    case 'value': return a.t ? { dims: a.t.dims, values: tensorValues(a.t) } : undefined;
-    case 'value_float': return a.f === undefined ? undefined : { dims: [], values: Float64Array.of(a.f) };
-    case 'value_floats': return { dims: [a.floats.length], values: Float64Array.from(a.floats) };
-    case 'value_int': return a.i === undefined ? undefined : { dims: [], values: Float64Array.of(Number(a.i)) };
-    case 'value_ints': return { dims: [a.ints.length], values: Float64Array.from(a.ints, Number) };
-    default: return undefined;
+    case 'value':
+      return a.t ? { dims: a.t.dims, values: tensorValues(a.t) } : undefined;
+    case 'value_float':
+      return a.f === undefined ? undefined : { dims: [], values: Float64Array.of(a.f) };
+    case 'value_floats':
+      return { dims: [a.floats.length], values: Float64Array.from(a.floats) };
+    case 'value_int':
+      return a.i === undefined ? undefined : { dims: [], values: Float64Array.of(Number(a.i)) };
+    case 'value_ints':
+      return { dims: [a.ints.length], values: Float64Array.from(a.ints, Number) };
+    default:
+      return undefined;
   }
 }
 
@@ -183,7 +200,13 @@ export class GraphIndex {
   isSum(i: number | undefined): i is number {
     if (i === undefined) return false;
     const node = this.node(i);
-    return (node.opType === 'Add' || node.opType === 'Sum') && isDefaultDomain(node) && node.output.length === 1 && node.input.length > 0 && node.input.every((s) => s !== '');
+    return (
+      (node.opType === 'Add' || node.opType === 'Sum') &&
+      isDefaultDomain(node) &&
+      node.output.length === 1 &&
+      node.input.length > 0 &&
+      node.input.every((s) => s !== '')
+    );
   }
 
   isConv(i: number | undefined): i is number {

@@ -163,7 +163,7 @@ export function matchNodes(ix: GraphIndex, m: Match): number[] {
     }
   }
   // Input-side no-ops whose every reader goes with the block (nearest to the branches first).
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     for (const a of m.aliases) {
       if (!nodes.has(a) && ix.node(a).output.every((o) => o === '' || ix.readOnlyWithin(o, nodes))) {

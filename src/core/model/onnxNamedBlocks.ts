@@ -33,7 +33,12 @@ function placeOf(ix: GraphIndex, i: number, families: readonly FamilyLayout[]): 
   const conv = ix.isConv(i);
   if (!conv && !ix.isBn(i)) return undefined;
   for (const family of families) {
-    const markers = conv ? ([['dense', family.dense.conv], ['oneByOne', family.oneByOne.conv]] as const) : ([['identity', family.identity]] as const);
+    const markers = conv
+      ? ([
+          ['dense', family.dense.conv],
+          ['oneByOne', family.oneByOne.conv],
+        ] as const)
+      : ([['identity', family.identity]] as const);
     for (const source of FAMILY_SOURCES) {
       const path = modulePath(ix, i, source);
       if (path === '') continue;
@@ -94,7 +99,10 @@ function reportedBlock(ix: GraphIndex, group: Group, naming: Naming, order: Read
   const branches = namedBranches(ix, members);
   const nodes = [...new Set(members.flatMap((m) => [m.node, branchEnd(ix, m.node)]))].sort((a, b) => a - b);
   const reasons = [...new Set(members.filter((m) => m.kind !== 'identity').map((m) => whyNot(ix, m)))];
-  const train = sumParams(ix, branches.flatMap((b) => [b.convWeight, b.convBias, b.bn?.weight, b.bn?.bias]));
+  const train = sumParams(
+    ix,
+    branches.flatMap((b) => [b.convWeight, b.convBias, b.bn?.weight, b.bn?.bias]),
+  );
   return {
     name: claim(naming, group.prefix) ?? numbered(naming),
     family: family.id,
@@ -103,7 +111,10 @@ function reportedBlock(ix: GraphIndex, group: Group, naming: Naming, order: Read
     form: 'train',
     // Left as it is, so fusion saves nothing here.
     params: { train, deploy: train },
-    tensors: inFileOrder(order, branches.flatMap((b) => [b.convWeight, b.convBias, b.bn?.weight, b.bn?.bias, b.bn?.mean, b.bn?.var])),
+    tensors: inFileOrder(
+      order,
+      branches.flatMap((b) => [b.convWeight, b.convBias, b.bn?.weight, b.bn?.bias, b.bn?.mean, b.bn?.var]),
+    ),
     warnings: [`named like a ${family.label} block, but its nodes do not form one that RepLens can fuse: ${reasons.join('; ')}`],
     onnx: {
       input: ix.node(conv.node).input[0],
@@ -117,7 +128,12 @@ function reportedBlock(ix: GraphIndex, group: Group, naming: Naming, order: Read
 }
 
 /** Blocks found by names among the nodes of no other block, each with the index of its last node. */
-export function namedBlocks(ix: GraphIndex, naming: Naming, order: ReadonlyMap<string, number>, taken: ReadonlySet<number>): { at: number; block: OnnxBlock }[] {
+export function namedBlocks(
+  ix: GraphIndex,
+  naming: Naming,
+  order: ReadonlyMap<string, number>,
+  taken: ReadonlySet<number>,
+): { at: number; block: OnnxBlock }[] {
   const groups = new Map<string, Group>();
   ix.graph.node.forEach((_, i) => {
     if (taken.has(i)) return;

@@ -15,7 +15,10 @@ export type FamilySource = 'initializer-names' | 'node-names';
  */
 export function scopePath(nodeName: string | undefined): string {
   if (!nodeName?.startsWith('/')) return '';
-  const parts = nodeName.split('/').filter((p) => p !== '').slice(0, -1);
+  const parts = nodeName
+    .split('/')
+    .filter((p) => p !== '')
+    .slice(0, -1);
   const segments: string[] = [];
   let previous = '';
   for (const part of parts) {

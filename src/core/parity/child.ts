@@ -71,7 +71,15 @@ export function runInChild(request: WorkerRequest, options: ChildOptions): Promi
     child.on('error', (e) => settle(() => reject(new ParityError(subject, `the inference process failed: ${e.message}`, 'crashed'))));
     // 'close' comes after stderr is drained, so the tail is complete.
     child.on('close', (code, sig) =>
-      settle(() => reject(new ParityError(subject, withStderr(sig ? `the inference process was killed by ${sig}` : `the inference process exited with code ${code}`), 'crashed'))),
+      settle(() =>
+        reject(
+          new ParityError(
+            subject,
+            withStderr(sig ? `the inference process was killed by ${sig}` : `the inference process exited with code ${code}`),
+            'crashed',
+          ),
+        ),
+      ),
     );
     child.send(request);
   });

@@ -22,7 +22,6 @@ export interface Tolerance {
   rtol: number;
 }
 
-
 export interface Metrics extends Verdict {
   /** Fraction of rows with the same argmax, for 2-D [batch, classes] outputs; null otherwise. */
   top1Agreement: number | null;

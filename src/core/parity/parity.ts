@@ -177,21 +177,41 @@ function throwIfCancelled(options: ParityOptions, subject: string): void {
 }
 
 function validate(options: ParityOptions): void {
-  const positiveInt = (v: number | undefined, name: string, min = 1) => check(v === undefined || (Number.isInteger(v) && v >= min), 'options', `${name} must be an integer >= ${min}`);
+  const positiveInt = (v: number | undefined, name: string, min = 1) =>
+    check(v === undefined || (Number.isInteger(v) && v >= min), 'options', `${name} must be an integer >= ${min}`);
   positiveInt(options.inputs, 'inputs');
   positiveInt(options.latencyRuns, 'latencyRuns', 0);
-  for (const [name, v] of [['atol', options.atol], ['rtol', options.rtol], ['eps', options.eps]] as const) {
+  for (const [name, v] of [
+    ['atol', options.atol],
+    ['rtol', options.rtol],
+    ['eps', options.eps],
+  ] as const) {
     check(v === undefined || (Number.isFinite(v) && v >= 0), 'options', `${name} must be a non-negative number`);
   }
-  check(options.seed === undefined || (Number.isInteger(options.seed) && options.seed >= 0 && options.seed < 2 ** 32), 'options', 'seed must be an integer in [0, 2^32)');
-  check(options.shape === undefined || (options.shape.length === 4 && options.shape.every((d) => Number.isInteger(d) && d >= 1)), 'options', 'shape must be 4 positive integers: batch, channels, height, width');
+  check(
+    options.seed === undefined || (Number.isInteger(options.seed) && options.seed >= 0 && options.seed < 2 ** 32),
+    'options',
+    'seed must be an integer in [0, 2^32)',
+  );
+  check(
+    options.shape === undefined || (options.shape.length === 4 && options.shape.every((d) => Number.isInteger(d) && d >= 1)),
+    'options',
+    'shape must be 4 positive integers: batch, channels, height, width',
+  );
 }
 
 /**
  * A graph of the file's blocks, as stored ('as-is') or with the train blocks fused here ('deploy'),
  * written to `folder` as NAME.onnx. A candidate's block kernels go to options.onBlockKernel.
  */
-async function builtSide(model: ModelFile, form: GraphForm, options: ParityOptions, folder: WorkFolder, name: string, side: ComparedAs): Promise<ComparedModel> {
+async function builtSide(
+  model: ModelFile,
+  form: GraphForm,
+  options: ParityOptions,
+  folder: WorkFolder,
+  name: string,
+  side: ComparedAs,
+): Promise<ComparedModel> {
   const structure = buildStructure(model, options);
   const adopted = side.reference ? adoptGeometry(structure, side.reference, model.path) : [];
   const displayName = blockNamer(model);
@@ -361,10 +381,12 @@ async function samplesFor(ref: ComparedModel, shapes: Map<string, number[]>, opt
   const random = new NormalRandom(options.seed ?? DEFAULTS.seed);
   const samples: Feed[][] = [];
   for (let s = 0; s < (options.inputs ?? DEFAULTS.inputs); s++) {
-    samples.push(ref.inputs.map((i) => {
-      const dims = shapes.get(i.name)!;
-      return { name: i.name, dims, data: random.fill(dims.reduce((a, b) => a * b, 1)) };
-    }));
+    samples.push(
+      ref.inputs.map((i) => {
+        const dims = shapes.get(i.name)!;
+        return { name: i.name, dims, data: random.fill(dims.reduce((a, b) => a * b, 1)) };
+      }),
+    );
   }
   return samples;
 }
@@ -392,7 +414,9 @@ function blockPairs(ref: ComparedModel, cand: ComparedModel, notes: string[]): P
   if (ref.blocks.length === 0) return [];
   if (cand.blockPoint !== ref.blockPoint) {
     const [after, sum] = ref.blockPoint === 'after activation' ? [ref, cand] : [cand, ref];
-    notes.push(`blocks are not compared one by one: ${after.file} gives each block's result after its activation, ${sum.file} the sum of its branches before it`);
+    notes.push(
+      `blocks are not compared one by one: ${after.file} gives each block's result after its activation, ${sum.file} the sum of its branches before it`,
+    );
     return [];
   }
   const candBlocks = new Map(cand.blocks.map((b) => [b.name, b.tensor]));
@@ -405,7 +429,10 @@ function blockPairs(ref: ComparedModel, cand: ComparedModel, notes: string[]): P
     if (tensor !== undefined) pairs.push({ name: b.name, kind: 'block', reference: b.tensor, candidate: tensor });
     else missing.push(b.name);
   }
-  if (missing.length > 0) notes.push(`${missing.length} block(s) have no counterpart in ${cand.file}, so they are not compared one by one (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''})`);
+  if (missing.length > 0)
+    notes.push(
+      `${missing.length} block(s) have no counterpart in ${cand.file}, so they are not compared one by one (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''})`,
+    );
   return pairs;
 }
 
@@ -424,7 +451,11 @@ async function addedOutputs(side: ComparedModel, wanted: readonly string[]): Pro
   const added = [...new Set(wanted)].filter((t) => !outputs.has(t));
   if (added.length === 0) return undefined;
   // Without a type: ONNX Runtime infers it from the node that computes the tensor.
-  return encodeOnnxModel({ graph: { node: [], initializer: [], input: [], output: added.map((name) => ({ name })), valueInfo: [] }, opsetImport: [], metadataProps: [] });
+  return encodeOnnxModel({
+    graph: { node: [], initializer: [], input: [], output: added.map((name) => ({ name })), valueInfo: [] },
+    opsetImport: [],
+    metadataProps: [],
+  });
 }
 
 /** The 16-bit type among `dtypes`, bfloat16 (8 significant bits) before float16 (11). */
@@ -436,7 +467,16 @@ function lowestPrecision(dtypes: ReadonlySet<DType | undefined>): DType | undefi
  * The tolerance for this comparison (see tolerance.ts): as given, the float32 defaults, or for 16-bit
  * deploy weights 4× what one rounding of the train form's block weights does to its outputs.
  */
-async function toleranceOf(ref: ComparedModel, cand: ComparedModel, samples: Feed[][], inputMap: Record<string, string>, pairs: Pair[], childOptions: ChildOptions, options: ParityOptions, folder: WorkFolder): Promise<ToleranceChoice> {
+async function toleranceOf(
+  ref: ComparedModel,
+  cand: ComparedModel,
+  samples: Feed[][],
+  inputMap: Record<string, string>,
+  pairs: Pair[],
+  childOptions: ChildOptions,
+  options: ParityOptions,
+  folder: WorkFolder,
+): Promise<ToleranceChoice> {
   const base = { atol: options.atol ?? DEFAULTS.atol, rtol: options.rtol ?? DEFAULTS.rtol };
   const given = options.atol !== undefined || options.rtol !== undefined;
   const dtype = cand.weightDType;
@@ -460,7 +500,16 @@ async function toleranceOf(ref: ComparedModel, cand: ComparedModel, samples: Fee
       tolerance: base,
       latencyRuns: 0,
     },
-    { ...childOptions, onProgress: (m) => options.onProgress?.({ phase: m.phase, done: m.done, total: m.total, message: workerMessage(m, { reference: 'train form', candidate: 'rounding control' }) }) },
+    {
+      ...childOptions,
+      onProgress: (m) =>
+        options.onProgress?.({
+          phase: m.phase,
+          done: m.done,
+          total: m.total,
+          message: workerMessage(m, { reference: 'train form', candidate: 'rounding control' }),
+        }),
+    },
   );
   return measuredTolerance(base, dtype, controlError(reply.metrics));
 }
@@ -484,7 +533,8 @@ async function compareOnInputs(ref: ComparedModel, cand: ComparedModel, options:
   const samples = await samplesFor(ref, shapes, options);
   const pairs = pairsFor(ref, cand, notes);
   // One file fused in memory: its forms; two files: their names.
-  const names = ref.file === cand.file ? { reference: ref.source, candidate: cand.source } : { reference: path.basename(ref.file), candidate: path.basename(cand.file) };
+  const names =
+    ref.file === cand.file ? { reference: ref.source, candidate: cand.source } : { reference: path.basename(ref.file), candidate: path.basename(cand.file) };
   const childOptions: ChildOptions = {
     subject: `${ref.file} vs ${cand.file}`,
     workerPath: options.workerPath,
@@ -497,8 +547,14 @@ async function compareOnInputs(ref: ComparedModel, cand: ComparedModel, options:
   const reply = await runInChild(
     {
       type: 'parity',
-      reference: await sessionSpec(ref, pairs.map((p) => p.reference)),
-      candidate: await sessionSpec(cand, pairs.map((p) => p.candidate)),
+      reference: await sessionSpec(
+        ref,
+        pairs.map((p) => p.reference),
+      ),
+      candidate: await sessionSpec(
+        cand,
+        pairs.map((p) => p.candidate),
+      ),
       samples,
       inputMap,
       pairs,
@@ -513,9 +569,26 @@ async function compareOnInputs(ref: ComparedModel, cand: ComparedModel, options:
   const blocks: BlockResult[] = [];
   pairs.forEach((p, i) => {
     const m: Metrics = reply.metrics[i];
-    const common = { name: p.name, maxAbs: m.maxAbs, maxRel: m.maxRel, meanAbs: m.meanAbs, cosine: m.cosine, pass: m.pass, scale: m.scale, nonFinite: m.nonFinite, ...(m.error ? { error: m.error } : {}) };
+    const common = {
+      name: p.name,
+      maxAbs: m.maxAbs,
+      maxRel: m.maxRel,
+      meanAbs: m.meanAbs,
+      cosine: m.cosine,
+      pass: m.pass,
+      scale: m.scale,
+      nonFinite: m.nonFinite,
+      ...(m.error ? { error: m.error } : {}),
+    };
     if (p.kind === 'block') blocks.push(common);
-    else outputs.push({ ...common, top1Agreement: m.top1Agreement, mismatched: m.mismatched, elements: m.elements, ...(p.candidate !== p.reference ? { candidateName: p.candidate } : {}) });
+    else
+      outputs.push({
+        ...common,
+        top1Agreement: m.top1Agreement,
+        mismatched: m.mismatched,
+        elements: m.elements,
+        ...(p.candidate !== p.reference ? { candidateName: p.candidate } : {}),
+      });
   });
   const forms = {
     train: formStats(ref, shapes, reply.latencyMs.reference, notes),

@@ -33,7 +33,9 @@ export interface BlocksPart {
 /** The short name of a family's block, as its own code calls it: 'RepConv', 'RepVGG', 'MobileOne'. */
 function blockNoun(families: ReadonlySet<FamilyId>): string {
   if (families.size !== 1) return 're-parameterizable';
-  return familyById([...families][0]).label.split(' ').at(-1)!;
+  return familyById([...families][0])
+    .label.split(' ')
+    .at(-1)!;
 }
 
 const isDetector = (families: ReadonlySet<FamilyId>) => [...families].every((f) => f.startsWith('yolov'));
@@ -49,11 +51,12 @@ export function blocksPart(part: BlocksPart): CheckedPart {
   const noun = blockNoun(families);
   const blocks = counted(part.blocks.length, noun);
   const first = part.blocks[0];
-  const others = part.source === 'onnx'
-    ? "the graph's other layers are not part of this check"
-    : part.othersInFile
-      ? `the ${isDetector(families) ? 'detector' : 'model'}'s other layers are not in the file as a graph`
-      : 'the file holds no other layers';
+  const others =
+    part.source === 'onnx'
+      ? "the graph's other layers are not part of this check"
+      : part.othersInFile
+        ? `the ${isDetector(families) ? 'detector' : 'model'}'s other layers are not in the file as a graph`
+        : 'the file holds no other layers';
   let sentence: string;
   let shapeUse: string;
   let inputs: CheckedPart['inputs'];
@@ -68,7 +71,11 @@ export function blocksPart(part: BlocksPart): CheckedPart {
     inputs = [{ block: first.name, channels: first.inChannels }];
   } else {
     sentence = `checks ${blocks}, each on its own input; ${others}`;
-    const listed = part.blocks.slice(0, LISTED).map((b) => `${b.name} ${b.inChannels}`).join(', ') + (part.blocks.length > LISTED ? ', …' : '');
+    const listed =
+      part.blocks
+        .slice(0, LISTED)
+        .map((b) => `${b.name} ${b.inChannels}`)
+        .join(', ') + (part.blocks.length > LISTED ? ', …' : '');
     shapeUse =
       `--shape describes the blocks' inputs${notImage}: its batch, height and width are used for every block's input, ` +
       `each block with its own channels (${listed}), and its channels must be those of the first block, ${first.name}: [batch, ${first.inChannels}, height, width]`;
@@ -80,9 +87,10 @@ export function blocksPart(part: BlocksPart): CheckedPart {
 /** An ONNX model run as it is (against itself with its blocks fused in place, or against another file). */
 export function onnxPart(file: string, fusedInPlace: number | undefined): CheckedPart {
   return {
-    sentence: fusedInPlace === undefined
-      ? `checks the whole ONNX graph of ${file}, as it is`
-      : `checks the whole ONNX graph, as it is and with its ${fusedInPlace === 1 ? 'block' : `${fusedInPlace} blocks`} fused in place`,
+    sentence:
+      fusedInPlace === undefined
+        ? `checks the whole ONNX graph of ${file}, as it is`
+        : `checks the whole ONNX graph, as it is and with its ${fusedInPlace === 1 ? 'block' : `${fusedInPlace} blocks`} fused in place`,
     shapeUse: "--shape fills the graph input's symbolic dimensions; fixed ones must match",
     topology: 'onnx',
   };

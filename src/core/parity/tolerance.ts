@@ -28,7 +28,6 @@ export interface ToleranceChoice extends Tolerance {
   dtype?: DType;
 }
 
-
 /**
  * The graph with each float32 initializer named in `tensors` multiplied, element by element, by
  * 1 + δ, δ uniform in ±u: at most what rounding a new value to the dtype does to it. The moved

@@ -11,11 +11,15 @@ import { ParityError } from './errors';
 /** A file-system error as a few words. */
 function fsReason(e: unknown): string {
   const code = (e as { code?: unknown }).code;
-  return code === 'ENOSPC' ? 'no space left on the device'
-    : code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? 'the folder is not writable'
-    : code === 'ENOENT' ? 'the folder does not exist'
-    : code === 'ENOTDIR' ? 'it is not a folder'
-    : messageOf(e);
+  return code === 'ENOSPC'
+    ? 'no space left on the device'
+    : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+      ? 'the folder is not writable'
+      : code === 'ENOENT'
+        ? 'the folder does not exist'
+        : code === 'ENOTDIR'
+          ? 'it is not a folder'
+          : messageOf(e);
 }
 
 /**
@@ -37,7 +41,11 @@ export class WorkFolder {
     try {
       return new WorkFolder(await fs.mkdtemp(path.join(parent, 'replens-parity-')), subject);
     } catch (e) {
-      throw new ParityError(subject, `could not make a temporary folder in ${parent} for the models ONNX Runtime runs (${fsReason(e)}); set TMPDIR to a writable folder`, 'io');
+      throw new ParityError(
+        subject,
+        `could not make a temporary folder in ${parent} for the models ONNX Runtime runs (${fsReason(e)}); set TMPDIR to a writable folder`,
+        'io',
+      );
     }
   }
 
@@ -61,7 +69,11 @@ export class WorkFolder {
       // Only the file system's own errors (they carry the call that failed) are about this folder.
       if (!(e instanceof Error && 'syscall' in e)) throw e;
       // A model takes about its file's size here, twice for a check of one file.
-      throw new ParityError(this.subject, `could not write the models ONNX Runtime runs to ${this.dir} (${fsReason(e)}); set TMPDIR to a folder with room for twice the model`, 'io');
+      throw new ParityError(
+        this.subject,
+        `could not write the models ONNX Runtime runs to ${this.dir} (${fsReason(e)}); set TMPDIR to a folder with room for twice the model`,
+        'io',
+      );
     }
   }
 

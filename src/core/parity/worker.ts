@@ -87,7 +87,12 @@ async function latencies(sessions: { session: Ort.InferenceSession; spec: Sessio
 }
 
 /** Runs every sample through one model and keeps the fetched outputs: one model is in memory at a time. */
-async function outputsOf(spec: SessionSpec, req: ParityRequest, fetches: readonly string[], model: 'reference' | 'candidate'): Promise<Ort.InferenceSession.OnnxValueMapType[]> {
+async function outputsOf(
+  spec: SessionSpec,
+  req: ParityRequest,
+  fetches: readonly string[],
+  model: 'reference' | 'candidate',
+): Promise<Ort.InferenceSession.OnnxValueMapType[]> {
   const total = req.samples.length;
   send({ type: 'progress', phase: 'load', model, done: 0, total });
   // As written, no optimizations: ONNX Runtime's own Conv+BN folding cannot hide a difference, and

@@ -64,10 +64,12 @@ function blockReport(displayName: (name: string) => string, block: Block): Block
 function macsAt(graph: OnnxGraph, shape: readonly number[]): number {
   const initializers = new Set(graph.initializer.map((t) => t.name));
   const inputs = graph.input.filter((i) => !initializers.has(i.name));
-  const shapes = new Map(inputs.map((i) => {
-    const dims = i.type?.tensorType?.shape?.dim.map((d) => d.dimValue) ?? [];
-    return [i.name ?? '', dims.map((d, k) => (typeof d === 'number' && d > 0 ? d : shape[k] ?? 1))] as const;
-  }));
+  const shapes = new Map(
+    inputs.map((i) => {
+      const dims = i.type?.tensorType?.shape?.dim.map((d) => d.dimValue) ?? [];
+      return [i.name ?? '', dims.map((d, k) => (typeof d === 'number' && d > 0 ? d : (shape[k] ?? 1)))] as const;
+    }),
+  );
   return graphStats(graph, shapes).macs ?? 0;
 }
 
@@ -80,7 +82,11 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
   // Taken before reading, so a change made while the report is built makes it out of date.
   const stamps = { input: await stampOf(input), output: options.deploy ? await stampOf(options.deploy) : null };
   const model = await openModelFile(input, { weights: options.weights });
-  const weights = model.weights && { key: model.weights.key, reason: model.weights.reason, others: model.weights.slots.map((s) => s.key).filter((k) => k !== model.weights!.key) };
+  const weights = model.weights && {
+    key: model.weights.key,
+    reason: model.weights.reason,
+    others: model.weights.slots.map((s) => s.key).filter((k) => k !== model.weights!.key),
+  };
   let structure: ModelStructure;
   const graphs: { before?: OnnxGraph; after?: OnnxGraph } = {};
   const kernels = new Map<string, KernelStats>();
@@ -138,7 +144,7 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
   const form = (f: ParityResult['forms']['train'] | undefined, graph: OnnxGraph, params: number, file: FileStamp | null): FormCosts => ({
     latencyMs: f?.latencyMs ?? null,
     params: f?.params ?? params,
-    macs: f ? f.macs ?? 0 : macsAt(graph, shape),
+    macs: f ? (f.macs ?? 0) : macsAt(graph, shape),
     nodes: f?.nodes ?? graph.node.length,
     fileBytes: file?.bytes ?? null,
   });
@@ -160,7 +166,14 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
     advice: parity ? parity.advice : 'Fix what the error names, then Check Parity again; the costs below do not need parity and are from the graphs.',
     inputs: parity?.inputs ?? 0,
     shape,
-    outputs: (parity?.outputs ?? []).map((o) => ({ name: o.name, maxAbs: o.maxAbs, maxRel: o.maxRel, meanAbs: o.meanAbs, cosine: o.cosine, top1Agreement: o.top1Agreement })),
+    outputs: (parity?.outputs ?? []).map((o) => ({
+      name: o.name,
+      maxAbs: o.maxAbs,
+      maxRel: o.maxRel,
+      meanAbs: o.meanAbs,
+      cosine: o.cosine,
+      top1Agreement: o.top1Agreement,
+    })),
     blocks,
     forms: { train, deploy },
     before,

@@ -168,7 +168,10 @@ export function layoutGraph(spec: GraphSpec): GraphView {
     const edgeOfRow = Math.min(...[...centers].filter(([, c]) => Math.abs(c.y - p.y) < NODE_HEIGHT).map(([i, c]) => c.x - size(i).width / 2));
     const c = { x: edgeOfRow - LAYOUT.nodesep - size(sink).width / 2, y: p.y };
     centers.set(sink, c);
-    edgePoints.set(edgeKey(producer, sink), [{ x: p.x - size(producer).width / 2, y: p.y }, { x: c.x + size(sink).width / 2, y: p.y }]);
+    edgePoints.set(edgeKey(producer, sink), [
+      { x: p.x - size(producer).width / 2, y: p.y },
+      { x: c.x + size(sink).width / 2, y: p.y },
+    ]);
   }
 
   // Shift everything so the drawing starts at the margins.

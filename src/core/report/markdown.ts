@@ -20,7 +20,9 @@ export function reportMarkdown(r: ReportData): string {
     `- deploy file: ${r.output ?? '(in memory)'}`,
     `- family: ${r.family}, architecture: ${r.architecture}`,
     ...(r.weights ? [`- weights: '${r.weights.key}', ${r.weights.reason === 'chosen' ? 'as asked' : r.weights.reason}`] : []),
-    r.pass === null ? `- parity: **${verdict}**` : `- parity: **${verdict}** (atol ${r.atol}, rtol ${r.rtol}, ${r.inputs} inputs of shape ${r.shape.join('×')})`,
+    r.pass === null
+      ? `- parity: **${verdict}**`
+      : `- parity: **${verdict}** (atol ${r.atol}, rtol ${r.rtol}, ${r.inputs} inputs of shape ${r.shape.join('×')})`,
     ...(r.advice ? [`- what next: ${r.advice}`] : []),
     ...(r.toleranceBasis ? [`- tolerance: ${r.toleranceBasis}`] : []),
     '',
@@ -39,7 +41,10 @@ export function reportMarkdown(r: ReportData): string {
     '',
     '| output | max abs | max rel | mean abs | cosine | top-1 agreement |',
     '|---|---:|---:|---:|---:|---:|',
-    ...r.outputs.map((o) => `| ${o.name} | ${num(o.maxAbs)} | ${num(o.maxRel)} | ${num(o.meanAbs)} | ${o.cosine.toFixed(6)} | ${o.top1Agreement === null ? '–' : `${(o.top1Agreement * 100).toFixed(1)}%`} |`),
+    ...r.outputs.map(
+      (o) =>
+        `| ${o.name} | ${num(o.maxAbs)} | ${num(o.maxRel)} | ${num(o.meanAbs)} | ${o.cosine.toFixed(6)} | ${o.top1Agreement === null ? '–' : `${(o.top1Agreement * 100).toFixed(1)}%`} |`,
+    ),
     '',
     '## Blocks',
     '',

@@ -57,14 +57,30 @@ const isGraph = (g: unknown) =>
 /** A load note as the report view draws it: two sentences and the code lines. */
 function isLoadNote(x: unknown): boolean {
   const note = x as Partial<Record<string, unknown>> | null;
-  return typeof note === 'object' && note !== null && typeof note.what === 'string' && typeof note.how === 'string' && Array.isArray(note.code) && note.code.every((line) => typeof line === 'string');
+  return (
+    typeof note === 'object' &&
+    note !== null &&
+    typeof note.what === 'string' &&
+    typeof note.how === 'string' &&
+    Array.isArray(note.code) &&
+    note.code.every((line) => typeof line === 'string')
+  );
 }
 
 /** The fields the report view cannot draw without, and the load note's when there is one. */
 function isReport(value: unknown): value is ReportData {
   if (typeof value !== 'object' || value === null) return false;
   const r = value as Partial<Record<keyof ReportData, unknown>>;
-  return typeof r.input === 'string' && Array.isArray(r.blocks) && Array.isArray(r.outputs) && isGraph(r.before) && isGraph(r.after) && typeof r.forms === 'object' && r.forms !== null && (r.load === undefined || isLoadNote(r.load));
+  return (
+    typeof r.input === 'string' &&
+    Array.isArray(r.blocks) &&
+    Array.isArray(r.outputs) &&
+    isGraph(r.before) &&
+    isGraph(r.after) &&
+    typeof r.forms === 'object' &&
+    r.forms !== null &&
+    (r.load === undefined || isLoadNote(r.load))
+  );
 }
 
 /** A file stamp as an about-file holds it: null (no file) or its size and modification time. */
@@ -115,7 +131,8 @@ export class ReportStore {
     try {
       text = await fs.readFile(file, 'utf8');
     } catch (e) {
-      if ((e as { code?: unknown }).code === 'ENOENT') throw new ReportStoreError(file, `the stored report is gone (RepLens keeps the latest ${this.keep})`, 'missing');
+      if ((e as { code?: unknown }).code === 'ENOENT')
+        throw new ReportStoreError(file, `the stored report is gone (RepLens keeps the latest ${this.keep})`, 'missing');
       throw new ReportStoreError(file, `the stored report cannot be read: ${(e as Error).message}`, 'unreadable');
     }
     let value: unknown;
@@ -146,7 +163,12 @@ export class ReportStore {
   private async about(id: string): Promise<StoredReportAbout | undefined> {
     try {
       const v = JSON.parse(await fs.readFile(this.aboutFileOf(id), 'utf8')) as Partial<StoredReportAbout>;
-      const ok = v.id === id && typeof v.input === 'string' && (v.output === null || typeof v.output === 'string') && isStamp(v.stamps?.input) && isStamp(v.stamps?.output);
+      const ok =
+        v.id === id &&
+        typeof v.input === 'string' &&
+        (v.output === null || typeof v.output === 'string') &&
+        isStamp(v.stamps?.input) &&
+        isStamp(v.stamps?.output);
       return ok ? (v as StoredReportAbout) : undefined;
     } catch {
       return undefined;
@@ -169,10 +191,11 @@ export class ReportStore {
     const doomed = reports.slice(this.keep).filter((id) => !shown.has(id));
     // About-files whose report is gone too (a deletion cut short): they would find nothing.
     const orphans = idsNewestFirst(names, ABOUT_SUFFIX).filter((id) => !reports.includes(id));
-    await Promise.all([
-      ...doomed.flatMap((id) => [this.fileOf(id), this.aboutFileOf(id)]),
-      ...orphans.map((id) => this.aboutFileOf(id)),
-    ].map((file) => fs.rm(file, { force: true })));
+    await Promise.all(
+      [...doomed.flatMap((id) => [this.fileOf(id), this.aboutFileOf(id)]), ...orphans.map((id) => this.aboutFileOf(id))].map((file) =>
+        fs.rm(file, { force: true }),
+      ),
+    );
     return doomed;
   }
 }

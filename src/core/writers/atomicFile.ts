@@ -83,7 +83,11 @@ async function sameFile(a: string, b: string): Promise<boolean> {
   }
 }
 
-const exists = (file: string) => fs.stat(file).then(() => true, () => false);
+const exists = (file: string) =>
+  fs.stat(file).then(
+    () => true,
+    () => false,
+  );
 
 /** The error of a cancelled write; `file` is the output, or the input when no output is known yet. */
 export function cancelledError(file: string): OutputError {
@@ -100,7 +104,8 @@ const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
  */
 async function moveIntoPlace(temp: string, target: string, shown: string, overwrite: boolean): Promise<void> {
   if (overwrite) return fs.rename(temp, target);
-  const appeared = () => new OutputError(shown, 'was created by someone else while this output was being written; it was left as it is (use --force to replace it)', 'exists');
+  const appeared = () =>
+    new OutputError(shown, 'was created by someone else while this output was being written; it was left as it is (use --force to replace it)', 'exists');
   try {
     await fs.link(temp, target);
   } catch (e) {
@@ -131,7 +136,11 @@ export interface AtomicWriteOptions {
 /** The error of a failed read-back check: the user's input is fine, RepLens is not. */
 function unverifiedError(target: string, e: unknown): OutputError {
   const detail = e instanceof ModelFormatError ? e.reason : messageOf(e);
-  return new OutputError(target, `internal error: the finished file did not read back as it was produced (${detail}); nothing was written. This is a bug in RepLens: please report it`, 'unverified');
+  return new OutputError(
+    target,
+    `internal error: the finished file did not read back as it was produced (${detail}); nothing was written. This is a bug in RepLens: please report it`,
+    'unverified',
+  );
 }
 
 /**
@@ -177,10 +186,13 @@ export async function writeAtomically(target: string, write: (sink: ByteSink) =>
     // Only file-system failures are about the output; anything else (a bad block, a changed input) passes through.
     if (typeof code !== 'string') throw e;
     const reason =
-      code === 'ENOSPC' ? 'no space left on the device; nothing was written' :
-      code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? 'the folder is not writable' :
-      code === 'ENOENT' ? 'the folder does not exist' :
-      (e as Error).message;
+      code === 'ENOSPC'
+        ? 'no space left on the device; nothing was written'
+        : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
+          ? 'the folder is not writable'
+          : code === 'ENOENT'
+            ? 'the folder does not exist'
+            : (e as Error).message;
     throw new OutputError(target, reason, 'io');
   }
 }

@@ -108,7 +108,9 @@ export function pickleObjectGraph(root: PyValue, storages: GraphStorages): Uint8
       }
       return;
     } else if (v instanceof PySet) {
-      p.global('builtins', v.frozen ? 'frozenset' : 'set').op(OP.MARK).op(OP.EMPTY_LIST);
+      p.global('builtins', v.frozen ? 'frozenset' : 'set')
+        .op(OP.MARK)
+        .op(OP.EMPTY_LIST);
       if (v.items.size > 0) items(v.items, OP.APPENDS);
       p.op(OP.TUPLE).op(OP.REDUCE);
     } else if (v instanceof PyObject) {

@@ -2,16 +2,47 @@ import type { DType } from '../formats/tensor';
 
 /** torch's storage class for each element type, as a persistent id names it. */
 export const STORAGE_TYPES: Record<DType, string> = {
-  float64: 'DoubleStorage', float32: 'FloatStorage', float16: 'HalfStorage', bfloat16: 'BFloat16Storage',
-  int64: 'LongStorage', int32: 'IntStorage', int16: 'ShortStorage', int8: 'CharStorage', uint8: 'ByteStorage', bool: 'BoolStorage',
+  float64: 'DoubleStorage',
+  float32: 'FloatStorage',
+  float16: 'HalfStorage',
+  bfloat16: 'BFloat16Storage',
+  int64: 'LongStorage',
+  int32: 'IntStorage',
+  int16: 'ShortStorage',
+  int8: 'CharStorage',
+  uint8: 'ByteStorage',
+  bool: 'BoolStorage',
 };
 
 /** The pickle opcodes RepLens writes: protocol 2, plus NEWOBJ_EX for an object the input made with keyword arguments. */
 export const OP = {
-  PROTO: 0x80, STOP: 0x2e, MARK: 0x28, GLOBAL: 0x63, REDUCE: 0x52, NEWOBJ: 0x81, NEWOBJ_EX: 0x92, BUILD: 0x62,
-  EMPTY_TUPLE: 0x29, TUPLE: 0x74, EMPTY_LIST: 0x5d, APPENDS: 0x65, EMPTY_DICT: 0x7d, SETITEMS: 0x75,
-  BINUNICODE: 0x58, BINBYTES: 0x42, BININT1: 0x4b, BININT2: 0x4d, BININT: 0x4a, LONG1: 0x8a, BINFLOAT: 0x47,
-  NONE: 0x4e, NEWTRUE: 0x88, NEWFALSE: 0x89, BINPERSID: 0x51, LONG_BINPUT: 0x72, LONG_BINGET: 0x6a,
+  PROTO: 0x80,
+  STOP: 0x2e,
+  MARK: 0x28,
+  GLOBAL: 0x63,
+  REDUCE: 0x52,
+  NEWOBJ: 0x81,
+  NEWOBJ_EX: 0x92,
+  BUILD: 0x62,
+  EMPTY_TUPLE: 0x29,
+  TUPLE: 0x74,
+  EMPTY_LIST: 0x5d,
+  APPENDS: 0x65,
+  EMPTY_DICT: 0x7d,
+  SETITEMS: 0x75,
+  BINUNICODE: 0x58,
+  BINBYTES: 0x42,
+  BININT1: 0x4b,
+  BININT2: 0x4d,
+  BININT: 0x4a,
+  LONG1: 0x8a,
+  BINFLOAT: 0x47,
+  NONE: 0x4e,
+  NEWTRUE: 0x88,
+  NEWFALSE: 0x89,
+  BINPERSID: 0x51,
+  LONG_BINPUT: 0x72,
+  LONG_BINGET: 0x6a,
 } as const;
 
 /** Appends opcodes and their arguments; `build()` returns the bytes. */

@@ -3,7 +3,16 @@ import type { ByteSink } from './atomicFile';
 import { byteLengthOf, inWriteOrder, writtenTensor, type OutputTensor, type WrittenTensor } from './outputTensor';
 
 const DTYPE_NAMES: Record<DType, string> = {
-  float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
+  float64: 'F64',
+  float32: 'F32',
+  float16: 'F16',
+  bfloat16: 'BF16',
+  int64: 'I64',
+  int32: 'I32',
+  int16: 'I16',
+  int8: 'I8',
+  uint8: 'U8',
+  bool: 'BOOL',
 };
 
 /** A safetensors file: the header (known up front) then each tensor's bytes in order. Returns what was written, for the read-back check. */

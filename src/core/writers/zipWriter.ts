@@ -12,9 +12,15 @@ const MAX32 = 0xffffffff;
 /** torch aligns record data to 64 bytes so that storages can be memory-mapped. */
 const ALIGN = 64;
 
-function u16(v: DataView, at: number, x: number) { v.setUint16(at, x, true); }
-function u32(v: DataView, at: number, x: number) { v.setUint32(at, x, true); }
-function u64(v: DataView, at: number, x: number) { v.setBigUint64(at, BigInt(x), true); }
+function u16(v: DataView, at: number, x: number) {
+  v.setUint16(at, x, true);
+}
+function u32(v: DataView, at: number, x: number) {
+  v.setUint32(at, x, true);
+}
+function u64(v: DataView, at: number, x: number) {
+  v.setBigUint64(at, BigInt(x), true);
+}
 
 /**
  * Writes an uncompressed ("stored") zip archive record by record, as PyTorch lays
@@ -88,8 +94,14 @@ export class ZipWriter {
         u16(v, at, 0x0001);
         u16(v, at + 2, zip64Len - 4);
         at += 4;
-        if (needs[0]) { u64(v, at, e.size); at += 8; }
-        if (needs[1]) { u64(v, at, e.size); at += 8; }
+        if (needs[0]) {
+          u64(v, at, e.size);
+          at += 8;
+        }
+        if (needs[1]) {
+          u64(v, at, e.size);
+          at += 8;
+        }
         if (needs[2]) u64(v, at, e.offset);
       }
       await this.sink.write(rec);

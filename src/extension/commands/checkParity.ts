@@ -14,32 +14,44 @@ import { chosenWeights } from '../weightsChoice';
  * progress notification, and shows it in its report panel. `load` is the load note of a
  * `deploy` RepLens just wrote, for the report to show.
  */
-export async function showReport(reports: ReportPanels, extensionUri: vscode.Uri, input: string, deploy?: string, load?: LoadNote): Promise<ReportData | undefined> {
-  const report = Promise.resolve(vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: `RepLens: checking parity of ${path.basename(input)}`, cancellable: true },
-    async (progress, token): Promise<ReportData> => {
-      const controller = new AbortController();
-      token.onCancellationRequested(() => controller.abort());
-      const options: ReportOptions = {
-        ...paritySettings(),
-        weights: chosenWeights(input),
-        deploy,
-        load,
-        signal: controller.signal,
-        layoutWorker: vscode.Uri.joinPath(extensionUri, 'dist', 'layoutWorker.js').fsPath,
-        workerPath: vscode.Uri.joinPath(extensionUri, 'dist', 'parityWorker.js').fsPath,
-        onProgress: (p) => progress.report({ message: p.message }),
-      };
-      const started = Date.now();
-      const data = await buildReport(input, options);
-      const verdict = data.pass === null ? `not run (${data.parityError})` : data.pass ? 'PASS' : 'FAIL';
-      log().info(`Parity of ${input}${deploy ? ` vs ${deploy}` : ''}: ${verdict} in ${Date.now() - started} ms`);
-      // After a conversion the conversion's own message gives the verdict.
-      if (data.pass === false && !deploy) void vscode.window.showWarningMessage(`RepLens: parity FAILED for ${path.basename(input)}: ${data.advice ?? 'see the report'}`);
-      if (data.pass === null && !deploy) void vscode.window.showErrorMessage(`RepLens: the parity check of ${path.basename(input)} could not run: ${data.parityError ?? 'no reason was given'}`);
-      return data;
-    },
-  ));
+export async function showReport(
+  reports: ReportPanels,
+  extensionUri: vscode.Uri,
+  input: string,
+  deploy?: string,
+  load?: LoadNote,
+): Promise<ReportData | undefined> {
+  const report = Promise.resolve(
+    vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `RepLens: checking parity of ${path.basename(input)}`, cancellable: true },
+      async (progress, token): Promise<ReportData> => {
+        const controller = new AbortController();
+        token.onCancellationRequested(() => controller.abort());
+        const options: ReportOptions = {
+          ...paritySettings(),
+          weights: chosenWeights(input),
+          deploy,
+          load,
+          signal: controller.signal,
+          layoutWorker: vscode.Uri.joinPath(extensionUri, 'dist', 'layoutWorker.js').fsPath,
+          workerPath: vscode.Uri.joinPath(extensionUri, 'dist', 'parityWorker.js').fsPath,
+          onProgress: (p) => progress.report({ message: p.message }),
+        };
+        const started = Date.now();
+        const data = await buildReport(input, options);
+        const verdict = data.pass === null ? `not run (${data.parityError})` : data.pass ? 'PASS' : 'FAIL';
+        log().info(`Parity of ${input}${deploy ? ` vs ${deploy}` : ''}: ${verdict} in ${Date.now() - started} ms`);
+        // After a conversion the conversion's own message gives the verdict.
+        if (data.pass === false && !deploy)
+          void vscode.window.showWarningMessage(`RepLens: parity FAILED for ${path.basename(input)}: ${data.advice ?? 'see the report'}`);
+        if (data.pass === null && !deploy)
+          void vscode.window.showErrorMessage(
+            `RepLens: the parity check of ${path.basename(input)} could not run: ${data.parityError ?? 'no reason was given'}`,
+          );
+        return data;
+      },
+    ),
+  );
   await reports.show(input, report);
   return report.catch(() => undefined);
 }

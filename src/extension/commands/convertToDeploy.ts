@@ -20,7 +20,10 @@ import { messageOf } from '../../core/formats/errors';
 export type ConvertListener = (result: ConvertResult) => Promise<ReportData | undefined> | void;
 
 async function exists(file: string): Promise<boolean> {
-  return fs.stat(file).then(() => true, () => false);
+  return fs.stat(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Inputs being converted now: a second Convert of one of them would only race the first for the same output. */
@@ -53,7 +56,10 @@ function announce(result: ConvertResult, checked: ReportData | undefined): void 
   const buttons = ['Open', 'Reveal in Explorer'];
   const shown =
     checked?.pass === null
-      ? vscode.window.showErrorMessage(`RepLens: the check of ${name} could not run: ${checked.parityError ?? 'no reason was given'}. The file was written (${what}); see the report.`, ...buttons)
+      ? vscode.window.showErrorMessage(
+          `RepLens: the check of ${name} could not run: ${checked.parityError ?? 'no reason was given'}. The file was written (${what}); see the report.`,
+          ...buttons,
+        )
       : checked?.pass === false
         ? vscode.window.showWarningMessage(`RepLens: ${name} FAILED its parity check: ${checked.advice ?? 'see the report'} (written: ${what}).`, ...buttons)
         : vscode.window.showInformationMessage(`RepLens: wrote ${name} — ${what}${checked ? '; parity PASS' : ''}.`, ...buttons);
@@ -108,11 +114,16 @@ async function convert(input: string, onConverted: ConvertListener): Promise<Con
       },
     );
     if (result.weights) log().info(`  ${weightsText(result.weights)}`);
-    log().info(`Wrote ${result.output}: ${result.blocksFused} blocks fused, ${result.paramsBefore} → ${result.paramsAfter} parameters, ${result.bytesWritten} bytes in ${result.seconds.toFixed(2)} s`);
+    log().info(
+      `Wrote ${result.output}: ${result.blocksFused} blocks fused, ${result.paramsBefore} → ${result.paramsAfter} parameters, ${result.bytesWritten} bytes in ${result.seconds.toFixed(2)} s`,
+    );
     for (const e of result.eps) log().info(`  BN eps ${e.value} (${e.source}) in ${e.blocks} block(s)`);
     for (const w of result.warnings) log().warn(`  ${w}`);
     // The conversion is announced once its check has spoken: a file whose check failed or could not run is not a success.
-    void Promise.resolve(onConverted(result)).then((checked) => announce(result, checked || undefined), () => announce(result, undefined));
+    void Promise.resolve(onConverted(result)).then(
+      (checked) => announce(result, checked || undefined),
+      () => announce(result, undefined),
+    );
     return result;
   } catch (e) {
     const message = messageOf(e);

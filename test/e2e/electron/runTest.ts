@@ -28,7 +28,8 @@ async function main(): Promise<void> {
         '--disable-workspace-trust',
         '--skip-welcome',
         '--skip-release-notes',
-        '--user-data-dir', join(scratch, 'user-data'),
+        '--user-data-dir',
+        join(scratch, 'user-data'),
       ],
     });
   } finally {

@@ -7,7 +7,9 @@ let built: Bundle;
 
 function replens(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(built.dir, 'cli.js'), ...args], (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }));
+    execFile(process.execPath, [path.join(built.dir, 'cli.js'), ...args], (error, stdout, stderr) =>
+      resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -40,7 +42,11 @@ describe('replens help', () => {
   });
 
   it('stops quietly when the reader has closed the pipe (| head)', async () => {
-    const child = spawn(process.execPath, [path.join(built.dir, 'cli.js'), 'tensors', path.join(__dirname, '..', '..', 'fixtures', 'models', 'repvgg_tiny_wrapped.pth.tar')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [path.join(built.dir, 'cli.js'), 'tensors', path.join(__dirname, '..', '..', 'fixtures', 'models', 'repvgg_tiny_wrapped.pth.tar')],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d));
     // Our end is closed before the CLI has started, so its first line already meets a closed pipe.
@@ -54,7 +60,7 @@ describe('replens help', () => {
 describe('what a state dict cannot say', () => {
   const PEERS = path.join(__dirname, '..', '..', 'fixtures', 'peers');
 
-  it("--weights and --qarepvgg v2 are heard by inspect; a wrong value is a usage error that names the choices", async () => {
+  it('--weights and --qarepvgg v2 are heard by inspect; a wrong value is a usage error that names the choices', async () => {
     const v2 = path.join(PEERS, 'yolov6', 'tiny_qarepvggv2_ema_state_dict.pth');
     const assumed = await replens('inspect', v2);
     expect(assumed.stdout).toContain('family yolov6-qarepvgg,');
@@ -66,7 +72,9 @@ describe('what a state dict cannot say', () => {
     expect(await replens('inspect', v2, '--qarepvgg', 'v3')).toMatchObject({ code: 2, stderr: expect.stringContaining('--qarepvgg must be v1 or v2') });
 
     const last = path.join(PEERS, 'yolov7', 'tiny_repconv_last.pt');
-    expect((await replens('inspect', last)).stdout).toContain("weights from 'ema': the EMA weights, which YOLO projects evaluate and export when a checkpoint has them (also in the file: 'model'); --weights model reads 'model' instead");
+    expect((await replens('inspect', last)).stdout).toContain(
+      "weights from 'ema': the EMA weights, which YOLO projects evaluate and export when a checkpoint has them (also in the file: 'model'); --weights model reads 'model' instead",
+    );
     expect((await replens('inspect', last, '--weights', 'model')).stdout).toContain("weights from 'model': as asked; --weights ema reads 'ema' instead");
     const missing = await replens('inspect', last, '--weights', 'EMA');
     expect(missing.code).toBe(1);

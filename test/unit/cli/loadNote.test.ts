@@ -36,13 +36,22 @@ describe('the load note of a deploy checkpoint, per family', () => {
       const note = loadNote(base(f.id));
       expect(note.family, f.id).toBe(f.id);
       expect(note.basis, f.id).not.toBe('generic');
-      expect(note.what, f.id).toBe(`train.deploy.pth is a flat state dict of the deploy model (tensor name → tensor): every fused block is one conv with bias (${f.deploy}), every other tensor is as it was`);
+      expect(note.what, f.id).toBe(
+        `train.deploy.pth is a flat state dict of the deploy model (tensor name → tensor): every fused block is one conv with bias (${f.deploy}), every other tensor is as it was`,
+      );
       expect(note.code.slice(-2), f.id).toEqual([LOAD, 'model.eval()']);
     }
   });
 
   it('yolov7-repconv, from a whole-module training checkpoint: says the modules were not written, and builds Model(cfg), fuses every RepConv, loads strictly', () => {
-    const note = loadNote(base('yolov7-repconv', { input: 'best.pt', wholeModule: true, weightsKey: 'ema', otherKeys: ['epoch', 'best_fitness', 'model', 'optimizer', 'wandb_id'] }));
+    const note = loadNote(
+      base('yolov7-repconv', {
+        input: 'best.pt',
+        wholeModule: true,
+        weightsKey: 'ema',
+        otherKeys: ['epoch', 'best_fitness', 'model', 'optimizer', 'wandb_id'],
+      }),
+    );
     expect(note.what).toBe(
       'train.deploy.pth is a flat state dict of the deploy model (tensor name → tensor): every fused block is one conv with bias (rbr_reparam), every other tensor is as it was; ' +
         "the pickled module objects of 'ema' were not written, nor the checkpoint's other entries ('epoch', 'best_fitness', 'model', 'optimizer', …)",
@@ -63,7 +72,7 @@ describe('the load note of a deploy checkpoint, per family', () => {
     ]);
   });
 
-  it('yolov7-repconv from a state dict: the cfg and class count are the user\'s', () => {
+  it("yolov7-repconv from a state dict: the cfg and class count are the user's", () => {
     expect(loadNote(base('yolov7-repconv')).code[3]).toBe("model = Model('cfg/training/yolov7.yaml', nc=80)  # the cfg and class count it was trained with");
   });
 
@@ -100,17 +109,27 @@ describe('the load note of a deploy checkpoint, per family', () => {
     ]);
     // The named constructors fix 1000 classes: another head needs RepVGG(...).
     const ten = loadNote(base('repvgg', { architecture: 'RepVGG-A0', tensors: [{ name: 'linear.weight', shape: [10, 1280] }] }));
-    expect(ten.code[2]).toBe('model = RepVGG(num_blocks=[...], num_classes=10, width_multiplier=[...], override_groups_map=None, deploy=True)  # the arguments it was trained with');
+    expect(ten.code[2]).toBe(
+      'model = RepVGG(num_blocks=[...], num_classes=10, width_multiplier=[...], override_groups_map=None, deploy=True)  # the arguments it was trained with',
+    );
   });
 
   it('timm: create_model, then reparameterize_model', () => {
     const note = loadNote(base('timm-repvgg', { architecture: 'RepVGG-A0', tensors: [{ name: 'head.fc.weight', shape: [10, 1280] }] }));
-    expect(note.code.slice(0, 5)).toEqual(['import torch', 'import timm', 'from timm.utils.model import reparameterize_model', "model = timm.create_model('repvgg_a0', num_classes=10)", 'model = reparameterize_model(model)']);
+    expect(note.code.slice(0, 5)).toEqual([
+      'import torch',
+      'import timm',
+      'from timm.utils.model import reparameterize_model',
+      "model = timm.create_model('repvgg_a0', num_classes=10)",
+      'model = reparameterize_model(model)',
+    ]);
     expect(loadNote(base('timm-mobileone')).code[3]).toBe("model = timm.create_model('mobileone_s0', num_classes=1000)  # the model name it was trained as");
   });
 
   it('mobileone: inference_mode=True; mmpretrain: the backbone in deploy form', () => {
-    expect(loadNote(base('mobileone', { tensors: [{ name: 'linear.weight', shape: [10, 64] }] })).code[2]).toBe("model = mobileone(num_classes=10, inference_mode=True, variant='s0')  # the variant it was trained as");
+    expect(loadNote(base('mobileone', { tensors: [{ name: 'linear.weight', shape: [10, 64] }] })).code[2]).toBe(
+      "model = mobileone(num_classes=10, inference_mode=True, variant='s0')  # the variant it was trained as",
+    );
     expect(loadNote(base('mmpretrain-repvgg', { architecture: 'RepVGG-B1g4' })).code.slice(1, 3)).toEqual([
       'from mmpretrain.apis import get_model',
       "model = get_model('configs/repvgg/repvgg-B1g4_8xb32_in1k.py', backbone=dict(deploy=True))",
@@ -148,7 +167,12 @@ describe('convertFile returns the note', () => {
       "yolo-module.deploy.pt is a checkpoint in the input's own form: {'model': the pickled models.yolo.Model}, every fused block in its deploy form (one conv with bias, rbr_reparam), every other object as it was; " +
         "the weights read from 'ema' are under 'model', the key every loader reads; the input checkpoint's other entries ('epoch', 'best_fitness', 'training_results', 'model', …) were not written",
     );
-    expect(r.load.code).toEqual(['import torch', "from models.experimental import attempt_load  # YOLOv7's own source", `model = attempt_load('${output}', map_location='cpu')`, 'model.eval()']);
+    expect(r.load.code).toEqual([
+      'import torch',
+      "from models.experimental import attempt_load  # YOLOv7's own source",
+      `model = attempt_load('${output}', map_location='cpu')`,
+      'model.eval()',
+    ]);
   });
 
   it("a YOLOv7 training checkpoint (YOLOv7's own train.py): whole module, 'ema', written as a state dict", async () => {
@@ -156,7 +180,9 @@ describe('convertFile returns the note', () => {
     const r = await convertFile(YOLOV7, { output, stateDict: true });
     expect(r.module).toBeUndefined();
     expect(r.load.family).toBe('yolov7-repconv');
-    expect(r.load.what).toContain("the pickled module objects of 'ema' were not written, nor the checkpoint's other entries ('epoch', 'best_fitness', 'training_results', 'model', …)");
+    expect(r.load.what).toContain(
+      "the pickled module objects of 'ema' were not written, nor the checkpoint's other entries ('epoch', 'best_fitness', 'training_results', 'model', …)",
+    );
     expect(r.load.code).toContain(`model = Model(torch.load('${YOLOV7}', map_location='cpu')['ema'].yaml)  # the cfg stored with the training checkpoint`);
     expect(r.load.code).toContain(`model.load_state_dict(torch.load('${output}', map_location='cpu'), strict=True)`);
   });
@@ -165,14 +191,22 @@ describe('convertFile returns the note', () => {
     const r = await convertFile(path.join(FIXTURES, 'models', 'repvgg_tiny_train.pth'), { output: path.join(dir, 'tiny.deploy.pth') });
     expect(r.load.family).toBe('repvgg');
     expect(r.load.what).not.toContain('not written');
-    expect(r.load.code[2]).toBe('model = RepVGG(num_blocks=[...], num_classes=10, width_multiplier=[...], override_groups_map=None, deploy=True)  # the arguments it was trained with');
+    expect(r.load.code[2]).toBe(
+      'model = RepVGG(num_blocks=[...], num_classes=10, width_multiplier=[...], override_groups_map=None, deploy=True)  # the arguments it was trained with',
+    );
   });
 
   it("a checkpoint written as ONNX: the graph RepLens built, not the input's", async () => {
     const output = path.join(dir, 'tiny.deploy.onnx');
     const r = await convertFile(path.join(FIXTURES, 'models', 'repvgg_tiny_train.pth'), { output, format: 'onnx' });
-    expect(r.load).toMatchObject({ family: 'onnx', how: 'It is the graph the parity check runs', code: ['import onnxruntime as ort', `session = ort.InferenceSession('${output}')`] });
-    expect(r.load.what).toBe("tiny.deploy.onnx is an ONNX model (opset 13, float32) that RepLens built for the checkpoint's deploy form, each block one Conv, with batch, height and width left symbolic");
+    expect(r.load).toMatchObject({
+      family: 'onnx',
+      how: 'It is the graph the parity check runs',
+      code: ['import onnxruntime as ort', `session = ort.InferenceSession('${output}')`],
+    });
+    expect(r.load.what).toBe(
+      "tiny.deploy.onnx is an ONNX model (opset 13, float32) that RepLens built for the checkpoint's deploy form, each block one Conv, with batch, height and width left symbolic",
+    );
     const rewritten = await convertFile(path.join(FIXTURES, 'models', 'repvgg_tiny_train.onnx'), { output: path.join(dir, 'graph.deploy.onnx') });
     expect(rewritten.load.what).toContain("the input's graph with every fused block as one Conv");
   });
@@ -183,7 +217,9 @@ describe('replens convert prints the note', () => {
   let dir: string;
   const replens = (...args: string[]) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, [path.join(built.dir, 'cli.js'), ...args], (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }));
+      execFile(process.execPath, [path.join(built.dir, 'cli.js'), ...args], (error, stdout, stderr) =>
+        resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+      );
     });
   beforeAll(async () => {
     built = await bundle(ENTRIES);
@@ -194,7 +230,7 @@ describe('replens convert prints the note', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('in the text (--state-dict): what the file is, the family\'s sentence, then the lines, indented to copy', async () => {
+  it("in the text (--state-dict): what the file is, the family's sentence, then the lines, indented to copy", async () => {
     const output = path.join(dir, 'best.deploy.pt');
     const { code, stdout } = await replens('convert', YOLOV7, '-o', output, '--state-dict');
     expect(code).toBe(0);

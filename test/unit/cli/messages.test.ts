@@ -21,7 +21,9 @@ let dir: string;
 
 function replens(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(built.dir, 'cli.js'), ...args], { cwd }, (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }));
+    execFile(process.execPath, [path.join(built.dir, 'cli.js'), ...args], { cwd }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+    );
   });
 }
 
@@ -49,7 +51,12 @@ describe('the messages users see most, word for word', () => {
     const file = await cut('repvgg_tiny_train.pth', 0.6, 'truncated_train.pth');
     for (const command of ['inspect', 'tensors', 'convert']) {
       const { code, stdout, stderr } = await replens([command, file]);
-      expect({ command, code, stdout, stderr }).toEqual({ command, code: 1, stdout: '', stderr: `replens: truncated_train.pth: ${TRUNCATED_PTH}\n  file: ${file}\n` });
+      expect({ command, code, stdout, stderr }).toEqual({
+        command,
+        code: 1,
+        stdout: '',
+        stderr: `replens: truncated_train.pth: ${TRUNCATED_PTH}\n  file: ${file}\n`,
+      });
     }
     // Given by its base name (run in its folder), the path line would say nothing more: there is none.
     expect((await replens(['inspect', 'truncated_train.pth'], dir)).stderr).toBe(`replens: truncated_train.pth: ${TRUNCATED_PTH}\n`);
@@ -57,10 +64,26 @@ describe('the messages users see most, word for word', () => {
 
   it('the other formats cut short say the same first words, and where they stopped', async () => {
     const cases: [string, number, string][] = [
-      ['repvgg_tiny_train_legacy.pth', 0.6, "the file is truncated: it ends at 83.8 KiB, inside the storages of a legacy PyTorch checkpoint (storage '70' needs bytes up to 94236); re-save or re-download it"],
-      ['repvgg_tiny_train.safetensors', 0.6, "the file is truncated: it ends at 80.2 KiB, inside the tensor data of a safetensors file (tensor 'stage3.1.rbr_dense.conv.weight' needs data bytes up to 79648, the file has 73332); re-save or re-download it"],
-      ['repvgg_tiny_train.safetensors', 0.02, 'the file is truncated: it ends at 2.7 KiB, inside the header of a safetensors file (header claims 8816 bytes, the file has 2730 after the length); re-save or re-download it'],
-      ['repvgg_tiny_train.onnx', 0.6, 'the file is truncated: it ends at 85.7 KiB, inside an ONNX model (its graph (field 7) runs from byte 19 to byte 146324); re-save or re-download it'],
+      [
+        'repvgg_tiny_train_legacy.pth',
+        0.6,
+        "the file is truncated: it ends at 83.8 KiB, inside the storages of a legacy PyTorch checkpoint (storage '70' needs bytes up to 94236); re-save or re-download it",
+      ],
+      [
+        'repvgg_tiny_train.safetensors',
+        0.6,
+        "the file is truncated: it ends at 80.2 KiB, inside the tensor data of a safetensors file (tensor 'stage3.1.rbr_dense.conv.weight' needs data bytes up to 79648, the file has 73332); re-save or re-download it",
+      ],
+      [
+        'repvgg_tiny_train.safetensors',
+        0.02,
+        'the file is truncated: it ends at 2.7 KiB, inside the header of a safetensors file (header claims 8816 bytes, the file has 2730 after the length); re-save or re-download it',
+      ],
+      [
+        'repvgg_tiny_train.onnx',
+        0.6,
+        'the file is truncated: it ends at 85.7 KiB, inside an ONNX model (its graph (field 7) runs from byte 19 to byte 146324); re-save or re-download it',
+      ],
     ];
     for (const [name, fraction, reason] of cases) {
       const file = await cut(name, fraction);
@@ -119,14 +142,34 @@ describe('the messages users see most, word for word', () => {
   it('a model without re-parameterizable blocks, and one already in deploy form', async () => {
     const dtypes = path.join(MODELS, 'dtypes.pth');
     const deploy = path.join(MODELS, 'repvgg_tiny_deploy.pth');
-    expect(await replens(['convert', dtypes, '-o', path.join(dir, 'out.pth')])).toEqual({ code: 1, stdout: '', stderr: `replens: dtypes.pth: no re-parameterizable blocks found\n  file: ${dtypes}\n` });
-    expect(await replens(['convert', deploy, '-o', path.join(dir, 'out.pth')])).toEqual({ code: 1, stdout: '', stderr: `replens: repvgg_tiny_deploy.pth: every block is already in deploy form\n  file: ${deploy}\n` });
+    expect(await replens(['convert', dtypes, '-o', path.join(dir, 'out.pth')])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `replens: dtypes.pth: no re-parameterizable blocks found\n  file: ${dtypes}\n`,
+    });
+    expect(await replens(['convert', deploy, '-o', path.join(dir, 'out.pth')])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `replens: repvgg_tiny_deploy.pth: every block is already in deploy form\n  file: ${deploy}\n`,
+    });
   });
 
   it('usage mistakes point to the help of the command they were made in', async () => {
-    expect(await replens(['convert', 'a.pth', '--bogus'])).toEqual({ code: 2, stdout: '', stderr: "replens convert: unknown option '--bogus'. Run 'replens convert --help'.\n" });
-    expect(await replens(['inspect', 'a.pth', 'b.pth'])).toEqual({ code: 2, stdout: '', stderr: "replens inspect: 'replens inspect' takes exactly one FILE. Run 'replens inspect --help'.\n" });
-    expect(await replens(['convert', 'a.pth', '--format', 'tflite'])).toEqual({ code: 2, stdout: '', stderr: "replens convert: --format must be one of pth, safetensors, onnx. Run 'replens convert --help'.\n" });
+    expect(await replens(['convert', 'a.pth', '--bogus'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: "replens convert: unknown option '--bogus'. Run 'replens convert --help'.\n",
+    });
+    expect(await replens(['inspect', 'a.pth', 'b.pth'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: "replens inspect: 'replens inspect' takes exactly one FILE. Run 'replens inspect --help'.\n",
+    });
+    expect(await replens(['convert', 'a.pth', '--format', 'tflite'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: "replens convert: --format must be one of pth, safetensors, onnx. Run 'replens convert --help'.\n",
+    });
     expect(await replens(['frobnicate'])).toEqual({ code: 2, stdout: '', stderr: "replens: unknown command 'frobnicate'. Run 'replens --help'.\n" });
   });
 });

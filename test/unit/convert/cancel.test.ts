@@ -11,7 +11,11 @@ import { afterFsync, bytesOf, fixtureIn } from './outputChecks';
  * around the real functions: when the model has been opened, when the writer asks for the last
  * tensor's bytes (checkpoints), when the fused ONNX model has been encoded.
  */
-const hooks = vi.hoisted(() => ({ opened: undefined as (() => void) | undefined, lastTensor: undefined as (() => void) | undefined, encoded: undefined as (() => void) | undefined }));
+const hooks = vi.hoisted(() => ({
+  opened: undefined as (() => void) | undefined,
+  lastTensor: undefined as (() => void) | undefined,
+  encoded: undefined as (() => void) | undefined,
+}));
 
 vi.mock('../../../src/core/formats/openModelFile', async (importOriginal) => {
   const real = await importOriginal<typeof import('../../../src/core/formats/openModelFile')>();
@@ -64,7 +68,15 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const PHASES = ['before it starts', 'while the model is opened', 'at block 1', 'at the middle block', 'at the last block', 'while the last tensors are written', 'after the data is written, before the rename'] as const;
+const PHASES = [
+  'before it starts',
+  'while the model is opened',
+  'at block 1',
+  'at the middle block',
+  'at the last block',
+  'while the last tensors are written',
+  'after the data is written, before the rename',
+] as const;
 type Phase = (typeof PHASES)[number];
 
 /** Converts `input`, cancelling at `phase`; returns the error and the blocks reported done. */
@@ -106,7 +118,13 @@ describe.each(['repvgg_tiny_train.pth', 'timm_repvgg_train.safetensors', 'repvgg
     expect((await bytesOf(input)).equals(inputBytes)).toBe(true);
 
     // Where the cancel was heard: no block is fused after it, and the late phases were really reached.
-    const stoppedAt = { 'before it starts': 0, 'while the model is opened': 0, 'at block 1': 1, 'at the middle block': Math.ceil(total / 2), 'at the last block': total }[phase as string];
+    const stoppedAt = {
+      'before it starts': 0,
+      'while the model is opened': 0,
+      'at block 1': 1,
+      'at the middle block': Math.ceil(total / 2),
+      'at the last block': total,
+    }[phase as string];
     if (stoppedAt !== undefined) expect(Math.max(0, ...done)).toBe(stoppedAt);
     else expect(done.length).toBe(total);
     if (phase !== 'before it starts' && phase !== 'while the model is opened') expect(total).toBeGreaterThan(2);

@@ -52,7 +52,9 @@ describe('two conversions of the same file at once', () => {
       const error = lost[0].reason as OutputError;
       expect(error).toBeInstanceOf(OutputError);
       expect(error.code).toBe('exists');
-      expect(error.message).toBe(`${won[0].value.output}: was created by someone else while this output was being written; it was left as it is (use --force to replace it)`);
+      expect(error.message).toBe(
+        `${won[0].value.output}: was created by someone else while this output was being written; it was left as it is (use --force to replace it)`,
+      );
 
       expect(await tempFiles(dir)).toEqual([]);
       expect((await bytesOf(input)).equals(inputBytes)).toBe(true);

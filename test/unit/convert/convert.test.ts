@@ -39,7 +39,10 @@ describe('convertFile', () => {
       expect(s.form).toBe('deploy');
       expect(s.params.total).toBe(result.paramsAfter);
       expect(out.tensors.map((t) => t.name)).toEqual([
-        ...['stage0', 'stage1.0', 'stage2.0', 'stage2.1', 'stage3.0', 'stage3.1', 'stage4.0'].flatMap((b) => [`${b}.rbr_reparam.weight`, `${b}.rbr_reparam.bias`]),
+        ...['stage0', 'stage1.0', 'stage2.0', 'stage2.1', 'stage3.0', 'stage3.1', 'stage4.0'].flatMap((b) => [
+          `${b}.rbr_reparam.weight`,
+          `${b}.rbr_reparam.bias`,
+        ]),
         'linear.weight',
         'linear.bias',
       ]);
@@ -135,21 +138,27 @@ describe('nothing is lost', () => {
     expect(await leftovers()).toEqual([]);
   });
 
-  it.each(['repvgg_tiny_train.pth', 'repvgg_tiny_train.onnx'])('%s deleted while being converted: the message says so, naming it, and nothing is written', async (name) => {
-    const input = await fixture(name);
-    const error = await convertFile(input, { onProgress: (done) => done === 2 && unlinkSync(input) }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ModelFormatError);
-    expect((error as Error).message).toBe(`${input}: was deleted or moved while it was being converted; nothing was written`);
-    expect(await readdir(dir)).toEqual([]);
-  });
+  it.each(['repvgg_tiny_train.pth', 'repvgg_tiny_train.onnx'])(
+    '%s deleted while being converted: the message says so, naming it, and nothing is written',
+    async (name) => {
+      const input = await fixture(name);
+      const error = await convertFile(input, { onProgress: (done) => done === 2 && unlinkSync(input) }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ModelFormatError);
+      expect((error as Error).message).toBe(`${input}: was deleted or moved while it was being converted; nothing was written`);
+      expect(await readdir(dir)).toEqual([]);
+    },
+  );
 
-  it.each(['repvgg_tiny_train.pth', 'repvgg_tiny_train.onnx', 'timm_repvgg_train.safetensors'])('%s truncated while being read: the message names it and says it changed, and nothing is written', async (name) => {
-    const input = await fixture(name);
-    const error = await convertFile(input, { onProgress: (done) => done === 2 && truncateSync(input, 1000) }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ModelFormatError);
-    expect((error as Error).message).toBe(`${input}: the file changed while it was being converted; nothing was written`);
-    expect(await leftovers()).toEqual([]);
-  });
+  it.each(['repvgg_tiny_train.pth', 'repvgg_tiny_train.onnx', 'timm_repvgg_train.safetensors'])(
+    '%s truncated while being read: the message names it and says it changed, and nothing is written',
+    async (name) => {
+      const input = await fixture(name);
+      const error = await convertFile(input, { onProgress: (done) => done === 2 && truncateSync(input, 1000) }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ModelFormatError);
+      expect((error as Error).message).toBe(`${input}: the file changed while it was being converted; nothing was written`);
+      expect(await leftovers()).toEqual([]);
+    },
+  );
 
   it('the ONNX export of a checkpoint hears of a deleted or truncated input the same way', async () => {
     const input = await fixture('repvgg_tiny_train.pth');

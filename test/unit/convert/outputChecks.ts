@@ -27,7 +27,8 @@ export async function expectSameDeployModel(output: string, reference: string): 
   try {
     expect(buildStructure(out).form).toBe('deploy');
     expect(out.tensors.map((t) => [t.name, t.dtype, t.shape])).toEqual(ref.tensors.map((t) => [t.name, t.dtype, t.shape]));
-    for (const [i, t] of out.tensors.entries()) expect(Buffer.from(await t.readBytes()).equals(Buffer.from(await ref.tensors[i].readBytes())), t.name).toBe(true);
+    for (const [i, t] of out.tensors.entries())
+      expect(Buffer.from(await t.readBytes()).equals(Buffer.from(await ref.tensors[i].readBytes())), t.name).toBe(true);
   } finally {
     await out.close();
     await ref.close();

@@ -36,7 +36,11 @@ afterAll(async () => {
 });
 beforeEach(() => vi.clearAllMocks());
 
-const errorOf = (p: Promise<unknown>) => p.then(() => expect.unreachable('no error'), (e: unknown) => e);
+const errorOf = (p: Promise<unknown>) =>
+  p.then(
+    () => expect.unreachable('no error'),
+    (e: unknown) => e,
+  );
 const toasts = (fn: { mock: { calls: unknown[][] } }) => fn.mock.calls.map((c) => c[0]);
 
 describe('the extension’s error text', () => {
@@ -49,7 +53,11 @@ describe('the extension’s error text', () => {
       'RepLens: could not convert truncated_train.pth: train.deploy.pth: is the input file; RepLens never overwrites its input',
     );
     // An output that appeared while writing: the CLI's --force means nothing here.
-    const raced = new OutputError(output, 'was created by someone else while this output was being written; it was left as it is (use --force to replace it)', 'exists');
+    const raced = new OutputError(
+      output,
+      'was created by someone else while this output was being written; it was left as it is (use --force to replace it)',
+      'exists',
+    );
     expect(convertFailedText(truncated, raced)).toBe(
       'RepLens: could not convert truncated_train.pth: train.deploy.pth appeared while it was being written and was left as it is; convert again to replace it',
     );
@@ -78,7 +86,8 @@ describe('the extension’s error text', () => {
     await writeFile(header, bytes.subarray(0, 1000));
     expect(await fileOverview(header)).toMatchObject({
       kind: 'safetensors',
-      readError: 'the file is truncated: it ends at 1000 B, inside the header of a safetensors file (header claims 8816 bytes, the file has 992 after the length); re-save or re-download it',
+      readError:
+        'the file is truncated: it ends at 1000 B, inside the header of a safetensors file (header claims 8816 bytes, the file has 992 after the length); re-save or re-download it',
     });
   });
 

@@ -17,7 +17,16 @@ const byName = (s: ModelStructure, name: string): Block => {
 };
 
 /** Files whose blocks cover the kinds of description: inferred and stored strides, groups, SE, MobileOne, ONNX with BN folded, deploy. */
-const FIXTURES = ['repvgg_tiny_train.pth', 'repvgg_full_module.pt', 'repvgg_grouped_train.pth', 'repvgg_se_train.pth', 'mobileone_train.pth', 'repvgg_tiny_train_folded.onnx', 'yolov7_repconv_train.pt', 'repvgg_tiny_deploy.pth'];
+const FIXTURES = [
+  'repvgg_tiny_train.pth',
+  'repvgg_full_module.pt',
+  'repvgg_grouped_train.pth',
+  'repvgg_se_train.pth',
+  'mobileone_train.pth',
+  'repvgg_tiny_train_folded.onnx',
+  'yolov7_repconv_train.pt',
+  'repvgg_tiny_deploy.pth',
+];
 
 describe('block rows: the branches first', () => {
   it('a RepVGG block reads marks, then channels and stride', async () => {

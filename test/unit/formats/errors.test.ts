@@ -8,7 +8,13 @@ import { OutputError } from '../../../src/core/writers/atomicFile';
 /** How each kind of RepLens error becomes user text: a file by its base name, a block's name as it is. */
 describe('userMessage and errorFile', () => {
   it('every error RepLens reports about its input or output is a ReplensError; a bug is not', () => {
-    for (const e of [new ModelFormatError('/m/a.pth', 'r'), new OutputError('/m/b.pth', 'r'), new FusionError('stage1.0', 'r'), new GraphError('stage1.0', 'r'), new ParityError('/m/a.pth', 'r', 'input')]) {
+    for (const e of [
+      new ModelFormatError('/m/a.pth', 'r'),
+      new OutputError('/m/b.pth', 'r'),
+      new FusionError('stage1.0', 'r'),
+      new GraphError('stage1.0', 'r'),
+      new ParityError('/m/a.pth', 'r', 'input'),
+    ]) {
       expect(e).toBeInstanceOf(ReplensError);
     }
     expect(new TypeError('x')).not.toBeInstanceOf(ReplensError);

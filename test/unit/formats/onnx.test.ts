@@ -19,7 +19,10 @@ async function open(file: string): Promise<ReturnType<typeof readOnnx>> {
 }
 
 async function expectFormatError(p: Promise<unknown>, pattern: RegExp): Promise<ModelFormatError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ModelFormatError);
   expect((err as Error).message).toMatch(pattern);
   return err as ModelFormatError;
@@ -53,17 +56,24 @@ function* lcg(seed: number): Generator<number> {
  * RepLens does not model (sparse_initializer, functions, a sequence type, a dimension denotation).
  * Python onnx reports 2 nodes (If, Custom), 11 initializers, 1 function, 1 sparse initializer.
  */
-const EXTRAS = new Uint8Array(Buffer.from(
-  'CAgSBmV4dHJhcxoBMSIEdGVzdCgDMgNkb2M6+wQKtQEKBGNvbmQSAXkaAmlmIgJJZipMCgtlbHNlX2JyYW5jaDI6CiYSAW8iCENvbnN0YW50KhcKBXZhbHVlKgsQASIEAAAAQEIBY6ABBBIDc3ViYgsKAW8SBgoECAESAKABBSpMCgt0aGVuX2JyYW5jaDI6CiYSAW8iCENvbnN0YW50KhcKBXZhbHVlKgsQASIEAACAP0IBY6ABBBIDc3ViYgsKAW8SBgoECAESAKABBTIGYnJhbmNoCl4KAXkSAXoiBkN1c3RvbSoeCgRheGVzQP///////////wFA//////////9/oAEHKhAKBW5hbWVzSgFhSgFioAEIKhUKBnNjYWxlcz0AAAA/PQAAAECgAQY6BWxvY2FsEgZleHRyYXMqIggCCAIQASIQAADAPwAAAMAAAEBAAACAQEIBZmIFdHlwZWQqIQgDEAtCAWRSGAAAAAAAAPQ/AAAAAAAAAEAAAAAAAAAIwCofCAMQBzoU////////////Af//////////fwVCA2k2NCoWCAIQBioL+f//////////AQhCA2kzMioWCAIQBSoL1P3/////////AQdCA2kxNioVCAIQAyoL+f//////////AQhCAmk4Kg0IAhACKgPIAQhCAnU4KgsIAhAJKgIBAEIBYioOCAIQCioFgHyA6AJCAWgqEwgCEAFCA3Jhd0oIAADgQAAAAEEqDAgBEAgyA2FiY0IBc1oXCgRjb25kEg8KDQgJEgkKBxoFQkFUQ0hiCQoBehIECgIIAWoWCgNzZXESDyINCgsKCQgBEgUKAxIBTnofCg4IARABIgQAABBBQgJzdhILCAEQBzoBA0ICc2kYBUIECgAQDUIJCgVsb2NhbBABcgYKAWsSAXbKAS0KBkN1c3RvbSIBYSoBYjoQCgFhEgFiIghJZGVudGl0eUoECgAQDVIFbG9jYWw=',
-  'base64',
-));
+const EXTRAS = new Uint8Array(
+  Buffer.from(
+    'CAgSBmV4dHJhcxoBMSIEdGVzdCgDMgNkb2M6+wQKtQEKBGNvbmQSAXkaAmlmIgJJZipMCgtlbHNlX2JyYW5jaDI6CiYSAW8iCENvbnN0YW50KhcKBXZhbHVlKgsQASIEAAAAQEIBY6ABBBIDc3ViYgsKAW8SBgoECAESAKABBSpMCgt0aGVuX2JyYW5jaDI6CiYSAW8iCENvbnN0YW50KhcKBXZhbHVlKgsQASIEAACAP0IBY6ABBBIDc3ViYgsKAW8SBgoECAESAKABBTIGYnJhbmNoCl4KAXkSAXoiBkN1c3RvbSoeCgRheGVzQP///////////wFA//////////9/oAEHKhAKBW5hbWVzSgFhSgFioAEIKhUKBnNjYWxlcz0AAAA/PQAAAECgAQY6BWxvY2FsEgZleHRyYXMqIggCCAIQASIQAADAPwAAAMAAAEBAAACAQEIBZmIFdHlwZWQqIQgDEAtCAWRSGAAAAAAAAPQ/AAAAAAAAAEAAAAAAAAAIwCofCAMQBzoU////////////Af//////////fwVCA2k2NCoWCAIQBioL+f//////////AQhCA2kzMioWCAIQBSoL1P3/////////AQdCA2kxNioVCAIQAyoL+f//////////AQhCAmk4Kg0IAhACKgPIAQhCAnU4KgsIAhAJKgIBAEIBYioOCAIQCioFgHyA6AJCAWgqEwgCEAFCA3Jhd0oIAADgQAAAAEEqDAgBEAgyA2FiY0IBc1oXCgRjb25kEg8KDQgJEgkKBxoFQkFUQ0hiCQoBehIECgIIAWoWCgNzZXESDyINCgsKCQgBEgUKAxIBTnofCg4IARABIgQAABBBQgJzdhILCAEQBzoBA0ICc2kYBUIECgAQDUIJCgVsb2NhbBABcgYKAWsSAXbKAS0KBkN1c3RvbSIBYSoBYjoQCgFhEgFiIghJZGVudGl0eUoECgAQDVIFbG9jYWw=',
+    'base64',
+  ),
+);
 
 describe('readOnnx on the committed fixtures', () => {
   it('covers the fixtures the brief lists', () => {
-    expect(onnxFixtures.map(([n]) => n)).toEqual(expect.arrayContaining([
-      'models/repvgg_tiny_train.onnx', 'models/repvgg_tiny_train_folded.onnx', 'models/repvgg_tiny_deploy.onnx',
-      'models/repvgg_tiny_external.onnx', 'models/yolov7_repconv_train.onnx',
-    ]));
+    expect(onnxFixtures.map(([n]) => n)).toEqual(
+      expect.arrayContaining([
+        'models/repvgg_tiny_train.onnx',
+        'models/repvgg_tiny_train_folded.onnx',
+        'models/repvgg_tiny_deploy.onnx',
+        'models/repvgg_tiny_external.onnx',
+        'models/yolov7_repconv_train.onnx',
+      ]),
+    );
   });
 
   for (const [name, exp] of onnxFixtures) {
@@ -81,10 +91,11 @@ describe('readOnnx on the committed fixtures', () => {
         const opCounts: Record<string, number> = {};
         for (const n of graph.node) opCounts[n.opType ?? ''] = (opCounts[n.opType ?? ''] ?? 0) + 1;
         expect(opCounts).toEqual(exp.metadata.op_counts);
-        const io = (vs: typeof graph.input) => vs.map((v) => ({
-          name: v.name,
-          shape: v.type?.tensorType?.shape?.dim.map((d) => d.dimValue || d.dimParam),
-        }));
+        const io = (vs: typeof graph.input) =>
+          vs.map((v) => ({
+            name: v.name,
+            shape: v.type?.tensorType?.shape?.dim.map((d) => d.dimValue || d.dimParam),
+          }));
         expect(io(graph.input)).toEqual(exp.metadata.inputs);
         expect(io(graph.output)).toEqual(exp.metadata.outputs);
       } finally {
@@ -116,7 +127,11 @@ describe('readOnnx on the committed fixtures', () => {
     const file = await open(fixturePath('models/repvgg_tiny_external.onnx'));
     const inits = file.onnx?.graph?.initializer ?? [];
     expect(inits.every((t) => t.dataLocation === 1 && t.rawData === undefined)).toBe(true);
-    expect(inits[0].externalData.map((e) => [e.key, e.value])).toEqual([['location', 'repvgg_tiny_external.onnx.data'], ['offset', '0'], ['length', '864']]);
+    expect(inits[0].externalData.map((e) => [e.key, e.value])).toEqual([
+      ['location', 'repvgg_tiny_external.onnx.data'],
+      ['offset', '0'],
+      ['length', '864'],
+    ]);
     await file.close();
   });
 });
@@ -143,8 +158,14 @@ describe('ONNX data fields and unmodelled fields', () => {
     expect(Array.from(new BigInt64Array((await i64!.readBytes()).slice().buffer))).toEqual([-1n, 2n ** 63n - 1n, 5n]);
     expect(file.warnings).toEqual(["initializer 's' has data type STRING, which RepLens does not read; it is left out of the tensor list"]);
     expect(file.metadata).toEqual({
-      ir_version: 8, producer_name: 'extras', producer_version: '1', opset_import: { '': 13, local: 1 },
-      domain: 'test', model_version: 3, doc_string: 'doc', metadata_props: { k: 'v' },
+      ir_version: 8,
+      producer_name: 'extras',
+      producer_version: '1',
+      opset_import: { '': 13, local: 1 },
+      domain: 'test',
+      model_version: 3,
+      doc_string: 'doc',
+      metadata_props: { k: 'v' },
     });
   });
 
@@ -192,7 +213,15 @@ describe('readOnnx laziness', () => {
     const bytes = await encodeOnnxModel(m);
     let read = 0;
     const inner = new MemoryByteSource('big.onnx', bytes);
-    const src: ByteSource = { name: inner.name, size: inner.size, read: (o, l) => { read += l; return inner.read(o, l); }, close: () => inner.close() };
+    const src: ByteSource = {
+      name: inner.name,
+      size: inner.size,
+      read: (o, l) => {
+        read += l;
+        return inner.read(o, l);
+      },
+      close: () => inner.close(),
+    };
     const file = await readOnnx(src, path.join(scratch, 'big.onnx'));
     expect(bytes.length).toBeGreaterThan(8 * 1024 * 1024);
     expect(read).toBeLessThan(2.5 * 1024 * 1024);
@@ -233,17 +262,23 @@ describe('readOnnx external data', () => {
   it('checks offsets and lengths against the data file and the tensor', async () => {
     copyFileSync(fixturePath('models/repvgg_tiny_external.onnx.data'), path.join(scratch, 'repvgg_tiny_external.onnx.data'));
     const m = externalModel();
-    m.graph?.initializer[0].externalData.forEach((e) => { if (e.key === 'offset') e.value = '127900'; });
+    m.graph?.initializer[0].externalData.forEach((e) => {
+      if (e.key === 'offset') e.value = '127900';
+    });
     writeFileSync(path.join(scratch, 'off.onnx'), await encodeOnnxModel(m));
     await expectFormatError(open(path.join(scratch, 'off.onnx')), /needs bytes 127900..128764 of 'repvgg_tiny_external.onnx.data', which has 127976/);
 
     const m2 = externalModel();
-    m2.graph?.initializer[0].externalData.forEach((e) => { if (e.key === 'length') e.value = '4'; });
+    m2.graph?.initializer[0].externalData.forEach((e) => {
+      if (e.key === 'length') e.value = '4';
+    });
     writeFileSync(path.join(scratch, 'len.onnx'), await encodeOnnxModel(m2));
     await expectFormatError(open(path.join(scratch, 'len.onnx')), /external data length 4 does not match 864 bytes/);
 
     const m3 = externalModel();
-    m3.graph?.initializer[0].externalData.forEach((e) => { if (e.key === 'offset') e.value = '-1'; });
+    m3.graph?.initializer[0].externalData.forEach((e) => {
+      if (e.key === 'offset') e.value = '-1';
+    });
     writeFileSync(path.join(scratch, 'neg.onnx'), await encodeOnnxModel(m3));
     await expectFormatError(open(path.join(scratch, 'neg.onnx')), /external data offset '-1' is not a byte count/);
   });
@@ -277,8 +312,10 @@ describe('readOnnx on damaged input', () => {
     const w = new ProtoWriter();
     w.int(1, 7);
     const bytes = Buffer.concat([await w.finish(), Buffer.from([0x3a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02])]);
-    await expectFormatError(readOnnx(new MemoryByteSource('huge.onnx', bytes), 'huge.onnx'), 
-      /^huge\.onnx: the file is truncated: it ends at 11 B, inside an ONNX model \(its graph \(field 7\) runs from byte 2 to byte 1125899906842635\); re-save or re-download it$/);
+    await expectFormatError(
+      readOnnx(new MemoryByteSource('huge.onnx', bytes), 'huge.onnx'),
+      /^huge\.onnx: the file is truncated: it ends at 11 B, inside an ONNX model \(its graph \(field 7\) runs from byte 2 to byte 1125899906842635\); re-save or re-download it$/,
+    );
     expect(() => decodeOnnxModel(bytes, 'huge.onnx')).toThrow(ModelFormatError);
   });
 

@@ -3,8 +3,18 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelFormatError } from '../../../src/core/formats/errors';
 import {
-  PickleEndOfInput, PyDict, PyFloat, PyGlobal, PyObject, PySet, isList, isTuple, unpickle,
-  type PyValue, type UnpickleOptions, type UnpickleResult,
+  PickleEndOfInput,
+  PyDict,
+  PyFloat,
+  PyGlobal,
+  PyObject,
+  PySet,
+  isList,
+  isTuple,
+  unpickle,
+  type PyValue,
+  type UnpickleOptions,
+  type UnpickleResult,
 } from '../../../src/core/formats/pickle';
 import { summarize } from '../../../src/core/formats/unwrap';
 import { ZipArchive } from '../../../src/core/formats/zip';
@@ -79,9 +89,25 @@ const EXPECTED = {
     ['tuples', [{ tuple: [] }, { tuple: [1] }, { tuple: [1, 2] }, { tuple: [1, 2, 3] }, { tuple: [1, 2, 3, 4] }]],
     ['set', { set: [1, 2] }],
     ['fs', { frozenset: ['a'] }],
-    ['nested', { dict: [['k', [[1], [2]]], [3, 'int key']] }],
+    [
+      'nested',
+      {
+        dict: [
+          ['k', [[1], [2]]],
+          [3, 'int key'],
+        ],
+      },
+    ],
     ['shared', [[7], [7]]],
-    ['od', { 'collections.OrderedDict': [['b', 1], ['a', 2]] }],
+    [
+      'od',
+      {
+        'collections.OrderedDict': [
+          ['b', 1],
+          ['a', 2],
+        ],
+      },
+    ],
   ],
 };
 
@@ -129,7 +155,7 @@ describe('unpickle: opcodes by hand', () => {
     expectError(() => value(pk('I', '9'.repeat(9000), '\n.')), /bad integer literal/);
   });
 
-  it('reads binary integers and LONG1/LONG4 two\'s complement', () => {
+  it("reads binary integers and LONG1/LONG4 two's complement", () => {
     expect(value(pk(0x4a, 0xfe, 0xff, 0xff, 0xff, '.'))).toBe(-2);
     expect(value(pk(0x8a, 0, '.'))).toBe(0);
     expect(value(pk(0x8a, 1, 0xff, '.'))).toBe(-1);

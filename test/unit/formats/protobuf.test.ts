@@ -106,8 +106,18 @@ describe('ProtoReader fields', () => {
   });
 
   it('stops at MAX_DEPTH nested messages', async () => {
-    interface Nest { child?: Nest; unknownFields?: Uint8Array[] }
-    const specs: FieldSpecs<Nest> = { 1: [Wire.Len, (m, r) => { m.child = decodeInto(r.message(), {}, specs); }] };
+    interface Nest {
+      child?: Nest;
+      unknownFields?: Uint8Array[];
+    }
+    const specs: FieldSpecs<Nest> = {
+      1: [
+        Wire.Len,
+        (m, r) => {
+          m.child = decodeInto(r.message(), {}, specs);
+        },
+      ],
+    };
     const nest = async (levels: number) => {
       let payload: Uint8Array = new Uint8Array(0);
       for (let i = 0; i < levels; i++) {
@@ -125,10 +135,24 @@ describe('ProtoReader fields', () => {
 });
 
 describe('decodeInto', () => {
-  interface Msg { a?: number; s?: string; unknownFields?: Uint8Array[] }
+  interface Msg {
+    a?: number;
+    s?: string;
+    unknownFields?: Uint8Array[];
+  }
   const specs: FieldSpecs<Msg> = {
-    1: [Wire.Varint, (m, r) => { m.a = r.int32(); }],
-    2: [Wire.Len, (m, r) => { m.s = r.string(); }],
+    1: [
+      Wire.Varint,
+      (m, r) => {
+        m.a = r.int32();
+      },
+    ],
+    2: [
+      Wire.Len,
+      (m, r) => {
+        m.s = r.string();
+      },
+    ],
   };
 
   it('keeps unknown fields and known fields with an unexpected wire type as raw bytes', () => {
@@ -137,7 +161,11 @@ describe('decodeInto', () => {
     const m: Msg = decodeInto<Msg>(reader(buf), {}, specs);
     expect(m.a).toBe(7);
     expect(m.s).toBe('hi');
-    expect(m.unknownFields?.map((u) => Array.from(u))).toEqual([[0x48, 0x05], [0x0d, 1, 2, 3, 4], [0x52, 0x01, 0x7a]]);
+    expect(m.unknownFields?.map((u) => Array.from(u))).toEqual([
+      [0x48, 0x05],
+      [0x0d, 1, 2, 3, 4],
+      [0x52, 0x01, 0x7a],
+    ]);
   });
 
   it('leaves unknownFields undefined when there are none', () => {
@@ -205,6 +233,11 @@ describe('ProtoWriter', () => {
   });
 
   it('appends raw bytes unchanged', async () => {
-    expect(await encoded((w) => { w.int(1, 1); w.raw(bytes(0x48, 0x05)); })).toEqual([0x08, 0x01, 0x48, 0x05]);
+    expect(
+      await encoded((w) => {
+        w.int(1, 1);
+        w.raw(bytes(0x48, 0x05));
+      }),
+    ).toEqual([0x08, 0x01, 0x48, 0x05]);
   });
 });

@@ -22,17 +22,26 @@ function build(header: unknown, data: Uint8Array = new Uint8Array(0), headerText
 class CountingSource implements ByteSource {
   readonly reads: [number, number][] = [];
   constructor(private readonly inner: ByteSource) {}
-  get name() { return this.inner.name; }
-  get size() { return this.inner.size; }
+  get name() {
+    return this.inner.name;
+  }
+  get size() {
+    return this.inner.size;
+  }
   read(offset: number, length: number) {
     this.reads.push([offset, length]);
     return this.inner.read(offset, length);
   }
-  close() { return this.inner.close(); }
+  close() {
+    return this.inner.close();
+  }
 }
 
 async function formatError(bytes: Uint8Array): Promise<ModelFormatError> {
-  const err = await readSafetensors(new MemoryByteSource(NAME, bytes)).then(() => undefined, (e: unknown) => e);
+  const err = await readSafetensors(new MemoryByteSource(NAME, bytes)).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(ModelFormatError);
   expect((err as ModelFormatError).file).toBe(NAME);
   return err as ModelFormatError;
@@ -44,9 +53,9 @@ describe('readSafetensors on the committed fixtures', () => {
   const files = Object.entries(expected.files).filter(([, e]) => e.format === 'safetensors');
 
   it('covers the fixtures the brief lists', () => {
-    expect(files.map(([n]) => n)).toEqual(expect.arrayContaining([
-      'models/dtypes.safetensors', 'models/repvgg_tiny_train.safetensors', 'models/timm_repvgg_train.safetensors',
-    ]));
+    expect(files.map(([n]) => n)).toEqual(
+      expect.arrayContaining(['models/dtypes.safetensors', 'models/repvgg_tiny_train.safetensors', 'models/timm_repvgg_train.safetensors']),
+    );
   });
 
   for (const [name, exp] of files) {
@@ -136,13 +145,17 @@ describe('readSafetensors', () => {
       expect((await formatError(bytes)).reason).toMatch(/more than the 104857600 allowed/);
     }
     new DataView(bytes.buffer).setBigUint64(0, 3n, true);
-    expect((await formatError(bytes)).reason).toBe('the file is truncated: it ends at 10 B, inside the header of a safetensors file (header claims 3 bytes, the file has 2 after the length); re-save or re-download it');
+    expect((await formatError(bytes)).reason).toBe(
+      'the file is truncated: it ends at 10 B, inside the header of a safetensors file (header claims 3 bytes, the file has 2 after the length); re-save or re-download it',
+    );
     await readSafetensors(src).catch(() => undefined);
     expect(src.reads.every(([, l]) => l <= bytes.length)).toBe(true);
   });
 
   it('rejects files shorter than the length prefix', async () => {
-    expect((await formatError(new Uint8Array(5))).reason).toBe('the file is truncated: it ends at 5 B, inside a safetensors file (shorter than its 8-byte header length); re-save or re-download it');
+    expect((await formatError(new Uint8Array(5))).reason).toBe(
+      'the file is truncated: it ends at 5 B, inside a safetensors file (shorter than its 8-byte header length); re-save or re-download it',
+    );
   });
 
   it('rejects headers that are not a JSON object of valid UTF-8', async () => {
@@ -178,9 +191,13 @@ describe('readSafetensors', () => {
   it('rejects overlapping, gapped, out-of-range and unclaimed data', async () => {
     const data = new Uint8Array(8);
     const t = (b: number, e: number) => ({ dtype: 'U8', shape: [e - b], data_offsets: [b, e] });
-    expect((await formatError(build({ a: t(0, 6), b: t(4, 8) }, data))).reason).toMatch(/tensor 'b': data_offsets \[4, 8\] overlap the previous tensor, which ends at 6/);
+    expect((await formatError(build({ a: t(0, 6), b: t(4, 8) }, data))).reason).toMatch(
+      /tensor 'b': data_offsets \[4, 8\] overlap the previous tensor, which ends at 6/,
+    );
     expect((await formatError(build({ a: t(0, 2), b: t(4, 8) }, data))).reason).toMatch(/leaving bytes 2..4 unused/);
-    expect((await formatError(build({ a: t(0, 8), b: t(8, 12) }, data))).reason).toMatch(/^the file is truncated: it ends at \d+ B, inside the tensor data of a safetensors file \(tensor 'b' needs data bytes up to 12, the file has 8\); re-save or re-download it$/);
+    expect((await formatError(build({ a: t(0, 8), b: t(8, 12) }, data))).reason).toMatch(
+      /^the file is truncated: it ends at \d+ B, inside the tensor data of a safetensors file \(tensor 'b' needs data bytes up to 12, the file has 8\); re-save or re-download it$/,
+    );
     expect((await formatError(build({ a: t(0, 6) }, data))).reason).toMatch(/2 bytes after the last tensor belong to no tensor/);
   });
 });

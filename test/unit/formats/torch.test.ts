@@ -213,7 +213,9 @@ describe('torch zip variants', () => {
     const archive = await ZipArchive.open(new MemoryByteSource('b', odd));
     const entries: ZipContent[] = [];
     for (const e of archive.entries) entries.push({ name: e.name, data: await archive.read(e) });
-    await expect(fromBytes(writeZip([...entries, { name: 'dtypes/byteorder', data: new TextEncoder().encode('middle') }]))).rejects.toThrow(/unknown byteorder 'middle'/);
+    await expect(fromBytes(writeZip([...entries, { name: 'dtypes/byteorder', data: new TextEncoder().encode('middle') }]))).rejects.toThrow(
+      /unknown byteorder 'middle'/,
+    );
     const short = await repack(rel, (e) => (e.name === 'dtypes/data/0' ? { ...e, data: e.data.subarray(1) } : e));
     await expect(fromBytes(short)).rejects.toThrow(/storage '0' shorter than declared/);
     const missing = await repack(rel, (e) => (e.name === 'dtypes/data/1' ? undefined : e));
@@ -313,10 +315,14 @@ describe('tensor views by hand', () => {
 
   it('rejects views that leave their storage, and storages larger than the file', async () => {
     const outside = tensorPickle([{ name: 'w', type: 'FloatStorage', key: '0', numel: 4, offset: 1, size: [2, 2], stride: [2, 1] }]);
-    await expect(fromBytes(storageZip(outside, { '0': f32(1, 2, 3, 4) }))).rejects.toThrow(/tensor \[2,2\] at offset 1 reaches element 4 of storage '0' with 4 elements/);
+    await expect(fromBytes(storageZip(outside, { '0': f32(1, 2, 3, 4) }))).rejects.toThrow(
+      /tensor \[2,2\] at offset 1 reaches element 4 of storage '0' with 4 elements/,
+    );
     const huge = tensorPickle([{ name: 'w', type: 'FloatStorage', key: '0', numel: 100 * 2 ** 30, offset: 0, size: [4], stride: [1] }]);
     const before = process.memoryUsage().arrayBuffers;
-    await expect(fromBytes(storageZip(huge, { '0': f32(1, 2, 3, 4) }))).rejects.toThrow(/storage '0' shorter than declared: 16 bytes for 107374182400 FloatStorage elements/);
+    await expect(fromBytes(storageZip(huge, { '0': f32(1, 2, 3, 4) }))).rejects.toThrow(
+      /storage '0' shorter than declared: 16 bytes for 107374182400 FloatStorage elements/,
+    );
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 2 ** 20);
     const negative = tensorPickle([{ name: 'w', type: 'FloatStorage', key: '0', numel: 4, offset: 0, size: [2], stride: [-1] }]);
     await expect(fromBytes(storageZip(negative, { '0': f32(1, 2, 3, 4) }))).rejects.toThrow(/tensor stride contains -1/);
@@ -344,10 +350,14 @@ describe('tensor views by hand', () => {
  *           B = conv (as in Tiny) + BatchNorm2d(2) + buffer scale=[2.]; stored as
  *           {entry name: base64} without the code/ entries RepLens does not read
  */
-const EXTRAS = 'H4sIAAAAAAACA52VXVMTVxjHNy+EsCpEfBdFRdGgEEjCmxIBA0bkrxAW0Ehrw7JZ2Iybl2d3w0hnnPEGxPGmF71obzr9Hh2nztAv0Atnetn79ju0Z8+GmCyj7XCS7Mmec/7P7znP8+zZNHx+QQgGhQMtJLQLsqFo+U21PydbcqT8Qk8lW4WVhvba+4qEcCbEBIVSTtWzpiVbajaXVyzyKEpJ11XFypeKpjhv5FRDzU2zGZG8PRL5wpkmJivLhlwgv2KVGCySrVh53RSzhrpWyeu5LJ9VLdUQqekzSyy1aJaM7GZMpEA4nGlmNk22Ut5QqdmRiCm9JFuLzqBIwYyHrRmgloyP9Uq5QiL8Fh1ZgAAvvDt0lHWeHTr2VrP9bLWoTaLQLr85/obaJTrBKUqpUNbVl3RSY1xtnzXljDYiT3FklE5rIrwWneGobToLzzadczDnLeqQ6EKGpUPQZH2dLjaYnWFDNXOd3FyMLjnmLlfNXbHNdTnmrlp0TaLuTIAttOSNDTVH1/cD6ETsUwTXjVIha22VVR7EG2EtwHJW3OIJNcUlrhYpbHujOcGLU4+DvllF37LRvQ66z6LIK+rnOymWLJUGuOYlRU2LYhLFKzx8xXJ2TWUjg0qxUihvRZSSoUYKFd3Ky4Yhb4mmIusyy/uQMy/mbA9FGs54mXh9lEbe7r6hUYluh+HjgATdmZubm/2HNX6BYNHYmpJV2D4UU1SL9h+REpmWWpHvfTdBd3mMdJltOUrjOzQh0eQO3ZMoySeYm/miRVPakOag86M0baPvS5RiaO0g9MGaluCPxN77vV/rPzSjMcBDiWZ3CBI94iEy89+q9Lia5kV2I9IcPHYdzm9TWqIF/pjw3ZNUXbZuV1d0WKRF7mNO3cwrKi1VZ51bkZZrBf5km55KlHGKK8+C/uw5rYRZ6hgHPvjRhACaEUQLRBzBURxDK9oQwnG04wRO4hRO4wzO4hzOowMXcBGduITLuIIuXMU1dOM6biCMHtzELfSiDxH0YwBRxBDHIIYwjBGM4jbuYAwJ3MU4JjCJe0hiCtO4jxQeYAYPMQvgER5jDvNIYwESFrGEZTzBU2TwDCv4Cl/jOb5BFquQsQZFrUTSaA7+EOr6bZft0P6lP3uutQqJhnOtfyCVHHWdav+/OTZfT7DLJPtO2n6861jtDvET9Mt+DDb6EU0lB4TD8T81m7+MX/4+BD92KP648MFmDn/8+L1dXP7/YE42MuOpZOLQsXf2/zOL+wce95Dw1482NPhFH9qEsZoPm6phspdTKjlyWCfiok3+/aeNZfto8HKyx+5q7PqqDB3wxv2Gdavra6m1QfmHX3DVsVtbXweN2tUmlzbq1tbns1H7p1sbc2vr89CoXQq4tHG3tj6SbY37rdNW85ZGINBbne709dWWBlz9C4/TS837D0mA/3tfhXr4WFPA0QT4emftv161i/AfCQAA';
-const DATA_PARALLEL = 'H4sIAAAAAAACA6VWT3PbRBSXncRJ1JKkAQqkpU0oFAdSJ3EoFBpI6gbzR5C6bkpFIRWKtPEKK5KfduXQzGQGDmnTGT4ApzJ8gV57YDhz4MQMdz4AJw7cebsrJ5IzJTNEGkva997v/fm9tzuuGT29mjYwoB24RrRRzY4c6rXJtGtzu9Rq+tXKkHY7c32bd3iIVqUgKLXsyPZ94peEudVZ6Uu4qnUWoE1+B7ltyBdNEZNHthd4QQN6ds1juJaoDcJJxKDXcULEONwLA6Zfi1wSEXfJc7gOfZN1KEgH1lq8vi6s+6kQDpinhDAIA6uFUo9xEvCOjcUIh0HHwrXncy+wLB0lOuircGwHjtfhKXNYurSd5qYduRYNwyaDIel52DwpdB6z1mPfz9rAyLI5JLTrYZQCnpDAUXM0rWpFJFE/LdXPmCeEmnGbE8vF6hLts1J70hwTWj+03bTJvpPnpNnzquwDZiHruHtB2o0pzjZCN/YJg1NSeNosoFDJ4EWkO7iLC+IzfQU/dTiDHTu7DeNF2rNLeyVkQkLiIGbEhZeWGVXsnyuafShnjo2eXk4Gw4q5h76siAjaXQs7wsLIapd1eKVYNPsFAC3tBoHzCqJXsRB+Qwl1eNXMoc0MFM0efDutGCaNHIfXrhuakduB18Vj6oFM4AKHUh2mpSHfaMEMxRD0PFUuZmGWSmg5gc6JxxsKepHDm3V4K6aDFOfhEp2xd+DtOrxDVfsv05Flqho6T1Xn3qWqR+9R1YQFqkhepIrXK2avyDcM2lDZ3yQJ9yUh16/io+zqcBUpXtqG91MUV4uS403iNSiHD55A5t520eHDTK1l+AhrzXP4GGstGnkjJ24ORlF9ie9PVOWfcliuw7Vduajdh+t1qMvU1zybwY3lOOnuiqLm5g58VodbCS/mPi+fJ7zcTnj5IuHly4SX1YSXO3Kn4/ZzqB0EOGdgGTnzOMrCmO8LvzLy0rBJIlxbzNsiYIvE78GapIbxyHMJOErmyklq2a4rjhOCDdbuwbqcd9fzbXGIQEOZUlNXR0/AcIfgBHsP5PbF8C3MoOPja+WjKYM1ojBuMfCTTBMbsZMIbMip3yJRyCAwx8UOi0gbDxzidpyhoEVwX+L4b3oOgbAonIubQyteYzJPVZDFATKtnINIjS1LxpaLR6ya1+awWYdvhAtRlEva6N7yXAZ3V2ErXivVjP6Bi1MTv/6EOYpf7YkH/pB2LnPgT89UK2e7jvsDF+IWRYjvH/5wS8yM+P1XiMVsiNlqZf6wEIfF10T8038uTfyP+OUjx1/55+c7K4MLIoe/fpt7LIIOHJLDfDaHuWrlknaE+q+I2GOPfhw/vP5hbWEvthhQ3BTVyuWjEDCni+i/P2zczKP/vIyeE6+9+OnhGzmQUfc/jG50eq6GMsi/+7Suce3Gpmcii10pdGFnu7HpXmaxf3Rjy93YdC+yWHFGZXvfjU0zOZyNm8ImvasZhcJUoj7Tc2HPtND1bubUu54EQZw4LLVfBtU6J2V9BYUpSHtl+y8w5oe7HwoAAA==';
-const LEGACY_MODULE = 'H4sIAAAAAAACA80a23LbxlWSnRuTNLc2bZxeNk5bAQpEilTsKEzkxPWldlVLsaxUbC0FBIGlgAgEuNiFZFnDmfQhqdNP6PShj/2HPvZr+gF96Ewfes7u4krK8WTyUGosEbtnz/22OP5i4c+N8L9/vfkf8vnfP3mj+cXCnX+dg98TNmf0Xp6bmxsnsYjdOLSPaMKDOGLzANB7EXbCQIiQ2jTyAidiC496DVgUJ2Nq8+Ah5ezchJ03ek/BIvfjRLCnNhZ65+ApiAR7euN87zziiKMD9szG+TQFmkbvaVgaxV4aUjbniiA6gQca8sYOfG2w+d5LsN8So3ErCVsHNOo0xydsofdwfm7ODR3OCcIZUdS8I3GY3QaBj0eHxLaDKBC2bXC9iB+ejmlimM180yy2mm4cHZF1AsiuwbeOZ7Qt0rEI/B4EDl+/6YScluETehBwQRN7kA6HgHaRu05IFy0i4sT1m4JGPE6M+53myr752HMgXn7qIU1ibrRNi4xR+wAXiceQHjuJM6ICsaRRyqkHiDbjqALMRRJ41BYgW5WzNeQsV9gwTo6dxDO4RR6YXZJQkSaRVovxwCRLiAolbLBzgp2/a/6RPTVhTxu9Z9EJEgc0ipZ91HsengvGOHvWBWcKKVg3jnhjK/FoQr3rgSsa7DlzmzWkDyju2fObXOLTuuHsBR9hXtReheTZ91wlhp2KADzFTuggDULPVmLZR50Ge8kwes/gAYB0Dih7WR1p3AxjR9xTiw32Su85gFl9f+Xdy/Czwl6VzuqOU/baxvymYN+/uzG3Mf8l+wH+ev1ryckPBfvRNntDQoLd2AUfaPkv+2Vca2sr7E1f4fixxvET/PVTheNngpFt9lbaexMljeLILmydCW5zKthF17ZRNogL227ASoO9vc9+7l9wvmS/2Ga/lNFhDxz3EC1n+3F8yNmipGH0Xse9gNvDNAyrMMzc7H0Pd7XJ9cElefCd3qvlrXFC9bYlt5d7r+A2F46gtgdG1LtNudvqXcBd0LJXBimQrEiwtpJ8CizmGbqOhFtVvqDyA2fvysVLMo2gV7LLhj+nnQGiVoNJh22oEG6w93rvYQZJedIKg0FrfCL8OFpteaDt5TEoBRyBtySKVhS1NIoWosBMs9b7y4Us0+ikYOPfTU8nFdv2YjAShFZy8eLFq+NxGFBOHNK5ThBHHKbo9SSGVEqciATROBWEBweREwLACCSmHomHhFOAgDUJIDGPQycCYRry4XZEhE/h4GgM7AniOpxacilOBaI8csKUIiJcC50TIHccCD8n+JBKPN2RI/xu39i0yDX7dE/QB+I0iCYTi9yyyK7ZBx69DOUsWNiSwLXn3cqz2Ze0XJB3QAnY3g04DU8gyXA3CQYgsMO7Sq5mk0gqRYYu8BibdlAjbX8+MUHVagGT8sSY3n+nwMXTkX16CCdWJp+dVgQmy6Q90YiOaXDgi2lUFjk0AYdwEpIdHOd8HZoNJcKxD+ksU5aE7pOASzuAUQIPXaHvQlLny26cJDR00CP6Nokh6B3wPKtsmU152CEDR7i+tJuVbV3rgwajWEj/itLRAGwMBnd9J4qgYlbQ3NJofCkagilHUE4FD2QcPMBD0uD60C4eUjIFnvQdDdWUi+Df5B3p5krwHR9IqIDBujqGgs9JN6HDbn9HZmKZbFc7H4rhaseGJOeMQGJ6pa99eisiLk0E1A2yvXVtBMIdBS4FlkCjEUk5VBMyRBTty4p7VGpB8jgIQ4CimqQXYNqEBKodDnT84XDcvoyER0FnZeVKHyscyRKhZmKJdB0hkm5fFck+Rq1I4lAZUC3Kc/g4ZUVQH0E+Q6p9LjMLBDsRKcRqnczY8Tw4UKPjjOI0kmbS+8SRmcSDgi0BpPxNcltoOjq2KIQ4JhbJKJw6PV2UPgdNwCKH8rsIjl7wotwA1HgQHCE0nNXoCvqYYAI3EFOMQBIbxAJd0suzUi6VF2ivrqkPEiziGFBxTKlKYYc0AW8l4xg5+YBAYxNrJg6j+DiC1CDB/vk3AnhS8OHwIE5AzBFKj07tO9hAoGKyfAL9Gbi29I1+GESHfVtj9B0ZKuBV5CjgKWjmoaPS8RCczBHT7HtxLtzpAdAfcxsjbpJ5PKSzvK/JTiuJZAfct2ruZNXtbs1QGdhSG3JAdV7Ez3LuXKTfB231+2R5GYPy2A8gN2AJUFoGfnT+Bw1gF5U7rA5/jHEV0l4wgtAEshUq/b70DyCABeQ4Vl5SJ6bqzTBIoP5Ifs4ilxOxcipE8iC5peAinkaQHawzJ89tguKLunDq0bHwj6GSQGeERhjARaRkmxq0m3pRBJ0h3GW81A0GAVxdTs6G72cGWtcB1M+TuFQvOFIUZzHRLIPLMANoWOA5ujxkCY/LVdrX3s19Z0wzV9exfSs+xh7AypMczdGhV0aLIsuyoMuTLDVJu3MSS/cRUApIuzlLwJnJGhuQkD4gniMgRcA1DipDk6J4emcVrj/66+V386/tzlo/S+JXkwNeUIE2NStHxAALwzVic6pQoVcVCgpG2IpnCEBPT4JBWRU8b3CiEnPRauWoSmEpMWEilG4OKO/hom6W1FmZENWR4uakVFw5bEHZRjJOiGgUQAWRZKJJrtOhk4aiS9o5uiyjIj4ry8gJUqkg/SRLvJ6n8r8DdW4Yp4lKvUCtFFWk7EE5zZU6TeygQZA6qX5/UV43wX8tfIBCitc0fKzQkFtYF6BTR18HrmHJDRI3DZ0EVkq0SzgL/9W57nGqrJUKXSZoSCEnCD5ToSpBa32WcBUOMwhj9xC0CKaJ9P2TDJN4VGqzs0/uW6BxHa3Z0kzi2H0SYxDHYYX27SFoYCdJKaoUlI8FKKROEmG+UodUSa8QVwQrWlQ4ssarCZkSmjRjaWlWSoOeaWmp5H5q0ax0a/cw5XRLaf82qqBb6/KhNZbdvfy7K/+a0t4Z2FkwJcRbUpg6Zuyp5TH1ZVd9mUJ+Fpil+uxGSW3Tdwf10YfxnhDSodgLoYmMk71h4rinim0CmulATw/1huvWXgfK5P7KPoig1jK3xcUajeKjsRjqiHLbPZl1NK62Ke8a+mqhcgpuTYCJ9l6CFXMvkSw+iXC7jxFu9xuFa88Srv3thGufLVz7TOGuQu8TQLdGS0VDXb+IoS4NEEPyCpvHjNrmWZbVNQyvzOjRFdYzP8pvcXt5MQFfUkrKbnKlrYx9lU/gPtufhXVaB2hEi8xYB/nNfrOCZMcvarUUhBeSOYnsMiAlejI7zaSOf1wnPP10YizvcZYASSSuv0EcqfiYcRTvv0p2LSDchPOLMPTwe5hQwHXW8ZLcnsyydbA/6dcyX24tUrOX3H4CYxnlWm82MXPq1hgxyPYrz6T1ihdl1+uz9Fk5UNbt/5E+Je4bDyRzvNT3X7lyhbxNdvHtDWcpOoc6zGUPTWEp1K1J5cio+ur6skVWV+GfpWHXO2aNQhRHyzMIpFGZhL47AC86iTwBTQP+XTJzwga+Q8f32bplNqCT7JjfDTdyIUtl3xVrVo5xHeHbNV5V35q9S0+Ag8jorAAc0LiEf1dWqgd0O7FORoY8a+bvvuypNwpFWvSFGPNuq0Wj5nFwGIypFzjNODlo4VPrWv1ggROvwNNoDkBr6aAJLXzryEvhvg9g8jWn7cjrNRWB24J+adAaOThZaG3fuHr9zo3myMt6kMb0aKVolWk4tGZdA7p4l7Rm9ve1rVK/3iXyj92xS/vKZKUtUGjbqne6XfJpBNq4L1vdHHQfXwFaU/3omchUYEsGqxuYmroEuz5Yx+RkzWy1u8gtQOhW2CLg4Dtb17dwqjIMIqrueHjjKniSb7/WcXZTYhRB5JpcgmJ7RU53CvMOHXz/fWLjO60DDiRPFxWmxa5GaZFFiQYX8O9klsbxBbY9doLEKC2aNd0XQOrZnJIdALLADIaQwYOICydyqaFXZeCZ0NVDtlaY9IY5ZZuCWLZi1qZ4KrQt6XuliV4lZZc80ao4n1WRPksIdp4K7CIJ2NXyI2dxluZtBZKFchY1JLQqboBtedVAZimIZPDlQzcMIJVaukTVVksXtOJZed+Wvm3cV8v7pfFmMJTaaFaufW/lflhtJvWA76acl0COvInHVIZSSm3aCb6R4NSzM4Rw+6BwCfRscSxdCwmsT5E0rTM7yqLhyxQmTyv1P/5YoXF5JDOPflRWKHykLp2W61vQLov3eNrTo9Rpq8oYVl+7dWaV0it+UTZHxrt8QAHMBntfsC5OYj+YsA8N/5lH/rNyRrauBuvqBLtyxsA0f5fZYB9NjTEvvb+2ssY+9l/bWNgU7OrdjTljY2FjHn8E+5WhvuH3a2qoeV2wG9vs5iP58Os/sVvb7Lac1CGn7Debqa9GuRv+Rf/tffbbL9mdbbbpq2nllm9u+mr++ImvBo13fTVS3PbVzPCer2aCO74aA34q58ylAGe/25jvvQBr5ThnuxsLErAU7qyHjH/Ffi91pMzP/qDW7suxsbY229uY25j7iu3LMWRmdPaZArXV/36ABoDLMR7rfy2nqqrcZyHDHIVjIIkpT2Gu5rQcNMyTI24ZqYz2CA4+vyH+2NBA5Pgj2EE6UKPzbNzP/OnR9KXVzhoL9Gj6cz2aPsRfobLiSLBom8XQKXyxsI//IaTqDvO1iflCbep9rkbqPG0uzOnPzr//8dnOcx/Nz+Wfj0vf50rfr/4PEjSR36IiAAA=';
-const SCRIPTED = 'H4sIAAAAAAACA41UXXOjNhT9Kzt+7nRB1J3SmTwIDCKASQAbhN5AisFGfMxibJyd/vcKbJJmvZ0sL8ajc88995wrvi/Sb7TYn16+svSYfpUWf39ZQPH48OFh8duXj6fydGpu5F5ebvXNX/cIcK3X4fMZwnz1E4Qyd7g994g/PkUsP+3y52ccv7clHzE5tA9YVqVMsQ+pqe7cOjjRymvcatm7lXwiVtQRvO4ToPYMmW1WRRede5ziiGd10Cbx2aE+bHMsNTHMRStNotWI4z1RDG1v5vEoAAP+igGRMzTskso8pAoraBXsUqSeUsXQNzzXRtzaMlaJrO4YUi8JKHb43Op6bRhOYqqOmZsjhgKvyFA0aLF31a0vdwwHbWatHazYPKmjNkOB4Ih6CtQLVpKL4ECOXiSacAxaU11BgOAANw7YogypBTPns62Yq2ignK/GnomiydTnLsRBQP3WhXoh3v0mPJvSPvYOGRg6IvSksdrTc/ssZuO0isoA8QOD7aBfeMhMe1ihXNujfJzXmHhHX2vD+zDzZTnP1Wf75TEDgfAtenUr75TVieOPNQe7FDM93XxBIxcDUUtAIVFfbbR93qSQNbp58xUbfgqF/lroD8yr/rLThP55Dhdup/+S0Oc6kS1tayOMxU0Qme7T2HylgfeUQvSYQvsphs2cdU8V7URBVNIgtGN97KbtxOyAYPuVxMGOIrMkSOyDrF4I1niCA05MVWKAHwg2okSZd65tmciSCs9SMHC9suU0HkqxO2L3hpYqvkODpMGh0G50MDxrLkSR0BntacCSaf2Q3dOg+LWdrkxJ+N0L3FEv7YIhr9lU6iXbTN6SyVuUP6cwacSvlcIimexY2QOqcjs8C4+wkYVn2IzvjtFp7LFo5qwtlG/ua73Bit9qX/63Vs7X067XUT/dJVk9klh4HWp32XqWUbxlG9rXbOt5N9+yPMSwG7O5sHjZp/GyxgopaG2U9xqjwX7XWH3UyN802nK+GftndXTE4Oofwd6OWXaRgCMnltHM3HPGejmcsoptpl2PGRc+tzGcrgKgYdvoYgeZaQ6O1EHH8pv/9nPnuzPmHcpyUht9qmm/lvV4NzERGvkpy9uQbIdI9D7dMn7n3Wgj7+DmH7//tKm7Y1ofu/cP52P7I+j08q3bN/V4vD43D4t//gVNxwbRXgYAAA==';
+const EXTRAS =
+  'H4sIAAAAAAACA52VXVMTVxjHNy+EsCpEfBdFRdGgEEjCmxIBA0bkrxAW0Ehrw7JZ2Iybl2d3w0hnnPEGxPGmF71obzr9Hh2nztAv0Atnetn79ju0Z8+GmCyj7XCS7Mmec/7P7znP8+zZNHx+QQgGhQMtJLQLsqFo+U21PydbcqT8Qk8lW4WVhvba+4qEcCbEBIVSTtWzpiVbajaXVyzyKEpJ11XFypeKpjhv5FRDzU2zGZG8PRL5wpkmJivLhlwgv2KVGCySrVh53RSzhrpWyeu5LJ9VLdUQqekzSyy1aJaM7GZMpEA4nGlmNk22Ut5QqdmRiCm9JFuLzqBIwYyHrRmgloyP9Uq5QiL8Fh1ZgAAvvDt0lHWeHTr2VrP9bLWoTaLQLr85/obaJTrBKUqpUNbVl3RSY1xtnzXljDYiT3FklE5rIrwWneGobToLzzadczDnLeqQ6EKGpUPQZH2dLjaYnWFDNXOd3FyMLjnmLlfNXbHNdTnmrlp0TaLuTIAttOSNDTVH1/cD6ETsUwTXjVIha22VVR7EG2EtwHJW3OIJNcUlrhYpbHujOcGLU4+DvllF37LRvQ66z6LIK+rnOymWLJUGuOYlRU2LYhLFKzx8xXJ2TWUjg0qxUihvRZSSoUYKFd3Ky4Yhb4mmIusyy/uQMy/mbA9FGs54mXh9lEbe7r6hUYluh+HjgATdmZubm/2HNX6BYNHYmpJV2D4UU1SL9h+REpmWWpHvfTdBd3mMdJltOUrjOzQh0eQO3ZMoySeYm/miRVPakOag86M0baPvS5RiaO0g9MGaluCPxN77vV/rPzSjMcBDiWZ3CBI94iEy89+q9Lia5kV2I9IcPHYdzm9TWqIF/pjw3ZNUXbZuV1d0WKRF7mNO3cwrKi1VZ51bkZZrBf5km55KlHGKK8+C/uw5rYRZ6hgHPvjRhACaEUQLRBzBURxDK9oQwnG04wRO4hRO4wzO4hzOowMXcBGduITLuIIuXMU1dOM6biCMHtzELfSiDxH0YwBRxBDHIIYwjBGM4jbuYAwJ3MU4JjCJe0hiCtO4jxQeYAYPMQvgER5jDvNIYwESFrGEZTzBU2TwDCv4Cl/jOb5BFquQsQZFrUTSaA7+EOr6bZft0P6lP3uutQqJhnOtfyCVHHWdav+/OTZfT7DLJPtO2n6861jtDvET9Mt+DDb6EU0lB4TD8T81m7+MX/4+BD92KP648MFmDn/8+L1dXP7/YE42MuOpZOLQsXf2/zOL+wce95Dw1482NPhFH9qEsZoPm6phspdTKjlyWCfiok3+/aeNZfto8HKyx+5q7PqqDB3wxv2Gdavra6m1QfmHX3DVsVtbXweN2tUmlzbq1tbns1H7p1sbc2vr89CoXQq4tHG3tj6SbY37rdNW85ZGINBbne709dWWBlz9C4/TS837D0mA/3tfhXr4WFPA0QT4emftv161i/AfCQAA';
+const DATA_PARALLEL =
+  'H4sIAAAAAAACA6VWT3PbRBSXncRJ1JKkAQqkpU0oFAdSJ3EoFBpI6gbzR5C6bkpFIRWKtPEKK5KfduXQzGQGDmnTGT4ApzJ8gV57YDhz4MQMdz4AJw7cebsrJ5IzJTNEGkva997v/fm9tzuuGT29mjYwoB24RrRRzY4c6rXJtGtzu9Rq+tXKkHY7c32bd3iIVqUgKLXsyPZ94peEudVZ6Uu4qnUWoE1+B7ltyBdNEZNHthd4QQN6ds1juJaoDcJJxKDXcULEONwLA6Zfi1wSEXfJc7gOfZN1KEgH1lq8vi6s+6kQDpinhDAIA6uFUo9xEvCOjcUIh0HHwrXncy+wLB0lOuircGwHjtfhKXNYurSd5qYduRYNwyaDIel52DwpdB6z1mPfz9rAyLI5JLTrYZQCnpDAUXM0rWpFJFE/LdXPmCeEmnGbE8vF6hLts1J70hwTWj+03bTJvpPnpNnzquwDZiHruHtB2o0pzjZCN/YJg1NSeNosoFDJ4EWkO7iLC+IzfQU/dTiDHTu7DeNF2rNLeyVkQkLiIGbEhZeWGVXsnyuafShnjo2eXk4Gw4q5h76siAjaXQs7wsLIapd1eKVYNPsFAC3tBoHzCqJXsRB+Qwl1eNXMoc0MFM0efDutGCaNHIfXrhuakduB18Vj6oFM4AKHUh2mpSHfaMEMxRD0PFUuZmGWSmg5gc6JxxsKepHDm3V4K6aDFOfhEp2xd+DtOrxDVfsv05Flqho6T1Xn3qWqR+9R1YQFqkhepIrXK2avyDcM2lDZ3yQJ9yUh16/io+zqcBUpXtqG91MUV4uS403iNSiHD55A5t520eHDTK1l+AhrzXP4GGstGnkjJ24ORlF9ie9PVOWfcliuw7Vduajdh+t1qMvU1zybwY3lOOnuiqLm5g58VodbCS/mPi+fJ7zcTnj5IuHly4SX1YSXO3Kn4/ZzqB0EOGdgGTnzOMrCmO8LvzLy0rBJIlxbzNsiYIvE78GapIbxyHMJOErmyklq2a4rjhOCDdbuwbqcd9fzbXGIQEOZUlNXR0/AcIfgBHsP5PbF8C3MoOPja+WjKYM1ojBuMfCTTBMbsZMIbMip3yJRyCAwx8UOi0gbDxzidpyhoEVwX+L4b3oOgbAonIubQyteYzJPVZDFATKtnINIjS1LxpaLR6ya1+awWYdvhAtRlEva6N7yXAZ3V2ErXivVjP6Bi1MTv/6EOYpf7YkH/pB2LnPgT89UK2e7jvsDF+IWRYjvH/5wS8yM+P1XiMVsiNlqZf6wEIfF10T8038uTfyP+OUjx1/55+c7K4MLIoe/fpt7LIIOHJLDfDaHuWrlknaE+q+I2GOPfhw/vP5hbWEvthhQ3BTVyuWjEDCni+i/P2zczKP/vIyeE6+9+OnhGzmQUfc/jG50eq6GMsi/+7Suce3Gpmcii10pdGFnu7HpXmaxf3Rjy93YdC+yWHFGZXvfjU0zOZyNm8ImvasZhcJUoj7Tc2HPtND1bubUu54EQZw4LLVfBtU6J2V9BYUpSHtl+y8w5oe7HwoAAA==';
+const LEGACY_MODULE =
+  'H4sIAAAAAAACA80a23LbxlWSnRuTNLc2bZxeNk5bAQpEilTsKEzkxPWldlVLsaxUbC0FBIGlgAgEuNiFZFnDmfQhqdNP6PShj/2HPvZr+gF96Ewfes7u4krK8WTyUGosEbtnz/22OP5i4c+N8L9/vfkf8vnfP3mj+cXCnX+dg98TNmf0Xp6bmxsnsYjdOLSPaMKDOGLzANB7EXbCQIiQ2jTyAidiC496DVgUJ2Nq8+Ah5ezchJ03ek/BIvfjRLCnNhZ65+ApiAR7euN87zziiKMD9szG+TQFmkbvaVgaxV4aUjbniiA6gQca8sYOfG2w+d5LsN8So3ErCVsHNOo0xydsofdwfm7ODR3OCcIZUdS8I3GY3QaBj0eHxLaDKBC2bXC9iB+ejmlimM180yy2mm4cHZF1AsiuwbeOZ7Qt0rEI/B4EDl+/6YScluETehBwQRN7kA6HgHaRu05IFy0i4sT1m4JGPE6M+53myr752HMgXn7qIU1ibrRNi4xR+wAXiceQHjuJM6ICsaRRyqkHiDbjqALMRRJ41BYgW5WzNeQsV9gwTo6dxDO4RR6YXZJQkSaRVovxwCRLiAolbLBzgp2/a/6RPTVhTxu9Z9EJEgc0ipZ91HsengvGOHvWBWcKKVg3jnhjK/FoQr3rgSsa7DlzmzWkDyju2fObXOLTuuHsBR9hXtReheTZ91wlhp2KADzFTuggDULPVmLZR50Ge8kwes/gAYB0Dih7WR1p3AxjR9xTiw32Su85gFl9f+Xdy/Czwl6VzuqOU/baxvymYN+/uzG3Mf8l+wH+ev1ryckPBfvRNntDQoLd2AUfaPkv+2Vca2sr7E1f4fixxvET/PVTheNngpFt9lbaexMljeLILmydCW5zKthF17ZRNogL227ASoO9vc9+7l9wvmS/2Ga/lNFhDxz3EC1n+3F8yNmipGH0Xse9gNvDNAyrMMzc7H0Pd7XJ9cElefCd3qvlrXFC9bYlt5d7r+A2F46gtgdG1LtNudvqXcBd0LJXBimQrEiwtpJ8CizmGbqOhFtVvqDyA2fvysVLMo2gV7LLhj+nnQGiVoNJh22oEG6w93rvYQZJedIKg0FrfCL8OFpteaDt5TEoBRyBtySKVhS1NIoWosBMs9b7y4Us0+ikYOPfTU8nFdv2YjAShFZy8eLFq+NxGFBOHNK5ThBHHKbo9SSGVEqciATROBWEBweREwLACCSmHomHhFOAgDUJIDGPQycCYRry4XZEhE/h4GgM7AniOpxacilOBaI8csKUIiJcC50TIHccCD8n+JBKPN2RI/xu39i0yDX7dE/QB+I0iCYTi9yyyK7ZBx69DOUsWNiSwLXn3cqz2Ze0XJB3QAnY3g04DU8gyXA3CQYgsMO7Sq5mk0gqRYYu8BibdlAjbX8+MUHVagGT8sSY3n+nwMXTkX16CCdWJp+dVgQmy6Q90YiOaXDgi2lUFjk0AYdwEpIdHOd8HZoNJcKxD+ksU5aE7pOASzuAUQIPXaHvQlLny26cJDR00CP6Nokh6B3wPKtsmU152CEDR7i+tJuVbV3rgwajWEj/itLRAGwMBnd9J4qgYlbQ3NJofCkagilHUE4FD2QcPMBD0uD60C4eUjIFnvQdDdWUi+Df5B3p5krwHR9IqIDBujqGgs9JN6HDbn9HZmKZbFc7H4rhaseGJOeMQGJ6pa99eisiLk0E1A2yvXVtBMIdBS4FlkCjEUk5VBMyRBTty4p7VGpB8jgIQ4CimqQXYNqEBKodDnT84XDcvoyER0FnZeVKHyscyRKhZmKJdB0hkm5fFck+Rq1I4lAZUC3Kc/g4ZUVQH0E+Q6p9LjMLBDsRKcRqnczY8Tw4UKPjjOI0kmbS+8SRmcSDgi0BpPxNcltoOjq2KIQ4JhbJKJw6PV2UPgdNwCKH8rsIjl7wotwA1HgQHCE0nNXoCvqYYAI3EFOMQBIbxAJd0suzUi6VF2ivrqkPEiziGFBxTKlKYYc0AW8l4xg5+YBAYxNrJg6j+DiC1CDB/vk3AnhS8OHwIE5AzBFKj07tO9hAoGKyfAL9Gbi29I1+GESHfVtj9B0ZKuBV5CjgKWjmoaPS8RCczBHT7HtxLtzpAdAfcxsjbpJ5PKSzvK/JTiuJZAfct2ruZNXtbs1QGdhSG3JAdV7Ez3LuXKTfB231+2R5GYPy2A8gN2AJUFoGfnT+Bw1gF5U7rA5/jHEV0l4wgtAEshUq/b70DyCABeQ4Vl5SJ6bqzTBIoP5Ifs4ilxOxcipE8iC5peAinkaQHawzJ89tguKLunDq0bHwj6GSQGeERhjARaRkmxq0m3pRBJ0h3GW81A0GAVxdTs6G72cGWtcB1M+TuFQvOFIUZzHRLIPLMANoWOA5ujxkCY/LVdrX3s19Z0wzV9exfSs+xh7AypMczdGhV0aLIsuyoMuTLDVJu3MSS/cRUApIuzlLwJnJGhuQkD4gniMgRcA1DipDk6J4emcVrj/66+V386/tzlo/S+JXkwNeUIE2NStHxAALwzVic6pQoVcVCgpG2IpnCEBPT4JBWRU8b3CiEnPRauWoSmEpMWEilG4OKO/hom6W1FmZENWR4uakVFw5bEHZRjJOiGgUQAWRZKJJrtOhk4aiS9o5uiyjIj4ry8gJUqkg/SRLvJ6n8r8DdW4Yp4lKvUCtFFWk7EE5zZU6TeygQZA6qX5/UV43wX8tfIBCitc0fKzQkFtYF6BTR18HrmHJDRI3DZ0EVkq0SzgL/9W57nGqrJUKXSZoSCEnCD5ToSpBa32WcBUOMwhj9xC0CKaJ9P2TDJN4VGqzs0/uW6BxHa3Z0kzi2H0SYxDHYYX27SFoYCdJKaoUlI8FKKROEmG+UodUSa8QVwQrWlQ4ssarCZkSmjRjaWlWSoOeaWmp5H5q0ax0a/cw5XRLaf82qqBb6/KhNZbdvfy7K/+a0t4Z2FkwJcRbUpg6Zuyp5TH1ZVd9mUJ+Fpil+uxGSW3Tdwf10YfxnhDSodgLoYmMk71h4rinim0CmulATw/1huvWXgfK5P7KPoig1jK3xcUajeKjsRjqiHLbPZl1NK62Ke8a+mqhcgpuTYCJ9l6CFXMvkSw+iXC7jxFu9xuFa88Srv3thGufLVz7TOGuQu8TQLdGS0VDXb+IoS4NEEPyCpvHjNrmWZbVNQyvzOjRFdYzP8pvcXt5MQFfUkrKbnKlrYx9lU/gPtufhXVaB2hEi8xYB/nNfrOCZMcvarUUhBeSOYnsMiAlejI7zaSOf1wnPP10YizvcZYASSSuv0EcqfiYcRTvv0p2LSDchPOLMPTwe5hQwHXW8ZLcnsyydbA/6dcyX24tUrOX3H4CYxnlWm82MXPq1hgxyPYrz6T1ihdl1+uz9Fk5UNbt/5E+Je4bDyRzvNT3X7lyhbxNdvHtDWcpOoc6zGUPTWEp1K1J5cio+ur6skVWV+GfpWHXO2aNQhRHyzMIpFGZhL47AC86iTwBTQP+XTJzwga+Q8f32bplNqCT7JjfDTdyIUtl3xVrVo5xHeHbNV5V35q9S0+Ag8jorAAc0LiEf1dWqgd0O7FORoY8a+bvvuypNwpFWvSFGPNuq0Wj5nFwGIypFzjNODlo4VPrWv1ggROvwNNoDkBr6aAJLXzryEvhvg9g8jWn7cjrNRWB24J+adAaOThZaG3fuHr9zo3myMt6kMb0aKVolWk4tGZdA7p4l7Rm9ve1rVK/3iXyj92xS/vKZKUtUGjbqne6XfJpBNq4L1vdHHQfXwFaU/3omchUYEsGqxuYmroEuz5Yx+RkzWy1u8gtQOhW2CLg4Dtb17dwqjIMIqrueHjjKniSb7/WcXZTYhRB5JpcgmJ7RU53CvMOHXz/fWLjO60DDiRPFxWmxa5GaZFFiQYX8O9klsbxBbY9doLEKC2aNd0XQOrZnJIdALLADIaQwYOICydyqaFXZeCZ0NVDtlaY9IY5ZZuCWLZi1qZ4KrQt6XuliV4lZZc80ao4n1WRPksIdp4K7CIJ2NXyI2dxluZtBZKFchY1JLQqboBtedVAZimIZPDlQzcMIJVaukTVVksXtOJZed+Wvm3cV8v7pfFmMJTaaFaufW/lflhtJvWA76acl0COvInHVIZSSm3aCb6R4NSzM4Rw+6BwCfRscSxdCwmsT5E0rTM7yqLhyxQmTyv1P/5YoXF5JDOPflRWKHykLp2W61vQLov3eNrTo9Rpq8oYVl+7dWaV0it+UTZHxrt8QAHMBntfsC5OYj+YsA8N/5lH/rNyRrauBuvqBLtyxsA0f5fZYB9NjTEvvb+2ssY+9l/bWNgU7OrdjTljY2FjHn8E+5WhvuH3a2qoeV2wG9vs5iP58Os/sVvb7Lac1CGn7Debqa9GuRv+Rf/tffbbL9mdbbbpq2nllm9u+mr++ImvBo13fTVS3PbVzPCer2aCO74aA34q58ylAGe/25jvvQBr5ThnuxsLErAU7qyHjH/Ffi91pMzP/qDW7suxsbY229uY25j7iu3LMWRmdPaZArXV/36ABoDLMR7rfy2nqqrcZyHDHIVjIIkpT2Gu5rQcNMyTI24ZqYz2CA4+vyH+2NBA5Pgj2EE6UKPzbNzP/OnR9KXVzhoL9Gj6cz2aPsRfobLiSLBom8XQKXyxsI//IaTqDvO1iflCbep9rkbqPG0uzOnPzr//8dnOcx/Nz+Wfj0vf50rfr/4PEjSR36IiAAA=';
+const SCRIPTED =
+  'H4sIAAAAAAACA41UXXOjNhT9Kzt+7nRB1J3SmTwIDCKASQAbhN5AisFGfMxibJyd/vcKbJJmvZ0sL8ajc88995wrvi/Sb7TYn16+svSYfpUWf39ZQPH48OFh8duXj6fydGpu5F5ebvXNX/cIcK3X4fMZwnz1E4Qyd7g994g/PkUsP+3y52ccv7clHzE5tA9YVqVMsQ+pqe7cOjjRymvcatm7lXwiVtQRvO4ToPYMmW1WRRede5ziiGd10Cbx2aE+bHMsNTHMRStNotWI4z1RDG1v5vEoAAP+igGRMzTskso8pAoraBXsUqSeUsXQNzzXRtzaMlaJrO4YUi8JKHb43Op6bRhOYqqOmZsjhgKvyFA0aLF31a0vdwwHbWatHazYPKmjNkOB4Ih6CtQLVpKL4ECOXiSacAxaU11BgOAANw7YogypBTPns62Yq2ignK/GnomiydTnLsRBQP3WhXoh3v0mPJvSPvYOGRg6IvSksdrTc/ssZuO0isoA8QOD7aBfeMhMe1ihXNujfJzXmHhHX2vD+zDzZTnP1Wf75TEDgfAtenUr75TVieOPNQe7FDM93XxBIxcDUUtAIVFfbbR93qSQNbp58xUbfgqF/lroD8yr/rLThP55Dhdup/+S0Oc6kS1tayOMxU0Qme7T2HylgfeUQvSYQvsphs2cdU8V7URBVNIgtGN97KbtxOyAYPuVxMGOIrMkSOyDrF4I1niCA05MVWKAHwg2okSZd65tmciSCs9SMHC9suU0HkqxO2L3hpYqvkODpMGh0G50MDxrLkSR0BntacCSaf2Q3dOg+LWdrkxJ+N0L3FEv7YIhr9lU6iXbTN6SyVuUP6cwacSvlcIimexY2QOqcjs8C4+wkYVn2IzvjtFp7LFo5qwtlG/ua73Bit9qX/63Vs7X067XUT/dJVk9klh4HWp32XqWUbxlG9rXbOt5N9+yPMSwG7O5sHjZp/GyxgopaG2U9xqjwX7XWH3UyN802nK+GftndXTE4Oofwd6OWXaRgCMnltHM3HPGejmcsoptpl2PGRc+tzGcrgKgYdvoYgeZaQ6O1EHH8pv/9nPnuzPmHcpyUht9qmm/lvV4NzERGvkpy9uQbIdI9D7dMn7n3Wgj7+DmH7//tKm7Y1ofu/cP52P7I+j08q3bN/V4vD43D4t//gVNxwbRXgYAAA==';
 const blob = (b64: string) => new Uint8Array(gunzipSync(Buffer.from(b64, 'base64')));
 const TINY_WEIGHT = [-0.007486820220947266, 0.5364435911178589];
 
@@ -426,13 +436,23 @@ describe('damaged and hostile torch files', () => {
     }
   });
 
-  for (const [rel, format] of [['models/repvgg_tiny_train.pth', 'torch-zip'], ['models/repvgg_tiny_train_legacy.pth', 'torch-legacy']] as const) {
+  for (const [rel, format] of [
+    ['models/repvgg_tiny_train.pth', 'torch-zip'],
+    ['models/repvgg_tiny_train_legacy.pth', 'torch-legacy'],
+  ] as const) {
     it(`${rel}: every truncation is a ModelFormatError at open`, async () => {
       const bytes = new Uint8Array(readFileSync(join(FIXTURES, rel)));
       const started = Date.now();
-      const cuts = [...Array.from({ length: 4000 }, (_, i) => i), ...Array.from({ length: 200 }, (_, i) => Math.floor((bytes.length * i) / 200)), bytes.length - 1];
+      const cuts = [
+        ...Array.from({ length: 4000 }, (_, i) => i),
+        ...Array.from({ length: 200 }, (_, i) => Math.floor((bytes.length * i) / 200)),
+        bytes.length - 1,
+      ];
       for (const len of cuts) {
-        const err = await fromBytes(bytes.subarray(0, len), format, 'bad.pth').then(() => undefined, (e: unknown) => e);
+        const err = await fromBytes(bytes.subarray(0, len), format, 'bad.pth').then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect(err, `cut at ${len}`).toBeInstanceOf(ModelFormatError);
       }
       expect(Date.now() - started).toBeLessThan(20_000);
@@ -542,7 +562,13 @@ describe('legacy layout by hand', () => {
 });
 
 const ref = (values: number[], shape = [values.length]) =>
-  new TorchTensorRef('t', new TorchStorage('0', new TorchStorageType('FloatStorage', 'float32', 4), values.length, false, async (o, l) => f32(...values).subarray(o, o + l)), 0, shape, shape.length ? [1] : []);
+  new TorchTensorRef(
+    't',
+    new TorchStorage('0', new TorchStorageType('FloatStorage', 'float32', 4), values.length, false, async (o, l) => f32(...values).subarray(o, o + l)),
+    0,
+    shape,
+    shape.length ? [1] : [],
+  );
 
 function dict(entries: Record<string, PyValue>, className = 'dict'): PyDict {
   const d = new PyDict(className);
@@ -565,7 +591,12 @@ describe('unwrapCheckpoint', () => {
     const u = unwrapCheckpoint(root, []);
     expect(u.tensors.map((t) => t.name)).toEqual(['w']);
     expect(u.metadata).toEqual({
-      stateDictKey: 'ema', state_dict: null, model: {}, net: { v: '<tensor float32 [1]>' }, epoch: 3, nonTensorEntries: { note: 'kept' },
+      stateDictKey: 'ema',
+      state_dict: null,
+      model: {},
+      net: { v: '<tensor float32 [1]>' },
+      epoch: 3,
+      nonTensorEntries: { note: 'kept' },
     });
     expect(u.warnings).toEqual(['skipped entries RepLens cannot read (torch._utils._rebuild_qtensor object): q']);
   });
@@ -575,7 +606,14 @@ describe('unwrapCheckpoint', () => {
     const averaged = module('models.yolo.Model', {}, { conv: module('torch.nn.Conv2d', { weight: ref([3, 4]) }) });
     const root = dict({ epoch: 299, model: raw, ema: averaged, updates: 1200, optimizer: null });
     const u = unwrapCheckpoint(root, []);
-    expect(u.weights).toEqual({ key: 'ema', reason: "the EMA weights, which YOLO projects evaluate and export when a checkpoint has them (also in the file: 'model')", slots: [{ key: 'model', holds: 'module' }, { key: 'ema', holds: 'module' }] });
+    expect(u.weights).toEqual({
+      key: 'ema',
+      reason: "the EMA weights, which YOLO projects evaluate and export when a checkpoint has them (also in the file: 'model')",
+      slots: [
+        { key: 'model', holds: 'module' },
+        { key: 'ema', holds: 'module' },
+      ],
+    });
     expect(u.metadata).toMatchObject({ stateDictKey: 'ema', model: '<m.models.yolo.Model module>', epoch: 299 });
     const asked = unwrapCheckpoint(root, [], { weights: 'model' });
     expect(asked.weights).toMatchObject({ key: 'model', reason: 'chosen' });
@@ -589,7 +627,10 @@ describe('unwrapCheckpoint', () => {
     const stripped = unwrapCheckpoint(dict({ model: dict({ w: ref([1]) }), ema: null, optimizer: null }), []);
     expect(stripped.weights).toEqual({ key: 'model', reason: 'the only key that holds weights', slots: [{ key: 'model', holds: 'state dict' }] });
     const timm = unwrapCheckpoint(dict({ epoch: 3, arch: 'repvgg_a0', state_dict: dict({ w: ref([1]) }), state_dict_ema: dict({ w: ref([2]) }) }), []);
-    expect(timm.weights).toMatchObject({ key: 'state_dict_ema', reason: "the EMA weights, which timm's loaders read by default (also in the file: 'state_dict')" });
+    expect(timm.weights).toMatchObject({
+      key: 'state_dict_ema',
+      reason: "the EMA weights, which timm's loaders read by default (also in the file: 'state_dict')",
+    });
     const raw = unwrapCheckpoint(dict({ state_dict: dict({ w: ref([1]) }), state_dict_ema: dict({ w: ref([2]) }) }), [], { weights: 'state_dict' });
     expect(raw.weights?.key).toBe('state_dict');
     const mmpretrain = unwrapCheckpoint(dict({ meta: dict({ epoch: 1 }), state_dict: dict({ w: ref([1]) }), ema_state_dict: dict({ w: ref([2]) }) }), []);
@@ -600,9 +641,15 @@ describe('unwrapCheckpoint', () => {
 
   it('names the slots there are when asked for one the file does not have', () => {
     const root = dict({ model: dict({ w: ref([1]) }), ema: dict({ w: ref([2]) }) });
-    expect(() => unwrapCheckpoint(root, [], { weights: 'EMA' })).toThrow(new WeightsSlotError("has no weights under 'EMA': its weights are under 'model', 'ema'"));
-    expect(() => unwrapCheckpoint(dict({ w: ref([1]) }), [], { weights: 'ema' })).toThrow("has no weights under 'ema': it is a plain state dict, with no checkpoint keys to choose from");
-    expect(() => unwrapCheckpoint(module('m.Net', { w: ref([1]) }), [], { weights: 'ema' })).toThrow("has no weights under 'ema': it holds m.m.Net object, with no checkpoint keys to choose from");
+    expect(() => unwrapCheckpoint(root, [], { weights: 'EMA' })).toThrow(
+      new WeightsSlotError("has no weights under 'EMA': its weights are under 'model', 'ema'"),
+    );
+    expect(() => unwrapCheckpoint(dict({ w: ref([1]) }), [], { weights: 'ema' })).toThrow(
+      "has no weights under 'ema': it is a plain state dict, with no checkpoint keys to choose from",
+    );
+    expect(() => unwrapCheckpoint(module('m.Net', { w: ref([1]) }), [], { weights: 'ema' })).toThrow(
+      "has no weights under 'ema': it holds m.m.Net object, with no checkpoint keys to choose from",
+    );
   });
 
   it('reads a bare dict with stray non-tensors, and says when there are no tensors', () => {

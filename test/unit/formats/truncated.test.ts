@@ -34,7 +34,10 @@ describe('a file cut short', () => {
       for (const n of cuts) {
         const bytes = whole.subarray(0, n);
         expect(detectKind(bytes.subarray(0, 64), n), `cut at ${n}`).toBe(kind);
-        const e = await readModel(new MemoryByteSource(path.basename(file), bytes)).then(() => undefined, (err: unknown) => err);
+        const e = await readModel(new MemoryByteSource(path.basename(file), bytes)).then(
+          () => undefined,
+          (err: unknown) => err,
+        );
         expect(e, `cut at ${n}`).toBeInstanceOf(ModelFormatError);
         const reason = (e as ModelFormatError).reason;
         expect(reason.startsWith(`the file is truncated: it ends at ${formatBytes(n)}, inside `), `cut at ${n}: ${reason}`).toBe(true);

@@ -93,17 +93,31 @@ describe('ZipArchive', () => {
     const zip = plainZip(ENTRIES);
     const padded = new Uint8Array(zip.length + 70000);
     padded.set(zip);
-    await expectZipError(padded, /^bad\.zip: the zip archive is followed by 68\.4 KiB of other data: its end-of-central-directory record is not in the last 64 KiB, where zip readers look for it; remove what was appended or re-save the file$/);
+    await expectZipError(
+      padded,
+      /^bad\.zip: the zip archive is followed by 68\.4 KiB of other data: its end-of-central-directory record is not in the last 64 KiB, where zip readers look for it; remove what was appended or re-save the file$/,
+    );
   });
 
   it('calls a zip cut short truncated, and says what its first entry shows it was', async () => {
     const zip = plainZip(ENTRIES);
     const cut = zip.subarray(0, Math.floor(zip.length * 0.6));
-    await expectZipError(cut, new RegExp(`^bad\\.zip: the file is truncated: it ends at ${formatBytes(cut.length).replace('.', '\\.')}, inside a zip that began as a PyTorch checkpoint \\(no end-of-central-directory record\\); re-save or re-download it$`));
+    await expectZipError(
+      cut,
+      new RegExp(
+        `^bad\\.zip: the file is truncated: it ends at ${formatBytes(cut.length).replace('.', '\\.')}, inside a zip that began as a PyTorch checkpoint \\(no end-of-central-directory record\\); re-save or re-download it$`,
+      ),
+    );
     // Cut inside the first entry's header, and a zip of something else.
-    await expectZipError(zip.subarray(0, 20), /^bad\.zip: the file is truncated: it ends at 20 B, inside the header of a zip archive's first entry \(no end-of-central-directory record\)/);
+    await expectZipError(
+      zip.subarray(0, 20),
+      /^bad\.zip: the file is truncated: it ends at 20 B, inside the header of a zip archive's first entry \(no end-of-central-directory record\)/,
+    );
     const other = plainZip([{ name: 'notes.txt', data: new Uint8Array(5000) }]);
-    await expectZipError(other.subarray(0, 3000), /^bad\.zip: the file is truncated: it ends at 2\.9 KiB, inside a zip archive whose first entry is 'notes\.txt' \(no end-of-central-directory record\)/);
+    await expectZipError(
+      other.subarray(0, 3000),
+      /^bad\.zip: the file is truncated: it ends at 2\.9 KiB, inside a zip archive whose first entry is 'notes\.txt' \(no end-of-central-directory record\)/,
+    );
     // No local header first: not a zip that was cut, and the reader says what it looked for.
     await expectZipError(new Uint8Array(100), /^bad\.zip: not a zip archive: no end-of-central-directory record in the last 64 KiB$/);
   });

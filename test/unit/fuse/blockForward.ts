@@ -7,13 +7,20 @@ import { avgPool2d, batchNorm, conv2d } from './reference';
  * (its BN, or the input itself), an AvgPool (zero padding counted), the sum, and a BN after the sum.
  * Independent of src/core/fuse: no kernel is assembled here.
  */
-export function blockForward(block: Block, tensors: ReadonlyMap<string, Float64Array>, x: Float64Array, hw: number, eps?: number): { y: Float64Array; shape: [number, number, number] } {
+export function blockForward(
+  block: Block,
+  tensors: ReadonlyMap<string, Float64Array>,
+  x: Float64Array,
+  hw: number,
+  eps?: number,
+): { y: Float64Array; shape: [number, number, number] } {
   const get = (n: string) => {
     const v = tensors.get(n);
     if (!v) throw new Error(`no tensor ${n}`);
     return v;
   };
-  const bn = (v: Float64Array, names: BnNames) => batchNorm(v, block.outChannels, { gamma: get(names.weight), beta: get(names.bias), mean: get(names.mean), var: get(names.var), eps: eps ?? names.eps });
+  const bn = (v: Float64Array, names: BnNames) =>
+    batchNorm(v, block.outChannels, { gamma: get(names.weight), beta: get(names.bias), mean: get(names.mean), var: get(names.var), eps: eps ?? names.eps });
   const stride = block.stride ?? 1;
   let sum: Float64Array | undefined;
   let shape: [number, number, number] = [0, 0, 0];
@@ -28,7 +35,16 @@ export function blockForward(block: Block, tensors: ReadonlyMap<string, Float64A
       [y, shape] = [r.y, r.shape];
     } else {
       const k = b.weightShape![2];
-      const r = conv2d(x, [block.inChannels, hw, hw], get(b.convWeight!), b.weightShape!, b.convBias ? get(b.convBias) : null, stride, Math.floor(k / 2), block.groups);
+      const r = conv2d(
+        x,
+        [block.inChannels, hw, hw],
+        get(b.convWeight!),
+        b.weightShape!,
+        b.convBias ? get(b.convBias) : null,
+        stride,
+        Math.floor(k / 2),
+        block.groups,
+      );
       y = b.withoutBn ? r.y : bn(r.y, b.bn!);
       shape = r.shape;
     }

@@ -68,7 +68,10 @@ describe('deploy checkpoint of YOLOv6 QARepVGG: what switch_to_deploy leaves (rb
     const written = plan.tensors.map((t) => ({ name: t.name, shape: [...t.shape], dtype: t.dtype, values: new Float64Array(0) }));
     const again = buildStructure(memoryModel(written));
     expect(again.family).toBe('yolov6-qarepvgg');
-    expect(allBlocks(again).map((b) => [b.form, b.postBn?.weight])).toEqual([['deploy', 'blocks.0.bn.weight'], ['deploy', 'blocks.1.bn.weight']]);
+    expect(allBlocks(again).map((b) => [b.form, b.postBn?.weight])).toEqual([
+      ['deploy', 'blocks.0.bn.weight'],
+      ['deploy', 'blocks.1.bn.weight'],
+    ]);
     expect(again.other).toEqual(['head.scale']);
   });
 });

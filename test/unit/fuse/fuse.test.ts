@@ -19,7 +19,11 @@ interface Case {
 function makeBlock(c: Case, seed = 1) {
   const rand = seededRandom(seed);
   const tensors = new Map<string, Float64Array>();
-  const fill = (name: string, n: number, lo = -1, hi = 1) => tensors.set(name, Float64Array.from({ length: n }, () => lo + (hi - lo) * rand()));
+  const fill = (name: string, n: number, lo = -1, hi = 1) =>
+    tensors.set(
+      name,
+      Float64Array.from({ length: n }, () => lo + (hi - lo) * rand()),
+    );
   const ipg = c.channelsIn / c.groups;
   const eps = c.eps ?? 1e-5;
   const bn = (module: string) => {
@@ -27,12 +31,22 @@ function makeBlock(c: Case, seed = 1) {
     fill(`${module}.bias`, c.channelsOut);
     fill(`${module}.running_mean`, c.channelsOut);
     fill(`${module}.running_var`, c.channelsOut, 0.2, 2);
-    return { weight: `${module}.weight`, bias: `${module}.bias`, mean: `${module}.running_mean`, var: `${module}.running_var`, eps, epsSource: 'family-default' as const };
+    return {
+      weight: `${module}.weight`,
+      bias: `${module}.bias`,
+      mean: `${module}.running_mean`,
+      var: `${module}.running_var`,
+      eps,
+      epsSource: 'family-default' as const,
+    };
   };
   const branches: Branch[] = [];
   for (let d = 0; d < (c.denseBranches ?? 1); d++) {
     const shape = [c.channelsOut, ipg, c.kernel, c.kernel];
-    fill(`dense${d}.conv.weight`, shape.reduce((a, b) => a * b));
+    fill(
+      `dense${d}.conv.weight`,
+      shape.reduce((a, b) => a * b),
+    );
     branches.push({ role: 'dense', module: `dense${d}.conv`, convWeight: `dense${d}.conv.weight`, weightShape: shape, bn: bn(`dense${d}.bn`) });
   }
   if (c.oneByOne) {
@@ -41,9 +55,24 @@ function makeBlock(c: Case, seed = 1) {
   }
   if (c.identity) branches.push({ role: 'identity', module: 'id', bn: bn('id') });
   const block: Block = {
-    name: 'test.block', family: 'repvgg', stage: 'test', inChannels: c.channelsIn, outChannels: c.channelsOut, kernel: c.kernel,
-    stride: c.stride, strideSource: 'attribute', padding: Math.floor(c.kernel / 2), paddingSource: 'default', groups: c.groups,
-    groupsSource: 'attribute', dilation: 1, branches, form: 'train', params: { train: 0, deploy: 0 }, tensors: [...tensors.keys()], warnings: [],
+    name: 'test.block',
+    family: 'repvgg',
+    stage: 'test',
+    inChannels: c.channelsIn,
+    outChannels: c.channelsOut,
+    kernel: c.kernel,
+    stride: c.stride,
+    strideSource: 'attribute',
+    padding: Math.floor(c.kernel / 2),
+    paddingSource: 'default',
+    groups: c.groups,
+    groupsSource: 'attribute',
+    dilation: 1,
+    branches,
+    form: 'train',
+    params: { train: 0, deploy: 0 },
+    tensors: [...tensors.keys()],
+    warnings: [],
   };
   return { block, tensors, rand };
 }
@@ -76,8 +105,14 @@ const CASES: [string, Case][] = [
   ['groups 2, identity present', { channelsIn: 8, channelsOut: 8, groups: 2, stride: 1, kernel: 3, oneByOne: true, identity: true }],
   ['groups 4, identity present', { channelsIn: 8, channelsOut: 8, groups: 4, stride: 1, kernel: 3, oneByOne: true, identity: true }],
   ['depthwise, identity present', { channelsIn: 6, channelsOut: 6, groups: 6, stride: 1, kernel: 3, oneByOne: true, identity: true }],
-  ['1×1-only block (pointwise, over-parameterized)', { channelsIn: 6, channelsOut: 6, groups: 1, stride: 1, kernel: 1, oneByOne: false, identity: true, denseBranches: 3 }],
-  ['5×5 with 1×1 and three dense branches (MobileOne)', { channelsIn: 4, channelsOut: 4, groups: 1, stride: 1, kernel: 5, oneByOne: true, identity: true, denseBranches: 3 }],
+  [
+    '1×1-only block (pointwise, over-parameterized)',
+    { channelsIn: 6, channelsOut: 6, groups: 1, stride: 1, kernel: 1, oneByOne: false, identity: true, denseBranches: 3 },
+  ],
+  [
+    '5×5 with 1×1 and three dense branches (MobileOne)',
+    { channelsIn: 4, channelsOut: 4, groups: 1, stride: 1, kernel: 5, oneByOne: true, identity: true, denseBranches: 3 },
+  ],
   ['eps 1e-3 (YOLOv7)', { channelsIn: 8, channelsOut: 8, groups: 1, stride: 1, kernel: 3, oneByOne: true, identity: true, eps: 1e-3 }],
 ];
 

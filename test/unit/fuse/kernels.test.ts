@@ -24,7 +24,8 @@ function reference(terms: FusionTerms): Float64Array[] {
       const dy = (k - kh) / 2;
       const dx = (k - kw) / 2;
       for (let i = 0; i < inPerGroup; i++) {
-        for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) row[i * kk + (y + dy) * k + x + dx] += weight[((c * inPerGroup + i) * kh + y) * kw + x] * scale[c];
+        for (let y = 0; y < kh; y++)
+          for (let x = 0; x < kw; x++) row[i * kk + (y + dy) * k + x + dx] += weight[((c * inPerGroup + i) * kh + y) * kw + x] * scale[c];
       }
     }
     const centre = Math.floor(k / 2) * (k + 1);
@@ -39,7 +40,12 @@ function reference(terms: FusionTerms): Float64Array[] {
   return rows;
 }
 
-function terms(seed: number, shape: { out: number; inPerGroup: number; k: number }, kernels: number[], extra: { identity?: boolean; pool?: number; postScale?: boolean } = {}): FusionTerms {
+function terms(
+  seed: number,
+  shape: { out: number; inPerGroup: number; k: number },
+  kernels: number[],
+  extra: { identity?: boolean; pool?: number; postScale?: boolean } = {},
+): FusionTerms {
   const r = random(seed);
   const { out, inPerGroup, k } = shape;
   const convs: ConvTerm[] = kernels.map((kh, i) => ({ name: `conv${i}`, weight: r(out * inPerGroup * kh * kh), kh, kw: kh, scale: r(out) }));
@@ -62,7 +68,10 @@ describe('forEachFusedRow gives the definition’s rows, bit for bit', () => {
     ['3×3 + 1×1 + identity (RepVGG)', terms(1, { out: 6, inPerGroup: 6, k: 3 }, [3, 1], { identity: true })],
     ['1×1 first, then 3×3', terms(2, { out: 5, inPerGroup: 4, k: 3 }, [1, 3])],
     ['3×3 alone', terms(3, { out: 4, inPerGroup: 3, k: 3 }, [3])],
-    ['several k×k branches, post-sum scale (MobileOne, QARepVGG)', terms(4, { out: 4, inPerGroup: 4, k: 3 }, [3, 3, 3, 1], { identity: true, postScale: true })],
+    [
+      'several k×k branches, post-sum scale (MobileOne, QARepVGG)',
+      terms(4, { out: 4, inPerGroup: 4, k: 3 }, [3, 3, 3, 1], { identity: true, postScale: true }),
+    ],
     ['5×5 with a 3×3 and an AvgPool', terms(5, { out: 3, inPerGroup: 3, k: 5 }, [5, 3], { pool: 3 })],
     ['identity only', terms(6, { out: 4, inPerGroup: 4, k: 3 }, [], { identity: true })],
   ])('%s', (_, t) => {

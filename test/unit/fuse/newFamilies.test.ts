@@ -26,16 +26,36 @@ function input(channels: number, hw: number, seed: number): Float64Array {
 }
 
 /** The fused conv (and, with 'keep', the post BN after it) applied to x, in float64. */
-function fusedForward(block: Block, fused: { weight: Float64Array; bias: Float64Array; shape: readonly number[] }, x: Float64Array, hw: number, tensors: ReadonlyMap<string, Float64Array>, keep = false) {
+function fusedForward(
+  block: Block,
+  fused: { weight: Float64Array; bias: Float64Array; shape: readonly number[] },
+  x: Float64Array,
+  hw: number,
+  tensors: ReadonlyMap<string, Float64Array>,
+  keep = false,
+) {
   const r = conv2d(x, [block.inChannels, hw, hw], fused.weight, fused.shape, fused.bias, block.stride ?? 1, block.padding, block.groups);
   if (!keep || !block.postBn) return r;
   const bn = block.postBn;
-  return { ...r, y: batchNorm(r.y, block.outChannels, { gamma: tensors.get(bn.weight)!, beta: tensors.get(bn.bias)!, mean: tensors.get(bn.mean)!, var: tensors.get(bn.var)!, eps: bn.eps }) };
+  return {
+    ...r,
+    y: batchNorm(r.y, block.outChannels, {
+      gamma: tensors.get(bn.weight)!,
+      beta: tensors.get(bn.bias)!,
+      mean: tensors.get(bn.mean)!,
+      var: tensors.get(bn.var)!,
+      eps: bn.eps,
+    }),
+  };
 }
 
 /** What a pickled model's dense conv says of groups and stride, which a state dict does not store. */
 const convFacts = (spec: BlockSpec): ModuleInfo[] => [
-  { path: `${spec.name}.rbr_dense.conv`, className: 'torch.nn.modules.conv.Conv2d', attributes: { groups: spec.groups ?? 1, stride: [spec.stride, spec.stride], in_channels: spec.cin } },
+  {
+    path: `${spec.name}.rbr_dense.conv`,
+    className: 'torch.nn.modules.conv.Conv2d',
+    attributes: { groups: spec.groups ?? 1, stride: [spec.stride, spec.stride], in_channels: spec.cin },
+  },
 ];
 
 const QA_CASES: [string, BlockSpec, 'v1' | 'v2'][] = [
@@ -139,7 +159,10 @@ describe('fusion refuses what it cannot do exactly', () => {
   });
 
   it('a QARepVGG block whose post BN is incomplete (it would fuse to another function)', async () => {
-    const block = oneBlock(s.tensors.filter((t) => t.name !== 'b.bn.running_var'), { qarepvgg: 'v2' });
+    const block = oneBlock(
+      s.tensors.filter((t) => t.name !== 'b.bn.running_var'),
+      { qarepvgg: 'v2' },
+    );
     await expect(fuseBlock(block, loader(s.tensors), { postBn: 'fold' })).rejects.toThrow(/has no complete BatchNorm after the sum of its branches \(bn\)/);
   });
 
@@ -155,7 +178,9 @@ describe('fusion refuses what it cannot do exactly', () => {
   it('a post BN behind squeeze-excitation cannot be folded', async () => {
     const block = oneBlock(s.tensors, { qarepvgg: 'v2' });
     block.se = { down: 'x', up: 'y' };
-    await expect(fuseBlock(block, loader(s.tensors), { postBn: 'fold' })).rejects.toThrow(/squeeze-excitation between the sum of its branches and the BatchNorm/);
+    await expect(fuseBlock(block, loader(s.tensors), { postBn: 'fold' })).rejects.toThrow(
+      /squeeze-excitation between the sum of its branches and the BatchNorm/,
+    );
   });
 });
 
@@ -193,7 +218,13 @@ describe('timm MobileOne: the fused conv equals the train block', () => {
 
 /** The parameter formula of peerReference.ts's script: the t-th tensor of the block, element i. */
 function formulaTensors(names: [string, number[], 'w' | 'g' | 'b' | 'm' | 'v'][]): SynthTensor[] {
-  const kinds = { w: (x: number) => 0.5 * x, g: (x: number) => 1 + 0.4 * x, b: (x: number) => 0.1 * x, m: (x: number) => 0.2 * x, v: (x: number) => 1 + 0.5 * x };
+  const kinds = {
+    w: (x: number) => 0.5 * x,
+    g: (x: number) => 1 + 0.4 * x,
+    b: (x: number) => 0.1 * x,
+    m: (x: number) => 0.2 * x,
+    v: (x: number) => 1 + 0.5 * x,
+  };
   return names.map(([name, shape, kind], t) => ({
     name,
     shape,
@@ -202,11 +233,21 @@ function formulaTensors(names: [string, number[], 'w' | 'g' | 'b' | 'm' | 'v'][]
   }));
 }
 
-const bnOf = (m: string, c: number): [string, number[], 'g' | 'b' | 'm' | 'v'][] => [[`${m}.weight`, [c], 'g'], [`${m}.bias`, [c], 'b'], [`${m}.running_mean`, [c], 'm'], [`${m}.running_var`, [c], 'v']];
+const bnOf = (m: string, c: number): [string, number[], 'g' | 'b' | 'm' | 'v'][] => [
+  [`${m}.weight`, [c], 'g'],
+  [`${m}.bias`, [c], 'b'],
+  [`${m}.running_mean`, [c], 'm'],
+  [`${m}.running_var`, [c], 'v'],
+];
 
 describe("the peers' own re-parameterization, in float64 (numbers from torch, see peerReference.ts)", () => {
   const qarep = (cin: number, cout: number, groups: number) =>
-    formulaTensors([['b.rbr_dense.conv.weight', [cout, cin / groups, 3, 3], 'w'], ...bnOf('b.rbr_dense.bn', cout), ['b.rbr_1x1.weight', [cout, cin / groups, 1, 1], 'w'], ...bnOf('b.bn', cout)]);
+    formulaTensors([
+      ['b.rbr_dense.conv.weight', [cout, cin / groups, 3, 3], 'w'],
+      ...bnOf('b.rbr_dense.bn', cout),
+      ['b.rbr_1x1.weight', [cout, cin / groups, 1, 1], 'w'],
+      ...bnOf('b.bn', cout),
+    ]);
 
   it.each([
     ['QARepVGGBlock 2→2', qarep(2, 2, 1), 'v1', peer.QA_V1_KEEP_W, peer.QA_V1_KEEP_B, peer.QA_V1_FOLD_W, peer.QA_V1_FOLD_B],
@@ -217,7 +258,9 @@ describe("the peers' own re-parameterization, in float64 (numbers from torch, se
     async (_, tensors, version, keepW, keepB, foldW, foldB) => {
       // A state dict does not store groups; the dense conv's attributes (as a pickled module has them) do.
       const groups = tensors[0].shape[0] / tensors[0].shape[1];
-      const block = oneBlock(tensors, { qarepvgg: version }, [{ path: 'b.rbr_dense.conv', className: 'torch.nn.modules.conv.Conv2d', attributes: { groups, stride: [1, 1] } }]);
+      const block = oneBlock(tensors, { qarepvgg: version }, [
+        { path: 'b.rbr_dense.conv', className: 'torch.nn.modules.conv.Conv2d', attributes: { groups, stride: [1, 1] } },
+      ]);
       expect(block.branches.map((b) => b.role)).toEqual(['dense', 'oneByOne', 'identity', ...(version === 'v2' ? ['avgPool'] : [])]);
       const keep = await fuseBlock(block, loader(tensors), { postBn: 'keep' });
       const fold = await fuseBlock(block, loader(tensors), { postBn: 'fold' });
@@ -230,7 +273,10 @@ describe("the peers' own re-parameterization, in float64 (numbers from torch, se
   );
 
   it("timm MobileOneBlock, depthwise with three k×k branches, scale and identity: timm's reparameterize", async () => {
-    const kxk = [0, 1, 2].flatMap((i): [string, number[], 'w' | 'g' | 'b' | 'm' | 'v'][] => [[`b.conv_kxk.${i}.conv.weight`, [2, 1, 3, 3], 'w'], ...bnOf(`b.conv_kxk.${i}.bn`, 2)]);
+    const kxk = [0, 1, 2].flatMap((i): [string, number[], 'w' | 'g' | 'b' | 'm' | 'v'][] => [
+      [`b.conv_kxk.${i}.conv.weight`, [2, 1, 3, 3], 'w'],
+      ...bnOf(`b.conv_kxk.${i}.bn`, 2),
+    ]);
     const tensors = formulaTensors([...kxk, ['b.conv_scale.conv.weight', [2, 1, 1, 1], 'w'], ...bnOf('b.conv_scale.bn', 2), ...bnOf('b.identity', 2)]);
     const block = oneBlock(tensors);
     expect(block).toMatchObject({ family: 'timm-mobileone', groups: 2, groupsSource: 'identity-bn' });
@@ -240,7 +286,12 @@ describe("the peers' own re-parameterization, in float64 (numbers from torch, se
   });
 
   it("timm MobileOneBlock, pointwise 2→3 with two 1×1 branches: timm's reparameterize", async () => {
-    const tensors = formulaTensors([0, 1].flatMap((i): [string, number[], 'w' | 'g' | 'b' | 'm' | 'v'][] => [[`b.conv_kxk.${i}.conv.weight`, [3, 2, 1, 1], 'w'], ...bnOf(`b.conv_kxk.${i}.bn`, 3)]));
+    const tensors = formulaTensors(
+      [0, 1].flatMap((i): [string, number[], 'w' | 'g' | 'b' | 'm' | 'v'][] => [
+        [`b.conv_kxk.${i}.conv.weight`, [3, 2, 1, 1], 'w'],
+        ...bnOf(`b.conv_kxk.${i}.bn`, 3),
+      ]),
+    );
     const fused = await fuseBlock(oneBlock(tensors), loader(tensors));
     expect(fused.shape).toEqual([3, 2, 1, 1]);
     expect(relMax(Float64Array.from(peer.MO_PW_W), fused.weight)).toBeLessThan(1e-14);

@@ -80,7 +80,12 @@ describe.each([
     const owned = new Set(blocks.flatMap((b) => b.tensors));
     const names1 = new Set(g1.initializer.map((t) => t.name));
     expect([...owned].filter((n) => names1.has(n))).toEqual([]);
-    expect(g0.initializer.map((t) => t.name).filter((n) => !owned.has(n!)).every((n) => names1.has(n))).toBe(true);
+    expect(
+      g0.initializer
+        .map((t) => t.name)
+        .filter((n) => !owned.has(n!))
+        .every((n) => names1.has(n)),
+    ).toBe(true);
     expect(g1.initializer).toHaveLength(g0.initializer.length - owned.size + 2 * blocks.length);
     // Every node outside the blocks is still there, in the same order.
     const removed = new Set(blocks.flatMap((b) => b.onnx!.nodes));
@@ -121,7 +126,7 @@ describe.each([
 });
 
 describe('the fused weights', () => {
-  it.each(['repvgg_tiny_train.onnx', 'repvgg_tiny_train_folded.onnx'])('of %s are those of torch\'s own fusion, under the same names', async (name) => {
+  it.each(['repvgg_tiny_train.onnx', 'repvgg_tiny_train_folded.onnx'])("of %s are those of torch's own fusion, under the same names", async (name) => {
     const result = await convertFile(copied(name));
     const ours = await openModelFile(result.output);
     const torch = await openModelFile(fixture('repvgg_tiny_deploy.onnx'));
@@ -182,7 +187,10 @@ describe('graphs without known names', () => {
     ]);
     const { model, structure } = await readBack(result.output);
     // The unfused blocks are still found; the fused ones are no blocks any more (no family name says 'deploy').
-    expect(allBlocks(structure).map((b) => [b.name, b.form])).toEqual([['layer1.1', 'train'], ['blocks.0', 'train']]);
+    expect(allBlocks(structure).map((b) => [b.name, b.form])).toEqual([
+      ['layer1.1', 'train'],
+      ['blocks.0', 'train'],
+    ]);
     expect(model.graph!.node.map((n) => n.name).filter((n) => n?.includes('reparam'))).toEqual(['/blocks.0.reparam/Conv', '/layer1/layer1.0/reparam/Conv']);
     const x = { name: 'x', dims: [1, 4, 8, 8], data: randomInput([1, 4, 8, 8], 11) };
     const y = model.graph!.output[0].name!;
@@ -211,7 +219,9 @@ describe('graphs without known names', () => {
       const [weight, bias] = fusion.model.graph!.initializer.slice(-2);
       expect([weight.dataType, bias.dataType, weight.name, bias.name]).toEqual([10, 10, 'blocks.0.reparam.weight', 'blocks.0.reparam.bias']);
       const exact = await fuseBlock(block, async (name) => m.tensors.find((t) => t.name === name)!.toFloat64());
-      expect(decodeToFloat64('float16', weight.rawData as Uint8Array)).toEqual(decodeToFloat64('float16', new Uint8Array(Uint16Array.from(exact.weight, numberToFloat16Bits).buffer)));
+      expect(decodeToFloat64('float16', weight.rawData as Uint8Array)).toEqual(
+        decodeToFloat64('float16', new Uint8Array(Uint16Array.from(exact.weight, numberToFloat16Bits).buffer)),
+      );
       const out = path.join(scratch, 'fp16.deploy.onnx');
       writeFileSync(out, await encodeOnnxModel(fusion.model));
       expect(onnxChecker(out)).toBe('');
@@ -227,13 +237,27 @@ describe('graphs without known names', () => {
 
 describe('fusing a branch without BN', () => {
   const block = (withoutBn: boolean): Block => ({
-    name: 'b', family: 'repvgg', stage: 'b', inChannels: 2, outChannels: 2, kernel: 3, stride: 1, strideSource: 'attribute',
-    padding: 1, paddingSource: 'attribute', groups: 1, groupsSource: 'attribute', dilation: 1, form: 'train',
+    name: 'b',
+    family: 'repvgg',
+    stage: 'b',
+    inChannels: 2,
+    outChannels: 2,
+    kernel: 3,
+    stride: 1,
+    strideSource: 'attribute',
+    padding: 1,
+    paddingSource: 'attribute',
+    groups: 1,
+    groupsSource: 'attribute',
+    dilation: 1,
+    form: 'train',
     branches: [
       { role: 'dense', module: 'conv', convWeight: 'w', convBias: 'bias', weightShape: [2, 2, 3, 3], ...(withoutBn ? { withoutBn: true as const } : {}) },
       { role: 'identity', module: 'x', ...(withoutBn ? { withoutBn: true as const } : {}) },
     ],
-    params: { train: 0, deploy: 0 }, tensors: [], warnings: [],
+    params: { train: 0, deploy: 0 },
+    tensors: [],
+    warnings: [],
   });
   const tensors: Record<string, Float64Array> = { w: Float64Array.from({ length: 36 }, (_, i) => i / 10), bias: Float64Array.of(0.5, -0.25) };
   const load = async (name: string) => tensors[name];
@@ -272,7 +296,13 @@ describe('convert refuses what it cannot do for ONNX', () => {
     const input = copied('repvgg_tiny_train.onnx');
     const controller = new AbortController();
     const seen: string[] = [];
-    const error = await convertFile(input, { signal: controller.signal, onProgress: (done, total, b) => { seen.push(`${done}/${total} ${b.name}`); if (done === 2) controller.abort(); } }).catch((e: unknown) => e);
+    const error = await convertFile(input, {
+      signal: controller.signal,
+      onProgress: (done, total, b) => {
+        seen.push(`${done}/${total} ${b.name}`);
+        if (done === 2) controller.abort();
+      },
+    }).catch((e: unknown) => e);
     expect((error as Error).message).toMatch(/cancelled/);
     expect(seen).toEqual(['1/7 stage0', '2/7 stage1.0']);
     expect(readdirSync(path.dirname(input))).toEqual(['repvgg_tiny_train.onnx']);

@@ -23,10 +23,10 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 const fixtures = peerManifests().flatMap((m) => m.fixtures.filter((f) => f.checkpoint === 'onnx').map((f) => ({ ...f, peer: m.peer, input: f.input! })));
 
-
 it('the peer fixtures include the ONNX exports of MobileOne (apple and timm) and QARepVGG (v1, v2)', () => {
   const names = fixtures.map((f) => `${f.peer}/${f.file}`);
-  for (const wanted of ['mobileone/mobileone_tiny.onnx', 'timm/timm_mobileone_tiny.onnx', 'yolov6/tiny_qarepvgg_ema.onnx', 'yolov6/tiny_qarepvggv2_ema.onnx']) expect(names).toContain(wanted);
+  for (const wanted of ['mobileone/mobileone_tiny.onnx', 'timm/timm_mobileone_tiny.onnx', 'yolov6/tiny_qarepvgg_ema.onnx', 'yolov6/tiny_qarepvggv2_ema.onnx'])
+    expect(names).toContain(wanted);
 });
 
 /** Node outputs nothing reads (graph outputs aside): what a fusion that forgot a node leaves dangling. */
@@ -56,7 +56,19 @@ describe.each(fixtures.map((f) => [`${f.peer}/${f.file}`, f] as const))('%s', (_
         avgPool: b.branches.some((x) => x.role === 'avgPool'),
         postBn: b.postBn !== undefined,
       }));
-      expect(seen).toEqual(f.blocks.map(({ name, stride, groups, kernel, identity, kxk, scale, avgPool, postBn }) => ({ name, stride, groups, kernel, identity, kxk, scale, avgPool, postBn })));
+      expect(seen).toEqual(
+        f.blocks.map(({ name, stride, groups, kernel, identity, kxk, scale, avgPool, postBn }) => ({
+          name,
+          stride,
+          groups,
+          kernel,
+          identity,
+          kxk,
+          scale,
+          avgPool,
+          postBn,
+        })),
+      );
       expect(blocks.every((b) => b.onnx?.fusible)).toBe(true);
     } finally {
       await m.close();

@@ -75,7 +75,10 @@ describe('real size: a YOLOv6-n QARepVGGBlockV2 backbone', () => {
     let total = 0;
     for (const block of blocks) {
       const ref = referenceKernel(block, v);
-      for (const [name, want] of [['weight', ref.weight], ['bias', ref.bias]] as const) {
+      for (const [name, want] of [
+        ['weight', ref.weight],
+        ['bias', ref.bias],
+      ] as const) {
         const got = written.get(`${block.name}.rbr_reparam.${name}`)!;
         expect(got).toHaveLength(want.length);
         for (let i = 0; i < want.length; i++) {
@@ -85,7 +88,8 @@ describe('real size: a YOLOv6-n QARepVGGBlockV2 backbone', () => {
           total++;
         }
       }
-      for (const p of ['weight', 'bias', 'running_mean', 'running_var']) expect(Array.from(written.get(`${block.name}.bn.${p}`)!)).toEqual(Array.from(Float32Array.from(v(`${block.name}.bn.${p}`))));
+      for (const p of ['weight', 'bias', 'running_mean', 'running_var'])
+        expect(Array.from(written.get(`${block.name}.bn.${p}`)!)).toEqual(Array.from(Float32Array.from(v(`${block.name}.bn.${p}`))));
     }
     expect(total).toBeGreaterThan(900_000);
     expect(worstUlps).toBeLessThanOrEqual(0.5 + 1e-6);

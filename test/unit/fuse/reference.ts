@@ -10,9 +10,14 @@ export function seededRandom(seed: number): () => number {
 
 /** Direct grouped 2-D convolution, NCHW with N = 1, zero padding. */
 export function conv2d(
-  x: Float64Array, [c, h, w]: [number, number, number],
-  weight: Float64Array, [o, ipg, kh, kw]: readonly number[],
-  bias: Float64Array | null, stride: number, pad: number, groups: number,
+  x: Float64Array,
+  [c, h, w]: [number, number, number],
+  weight: Float64Array,
+  [o, ipg, kh, kw]: readonly number[],
+  bias: Float64Array | null,
+  stride: number,
+  pad: number,
+  groups: number,
 ): { y: Float64Array; shape: [number, number, number] } {
   const oh = Math.floor((h + 2 * pad - kh) / stride) + 1;
   const ow = Math.floor((w + 2 * pad - kw) / stride) + 1;
@@ -43,7 +48,11 @@ export function conv2d(
   return { y, shape: [o, oh, ow] };
 }
 
-export function batchNorm(x: Float64Array, channels: number, bn: { gamma: Float64Array; beta: Float64Array; mean: Float64Array; var: Float64Array; eps: number }): Float64Array {
+export function batchNorm(
+  x: Float64Array,
+  channels: number,
+  bn: { gamma: Float64Array; beta: Float64Array; mean: Float64Array; var: Float64Array; eps: number },
+): Float64Array {
   const per = x.length / channels;
   const y = new Float64Array(x.length);
   for (let c = 0; c < channels; c++) {
@@ -54,7 +63,13 @@ export function batchNorm(x: Float64Array, channels: number, bn: { gamma: Float6
 }
 
 /** AvgPool2d as PyTorch computes it by default: zero padding counted (count_include_pad=True), floor mode. */
-export function avgPool2d(x: Float64Array, [c, h, w]: [number, number, number], k: number, stride: number, pad: number): { y: Float64Array; shape: [number, number, number] } {
+export function avgPool2d(
+  x: Float64Array,
+  [c, h, w]: [number, number, number],
+  k: number,
+  stride: number,
+  pad: number,
+): { y: Float64Array; shape: [number, number, number] } {
   const oh = Math.floor((h + 2 * pad - k) / stride) + 1;
   const ow = Math.floor((w + 2 * pad - k) / stride) + 1;
   const y = new Float64Array(c * oh * ow);

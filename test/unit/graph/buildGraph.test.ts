@@ -207,7 +207,9 @@ describe('encoding and statistics', () => {
         { name: 'r', opType: 'Reshape', input: ['x', 's'], output: ['y'], attribute: [] },
         { name: 'g', opType: 'Gemm', input: ['y', 'w'], output: ['z'], attribute: [] },
       ],
-      initializer: [{ name: 'w', dims: [4, 2], dataType: 1, floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [] }],
+      initializer: [
+        { name: 'w', dims: [4, 2], dataType: 1, floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [] },
+      ],
       input: [],
       output: [],
       valueInfo: [],

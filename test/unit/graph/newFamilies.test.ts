@@ -14,8 +14,18 @@ import { writeAtomically } from '../../../src/core/writers/atomicFile';
 import type { OutputTensor } from '../../../src/core/writers/outputTensor';
 import { writeTorchCheckpoint } from '../../../src/core/writers/torchWriter';
 import {
-  memoryModel, qarepvggBlock, Synth, timmMobileOneBlock, tree, writeModuleCheckpoint, writeStateDict, yolov6RepvggBlock,
-  TINY_MOBILEONE, type BlockSpec, type PyModule, type SynthTensor,
+  memoryModel,
+  qarepvggBlock,
+  Synth,
+  timmMobileOneBlock,
+  tree,
+  writeModuleCheckpoint,
+  writeStateDict,
+  yolov6RepvggBlock,
+  TINY_MOBILEONE,
+  type BlockSpec,
+  type PyModule,
+  type SynthTensor,
 } from '../model/synthetic';
 import { bundle, type Bundle } from '../parity/bundle';
 
@@ -107,7 +117,12 @@ describe('graphs of a QARepVGGBlockV2 block', () => {
     const tensors: SynthTensor[] = [];
     for (const t of plan.tensors) {
       const bytes = await t.bytes();
-      tensors.push({ name: t.name, shape: [...t.shape], dtype: t.dtype, values: t.dtype === 'int64' ? Float64Array.of(0) : Float64Array.from(new Float32Array(bytes.slice().buffer)) });
+      tensors.push({
+        name: t.name,
+        shape: [...t.shape],
+        dtype: t.dtype,
+        values: t.dtype === 'int64' ? Float64Array.of(0) : Float64Array.from(new Float32Array(bytes.slice().buffer)),
+      });
     }
     const deploy = memoryModel(tensors);
     const g = (await buildGraph(deploy, buildStructure(deploy), { form: 'as-is' })).model.graph!;
@@ -119,7 +134,10 @@ describe('parity on the new families, block by block', () => {
   it('YOLOv6 QARepVGGBlock (v1), a state dict: passes', async () => {
     const file = await writeStateDict(path.join(dir, 'qarep_v1_sd.pth'), qarep('v1').s.tensors);
     const r = await checkParity(file, { ...base, shape: [1, 8, 16, 16] });
-    expectPasses(r, STACK.map((b) => b.name));
+    expectPasses(
+      r,
+      STACK.map((b) => b.name),
+    );
     expect(r.forms.deploy.nodes).toBe(2 * STACK.length);
     expect(r.forms.deploy.params).toBeLessThan(r.forms.train.params);
     expect(r.notes.some((n) => n.includes('QARepVGGBlock (v1)'))).toBe(true);
@@ -128,7 +146,10 @@ describe('parity on the new families, block by block', () => {
   it('YOLOv6 QARepVGGBlockV2, a pickled model (class names say V2): passes, with the AvgPool in the train graph', async () => {
     const file = await writeModuleCheckpoint(path.join(dir, 'qarep_v2_module.pt'), qarep('v2').root);
     const r = await checkParity(file, { ...base, shape: [1, 8, 16, 16] });
-    expectPasses(r, STACK.map((b) => b.name));
+    expectPasses(
+      r,
+      STACK.map((b) => b.name),
+    );
     // 3 blocks with identity and AvgPool: Conv BN Conv AvgPool Add Add Add BN Relu; 2 without: Conv BN Conv Add BN Relu.
     expect(r.forms.train.nodes).toBe(3 * 9 + 2 * 6);
     expect(r.forms.deploy.nodes).toBe(2 * STACK.length);
@@ -148,10 +169,16 @@ describe('parity on the new families, block by block', () => {
       };
       const good = await write('qarep_v2.deploy.pth', plan.tensors);
       const r = await compareModels(train, good, { ...base, shape: [1, 8, 16, 16] });
-      expectPasses(r, STACK.map((b) => b.name));
+      expectPasses(
+        r,
+        STACK.map((b) => b.name),
+      );
 
       // Without bn the file is not this model.
-      const noBn = await write('qarep_v2.nobn.pth', planDeploy(model, structure).tensors.filter((t) => !/\.bn\./.test(t.name)));
+      const noBn = await write(
+        'qarep_v2.nobn.pth',
+        planDeploy(model, structure).tensors.filter((t) => !/\.bn\./.test(t.name)),
+      );
       const r1 = await compareModels(train, noBn, { ...base, shape: [1, 8, 16, 16] });
       expect(r1.pass).toBe(false);
       expect(r1.blocks[0].maxRel).toBeGreaterThan(1e-2);
@@ -160,10 +187,13 @@ describe('parity on the new families, block by block', () => {
         const m = /^(.*)\.rbr_reparam\.(weight|bias)$/.exec(t.name);
         if (!m) return t;
         const block = allBlocks(structure).find((b) => b.name === m[1])!;
-        return { ...t, bytes: async () => {
-          const f = await fuseBlock(block, async (n) => (await model.tensors.find((x) => x.name === n)!.toFloat64()), { postBn: 'fold' });
-          return new Uint8Array(Float32Array.from(m[2] === 'weight' ? f.weight : f.bias).buffer);
-        } };
+        return {
+          ...t,
+          bytes: async () => {
+            const f = await fuseBlock(block, async (n) => await model.tensors.find((x) => x.name === n)!.toFloat64(), { postBn: 'fold' });
+            return new Uint8Array(Float32Array.from(m[2] === 'weight' ? f.weight : f.bias).buffer);
+          },
+        };
       });
       const r2 = await compareModels(train, await write('qarep_v2.twice.pth', twice), { ...base, shape: [1, 8, 16, 16] });
       expect(r2.pass).toBe(false);
@@ -186,7 +216,10 @@ describe('parity on the new families, block by block', () => {
     const { structure } = { structure: buildStructure(memoryModel(s.tensors)) };
     expect(structure.family).toBe('yolov6-repvgg');
     const r = await checkParity(file, { ...base, shape: [1, 3, 16, 16] });
-    expectPasses(r, specs.map((b) => b.name));
+    expectPasses(
+      r,
+      specs.map((b) => b.name),
+    );
   }, 60_000);
 
   it('timm MobileOne (depthwise and pointwise blocks, several k×k branches, SE) with its classifier: passes', async () => {
@@ -198,7 +231,10 @@ describe('parity on the new families, block by block', () => {
     const file = await writeStateDict(path.join(dir, 'timm_mobileone_sd.pth'), s.tensors);
     const r = await checkParity(file, { ...base, shape: [1, 3, 32, 32] });
     expect(r.topology).toBe('classifier');
-    expectPasses(r, specs.map((b) => b.name));
+    expectPasses(
+      r,
+      specs.map((b) => b.name),
+    );
     expect(r.outputs.map((o) => o.name)).toEqual(['output']);
     expect(r.outputs[0].top1Agreement).toBe(1);
   }, 60_000);

@@ -17,12 +17,23 @@ const REPCONV = 'models.common.RepConv';
 
 /** A YOLOv7 RepConv block as the structure has it: its four conv/BN tensor groups, in file order. */
 function repconv(name: string, inChannels: number, outChannels: number): Block {
-  const tensors = ['rbr_dense.0.weight', 'rbr_dense.1.weight', 'rbr_dense.1.bias', 'rbr_1x1.0.weight', 'rbr_1x1.1.weight', 'rbr_1x1.1.bias'].map((t) => `${name}.${t}`);
+  const tensors = ['rbr_dense.0.weight', 'rbr_dense.1.weight', 'rbr_dense.1.bias', 'rbr_1x1.0.weight', 'rbr_1x1.1.weight', 'rbr_1x1.1.bias'].map(
+    (t) => `${name}.${t}`,
+  );
   return { name, family: 'yolov7-repconv', inChannels, outChannels, tensors } as unknown as Block;
 }
 
 function structureOf(blocks: Block[]): ModelStructure {
-  return { format: 'torch-zip', family: 'yolov7-repconv', architecture: 'custom', form: 'train', stages: [{ name: 'model', blocks }], other: [], params: { total: 0, afterFusion: 0 }, warnings: [] };
+  return {
+    format: 'torch-zip',
+    family: 'yolov7-repconv',
+    architecture: 'custom',
+    form: 'train',
+    stages: [{ name: 'model', blocks }],
+    other: [],
+    params: { total: 0, afterFusion: 0 },
+    warnings: [],
+  };
 }
 
 /** The tensors of a file: some layers before, the blocks (with `between` tensors after the block named), the Detect head. */
@@ -98,7 +109,10 @@ describe('planTopology with the YOLO wiring of a pickled model', () => {
 
   it('the wiring only vetoes: a chain it allows is still refused when a tensor lies between the blocks', () => {
     const blocks = [repconv('model.2', 16, 16), repconv('model.4', 16, 16)];
-    const plan = planTopology(tensorsOf(blocks, { 'model.2': 'model.3.conv.weight' }), structureOf(blocks), [yoloModule('model.2', 2, -1), yoloModule('model.4', 4, 2)]);
+    const plan = planTopology(tensorsOf(blocks, { 'model.2': 'model.3.conv.weight' }), structureOf(blocks), [
+      yoloModule('model.2', 2, -1),
+      yoloModule('model.4', 4, 2),
+    ]);
     expect(plan.topology).toBe('blockwise');
     expect(plan.reason).toContain("'model.3.conv.weight' lies between model.2 and model.4");
   });
@@ -131,7 +145,7 @@ describe('yoloWiring', () => {
   });
 });
 
-describe('a real YOLOv7 training checkpoint (made by YOLOv7\'s own code)', () => {
+describe("a real YOLOv7 training checkpoint (made by YOLOv7's own code)", () => {
   it("its modules' f/i reach planTopology and name where the chain breaks", async () => {
     const file = await openModelFile(path.join(__dirname, '..', '..', 'fixtures', 'peers', 'yolov7', 'tiny_repconv_last.pt'));
     try {

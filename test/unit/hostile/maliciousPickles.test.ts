@@ -163,7 +163,7 @@ describe('payloads hidden in a real RepVGG checkpoint', () => {
     expect((result as Error).message).toMatch(/storage type is global os\.system$/);
   });
 
-  it('a payload as the wrapped checkpoint\'s optimizer: the state dict still converts', async () => {
+  it("a payload as the wrapped checkpoint's optimizer: the state dict still converts", async () => {
     const wrapped = fixture('models/repvgg_tiny_wrapped.pth.tar');
     const bytes = editDataPkl(wrapped, (pkl) => withRootItem(pkl, 'optimizer', PAYLOADS[0].ops));
     const { result } = await convert('wrapped', bytes);

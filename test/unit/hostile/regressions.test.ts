@@ -12,7 +12,9 @@ import { FIXTURES, MARKER } from './hostileHelpers';
  */
 
 const DIR = join(FIXTURES, 'hostile/regressions');
-const files = readdirSync(DIR).filter((f) => f !== 'README.md').sort();
+const files = readdirSync(DIR)
+  .filter((f) => f !== 'README.md')
+  .sort();
 
 function cpuSeconds(since: NodeJS.CpuUsage): number {
   const { user, system } = process.cpuUsage(since);

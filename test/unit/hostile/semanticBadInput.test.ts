@@ -26,19 +26,29 @@ function replace(m: ModelFile, name: string, make: (t: Tensor) => Tensor): void 
 
 /** Element `index` of tensor `name` set to `value`, in the tensor's own dtype. */
 function setValue(m: ModelFile, name: string, index: number, value: number): void {
-  replace(m, name, (t) => new Tensor(t.name, t.dtype, t.shape, async () => {
-    const v = await t.toFloat64();
-    v[index] = value;
-    return encodeFromFloat64(t.dtype, v);
-  }));
+  replace(
+    m,
+    name,
+    (t) =>
+      new Tensor(t.name, t.dtype, t.shape, async () => {
+        const v = await t.toFloat64();
+        v[index] = value;
+        return encodeFromFloat64(t.dtype, v);
+      }),
+  );
 }
 
 /** Tensor `name` with a new shape and values (zeros unless given). */
 function reshape(m: ModelFile, name: string, shape: number[], values?: (old: Float64Array) => Float64Array): void {
-  replace(m, name, (t) => new Tensor(t.name, t.dtype, shape, async () => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    return encodeFromFloat64(t.dtype, values ? values(await t.toFloat64()) : new Float64Array(n));
-  }));
+  replace(
+    m,
+    name,
+    (t) =>
+      new Tensor(t.name, t.dtype, shape, async () => {
+        const n = shape.reduce((a, b) => a * b, 1);
+        return encodeFromFloat64(t.dtype, values ? values(await t.toFloat64()) : new Float64Array(n));
+      }),
+  );
 }
 
 function remove(m: ModelFile, name: string): void {
@@ -48,7 +58,10 @@ function remove(m: ModelFile, name: string): void {
 }
 
 async function refusal(m: ModelFile): Promise<FusionError> {
-  const e = await convertInMemory(m).then(() => undefined, (x: unknown) => x);
+  const e = await convertInMemory(m).then(
+    () => undefined,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(FusionError);
   return e as FusionError;
 }
@@ -65,7 +78,7 @@ describe('bad numbers: the block is refused by name, with the tensor and the rea
     expect([e.block, e.reason]).toEqual(['stage2.1', 'stage2.1.rbr_dense.conv.weight contains NaN at index 5']);
   });
 
-  it('+Infinity in an identity branch\'s BatchNorm weight', async () => {
+  it("+Infinity in an identity branch's BatchNorm weight", async () => {
     const m = await load(TINY);
     setValue(m, 'stage3.1.rbr_identity.weight', 3, Infinity);
     const e = await refusal(m);
@@ -108,13 +121,17 @@ describe('values torch folds without trouble: converted as torch computes them',
   async function expectedChannel(m: ModelFile, block: string, c: number, inPerGroup: number, k: number, eps: number) {
     const weight = new Float64Array(inPerGroup * k * k);
     let bias = 0;
-    for (const [conv, bn, size] of [['rbr_dense.conv', 'rbr_dense.bn', k], ['rbr_1x1.conv', 'rbr_1x1.bn', 1]] as const) {
+    for (const [conv, bn, size] of [
+      ['rbr_dense.conv', 'rbr_dense.bn', k],
+      ['rbr_1x1.conv', 'rbr_1x1.bn', 1],
+    ] as const) {
       const w = await values(m, `${block}.${conv}.weight`);
       const [g, b, mean, v] = await Promise.all(['weight', 'bias', 'running_mean', 'running_var'].map((p) => values(m, `${block}.${bn}.${p}`)));
       const t = g[c] / Math.sqrt(v[c] + eps);
       const off = (k - size) / 2;
       for (let i = 0; i < inPerGroup; i++) {
-        for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) weight[(i * k + y + off) * k + x + off] += w[((c * inPerGroup + i) * size + y) * size + x] * t;
+        for (let y = 0; y < size; y++)
+          for (let x = 0; x < size; x++) weight[(i * k + y + off) * k + x + off] += w[((c * inPerGroup + i) * size + y) * size + x] * t;
       }
       bias += b[c] - mean[c] * t;
     }
@@ -130,7 +147,10 @@ describe('values torch folds without trouble: converted as torch computes them',
       const want = await expectedChannel(m, 'stage1.0', 4, 8, 3, 1e-5);
       const weight = out.values.get('stage1.0.rbr_reparam.weight')!.subarray(4 * 72, 5 * 72);
       const close = (got: number, w: number) => Math.abs(got - w) <= 1e-6 * Math.max(1, Math.abs(w));
-      expect([...weight].every((x, i) => close(x, want.weight[i])), `${[...weight]} vs ${[...want.weight]}`).toBe(true);
+      expect(
+        [...weight].every((x, i) => close(x, want.weight[i])),
+        `${[...weight]} vs ${[...want.weight]}`,
+      ).toBe(true);
       expect(close(out.values.get('stage1.0.rbr_reparam.bias')![4], want.bias)).toBe(true);
       // Large (1/sqrt(eps)) but finite: a float32 holds it.
       expect(weight.every(Number.isFinite)).toBe(true);

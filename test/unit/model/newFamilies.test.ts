@@ -7,7 +7,19 @@ import { buildStructure, buildStructureFromTensors } from '../../../src/core/mod
 import { blockDescription, INFERRED_LEGEND, structureJson, structureText } from '../../../src/core/model/describe';
 import { QAREPVGG_ASSUMED_V1 } from '../../../src/core/model/detectBlocks';
 import { allBlocks, type Block, type ModelStructure } from '../../../src/core/model/structure';
-import { memoryModel, qarepvggBlock, Synth, timmMobileOneBlock, tree, writeModuleCheckpoint, yolov6nBackbone, yolov6RepvggBlock, TINY_MOBILEONE, type BlockSpec, type SynthTensor } from './synthetic';
+import {
+  memoryModel,
+  qarepvggBlock,
+  Synth,
+  timmMobileOneBlock,
+  tree,
+  writeModuleCheckpoint,
+  yolov6nBackbone,
+  yolov6RepvggBlock,
+  TINY_MOBILEONE,
+  type BlockSpec,
+  type SynthTensor,
+} from './synthetic';
 
 let dir: string;
 beforeAll(async () => {
@@ -89,7 +101,11 @@ describe('YOLOv6 QARepVGGBlock in a state dict', () => {
     expect(roles(byName(v2, 'blocks.1'))).toEqual(['dense', 'oneByOne', 'identity', 'avgPool']);
     expect(byName(v2, 'blocks.1').branches[3]).toEqual({ role: 'avgPool', module: 'blocks.1.rbr_avg', withoutBn: true, presence: 'inferred', poolKernel: 3 });
     expect(roles(byName(v2, 'blocks.3'))).toEqual(['dense', 'oneByOne']);
-    expect(byName(v2, 'blocks.3').absent?.map((a) => a.role).sort()).toEqual(['avgPool', 'identity']);
+    expect(
+      byName(v2, 'blocks.3')
+        .absent?.map((a) => a.role)
+        .sort(),
+    ).toEqual(['avgPool', 'identity']);
     expect(blockDescription(byName(v2, 'blocks.4'))).toBe('3×3 ✓ 1×1 ✓ id ✓? avg ✓? · 32→32 s1? · 1×1, id without BN · BN after sum');
     // qarepvgg v1 said outright: no warning either.
     expect(buildStructureFromTensors('torch-zip', s.tensors, [], { qarepvgg: 'v1' }).warnings).toEqual([]);
@@ -139,7 +155,10 @@ describe('YOLOv6 QARepVGGBlock in a state dict', () => {
     const st = buildStructureFromTensors('torch-zip', r.tensors);
     expect(st.family).toBe('repvgg');
     expect(allBlocks(st).every((b) => b.postBn === undefined && b.absent === undefined && b.branches.every((x) => !x.withoutBn))).toBe(true);
-    const hinted = buildStructureFromTensors('torch-zip', r.tensors.map((t) => ({ ...t, name: `backbone.ERBlock_2.${t.name}` })));
+    const hinted = buildStructureFromTensors(
+      'torch-zip',
+      r.tensors.map((t) => ({ ...t, name: `backbone.ERBlock_2.${t.name}` })),
+    );
     expect(hinted.family).toBe('yolov6-repvgg');
   });
 
@@ -243,7 +262,13 @@ describe('timm MobileOne (byobnet MobileOneBlock)', () => {
   const build = () => {
     const s = new Synth(7);
     const modules = SPECS.map((b) => [b.name, timmMobileOneBlock(s, b)] as [string, ReturnType<typeof timmMobileOneBlock>]);
-    const fc = { cls: 'torch.nn.modules.linear.Linear', params: [['weight', s.matrix('head.fc.weight', [10, 24])], ['bias', s.vector('head.fc.bias', 10, -0.1, 0.1)]] as [string, SynthTensor][] };
+    const fc = {
+      cls: 'torch.nn.modules.linear.Linear',
+      params: [
+        ['weight', s.matrix('head.fc.weight', [10, 24])],
+        ['bias', s.vector('head.fc.bias', 10, -0.1, 0.1)],
+      ] as [string, SynthTensor][],
+    };
     return { s, root: tree('timm.models.byobnet.ByobNet', [...modules, ['head.fc', fc]]) };
   };
 
@@ -251,16 +276,27 @@ describe('timm MobileOne (byobnet MobileOneBlock)', () => {
     expect(st.family).toBe('timm-mobileone');
     expect(st.warnings).toEqual([]);
     expect(allBlocks(st).map((b) => b.name)).toEqual(SPECS.map((b) => b.name));
-    expect(allBlocks(st).map((b) => [b.inChannels, b.outChannels, b.kernel, b.groups, b.stride])).toEqual(SPECS.map((b) => [b.cin, b.cout, b.kernel, b.groups ?? 1, b.stride]));
+    expect(allBlocks(st).map((b) => [b.inChannels, b.outChannels, b.kernel, b.groups, b.stride])).toEqual(
+      SPECS.map((b) => [b.cin, b.cout, b.kernel, b.groups ?? 1, b.stride]),
+    );
     expect(roles(byName(st, 'stages.0.0'))).toEqual(['dense', 'dense', 'dense', 'oneByOne']);
     // Pointwise: k×k branches of kernel 1, no scale branch; identity where in == out.
     expect(roles(byName(st, 'stages.0.1'))).toEqual(['dense', 'dense', 'dense']);
     expect(roles(byName(st, 'stages.0.3'))).toEqual(['dense', 'dense', 'dense', 'identity']);
     expect(roles(byName(st, 'stages.0.2'))).toEqual(['dense', 'dense', 'dense', 'oneByOne', 'identity']);
     expect(byName(st, 'stages.0.2').branches.map((b) => b.module)).toEqual([
-      'stages.0.2.conv_kxk.0.conv', 'stages.0.2.conv_kxk.1.conv', 'stages.0.2.conv_kxk.2.conv', 'stages.0.2.conv_scale.conv', 'stages.0.2.identity',
+      'stages.0.2.conv_kxk.0.conv',
+      'stages.0.2.conv_kxk.1.conv',
+      'stages.0.2.conv_kxk.2.conv',
+      'stages.0.2.conv_scale.conv',
+      'stages.0.2.identity',
     ]);
-    expect(byName(st, 'stages.1.0').se).toEqual({ down: 'stages.1.0.attn.fc1.weight', downBias: 'stages.1.0.attn.fc1.bias', up: 'stages.1.0.attn.fc2.weight', upBias: 'stages.1.0.attn.fc2.bias' });
+    expect(byName(st, 'stages.1.0').se).toEqual({
+      down: 'stages.1.0.attn.fc1.weight',
+      downBias: 'stages.1.0.attn.fc1.bias',
+      up: 'stages.1.0.attn.fc2.weight',
+      upBias: 'stages.1.0.attn.fc2.bias',
+    });
     expect(byName(st, 'stages.0.0').se).toBeUndefined();
     expect([...st.other].sort()).toEqual(['head.fc.bias', 'head.fc.weight']);
   };

@@ -111,7 +111,12 @@ describe('sums in any form', () => {
 
   it('a Sum node of four branches with stride 2', async () => {
     const g = new GraphBuilder(2);
-    const s = g.node('Sum', [convBn(g, 'x', 3, { stride: 2 }), convBn(g, 'x', 1, { stride: 2 }), convBn(g, 'x', 3, { stride: 2 }), convBn(g, 'x', 3, { stride: 2 })]);
+    const s = g.node('Sum', [
+      convBn(g, 'x', 3, { stride: 2 }),
+      convBn(g, 'x', 1, { stride: 2 }),
+      convBn(g, 'x', 3, { stride: 2 }),
+      convBn(g, 'x', 3, { stride: 2 }),
+    ]);
     await fusesTo(model(g, g.node('Relu', [s]), C, 4), [{ stride: 2, groups: 1, kernel: 3, branches: ['dense', 'dense', 'dense', 'oneByOne'] }]);
   });
 
@@ -126,36 +131,48 @@ describe('sums in any form', () => {
     const a = g.node('Relu', [g.node('Add', [g.node('Add', [convBn(g, 'x', 1), convBn(g, 'x', 1)]), g.bn('x', C)])]);
     const wide = (x: string) => g.bn(g.conv(x, { out: 2 * C, in: C, k: 1 }), 2 * C, undefined, bnEps);
     const b = g.node('Relu', [g.node('Add', [wide(a), wide(a)])]);
-    await fusesTo(model(g, b, 2 * C), [
-      { stride: 1, groups: 1, kernel: 1, branches: ['dense', 'dense', 'identity'] },
-      { stride: 1, groups: 1, kernel: 1, branches: ['dense', 'dense'] },
-    ], { convs: 2, opsLeft: ['Relu', 'Relu'] });
+    await fusesTo(
+      model(g, b, 2 * C),
+      [
+        { stride: 1, groups: 1, kernel: 1, branches: ['dense', 'dense', 'identity'] },
+        { stride: 1, groups: 1, kernel: 1, branches: ['dense', 'dense'] },
+      ],
+      { convs: 2, opsLeft: ['Relu', 'Relu'] },
+    );
   });
 });
 
-describe('Add(x, 0) as torch writes it for MobileOne\'s `out = 0; out += branch(x)`', () => {
+describe("Add(x, 0) as torch writes it for MobileOne's `out = 0; out += branch(x)`", () => {
   it('a Constant 0 on either side of the Add, in a block of two branches and before a lone branch', async () => {
     const g = new GraphBuilder(5);
     // scale + 0, then + conv (MobileOne with no skip): 0 on the right.
     const a = g.node('Relu', [g.node('Add', [g.node('Add', [convBn(g, 'x', 1), g.constant([], [0])]), convBn(g, 'x', 3)])]);
     // 0 + conv alone (a pointwise block without skip): 0 on the left.
     const b = g.node('Relu', [g.node('Add', [g.constant([], [0]), convBn(g, a, 1)])]);
-    const { fusion } = await fusesTo(model(g, b), [
-      { stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne'] },
-      { stride: 1, groups: 1, kernel: 1, branches: ['dense'] },
-    ], { convs: 2, opsLeft: ['Relu', 'Relu'] });
+    const { fusion } = await fusesTo(
+      model(g, b),
+      [
+        { stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne'] },
+        { stride: 1, groups: 1, kernel: 1, branches: ['dense'] },
+      ],
+      { convs: 2, opsLeft: ['Relu', 'Relu'] },
+    );
     expect(count(fusion.model, 'Constant')).toBe(0);
   });
 
-  it('an initializer 0 of shape [1, C, 1, 1], and timm\'s two Adds of 0 in a row', async () => {
+  it("an initializer 0 of shape [1, C, 1, 1], and timm's two Adds of 0 in a row", async () => {
     const g = new GraphBuilder(6);
     const zeros = g.constantInitializer('zeros', [1, C, 1, 1], new Array(C).fill(0));
     const a = g.node('Relu', [g.node('Add', [g.node('Add', [convBn(g, 'x', 3), convBn(g, 'x', 1)]), zeros])]);
     const b = g.node('Relu', [g.node('Add', [g.node('Add', [convBn(g, a, 3), g.constant([1], [0])]), g.constant([1, 1, 1, 1], [0])])]);
-    const { fusion } = await fusesTo(model(g, b), [
-      { stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne'] },
-      { stride: 1, groups: 1, kernel: 3, branches: ['dense'] },
-    ], { convs: 2, opsLeft: ['Relu', 'Relu'] });
+    const { fusion } = await fusesTo(
+      model(g, b),
+      [
+        { stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne'] },
+        { stride: 1, groups: 1, kernel: 3, branches: ['dense'] },
+      ],
+      { convs: 2, opsLeft: ['Relu', 'Relu'] },
+    );
     expect(fusion.model.graph!.initializer.map((t) => t.name)).not.toContain('zeros');
   });
 
@@ -164,16 +181,22 @@ describe('Add(x, 0) as torch writes it for MobileOne\'s `out = 0; out += branch(
     const zero = g.constant([], [0]);
     const a = g.node('Relu', [g.node('Add', [zero, convBn(g, 'x', 3)])]);
     const b = g.node('Relu', [g.node('Add', [convBn(g, a, 3), zero])]);
-    await fusesTo(model(g, b), [
-      { stride: 1, groups: 1, kernel: 3, branches: ['dense'] },
-      { stride: 1, groups: 1, kernel: 3, branches: ['dense'] },
-    ], { convs: 2, opsLeft: ['Relu', 'Relu'] });
+    await fusesTo(
+      model(g, b),
+      [
+        { stride: 1, groups: 1, kernel: 3, branches: ['dense'] },
+        { stride: 1, groups: 1, kernel: 3, branches: ['dense'] },
+      ],
+      { convs: 2, opsLeft: ['Relu', 'Relu'] },
+    );
   });
 
   it('a constant that is not 0 is a summand, not a no-op: the sum is no block, the Add inside it is', async () => {
     const g = new GraphBuilder(8);
     const s = g.node('Add', [g.node('Add', [convBn(g, 'x', 3), convBn(g, 'x', 1)]), g.constant([], [0.5])]);
-    const { fusion } = await fusesTo(model(g, g.node('Relu', [s])), [{ stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne'] }], { opsLeft: ['Constant', 'Add', 'Relu'] });
+    const { fusion } = await fusesTo(model(g, g.node('Relu', [s])), [{ stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne'] }], {
+      opsLeft: ['Constant', 'Add', 'Relu'],
+    });
     expect(count(fusion.model, 'Add')).toBe(1);
   });
 
@@ -231,7 +254,9 @@ describe('other no-ops exporters leave', () => {
     const x = g.node('Identity', ['x']);
     const s = g.node('Add', [g.node('Add', [convBn(g, x, 3), convBn(g, 'x', 1)]), g.bn(x, C)]);
     const y = g.node('Add', [g.node('Relu', [s]), x]);
-    const { structure } = await fusesTo(model(g, y), [{ stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne', 'identity'] }], { opsLeft: ['Identity', 'Relu', 'Add'] });
+    const { structure } = await fusesTo(model(g, y), [{ stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne', 'identity'] }], {
+      opsLeft: ['Identity', 'Relu', 'Add'],
+    });
     expect(allBlocks(structure)[0].onnx!.input).toBe('x');
   });
 });
@@ -243,24 +268,39 @@ describe('QARepVGG (YOLOv6): bare 1×1 conv, bare identity, BatchNorm after the 
     const g = new GraphBuilder(13);
     const a = g.node('Relu', [g.bn(g.node('Add', qaBranches(g, 'x', 2)), C)]);
     const b = g.node('Relu', [g.bn(g.node('Add', [g.node('Add', qaBranches(g, a)), a]), C)]);
-    const { structure } = await fusesTo(model(g, b, C, 4), [
-      { stride: 2, groups: 1, kernel: 3, branches: ['dense', 'oneByOne'], postBn: true },
-      { stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne', 'bare'], postBn: true },
-    ], { convs: 2, opsLeft: ['Relu', 'Relu'] });
+    const { structure } = await fusesTo(
+      model(g, b, C, 4),
+      [
+        { stride: 2, groups: 1, kernel: 3, branches: ['dense', 'oneByOne'], postBn: true },
+        { stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne', 'bare'], postBn: true },
+      ],
+      { convs: 2, opsLeft: ['Relu', 'Relu'] },
+    );
     // The 1×1 conv and the identity are summed as they are; only the k×k branch has a BN of its own.
-    expect(allBlocks(structure).map((b) => b.branches.map((x) => x.withoutBn ?? false))).toEqual([[false, true], [false, true, true]]);
+    expect(allBlocks(structure).map((b) => b.branches.map((x) => x.withoutBn ?? false))).toEqual([
+      [false, true],
+      [false, true, true],
+    ]);
   });
 
   it('QARepVGGBlockV2: an AveragePool branch, as torch writes it (Pad, then AveragePool) and with its own pads', async () => {
     const g = new GraphBuilder(14);
-    const padded = g.node('AveragePool', [g.node('Pad', ['x', g.constant([8], [0, 0, 1, 1, 0, 0, 1, 1], 7)], { mode: 'constant' })], { kernel_shape: [3, 3], pads: [0, 0, 0, 0], strides: [1, 1] });
+    const padded = g.node('AveragePool', [g.node('Pad', ['x', g.constant([8], [0, 0, 1, 1, 0, 0, 1, 1], 7)], { mode: 'constant' })], {
+      kernel_shape: [3, 3],
+      pads: [0, 0, 0, 0],
+      strides: [1, 1],
+    });
     const a = g.node('Relu', [g.bn(g.node('Add', [g.node('Add', [g.node('Add', qaBranches(g, 'x')), 'x']), padded]), C)]);
     const own = g.node('AveragePool', [a], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], strides: [1, 1], count_include_pad: 1 });
     const b = g.node('Relu', [g.bn(g.node('Sum', [...qaBranches(g, a), own, a]), C)]);
-    const { fusion } = await fusesTo(model(g, b), [
-      { stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne', 'bare', 'avgPool'], postBn: true },
-      { stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne', 'bare', 'avgPool'], postBn: true },
-    ], { convs: 2, opsLeft: ['Relu', 'Relu'] });
+    const { fusion } = await fusesTo(
+      model(g, b),
+      [
+        { stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne', 'bare', 'avgPool'], postBn: true },
+        { stride: 1, groups: 1, kernel: 3, branches: ['dense', 'oneByOne', 'bare', 'avgPool'], postBn: true },
+      ],
+      { convs: 2, opsLeft: ['Relu', 'Relu'] },
+    );
     expect(count(fusion.model, 'Pad') + count(fusion.model, 'AveragePool') + count(fusion.model, 'Constant')).toBe(0);
   });
 
@@ -268,7 +308,9 @@ describe('QARepVGG (YOLOv6): bare 1×1 conv, bare identity, BatchNorm after the 
     const g = new GraphBuilder(15);
     const pool = g.node('AveragePool', ['x'], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], count_include_pad: 1 });
     const s = g.node('Add', [g.node('Add', [convBn(g, 'x', 3, { group: 2 }), g.conv('x', { out: C, in: C, k: 1, group: 2 })]), g.node('Add', ['x', pool])]);
-    await fusesTo(model(g, g.node('Relu', [g.bn(s, C)])), [{ stride: 1, groups: 2, kernel: 3, branches: ['dense', 'oneByOne', 'bare', 'avgPool'], postBn: true }]);
+    await fusesTo(model(g, g.node('Relu', [g.bn(s, C)])), [
+      { stride: 1, groups: 2, kernel: 3, branches: ['dense', 'oneByOne', 'bare', 'avgPool'], postBn: true },
+    ]);
   });
 });
 
@@ -292,10 +334,14 @@ describe('blocks left unfused are reported, never passed over', () => {
     const y = g.node('Relu', [g.node('Add', [b, a], {}, '/stage1/stage1.0/Add')]);
     const file = await write(model(g, y));
     const structure = await structureOf(file);
-    expect(structure.warnings).toEqual([{
-      block: 'stage1.0',
-      message: expect.stringMatching(/^named like a MobileOne block, but its nodes do not form one that RepLens can fuse: \/stage1\/stage1\.0\/Add sums branches that do not all read one input/),
-    }]);
+    expect(structure.warnings).toEqual([
+      {
+        block: 'stage1.0',
+        message: expect.stringMatching(
+          /^named like a MobileOne block, but its nodes do not form one that RepLens can fuse: \/stage1\/stage1\.0\/Add sums branches that do not all read one input/,
+        ),
+      },
+    ]);
     expect(allBlocks(structure).map((b) => [b.name, b.family, b.onnx?.fusible])).toEqual([['stage1.0', 'mobileone', false]]);
   });
 

@@ -54,13 +54,23 @@ describe('ONNX structure matches the PyTorch twin', () => {
   it('the YOLOv7 stride-2 block the checkpoint cannot tell is stride 2 in the graph', async () => {
     const b = allBlocks((await inspectFile(fixture('yolov7_repconv_train.onnx'))).structure).find((x) => x.name === 'model.3')!;
     expect(b).toMatchObject({ stride: 2, strideSource: 'attribute', groups: 1, groupsSource: 'attribute', padding: 1, paddingSource: 'attribute' });
-    expect(allBlocks((await inspectFile(fixture('yolov7_repconv_train.onnx'))).structure).find((x) => x.name === 'model.5')).toMatchObject({ groups: 2, groupsSource: 'attribute' });
+    expect(allBlocks((await inspectFile(fixture('yolov7_repconv_train.onnx'))).structure).find((x) => x.name === 'model.5')).toMatchObject({
+      groups: 2,
+      groupsSource: 'attribute',
+    });
   });
 
   it('BN eps comes from the node attribute (float32 as stored), with the BN parameters as initializers', async () => {
     const [first] = allBlocks((await inspectFile(fixture('yolov7_repconv_train.onnx'))).structure);
     expect(first.branches.map((b) => b.bn)).toEqual([
-      { weight: 'model.2.rbr_dense.1.weight', bias: 'model.2.rbr_dense.1.bias', mean: 'model.2.rbr_dense.1.running_mean', var: 'model.2.rbr_dense.1.running_var', eps: Math.fround(1e-3), epsSource: 'attribute' },
+      {
+        weight: 'model.2.rbr_dense.1.weight',
+        bias: 'model.2.rbr_dense.1.bias',
+        mean: 'model.2.rbr_dense.1.running_mean',
+        var: 'model.2.rbr_dense.1.running_var',
+        eps: Math.fround(1e-3),
+        epsSource: 'attribute',
+      },
       expect.objectContaining({ weight: 'model.2.rbr_1x1.1.weight' }),
       expect.objectContaining({ weight: 'model.2.rbr_identity.weight', mean: 'model.2.rbr_identity.running_mean' }),
     ]);
@@ -69,13 +79,23 @@ describe('ONNX structure matches the PyTorch twin', () => {
   it('folded export: names from the node scopes, convs with bias and no BN, identity BN kept', async () => {
     const s = (await inspectFile(fixture('repvgg_tiny_train_folded.onnx'))).structure;
     const b = allBlocks(s).find((x) => x.name === 'stage3.1')!;
-    expect(b.onnx).toMatchObject({ familySource: 'node-names', fusible: true, input: '/stage3/stage3.0/nonlinearity/Relu_output_0', output: '/stage3/stage3.1/Add_1_output_0' });
+    expect(b.onnx).toMatchObject({
+      familySource: 'node-names',
+      fusible: true,
+      input: '/stage3/stage3.0/nonlinearity/Relu_output_0',
+      output: '/stage3/stage3.1/Add_1_output_0',
+    });
     expect(b.branches.map((x) => [x.role, x.withoutBn ?? false, x.convBias !== undefined, x.bn !== undefined])).toEqual([
-      ['dense', true, true, false], ['oneByOne', true, true, false], ['identity', false, false, true],
+      ['dense', true, true, false],
+      ['oneByOne', true, true, false],
+      ['identity', false, false, true],
     ]);
     expect(b.onnx!.nodeNames).toEqual([
-      '/stage3/stage3.1/rbr_identity/BatchNormalization', '/stage3/stage3.1/rbr_dense/conv/Conv', '/stage3/stage3.1/Add',
-      '/stage3/stage3.1/rbr_1x1/conv/Conv', '/stage3/stage3.1/Add_1',
+      '/stage3/stage3.1/rbr_identity/BatchNormalization',
+      '/stage3/stage3.1/rbr_dense/conv/Conv',
+      '/stage3/stage3.1/Add',
+      '/stage3/stage3.1/rbr_1x1/conv/Conv',
+      '/stage3/stage3.1/Add_1',
     ]);
   });
 
@@ -114,10 +134,17 @@ describe('blocks found by shape in any graph', () => {
     expect(s.form).toBe('train');
     const blocks = allBlocks(s);
     expect(blocks.map((b) => b.name)).toEqual(['blocks.0', 'layer1.0', 'layer1.1', 'blocks.1']);
-    expect(s.stages.map((st) => [st.name, st.blocks.length])).toEqual([['blocks', 1], ['layer1', 2], ['blocks', 1]]);
+    expect(s.stages.map((st) => [st.name, st.blocks.length])).toEqual([
+      ['blocks', 1],
+      ['layer1', 2],
+      ['blocks', 1],
+    ]);
     const [a, b] = blocks;
     expect(a.branches.map((x) => [x.role, x.bn !== undefined, x.withoutBn ?? false])).toEqual([
-      ['dense', true, false], ['oneByOne', false, true], ['identity', false, true], ['identity', true, false],
+      ['dense', true, false],
+      ['oneByOne', false, true],
+      ['identity', false, true],
+      ['identity', true, false],
     ]);
     expect(a.branches[2].module).toBe('x');
     expect(a.onnx).toMatchObject({ input: 'x', familySource: 'none', fusible: true });
@@ -130,7 +157,10 @@ describe('blocks found by shape in any graph', () => {
     const blocks = allBlocks(await inspectModel(syntheticModel(4), 'synthetic.onnx'));
     const byName = (n: string) => blocks.find((b) => b.name === n)!;
     expect(byName('layer1.1').onnx?.fusible).toBe(false);
-    expect(byName('layer1.1').warnings).toEqual(['/layer1/layer1.1/conv_a/Conv: dilations [2, 2]; only dilation 1 fuses exactly', '/layer1/layer1.1/conv_a/Conv: pads [2, 2, 2, 2] do not centre its 3×3 kernel (1 on every side is needed)']);
+    expect(byName('layer1.1').warnings).toEqual([
+      '/layer1/layer1.1/conv_a/Conv: dilations [2, 2]; only dilation 1 fuses exactly',
+      '/layer1/layer1.1/conv_a/Conv: pads [2, 2, 2, 2] do not centre its 3×3 kernel (1 on every side is needed)',
+    ]);
     expect(byName('blocks.1').onnx?.fusible).toBe(false);
     expect(byName('blocks.1').warnings).toEqual([expect.stringMatching(/^Conv node #\d+: pads \[0, 0, 2, 2\] do not centre its 3×3 kernel/)]);
     expect(byName('layer1.0').onnx?.fusible).toBe(true);
@@ -138,7 +168,15 @@ describe('blocks found by shape in any graph', () => {
 
   it('a plain conv network is form none: without names a lone conv is no block', async () => {
     const g = new GraphBuilder(5);
-    const y = g.node('Relu', [g.conv(g.node('Relu', [g.conv('x', { out: 4, in: 3, k: 3, bias: true, name: '/features/features.0/Conv' })]), { out: 4, in: 4, k: 3, bias: true, weight: 'features.2.weight' })]);
+    const y = g.node('Relu', [
+      g.conv(g.node('Relu', [g.conv('x', { out: 4, in: 3, k: 3, bias: true, name: '/features/features.0/Conv' })]), {
+        out: 4,
+        in: 4,
+        k: 3,
+        bias: true,
+        weight: 'features.2.weight',
+      }),
+    ]);
     const s = await inspectModel(g.model(valueInfo('x', [1, 3, 8, 8]), y, [1, 4, 8, 8]), 'plain.onnx');
     expect([s.form, s.family, s.stages]).toEqual(['none', 'unknown', []]);
     expect(s.other).toHaveLength(4);

@@ -22,7 +22,10 @@ export function randomInput(dims: readonly number[], seed: number): Float32Array
 }
 
 /** Runs a model file on one input with graph optimizations off, so the reference is the graph as written. */
-export async function runModel(file: string, input: { name: string; dims: number[]; data: Float32Array | Uint16Array; type?: 'float32' | 'float16' }): Promise<Map<string, Float64Array>> {
+export async function runModel(
+  file: string,
+  input: { name: string; dims: number[]; data: Float32Array | Uint16Array; type?: 'float32' | 'float16' },
+): Promise<Map<string, Float64Array>> {
   const session = await ort.InferenceSession.create(file, { graphOptimizationLevel: 'disabled', executionProviders: ['cpu'] });
   try {
     const result = await session.run({ [input.name]: new ort.Tensor(input.type ?? 'float32', input.data, input.dims) });
@@ -115,29 +118,71 @@ export class GraphBuilder {
   initializer(name: string, dims: number[], lo = -1, hi = 1): string {
     const values = Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => lo + (hi - lo) * this.rand());
     this.initializers.push({
-      name, dims, dataType: 1, rawData: new Uint8Array(values.buffer),
-      floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [],
+      name,
+      dims,
+      dataType: 1,
+      rawData: new Uint8Array(values.buffer),
+      floatData: [],
+      int32Data: [],
+      stringData: [],
+      int64Data: [],
+      doubleData: [],
+      uint64Data: [],
+      externalData: [],
     });
     return name;
   }
 
   /** An initializer holding exactly `values` (float32 unless `dataType` says int64 = 7). */
   constantInitializer(name: string, dims: number[], values: readonly number[], dataType = 1): string {
-    this.initializers.push({ name, dims, ...tensorData(values, dataType), floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [] });
+    this.initializers.push({
+      name,
+      dims,
+      ...tensorData(values, dataType),
+      floatData: [],
+      int32Data: [],
+      stringData: [],
+      int64Data: [],
+      doubleData: [],
+      uint64Data: [],
+      externalData: [],
+    });
     return name;
   }
 
   /** A Constant node holding `values` (float32 unless `dataType` says int64 = 7). */
   constant(dims: number[], values: readonly number[], dataType = 1, name?: string): string {
     const output = this.fresh('const_out');
-    const t = { dims, ...tensorData(values, dataType), floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [] };
-    this.nodes.push({ opType: 'Constant', input: [], output: [output], attribute: [{ ...emptyAttribute, name: 'value', type: 4, t }], ...(name === undefined ? {} : { name }) });
+    const t = {
+      dims,
+      ...tensorData(values, dataType),
+      floatData: [],
+      int32Data: [],
+      stringData: [],
+      int64Data: [],
+      doubleData: [],
+      uint64Data: [],
+      externalData: [],
+    };
+    this.nodes.push({
+      opType: 'Constant',
+      input: [],
+      output: [output],
+      attribute: [{ ...emptyAttribute, name: 'value', type: 4, t }],
+      ...(name === undefined ? {} : { name }),
+    });
     return output;
   }
 
   node(opType: string, input: string[], attributes: Record<string, number | number[] | string> = {}, name?: string): string {
     const output = this.fresh(`${opType.toLowerCase()}_out`);
-    this.nodes.push({ opType, input, output: [output], attribute: Object.entries(attributes).map(([k, v]) => attr(k, v)), ...(name === undefined ? {} : { name }) });
+    this.nodes.push({
+      opType,
+      input,
+      output: [output],
+      attribute: Object.entries(attributes).map(([k, v]) => attr(k, v)),
+      ...(name === undefined ? {} : { name }),
+    });
     return output;
   }
 
@@ -146,13 +191,27 @@ export class GraphBuilder {
     const inputs = [x, weight, ...(c.bias ? [this.initializer(this.fresh('b'), [c.out])] : [])];
     const p = Math.floor(c.k / 2);
     const d = c.dilation ?? 1;
-    return this.node('Conv', inputs, {
-      dilations: [d, d], group: c.group ?? 1, kernel_shape: [c.k, c.k], pads: c.pads ?? [p, p, p, p], strides: [c.stride ?? 1, c.stride ?? 1],
-    }, c.name);
+    return this.node(
+      'Conv',
+      inputs,
+      {
+        dilations: [d, d],
+        group: c.group ?? 1,
+        kernel_shape: [c.k, c.k],
+        pads: c.pads ?? [p, p, p, p],
+        strides: [c.stride ?? 1, c.stride ?? 1],
+      },
+      c.name,
+    );
   }
 
   bn(x: string, channels: number, name?: string, epsilon = 1e-3): string {
-    const params = [[0.5, 1.5], [-1, 1], [-1, 1], [0.2, 2]].map(([lo, hi]) => this.initializer(this.fresh('bn'), [channels], lo, hi));
+    const params = [
+      [0.5, 1.5],
+      [-1, 1],
+      [-1, 1],
+      [0.2, 2],
+    ].map(([lo, hi]) => this.initializer(this.fresh('bn'), [channels], lo, hi));
     return this.node('BatchNormalization', [x, ...params], { epsilon, momentum: 0.9 }, name);
   }
 

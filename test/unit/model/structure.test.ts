@@ -14,7 +14,11 @@ describe('structure of an upstream RepVGG state dict', () => {
     expect(s.architecture).toBe('RepVGG-A0');
     expect(s.form).toBe('train');
     expect(s.stages.map((st) => [st.name, st.blocks.length])).toEqual([
-      ['stage0', 1], ['stage1', 2], ['stage2', 4], ['stage3', 14], ['stage4', 1],
+      ['stage0', 1],
+      ['stage1', 2],
+      ['stage2', 4],
+      ['stage3', 14],
+      ['stage4', 1],
     ]);
     expect(s.other).toEqual(['linear.weight', 'linear.bias']);
     expect(s.warnings).toEqual([]);
@@ -86,9 +90,7 @@ describe('recognition and inference', () => {
   });
 
   it('flags an identity branch on a block whose channels change', () => {
-    const metas = upstreamRepvggMetas(A0).map((t) =>
-      t.name.startsWith('stage2.1.rbr_identity') && t.shape.length === 1 ? { ...t, shape: [48] } : t,
-    );
+    const metas = upstreamRepvggMetas(A0).map((t) => (t.name.startsWith('stage2.1.rbr_identity') && t.shape.length === 1 ? { ...t, shape: [48] } : t));
     const s = buildStructureFromTensors('torch-zip', metas);
     expect(s.warnings.some((w) => w.block === 'stage2.1' && w.message.includes('cannot be added'))).toBe(true);
   });

@@ -13,10 +13,16 @@ const vscode = vi.hoisted(() => {
     id?: string;
     contextValue?: string;
     resourceUri?: unknown;
-    constructor(readonly label: string, readonly collapsibleState: number) {}
+    constructor(
+      readonly label: string,
+      readonly collapsibleState: number,
+    ) {}
   }
   class ThemeIcon {
-    constructor(readonly id: string, readonly color?: unknown) {}
+    constructor(
+      readonly id: string,
+      readonly color?: unknown,
+    ) {}
   }
   class ThemeColor {
     constructor(readonly id: string) {}
@@ -41,7 +47,12 @@ const vscode = vi.hoisted(() => {
     }
   }
   return {
-    TreeItem, ThemeIcon, ThemeColor, MarkdownString, EventEmitter, Uri,
+    TreeItem,
+    ThemeIcon,
+    ThemeColor,
+    MarkdownString,
+    EventEmitter,
+    Uri,
     TreeItemCollapsibleState: { None: 0, Collapsed: 1, Expanded: 2 },
     window: { createOutputChannel: () => ({ info: () => undefined, warn: () => undefined, error: () => undefined }) },
   };
@@ -79,7 +90,10 @@ async function rowsOf(file: string, block: string): Promise<{ label: string; des
 describe('the structure tree shows the new kinds of branch', () => {
   it('QARepVGGBlockV2 from a pickled model: bare 1×1, bare identity, AvgPool, the BN after the sum; absent ones with the reason', async () => {
     const s = new Synth(61);
-    const root = tree('__main__.Stack', STACK.map((b) => [b.name, qarepvggBlock(s, b, 'v2')] as [string, PyModule]));
+    const root = tree(
+      '__main__.Stack',
+      STACK.map((b) => [b.name, qarepvggBlock(s, b, 'v2')] as [string, PyModule]),
+    );
     const file = await writeModuleCheckpoint(path.join(dir, 'v2.pt'), root);
     expect(await rowsOf(file, 'blocks.1')).toEqual([
       { label: '3×3 conv + BN', description: '[16, 16, 3, 3]' },
@@ -136,7 +150,10 @@ describe('Show Structure', () => {
 
   it('branch rows carry a Markdown tooltip with the rule; the absent identity gives its reason', async () => {
     const s = new Synth(65);
-    const root = tree('__main__.Stack', STACK.map((b) => [b.name, qarepvggBlock(s, b, 'v2')] as [string, PyModule]));
+    const root = tree(
+      '__main__.Stack',
+      STACK.map((b) => [b.name, qarepvggBlock(s, b, 'v2')] as [string, PyModule]),
+    );
     const file = await writeModuleCheckpoint(path.join(dir, 'tooltips.pt'), root);
     const provider: Provider = new StructureTreeProvider();
     await provider.show(vscode.Uri.file(file) as never);

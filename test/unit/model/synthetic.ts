@@ -51,11 +51,19 @@ export class Synth {
   /** A conv weight scaled by 1/√fan-in, so outputs stay near unit size through a stack. */
   conv(name: string, shape: number[]): SynthTensor {
     const fanIn = shape[1] * shape[2] * shape[3];
-    return this.add(name, shape, this.uniform(numel(shape), -1.7, 1.7).map((v) => v / Math.sqrt(fanIn)));
+    return this.add(
+      name,
+      shape,
+      this.uniform(numel(shape), -1.7, 1.7).map((v) => v / Math.sqrt(fanIn)),
+    );
   }
 
   matrix(name: string, shape: [number, number]): SynthTensor {
-    return this.add(name, shape, this.uniform(shape[0] * shape[1], -1, 1).map((v) => v / Math.sqrt(shape[1])));
+    return this.add(
+      name,
+      shape,
+      this.uniform(shape[0] * shape[1], -1, 1).map((v) => v / Math.sqrt(shape[1])),
+    );
   }
 
   vector(name: string, n: number, lo: number, hi: number): SynthTensor {
@@ -109,7 +117,15 @@ export function memoryModel(tensors: readonly SynthTensor[], options: { modules?
 
 /** A plain state dict, written as torch.save writes one. */
 export async function writeStateDict(file: string, tensors: readonly SynthTensor[]): Promise<string> {
-  await writeAtomically(file, (sink) => writeTorchCheckpoint(sink, tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: async () => encode(t) }))), { overwrite: true });
+  await writeAtomically(
+    file,
+    (sink) =>
+      writeTorchCheckpoint(
+        sink,
+        tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, bytes: async () => encode(t) })),
+      ),
+    { overwrite: true },
+  );
   return file;
 }
 
@@ -126,7 +142,15 @@ function convModule(s: Synth, path: string, cin: number, cout: number, k: number
   const w = s.get(`${path}.weight`);
   return {
     cls: CONV2D,
-    attributes: { in_channels: cin, out_channels: cout, kernel_size: [k, k], stride: [stride, stride], padding: [Math.floor(k / 2), Math.floor(k / 2)], dilation: [1, 1], groups },
+    attributes: {
+      in_channels: cin,
+      out_channels: cout,
+      kernel_size: [k, k],
+      stride: [stride, stride],
+      padding: [Math.floor(k / 2), Math.floor(k / 2)],
+      dilation: [1, 1],
+      groups,
+    },
     params: [['weight', w], ...(bias ? [['bias', s.get(`${path}.bias`)] as [string, SynthTensor]] : [])],
   };
 }
@@ -135,8 +159,15 @@ function bnModule(s: Synth, path: string, eps: number, cls = BN2D): PyModule {
   return {
     cls,
     attributes: { eps, momentum: 0.1, num_features: s.get(`${path}.weight`).shape[0] },
-    params: [['weight', s.get(`${path}.weight`)], ['bias', s.get(`${path}.bias`)]],
-    buffers: [['running_mean', s.get(`${path}.running_mean`)], ['running_var', s.get(`${path}.running_var`)], ['num_batches_tracked', s.get(`${path}.num_batches_tracked`)]],
+    params: [
+      ['weight', s.get(`${path}.weight`)],
+      ['bias', s.get(`${path}.bias`)],
+    ],
+    buffers: [
+      ['running_mean', s.get(`${path}.running_mean`)],
+      ['running_var', s.get(`${path}.running_var`)],
+      ['num_batches_tracked', s.get(`${path}.num_batches_tracked`)],
+    ],
   };
 }
 
@@ -174,13 +205,26 @@ export function qarepvggBlock(s: Synth, b: BlockSpec, version: 'v1' | 'v2', eps 
         {
           cls: 'yolov6.layers.common.ConvModule',
           attributes: { activation_type: null },
-          children: [['conv', convModule(s, `${p}.rbr_dense.conv`, b.cin, b.cout, 3, b.stride, g)], ['bn', bnModule(s, `${p}.rbr_dense.bn`, eps)]],
+          children: [
+            ['conv', convModule(s, `${p}.rbr_dense.conv`, b.cin, b.cout, 3, b.stride, g)],
+            ['bn', bnModule(s, `${p}.rbr_dense.bn`, eps)],
+          ],
         },
       ],
       ['rbr_1x1', convModule(s, `${p}.rbr_1x1`, b.cin, b.cout, 1, b.stride, g)],
       ['bn', bnModule(s, `${p}.bn`, eps)],
       ...(version === 'v2'
-        ? [['rbr_avg', same ? { cls: 'torch.nn.modules.pooling.AvgPool2d', attributes: { kernel_size: 3, stride: b.stride, padding: 1, ceil_mode: false, count_include_pad: true, divisor_override: null } } : null] as [string, PyModule | null]]
+        ? [
+            [
+              'rbr_avg',
+              same
+                ? {
+                    cls: 'torch.nn.modules.pooling.AvgPool2d',
+                    attributes: { kernel_size: 3, stride: b.stride, padding: 1, ceil_mode: false, count_include_pad: true, divisor_override: null },
+                  }
+                : null,
+            ] as [string, PyModule | null],
+          ]
         : []),
     ],
   };
@@ -234,20 +278,47 @@ export function timmMobileOneBlock(s: Synth, b: MobileOneSpec): PyModule {
   for (let i = 0; i < b.branches; i++) {
     s.conv(`${p}.conv_kxk.${i}.conv.weight`, [b.cout, b.cin / g, b.kernel, b.kernel]);
     s.bn(`${p}.conv_kxk.${i}.bn`, b.cout);
-    convs.push([String(i), { cls: 'timm.layers.conv_bn_act.ConvNormAct', children: [['conv', convModule(s, `${p}.conv_kxk.${i}.conv`, b.cin, b.cout, b.kernel, b.stride, g)], ['bn', bnModule(s, `${p}.conv_kxk.${i}.bn`, 1e-5, 'timm.layers.norm_act.BatchNormAct2d')]] }]);
+    convs.push([
+      String(i),
+      {
+        cls: 'timm.layers.conv_bn_act.ConvNormAct',
+        children: [
+          ['conv', convModule(s, `${p}.conv_kxk.${i}.conv`, b.cin, b.cout, b.kernel, b.stride, g)],
+          ['bn', bnModule(s, `${p}.conv_kxk.${i}.bn`, 1e-5, 'timm.layers.norm_act.BatchNormAct2d')],
+        ],
+      },
+    ]);
   }
   children.push(['conv_kxk', { cls: 'torch.nn.modules.container.ModuleList', children: convs }]);
   if (b.kernel > 1) {
     s.conv(`${p}.conv_scale.conv.weight`, [b.cout, b.cin / g, 1, 1]);
     s.bn(`${p}.conv_scale.bn`, b.cout);
-    children.push(['conv_scale', { cls: 'timm.layers.conv_bn_act.ConvNormAct', children: [['conv', convModule(s, `${p}.conv_scale.conv`, b.cin, b.cout, 1, b.stride, g)], ['bn', bnModule(s, `${p}.conv_scale.bn`, 1e-5, 'timm.layers.norm_act.BatchNormAct2d')]] }]);
+    children.push([
+      'conv_scale',
+      {
+        cls: 'timm.layers.conv_bn_act.ConvNormAct',
+        children: [
+          ['conv', convModule(s, `${p}.conv_scale.conv`, b.cin, b.cout, 1, b.stride, g)],
+          ['bn', bnModule(s, `${p}.conv_scale.bn`, 1e-5, 'timm.layers.norm_act.BatchNormAct2d')],
+        ],
+      },
+    ]);
   }
   if (b.se) {
     s.conv(`${p}.attn.fc1.weight`, [b.se, b.cout, 1, 1]);
     s.vector(`${p}.attn.fc1.bias`, b.se, -0.1, 0.1);
     s.conv(`${p}.attn.fc2.weight`, [b.cout, b.se, 1, 1]);
     s.vector(`${p}.attn.fc2.bias`, b.cout, -0.1, 0.1);
-    children.push(['attn', { cls: 'timm.layers.squeeze_excite.SEModule', children: [['fc1', convModule(s, `${p}.attn.fc1`, b.cout, b.se, 1, 1, 1, true)], ['fc2', convModule(s, `${p}.attn.fc2`, b.se, b.cout, 1, 1, 1, true)]] }]);
+    children.push([
+      'attn',
+      {
+        cls: 'timm.layers.squeeze_excite.SEModule',
+        children: [
+          ['fc1', convModule(s, `${p}.attn.fc1`, b.cout, b.se, 1, 1, 1, true)],
+          ['fc2', convModule(s, `${p}.attn.fc2`, b.se, b.cout, 1, 1, 1, true)],
+        ],
+      },
+    ]);
   }
   return { cls: 'timm.models.byobnet.MobileOneBlock', attributes: { num_conv_branches: b.branches, groups: g }, children };
 }

@@ -162,13 +162,17 @@ describe('npm run package:all', () => {
     }
   });
 
-  it.runIf(HERE === 'linux-x64')('linux-x64, installed: the CLI in it checks parity with its own ONNX Runtime', async () => {
-    const extension = await extract(path.join(dir, 'vsix', 'replens-linux-x64.vsix'), path.join(dir, 'linux-x64'));
-    const r = await run(process.execPath, [path.join(extension, 'dist', 'cli.js'), 'parity', TINY, ...SMALL]);
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^PASS {2}repvgg_tiny_train\.pth/);
-  }, 60_000);
+  it.runIf(HERE === 'linux-x64')(
+    'linux-x64, installed: the CLI in it checks parity with its own ONNX Runtime',
+    async () => {
+      const extension = await extract(path.join(dir, 'vsix', 'replens-linux-x64.vsix'), path.join(dir, 'linux-x64'));
+      const r = await run(process.execPath, [path.join(extension, 'dist', 'cli.js'), 'parity', TINY, ...SMALL]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^PASS {2}repvgg_tiny_train\.pth/);
+    },
+    60_000,
+  );
 
   it('universal, installed: parity says what is missing; inspecting works', async () => {
     const extension = await extract(path.join(dir, 'vsix', 'replens-universal.vsix'), path.join(dir, 'universal'));
@@ -198,7 +202,17 @@ describe('the CLI on its own: npm pack, then npm i -g', () => {
 
   it('packs the bundles, package.json, README, LICENSE and CHANGELOG: no sources, tests, fixtures or media', () => {
     expect(path.basename(tarball)).toBe('replens-0.1.0.tgz');
-    expect(packed).toEqual(['CHANGELOG.md', 'LICENSE', 'README.md', 'dist/cli.js', 'dist/extension.js', 'dist/layoutWorker.js', 'dist/parityWorker.js', 'dist/webview.js', 'package.json']);
+    expect(packed).toEqual([
+      'CHANGELOG.md',
+      'LICENSE',
+      'README.md',
+      'dist/cli.js',
+      'dist/extension.js',
+      'dist/layoutWorker.js',
+      'dist/parityWorker.js',
+      'dist/webview.js',
+      'package.json',
+    ]);
   });
 
   /**

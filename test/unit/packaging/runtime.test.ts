@@ -16,7 +16,12 @@ import { ORT_PLATFORMS, runtimeUnavailableMessage } from '../../../src/core/pari
 const ROOT = path.join(__dirname, '..', '..', '..');
 const ORT = path.join(ROOT, 'node_modules', 'onnxruntime-node');
 const HERE = `${process.platform}-${process.arch}`;
-const request: InferRequest = { type: 'infer', model: { label: 'm', source: { path: 'm.onnx' } }, feeds: [{ name: 'x', dims: [2], data: Float32Array.from([1, 2]) }], optimization: 'all' };
+const request: InferRequest = {
+  type: 'infer',
+  model: { label: 'm', source: { path: 'm.onnx' } },
+  feeds: [{ name: 'x', dims: [2], data: Float32Array.from([1, 2]) }],
+  optimization: 'all',
+};
 
 let dir: string;
 

@@ -85,19 +85,27 @@ describe.each([TINY, path.join(MODELS, 'repvgg_tiny_train.onnx')])('cancelling t
     expect(inferenceChildren()).toEqual([]);
   });
 
-  it.each(['load', 'sample'])('while the models run (%s): the inference process is killed', async (phase) => {
-    const { error, phases, children } = await cancelled(file, (p) => p.phase === phase);
-    expectCancelled(error, file);
-    expect(phases.at(-1)).toBe(phase);
-    expect(children).toHaveLength(1);
-    expect(await stillRunning(children)).toEqual([]);
-  }, 30_000);
+  it.each(['load', 'sample'])(
+    'while the models run (%s): the inference process is killed',
+    async (phase) => {
+      const { error, phases, children } = await cancelled(file, (p) => p.phase === phase);
+      expectCancelled(error, file);
+      expect(phases.at(-1)).toBe(phase);
+      expect(children).toHaveLength(1);
+      expect(await stillRunning(children)).toEqual([]);
+    },
+    30_000,
+  );
 });
 
 it('compareModels cancelled before it starts builds nothing', async () => {
   const controller = new AbortController();
   controller.abort();
-  const error = await compareModels(TINY, path.join(MODELS, 'repvgg_tiny_deploy.pth'), { ...small, signal: controller.signal, onProgress: () => expect.unreachable('no progress after a cancel') }).catch((e: unknown) => e);
+  const error = await compareModels(TINY, path.join(MODELS, 'repvgg_tiny_deploy.pth'), {
+    ...small,
+    signal: controller.signal,
+    onProgress: () => expect.unreachable('no progress after a cancel'),
+  }).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(ParityError);
   expect((error as ParityError).code).toBe('cancelled');
 });

@@ -17,7 +17,12 @@ const WORKERS: Record<string, string> = {
 
 let dir: string;
 const worker = (name: string) => path.join(dir, `${name}.js`);
-const request: InferRequest = { type: 'infer', model: { label: 'm', source: { path: 'm.onnx' } }, feeds: [{ name: 'x', dims: [2], data: Float32Array.from([1, 2]) }], optimization: 'all' };
+const request: InferRequest = {
+  type: 'infer',
+  model: { label: 'm', source: { path: 'm.onnx' } },
+  feeds: [{ name: 'x', dims: [2], data: Float32Array.from([1, 2]) }],
+  optimization: 'all',
+};
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'replens-child-'));
@@ -28,7 +33,10 @@ afterAll(async () => {
 });
 
 async function failure(p: Promise<unknown>): Promise<ParityError> {
-  const e = await p.then(() => undefined, (x: unknown) => x);
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(ParityError);
   return e as ParityError;
 }

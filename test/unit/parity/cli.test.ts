@@ -95,13 +95,15 @@ describe('replens convert --format onnx / --parity', () => {
     expect(report).toContain('first failing block: stage0');
   }, 30_000);
 
-  it('convert model.onnx --parity compares every block; the written file keeps only the model\'s own output', async () => {
+  it("convert model.onnx --parity compares every block; the written file keeps only the model's own output", async () => {
     const output = path.join(dir, 'folded.deploy.onnx');
     const { code, stdout } = await replens('convert', FOLDED, '-o', output, '--parity', ...SMALL, '--json');
     expect(code).toBe(0);
     const { parity } = JSON.parse(stdout);
     expect(parity).toMatchObject({ pass: true, topology: 'onnx' });
-    expect(parity.blocks.map((b: { name: string; pass: boolean }) => [b.name, b.pass])).toEqual(['stage0', 'stage1.0', 'stage2.0', 'stage2.1', 'stage3.0', 'stage3.1', 'stage4.0'].map((b) => [b, true]));
+    expect(parity.blocks.map((b: { name: string; pass: boolean }) => [b.name, b.pass])).toEqual(
+      ['stage0', 'stage1.0', 'stage2.0', 'stage2.1', 'stage3.0', 'stage3.1', 'stage4.0'].map((b) => [b, true]),
+    );
     expect(decodeOnnxModel(await readFile(output)).graph!.output.map((o) => o.name)).toEqual(['output']);
   }, 30_000);
 });
@@ -132,7 +134,7 @@ describe('replens parity says what part of the model it checks', () => {
   const YOLOV7 = path.join(__dirname, '..', '..', 'fixtures', 'peers', 'yolov7', 'tiny_repconv_last.pt');
   const SCOPE = "checks the 5 RepConv blocks, each on its own input; the detector's other layers are not in the file as a graph";
 
-  it('a YOLOv7 training checkpoint without --shape: the scope line, and how --shape maps onto the blocks\' inputs', async () => {
+  it("a YOLOv7 training checkpoint without --shape: the scope line, and how --shape maps onto the blocks' inputs", async () => {
     const { code, stdout } = await replens('parity', YOLOV7, '--inputs', '2', '--latency-runs', '0');
     expect(code).toBe(0);
     const lines = stdout.split('\n');
@@ -140,7 +142,9 @@ describe('replens parity says what part of the model it checks', () => {
     expect(lines[1]).toBe('  tolerance  the float32 defaults: a float32 deploy file differs from its train form by float32 rounding only');
     expect(lines[2]).toBe(`  scope      ${SCOPE}`);
     expect(stdout).toContain('  inputs     model.2:input [1, 16, 32, 32]; model.3:input [1, 16, 32, 32]; model.4:input [1, 16, 32, 32]; …\n');
-    expect(stdout).toContain("             --shape describes the blocks' inputs, not the image the whole model takes: its batch, height and width are used for every block's input");
+    expect(stdout).toContain(
+      "             --shape describes the blocks' inputs, not the image the whole model takes: its batch, height and width are used for every block's input",
+    );
   }, 30_000);
 
   it('--json carries the sentence and the shape rule', async () => {
@@ -182,11 +186,15 @@ describe('replens parity says what part of the model it checks', () => {
     const { code, stdout } = await replens('convert', YOLOV7, '-o', output, '--parity', '--inputs', '2', '--latency-runs', '0');
     expect(code).toBe(0);
     expect(stdout).toMatch(/\nPASS {2}tiny_repconv_last\.pt vs yolo-fp16\.deploy\.pt: .*, atol 0\.0\d+, rtol 0\.0\d+, topology blockwise\n/);
-    expect(stdout).toMatch(/\n {2}tolerance {2}the deploy weights are float16, which holds 11 significant bits: the train form with every block weight moved by up to one float16 rounding \(±4\.9e-4 relative, seeded\) differs from itself by up to \d\.\de-\d of an output's RMS, so the deploy file may differ by 4× that/);
+    expect(stdout).toMatch(
+      /\n {2}tolerance {2}the deploy weights are float16, which holds 11 significant bits: the train form with every block weight moved by up to one float16 rounding \(±4\.9e-4 relative, seeded\) differs from itself by up to \d\.\de-\d of an output's RMS, so the deploy file may differ by 4× that/,
+    );
     // The float32 defaults alone fail it: the measured tolerance is what makes it pass.
     const strict = await replens('parity', YOLOV7, '--deploy', output, '--inputs', '2', '--latency-runs', '0', '--atol', '1e-4', '--rtol', '1e-3');
     expect(strict.code).toBe(1);
-    expect(strict.stdout).toMatch(/^FAIL .*\n {2}what next {2}The deploy weights are float16 \(worst: model\.\d, max rel [\d.]+e-3 against rtol 1\.0e-3\)\. Convert again with --dtype float32/);
+    expect(strict.stdout).toMatch(
+      /^FAIL .*\n {2}what next {2}The deploy weights are float16 \(worst: model\.\d, max rel [\d.]+e-3 against rtol 1\.0e-3\)\. Convert again with --dtype float32/,
+    );
   }, 30_000);
 
   it('a wrong float16 deploy file still fails, and the FAIL says what to do', async () => {
@@ -195,6 +203,8 @@ describe('replens parity says what part of the model it checks', () => {
     expect((await replens('convert', YOLOV7, '-o', output, '--eps', '0.1')).code).toBe(0);
     const { code, stdout } = await replens('parity', YOLOV7, '--deploy', output, '--inputs', '2', '--latency-runs', '0');
     expect(code).toBe(1);
-    expect(stdout).toMatch(/^FAIL .*\n {2}what next {2}The deploy weights are float16 \(worst: model\.\d, max rel [\d.]+e-\d against rtol [\d.]+e-2\)\. Convert again with --dtype float32 and check that file/);
+    expect(stdout).toMatch(
+      /^FAIL .*\n {2}what next {2}The deploy weights are float16 \(worst: model\.\d, max rel [\d.]+e-\d against rtol [\d.]+e-2\)\. Convert again with --dtype float32 and check that file/,
+    );
   }, 30_000);
 });

@@ -31,7 +31,11 @@ export async function wrongDeployFile(dir: string, name: string, edit: (s: Model
     const structure = structuredClone(buildStructure(model));
     edit(structure);
     const plan = planDeploy(model, structure);
-    return await write(dir, name, plan.tensors.map((t) => (t.name in poison ? { ...t, bytes: async () => filled(t, poison[t.name]) } : t)));
+    return await write(
+      dir,
+      name,
+      plan.tensors.map((t) => (t.name in poison ? { ...t, bytes: async () => filled(t, poison[t.name]) } : t)),
+    );
   } finally {
     await model.close();
   }
@@ -41,10 +45,14 @@ export async function wrongDeployFile(dir: string, name: string, edit: (s: Model
 export async function trainFileWith(dir: string, name: string, tensor: string, value: number): Promise<string> {
   const model = await openModelFile(TINY);
   try {
-    return await write(dir, name, model.tensors.map((t) => {
-      const out: OutputTensor = { name: t.name, dtype: t.dtype, shape: t.shape, bytes: () => t.readBytes() };
-      return t.name === tensor ? { ...out, bytes: async () => filled(out, value) } : out;
-    }));
+    return await write(
+      dir,
+      name,
+      model.tensors.map((t) => {
+        const out: OutputTensor = { name: t.name, dtype: t.dtype, shape: t.shape, bytes: () => t.readBytes() };
+        return t.name === tensor ? { ...out, bytes: async () => filled(out, value) } : out;
+      }),
+    );
   } finally {
     await model.close();
   }

@@ -22,7 +22,16 @@ describe('adoptGeometry', () => {
     // The same blocks in deploy form: one conv each, as a deploy state dict stores them.
     const deploy = structuredClone(train);
     for (const b of allBlocks(deploy)) {
-      Object.assign(b, { form: 'deploy', family: 'repvgg', groups: 3, inChannels: 48, groupsSource: 'chain', stride: null, strideSource: 'unknown', branches: [] });
+      Object.assign(b, {
+        form: 'deploy',
+        family: 'repvgg',
+        groups: 3,
+        inChannels: 48,
+        groupsSource: 'chain',
+        stride: null,
+        strideSource: 'unknown',
+        branches: [],
+      });
     }
     const notes = adoptGeometry(deploy, train, 'd.pth');
     const m5 = allBlocks(deploy).find((b) => b.name === 'model.5')!;

@@ -41,32 +41,65 @@ describe('checkParity: train form vs the deploy form fused in memory', () => {
     ['mobileone_train.pth', 11],
     ['mmpretrain_repvgg_train.pth', 6],
     ['repvgg_tiny_train.onnx', 7],
-  ])('%s passes, block by block', async (file, blocks) => {
-    // --shape is the input of the checked part: YOLOv7's blocks take 32 channels, not the image's 3.
-    const r = await checkParity(path.join(MODELS, file), file.startsWith('yolov7') ? { ...small, shape: [1, 32, 32, 32] } : small);
-    expect(r.blocks).toHaveLength(blocks);
-    expect(r.blocks.filter((b) => !b.pass)).toEqual([]);
-    expect(r.outputs.every((o) => o.pass && o.cosine > 0.999999)).toBe(true);
-    expect(r.pass).toBe(true);
-    expect(r.forms.deploy.params).toBeLessThan(r.forms.train.params);
-    expect(r.forms.deploy.nodes).toBeLessThan(r.forms.train.nodes);
-  }, 30_000);
+  ])(
+    '%s passes, block by block',
+    async (file, blocks) => {
+      // --shape is the input of the checked part: YOLOv7's blocks take 32 channels, not the image's 3.
+      const r = await checkParity(path.join(MODELS, file), file.startsWith('yolov7') ? { ...small, shape: [1, 32, 32, 32] } : small);
+      expect(r.blocks).toHaveLength(blocks);
+      expect(r.blocks.filter((b) => !b.pass)).toEqual([]);
+      expect(r.outputs.every((o) => o.pass && o.cosine > 0.999999)).toBe(true);
+      expect(r.pass).toBe(true);
+      expect(r.forms.deploy.params).toBeLessThan(r.forms.train.params);
+      expect(r.forms.deploy.nodes).toBeLessThan(r.forms.train.nodes);
+    },
+    30_000,
+  );
 
-  it.each(['repvgg_tiny_train_folded.onnx'])('%s (BN folded by the exporter) runs against itself with its blocks fused in place, block by block', async (file) => {
-    const r = await checkParity(path.join(MODELS, file), small);
-    expect(r.forms.deploy.source).toBe('ONNX with blocks fused in memory');
-    expect(r.outputs.map((o) => o.name)).toEqual(['output']);
-    expect(r.outputs.every((o) => o.pass && o.cosine > 0.999999)).toBe(true);
-    expect(r.blocks.map((b) => b.name)).toEqual(TINY_BLOCKS);
-    expect(r.blocks.filter((b) => !b.pass || !(b.cosine > 0.999999))).toEqual([]);
-    expect(r.pass).toBe(true);
-    expect(r.forms.deploy.nodes).toBeLessThan(r.forms.train.nodes);
-  }, 30_000);
+  it.each(['repvgg_tiny_train_folded.onnx'])(
+    '%s (BN folded by the exporter) runs against itself with its blocks fused in place, block by block',
+    async (file) => {
+      const r = await checkParity(path.join(MODELS, file), small);
+      expect(r.forms.deploy.source).toBe('ONNX with blocks fused in memory');
+      expect(r.outputs.map((o) => o.name)).toEqual(['output']);
+      expect(r.outputs.every((o) => o.pass && o.cosine > 0.999999)).toBe(true);
+      expect(r.blocks.map((b) => b.name)).toEqual(TINY_BLOCKS);
+      expect(r.blocks.filter((b) => !b.pass || !(b.cosine > 0.999999))).toEqual([]);
+      expect(r.pass).toBe(true);
+      expect(r.forms.deploy.nodes).toBeLessThan(r.forms.train.nodes);
+    },
+    30_000,
+  );
 
   it('produces the documented JSON', async () => {
     const r = JSON.parse(JSON.stringify(await checkParity(TINY, { ...small, seed: 7 })));
-    expect(Object.keys(r)).toEqual(['pass', 'inputs', 'atol', 'rtol', 'toleranceBasis', 'advice', 'outputs', 'blocks', 'forms', 'topology', 'scope', 'shapeUse', 'shapes', 'seed', 'notes']);
-    expect(r).toMatchObject({ pass: true, inputs: 2, atol: 1e-4, rtol: 1e-3, advice: null, topology: 'classifier', seed: 7, shapes: { input: [1, 3, 32, 32] } });
+    expect(Object.keys(r)).toEqual([
+      'pass',
+      'inputs',
+      'atol',
+      'rtol',
+      'toleranceBasis',
+      'advice',
+      'outputs',
+      'blocks',
+      'forms',
+      'topology',
+      'scope',
+      'shapeUse',
+      'shapes',
+      'seed',
+      'notes',
+    ]);
+    expect(r).toMatchObject({
+      pass: true,
+      inputs: 2,
+      atol: 1e-4,
+      rtol: 1e-3,
+      advice: null,
+      topology: 'classifier',
+      seed: 7,
+      shapes: { input: [1, 3, 32, 32] },
+    });
     expect(r.toleranceBasis).toBe('the float32 defaults: a float32 deploy file differs from its train form by float32 rounding only');
     expect(r.scope).toBe('checks the whole model: the 7 RepVGG blocks in a chain, then the classifier (linear)');
     expect(r.shapeUse).toBe("--shape is the model's input: [batch, 3, height, width]");
@@ -105,7 +138,9 @@ describe('checkParity: train form vs the deploy form fused in memory', () => {
 
   it('can be cancelled', async () => {
     const controller = new AbortController();
-    const e = await checkParity(TINY, { ...small, signal: controller.signal, onProgress: (p) => p.phase === 'load' && controller.abort() }).catch((x: unknown) => x);
+    const e = await checkParity(TINY, { ...small, signal: controller.signal, onProgress: (p) => p.phase === 'load' && controller.abort() }).catch(
+      (x: unknown) => x,
+    );
     expect(e).toBeInstanceOf(ParityError);
     expect((e as ParityError).code).toBe('cancelled');
   }, 30_000);
@@ -150,22 +185,28 @@ describe('wrong fusions are caught where they happen', () => {
     expect(exported).toMatchObject({ pass: true, topology: 'onnx', blocks: [], shapes: { input: [1, 3, 32, 32] } });
     expect(exported.forms.train.source).toBe('ONNX as is');
     // The export's blocks end at their branch sums, RepLens' graph of the checkpoint after the activation.
-    expect(exported.notes).toContain(`blocks are not compared one by one: ${output} gives each block's result after its activation, ${path.join(MODELS, 'repvgg_tiny_train.onnx')} the sum of its branches before it`);
+    expect(exported.notes).toContain(
+      `blocks are not compared one by one: ${output} gives each block's result after its activation, ${path.join(MODELS, 'repvgg_tiny_train.onnx')} the sum of its branches before it`,
+    );
   }, 30_000);
 });
 
 describe('ONNX models compare block by block, at each block’s branch sum', () => {
-  it.each(['repvgg_tiny_train.onnx', 'repvgg_tiny_train_folded.onnx', 'repvgg_tiny_external.onnx'])('%s against its converted file', async (file) => {
-    const input = path.join(MODELS, file);
-    const output = path.join(dir, file.replace('.onnx', '.deploy.onnx'));
-    const converted = await convertFile(input, { output, force: true });
-    const r = await compareModels(input, output, small);
-    expect(r.blocks.map((b) => b.name)).toEqual(converted.graph!.blockOutputs.map((b) => b.block));
-    expect(r.blocks.map((b) => b.name)).toEqual(TINY_BLOCKS);
-    expect(r.blocks.filter((b) => !b.pass)).toEqual([]);
-    expect(r).toMatchObject({ pass: true, topology: 'onnx' });
-    expect(r.forms.deploy.nodes).toBe(converted.graph!.nodes.after);
-  }, 30_000);
+  it.each(['repvgg_tiny_train.onnx', 'repvgg_tiny_train_folded.onnx', 'repvgg_tiny_external.onnx'])(
+    '%s against its converted file',
+    async (file) => {
+      const input = path.join(MODELS, file);
+      const output = path.join(dir, file.replace('.onnx', '.deploy.onnx'));
+      const converted = await convertFile(input, { output, force: true });
+      const r = await compareModels(input, output, small);
+      expect(r.blocks.map((b) => b.name)).toEqual(converted.graph!.blockOutputs.map((b) => b.block));
+      expect(r.blocks.map((b) => b.name)).toEqual(TINY_BLOCKS);
+      expect(r.blocks.filter((b) => !b.pass)).toEqual([]);
+      expect(r).toMatchObject({ pass: true, topology: 'onnx' });
+      expect(r.forms.deploy.nodes).toBe(converted.graph!.nodes.after);
+    },
+    30_000,
+  );
 
   it('two exports of the same model, train and deploy, match block by block by name', async () => {
     const r = await compareModels(path.join(MODELS, 'repvgg_tiny_train.onnx'), path.join(MODELS, 'repvgg_tiny_deploy.onnx'), small);
@@ -244,8 +285,16 @@ describe('what part of a model is checked', () => {
     const r = await checkParity(YOLOV7, { ...small, shape: undefined });
     expect(r).toMatchObject({ pass: true, topology: 'blockwise', scope: SCOPE });
     expect(r.blocks.map((b) => b.name)).toEqual(['model.2', 'model.3', 'model.4', 'model.8', 'model.9']);
-    expect(r.shapes).toEqual({ 'model.2:input': [1, 16, 32, 32], 'model.3:input': [1, 16, 32, 32], 'model.4:input': [1, 16, 32, 32], 'model.8:input': [1, 40, 32, 32], 'model.9:input': [1, 24, 32, 32] });
-    expect(r.shapeUse).toContain("its batch, height and width are used for every block's input, each block with its own channels (model.2 16, model.3 16, model.4 16, model.8 40, model.9 24)");
+    expect(r.shapes).toEqual({
+      'model.2:input': [1, 16, 32, 32],
+      'model.3:input': [1, 16, 32, 32],
+      'model.4:input': [1, 16, 32, 32],
+      'model.8:input': [1, 40, 32, 32],
+      'model.9:input': [1, 24, 32, 32],
+    });
+    expect(r.shapeUse).toContain(
+      "its batch, height and width are used for every block's input, each block with its own channels (model.2 16, model.3 16, model.4 16, model.8 40, model.9 24)",
+    );
   }, 30_000);
 
   it("--shape 1,3,64,64 (the detector's image) is refused with what the checked part takes and what to pass", async () => {
@@ -269,7 +318,9 @@ describe('what part of a model is checked', () => {
     const r = await checkParity(path.join(MODELS, 'backbone_in_detector.pth'), small);
     expect(r.topology).toBe('chain');
     expect(r.scope).toBe("checks the 5 RepVGG blocks as one chain, from the input of backbone.stage0; the model's other layers are not in the file as a graph");
-    expect(r.shapeUse).toBe('--shape describes the input of backbone.stage0, the first block of the chain, not the image the whole model takes: [batch, 3, height, width]');
+    expect(r.shapeUse).toBe(
+      '--shape describes the input of backbone.stage0, the first block of the chain, not the image the whole model takes: [batch, 3, height, width]',
+    );
   }, 30_000);
 
   it('an ONNX model run as it is against its blocks fused in place', async () => {

@@ -21,14 +21,21 @@ describe('the checked part in one sentence', () => {
       "--shape describes the blocks' inputs, not the image the whole model takes: its batch, height and width are used for every block's input, " +
         'each block with its own channels (model.102 128, model.103 256, model.104 512), and its channels must be those of the first block, model.102: [batch, 128, height, width]',
     );
-    expect(part.inputs).toEqual([{ block: 'model.102', channels: 128 }, { block: 'model.103', channels: 256 }, { block: 'model.104', channels: 512 }]);
+    expect(part.inputs).toEqual([
+      { block: 'model.102', channels: 128 },
+      { block: 'model.103', channels: 256 },
+      { block: 'model.104', channels: 512 },
+    ]);
   });
 
   it('a chain, a classifier, a file of blocks only, an ONNX graph', () => {
     expect(blocksPart({ topology: 'chain', blocks: HEADS, othersInFile: true, source: 'checkpoint' }).sentence).toBe(
       "checks the 3 RepConv blocks as one chain, from the input of model.102; the detector's other layers are not in the file as a graph",
     );
-    const repvgg = [{ name: 'stage0', family: 'repvgg' as const, inChannels: 3 }, { name: 'stage1.0', family: 'repvgg' as const, inChannels: 8 }];
+    const repvgg = [
+      { name: 'stage0', family: 'repvgg' as const, inChannels: 3 },
+      { name: 'stage1.0', family: 'repvgg' as const, inChannels: 8 },
+    ];
     expect(blocksPart({ topology: 'classifier', blocks: repvgg, head: 'linear', othersInFile: false, source: 'checkpoint' }).sentence).toBe(
       'checks the whole model: the 2 RepVGG blocks in a chain, then the classifier (linear)',
     );
@@ -38,7 +45,9 @@ describe('the checked part in one sentence', () => {
     expect(blocksPart({ topology: 'blockwise', blocks: [HEADS[0]], othersInFile: false, source: 'checkpoint' }).sentence).toBe(
       'checks the RepConv block, each on its own input; the file holds no other layers',
     );
-    expect(blocksPart({ topology: 'chain', blocks: HEADS, othersInFile: true, source: 'onnx' }).sentence).toContain("the graph's other layers are not part of this check");
+    expect(blocksPart({ topology: 'chain', blocks: HEADS, othersInFile: true, source: 'onnx' }).sentence).toContain(
+      "the graph's other layers are not part of this check",
+    );
     expect(onnxPart('m.onnx', 7).sentence).toBe('checks the whole ONNX graph, as it is and with its 7 blocks fused in place');
     expect(onnxPart('m.onnx', undefined).sentence).toBe('checks the whole ONNX graph of m.onnx, as it is');
   });

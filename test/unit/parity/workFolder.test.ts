@@ -100,7 +100,9 @@ describe('a model written to the work folder', () => {
       });
       const u = 2 ** -11;
       const control = async (seed: number) => {
-        const { model: c } = await folder.build(`control${seed}`, async (store) => ({ model: { ...model, graph: await roundingControl(model.graph!, new Set(['w']), u, seed, (t) => folder.read(t), store) } }));
+        const { model: c } = await folder.build(`control${seed}`, async (store) => ({
+          model: { ...model, graph: await roundingControl(model.graph!, new Set(['w']), u, seed, (t) => folder.read(t), store) },
+        }));
         const [w, kept] = ['w', 'kept'].map((n) => c.graph!.initializer.find((t) => t.name === n)!);
         return { w: new Float32Array((await folder.read(w)).slice().buffer), kept, keptBytes: await folder.read(kept) };
       };
@@ -147,7 +149,9 @@ describe('the work folder of a parity check', () => {
     expect(leftOver()).toEqual([]);
 
     const controller = new AbortController();
-    const cancelled = await checkParity(TINY, { ...small, signal: controller.signal, onProgress: (p) => p.phase === 'sample' && controller.abort() }).catch((e: unknown) => e);
+    const cancelled = await checkParity(TINY, { ...small, signal: controller.signal, onProgress: (p) => p.phase === 'sample' && controller.abort() }).catch(
+      (e: unknown) => e,
+    );
     expect((cancelled as ParityError).code).toBe('cancelled');
     expect(leftOver()).toEqual([]);
 
@@ -188,7 +192,9 @@ describe('a temporary folder without room', () => {
       const error = await withTmpdir(full, () => checkParity(TINY, small).catch((e: unknown) => e));
       expect(error).toBeInstanceOf(ParityError);
       expect((error as ParityError).code).toBe('io');
-      expect((error as Error).message).toMatch(/could not write the models ONNX Runtime runs to .*\(no space left on the device\); set TMPDIR to a folder with room/);
+      expect((error as Error).message).toMatch(
+        /could not write the models ONNX Runtime runs to .*\(no space left on the device\); set TMPDIR to a folder with room/,
+      );
       expect(readdirSync(full)).toEqual([]);
     } finally {
       execFileSync('umount', [full]);

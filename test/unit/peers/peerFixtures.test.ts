@@ -22,7 +22,6 @@ import { PEERS, peerManifests, type PeerBlock } from './peerManifest';
  * checked in test/unit/fuse/onnxPeerExports.test.ts.
  */
 
-
 // About 60 conversions and ONNX runs; a busy 2-core machine takes seconds for some.
 vi.setConfig({ testTimeout: 60_000 });
 
@@ -95,44 +94,60 @@ describe.each(manifests.map((m) => [`${m.peer} (${m.repo}@${m.commit.slice(0, 12
     expect(allBlocks(structure).map((b, i) => asPeerSees(b, f.blocks[i], plain))).toEqual(f.blocks.map(({ kind: _kind, ...facts }) => facts));
   });
 
-  it.each(checkpoints.map((f) => [f.file, f] as const))("%s: the deploy file has the peer's deploy keys and shapes, and the peer's fused values", async (_, f) => {
-    const output = path.join(dir, `${manifest.peer}-${f.file}.deploy.pth`);
-    // The generator builds YOLOv6's EfficientRep without YOLOv6's initialize_weights, so its BNs keep torch's eps 1e-5.
-    await convertFile(at(f.file), { output, qarepvgg: qarepvggOf(f), eps: f.checkpoint === 'state_dict' && f.family.startsWith('yolov6-qarepvgg') ? 1e-5 : undefined });
-    const [input, ours, theirs] = await Promise.all([openModelFile(at(f.file)), openModelFile(output), openModelFile(at(f.expected!))]);
-    try {
-      // load_state_dict(strict=True) needs exactly these keys, each with this shape.
-      const keyed = (m: typeof ours) => Object.fromEntries(m.tensors.map((t) => [t.name, t.shape]));
-      expect(keyed(ours)).toEqual(keyed(theirs));
-      const stored = new Set(input.tensors.map((t) => t.name));
-      const byName = new Map(theirs.tensors.map((t) => [t.name, t]));
-      for (const t of ours.tensors) {
-        const [got, want] = await Promise.all([values(t), values(byName.get(t.name)!)]);
-        if (stored.has(t.name)) {
-          // A tensor the input has is written as it is (the expected file holds it upcast exactly).
-          expect(got, t.name).toEqual(want);
-          continue;
+  it.each(checkpoints.map((f) => [f.file, f] as const))(
+    "%s: the deploy file has the peer's deploy keys and shapes, and the peer's fused values",
+    async (_, f) => {
+      const output = path.join(dir, `${manifest.peer}-${f.file}.deploy.pth`);
+      // The generator builds YOLOv6's EfficientRep without YOLOv6's initialize_weights, so its BNs keep torch's eps 1e-5.
+      await convertFile(at(f.file), {
+        output,
+        qarepvgg: qarepvggOf(f),
+        eps: f.checkpoint === 'state_dict' && f.family.startsWith('yolov6-qarepvgg') ? 1e-5 : undefined,
+      });
+      const [input, ours, theirs] = await Promise.all([openModelFile(at(f.file)), openModelFile(output), openModelFile(at(f.expected!))]);
+      try {
+        // load_state_dict(strict=True) needs exactly these keys, each with this shape.
+        const keyed = (m: typeof ours) => Object.fromEntries(m.tensors.map((t) => [t.name, t.shape]));
+        expect(keyed(ours)).toEqual(keyed(theirs));
+        const stored = new Set(input.tensors.map((t) => t.name));
+        const byName = new Map(theirs.tensors.map((t) => [t.name, t]));
+        for (const t of ours.tensors) {
+          const [got, want] = await Promise.all([values(t), values(byName.get(t.name)!)]);
+          if (stored.has(t.name)) {
+            // A tensor the input has is written as it is (the expected file holds it upcast exactly).
+            expect(got, t.name).toEqual(want);
+            continue;
+          }
+          expect(t.dtype, t.name).toBe(f.dtype);
+          let worst = 0;
+          for (let i = 0; i < want.length; i++) {
+            // float32: within 1e-6 of the tensor's largest value; 16-bit: one rounding of the peer's value.
+            const allowed = f.dtype === 'float32' ? 1e-6 * Math.max(...want.map(Math.abs)) : ulp16(want[i]);
+            worst = Math.max(worst, Math.abs(got[i] - want[i]) / allowed);
+          }
+          expect(worst, `${t.name}: error in units of the allowed error`).toBeLessThanOrEqual(1);
         }
-        expect(t.dtype, t.name).toBe(f.dtype);
-        let worst = 0;
-        for (let i = 0; i < want.length; i++) {
-          // float32: within 1e-6 of the tensor's largest value; 16-bit: one rounding of the peer's value.
-          const allowed = f.dtype === 'float32' ? 1e-6 * Math.max(...want.map(Math.abs)) : ulp16(want[i]);
-          worst = Math.max(worst, Math.abs(got[i] - want[i]) / allowed);
-        }
-        expect(worst, `${t.name}: error in units of the allowed error`).toBeLessThanOrEqual(1);
+      } finally {
+        await Promise.all([input.close(), ours.close(), theirs.close()]);
       }
-    } finally {
-      await Promise.all([input.close(), ours.close(), theirs.close()]);
-    }
-    // Read again, as a state dict too, the deploy file says its family: a deploy block's names are shared.
-    const flat = path.join(dir, `${manifest.peer}-${f.file}.state-dict.pth`);
-    await convertFile(at(f.file), { output: flat, stateDict: true, qarepvgg: qarepvggOf(f), eps: f.checkpoint === 'state_dict' && f.family.startsWith('yolov6-qarepvgg') ? 1e-5 : undefined });
-    for (const file of [output, flat]) {
-      const { structure } = await inspectFile(file, { qarepvgg: qarepvggOf(f) });
-      expect({ file: path.basename(file), family: structure.family, forms: [...new Set(allBlocks(structure).map((b) => b.form))] }).toEqual({ file: path.basename(file), family: f.family, forms: ['deploy'] });
-    }
-  });
+      // Read again, as a state dict too, the deploy file says its family: a deploy block's names are shared.
+      const flat = path.join(dir, `${manifest.peer}-${f.file}.state-dict.pth`);
+      await convertFile(at(f.file), {
+        output: flat,
+        stateDict: true,
+        qarepvgg: qarepvggOf(f),
+        eps: f.checkpoint === 'state_dict' && f.family.startsWith('yolov6-qarepvgg') ? 1e-5 : undefined,
+      });
+      for (const file of [output, flat]) {
+        const { structure } = await inspectFile(file, { qarepvgg: qarepvggOf(f) });
+        expect({ file: path.basename(file), family: structure.family, forms: [...new Set(allBlocks(structure).map((b) => b.form))] }).toEqual({
+          file: path.basename(file),
+          family: f.family,
+          forms: ['deploy'],
+        });
+      }
+    },
+  );
 
   it.each(checkpoints.map((f) => [f.file, f] as const))("%s: a pickled model is written back as the peer's model in deploy form", async (_, f) => {
     const output = path.join(dir, `${manifest.peer}-${f.file}.module.pth`);
@@ -155,8 +170,14 @@ describe.each(manifests.map((m) => [`${m.peer} (${m.repo}@${m.commit.slice(0, 12
         // As the peer's own switch_to_deploy / fuse_repvgg_block leaves it: one conv with bias, flagged deploy, no train branches.
         expect(after.get(b.name)?.attributes.deploy, b.name).toBe(true);
         expect(after.get(`${b.name}.rbr_reparam`)?.className, b.name).toBe('torch.nn.modules.conv.Conv2d');
-        expect([...after.keys()].filter((p) => /\.(rbr_dense|rbr_1x1)(\.|$)/.test(p) && inBlock(p) === b.name), b.name).toEqual([]);
-        expect(ours.tensors.some((t) => t.name === `${b.name}.rbr_reparam.bias`), b.name).toBe(true);
+        expect(
+          [...after.keys()].filter((p) => /\.(rbr_dense|rbr_1x1)(\.|$)/.test(p) && inBlock(p) === b.name),
+          b.name,
+        ).toEqual([]);
+        expect(
+          ours.tensors.some((t) => t.name === `${b.name}.rbr_reparam.bias`),
+          b.name,
+        ).toBe(true);
       }
       // Every module outside the blocks is the input's, class and attributes.
       for (const [p, m] of before) if (!inBlock(p)) expect(after.get(p), p).toEqual(m);
@@ -169,15 +190,17 @@ describe.each(manifests.map((m) => [`${m.peer} (${m.repo}@${m.commit.slice(0, 12
     }
   });
 
-  it.each((manifest.fullSize ?? []).map((f) => [f.file, f] as const))("%s: at full size, RepLens finds the peer's blocks and plans exactly the peer's deploy keys and shapes", (_, f) => {
-    const spec = JSON.parse(readFileSync(at(f.file), 'utf8')) as FullSizeStructure;
-    // Names, dtypes and shapes are all that structure and the deploy plan read; no tensor is read here.
-    const tensors = spec.train.map(([name, shape, dtype]) => ({ name, shape, dtype: dtype as DType }) as unknown as Tensor);
-    const model = { path: f.file, format: 'torch-zip', tensors, metadata: {}, warnings: [], close: async () => undefined } as ModelFile;
-    const structure = buildStructure(model, { qarepvgg: f.what.includes("'qarepvggv2'") ? 'v2' : undefined });
-    expect(allBlocks(structure).map((b, i) => asPeerSees(b, spec.blocks[i], true))).toEqual(spec.blocks.map(({ kind: _kind, ...facts }) => facts));
-    const planned = Object.fromEntries(planDeploy(model, structure).tensors.map((t) => [t.name, [...t.shape]]));
-    expect(planned).toEqual(Object.fromEntries(spec.deploy));
-  });
+  it.each((manifest.fullSize ?? []).map((f) => [f.file, f] as const))(
+    "%s: at full size, RepLens finds the peer's blocks and plans exactly the peer's deploy keys and shapes",
+    (_, f) => {
+      const spec = JSON.parse(readFileSync(at(f.file), 'utf8')) as FullSizeStructure;
+      // Names, dtypes and shapes are all that structure and the deploy plan read; no tensor is read here.
+      const tensors = spec.train.map(([name, shape, dtype]) => ({ name, shape, dtype: dtype as DType }) as unknown as Tensor);
+      const model = { path: f.file, format: 'torch-zip', tensors, metadata: {}, warnings: [], close: async () => undefined } as ModelFile;
+      const structure = buildStructure(model, { qarepvgg: f.what.includes("'qarepvggv2'") ? 'v2' : undefined });
+      expect(allBlocks(structure).map((b, i) => asPeerSees(b, spec.blocks[i], true))).toEqual(spec.blocks.map(({ kind: _kind, ...facts }) => facts));
+      const planned = Object.fromEntries(planDeploy(model, structure).tensors.map((t) => [t.name, [...t.shape]]));
+      expect(planned).toEqual(Object.fromEntries(spec.deploy));
+    },
+  );
 });
-

@@ -40,7 +40,10 @@ async function torchChannelMaxAbs(): Promise<Map<string, number[]>> {
       const tensor = model.tensors.find((t) => t.name === block.deploy!.weight)!;
       const w = await tensor.toNumbers();
       const per = w.length / tensor.shape[0];
-      result.set(block.name, Array.from({ length: tensor.shape[0] }, (_, c) => Math.max(...Array.from(w.subarray(c * per, (c + 1) * per), Math.abs))));
+      result.set(
+        block.name,
+        Array.from({ length: tensor.shape[0] }, (_, c) => Math.max(...Array.from(w.subarray(c * per, (c + 1) * per), Math.abs))),
+      );
     }
     return result;
   } finally {
@@ -95,7 +98,17 @@ async function expectTinyBlocks(report: ReportData, file: string): Promise<void>
 describe('buildReport', () => {
   it('a checkpoint: train form against the deploy form fused in memory', async () => {
     const report = await buildReport(TINY, small);
-    expect(report).toMatchObject({ input: TINY, output: null, family: 'repvgg', pass: true, parityError: null, inputs: 2, shape: [1, 3, 32, 32], atol: 1e-4, rtol: 1e-3 });
+    expect(report).toMatchObject({
+      input: TINY,
+      output: null,
+      family: 'repvgg',
+      pass: true,
+      parityError: null,
+      inputs: 2,
+      shape: [1, 3, 32, 32],
+      atol: 1e-4,
+      rtol: 1e-3,
+    });
     expect(report.outputs.map((o) => [o.name, o.top1Agreement])).toEqual([['output', 1]]);
     expect(report.forms.train).toMatchObject({ params: 31322, macs: 235840, nodes: 49, fileBytes: (await stat(TINY)).size });
     expect(report.forms.deploy).toMatchObject({ params: 27762, macs: 212288, nodes: 17, fileBytes: null });

@@ -37,7 +37,10 @@ describe('chainPieces', () => {
   it('cuts a chain of blocks at the node between two blocks, each piece starting with its joint', () => {
     const spec = repvggChain(4, false);
     const targets = spec.nodes.map((n) => spec.edges.filter((e) => e.from === n.id).map((e) => indexOf(spec, e.to)));
-    const pieces = chainPieces(spec.nodes.map((_, i) => i), targets);
+    const pieces = chainPieces(
+      spec.nodes.map((_, i) => i),
+      targets,
+    );
     const labels = pieces.map((p) => p.map((i) => spec.nodes[i].id));
     // The add before each ReLU is a cut too: only the edge to the ReLU crosses there.
     expect(labels[0]).toEqual(['input']);

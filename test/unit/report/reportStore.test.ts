@@ -20,7 +20,10 @@ afterEach(async () => {
 });
 
 const storeError = async (p: Promise<unknown>) => {
-  const e = await p.then(() => undefined, (x: unknown) => x);
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(ReportStoreError);
   return e as ReportStoreError;
 };
@@ -121,7 +124,12 @@ describe('ReportStore', () => {
       await store.save(await reportOn(train, null));
       const converted = await store.save(await reportOn(train, deploy));
       await store.save(await reportOn(path.join(root, 'other.pth'), null));
-      expect(await store.latestCurrent(train)).toEqual({ id: converted, input: train, output: deploy, stamps: { input: await stampOf(train), output: await stampOf(deploy) } });
+      expect(await store.latestCurrent(train)).toEqual({
+        id: converted,
+        input: train,
+        output: deploy,
+        stamps: { input: await stampOf(train), output: await stampOf(deploy) },
+      });
       expect((await store.latestCurrent(deploy))?.id).toBe(converted);
       expect(await store.latestCurrent(path.join(root, 'never-checked.pth'))).toBeUndefined();
     });

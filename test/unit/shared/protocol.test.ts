@@ -15,7 +15,10 @@ describe('messages from the report webview', () => {
   it('drops bad fields, long names and unknown types', () => {
     expect(parseWebviewMessage({ type: 'selectBlock' })).toBeUndefined();
     expect(parseWebviewMessage({ type: 'selectBlock', block: 42 })).toBeUndefined();
-    expect(parseWebviewMessage({ type: 'selectBlock', block: 'x'.repeat(MAX_BLOCK_NAME_LENGTH) })).toEqual({ type: 'selectBlock', block: 'x'.repeat(MAX_BLOCK_NAME_LENGTH) });
+    expect(parseWebviewMessage({ type: 'selectBlock', block: 'x'.repeat(MAX_BLOCK_NAME_LENGTH) })).toEqual({
+      type: 'selectBlock',
+      block: 'x'.repeat(MAX_BLOCK_NAME_LENGTH),
+    });
     expect(parseWebviewMessage({ type: 'selectBlock', block: 'x'.repeat(MAX_BLOCK_NAME_LENGTH + 1) })).toBeUndefined();
     expect(parseWebviewMessage({ type: 'exportReport', format: 'html' })).toBeUndefined();
     expect(parseWebviewMessage({ type: 'exportReport', format: ['json'] })).toBeUndefined();
@@ -26,7 +29,10 @@ describe('messages from the report webview', () => {
   });
 
   it('accepts only the model editor actions it knows, and never a path', () => {
-    expect(parseWebviewMessage({ type: 'runAction', action: 'convertToDeploy', path: '/etc/passwd' })).toEqual({ type: 'runAction', action: 'convertToDeploy' });
+    expect(parseWebviewMessage({ type: 'runAction', action: 'convertToDeploy', path: '/etc/passwd' })).toEqual({
+      type: 'runAction',
+      action: 'convertToDeploy',
+    });
     expect(parseWebviewMessage({ type: 'runAction', action: 'checkParity' })).toEqual({ type: 'runAction', action: 'checkParity' });
     expect(parseWebviewMessage({ type: 'runAction', action: 'openReport' })).toEqual({ type: 'runAction', action: 'openReport' });
     expect(parseWebviewMessage({ type: 'runAction', action: 'workbench.action.terminal.new' })).toBeUndefined();

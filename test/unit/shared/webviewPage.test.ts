@@ -28,7 +28,15 @@ describe('the webview page', () => {
 
   it('takes the real webview bundle and stylesheet', async () => {
     // Bundled as scripts/build.mjs bundles it for dist/webview.js.
-    const built = await esbuild.build({ entryPoints: [path.join(ROOT, 'webview', 'main.ts')], bundle: true, platform: 'browser', format: 'iife', target: 'es2022', write: false, logLevel: 'silent' });
+    const built = await esbuild.build({
+      entryPoints: [path.join(ROOT, 'webview', 'main.ts')],
+      bundle: true,
+      platform: 'browser',
+      format: 'iife',
+      target: 'es2022',
+      write: false,
+      logLevel: 'silent',
+    });
     const script = built.outputFiles[0].text;
     expect(script.length).toBeGreaterThan(100_000);
     const style = readFileSync(path.join(ROOT, 'media', 'replens.css'), 'utf8');

@@ -11,16 +11,31 @@ describe('block index of a graph', () => {
     expect([...before.nodes.keys()]).toEqual(report.blocks.map((b) => b.name));
     expect([...after.nodes.keys()]).toEqual(report.blocks.map((b) => b.name));
     // A block with an identity branch has 8 train-form operators and 2 deploy-form ones.
-    expect(before.nodes.get('stage3.1')!.map((i) => report.before.nodes[i].op)).toEqual(['Conv', 'Conv', 'BatchNormalization', 'BatchNormalization', 'Add', 'BatchNormalization', 'Add', 'Relu']);
+    expect(before.nodes.get('stage3.1')!.map((i) => report.before.nodes[i].op)).toEqual([
+      'Conv',
+      'Conv',
+      'BatchNormalization',
+      'BatchNormalization',
+      'Add',
+      'BatchNormalization',
+      'Add',
+      'Relu',
+    ]);
     expect(after.nodes.get('stage3.1')!.map((i) => report.after.nodes[i].op)).toEqual(['Conv', 'Relu']);
   });
 
   it('bounds each block by its nodes', () => {
-    const g = { nodes: [
-      { id: 'a', label: 'a', op: 'Conv', block: 'b1', x: 10, y: 20, width: 60, height: 26 },
-      { id: 'b', label: 'b', op: 'Relu', block: 'b1', x: 100, y: 80, width: 40, height: 26 },
-      { id: 'c', label: 'c', op: 'Gemm', x: 0, y: 0, width: 500, height: 500 },
-    ], edges: [], groups: [], width: 500, height: 500 };
+    const g = {
+      nodes: [
+        { id: 'a', label: 'a', op: 'Conv', block: 'b1', x: 10, y: 20, width: 60, height: 26 },
+        { id: 'b', label: 'b', op: 'Relu', block: 'b1', x: 100, y: 80, width: 40, height: 26 },
+        { id: 'c', label: 'c', op: 'Gemm', x: 0, y: 0, width: 500, height: 500 },
+      ],
+      edges: [],
+      groups: [],
+      width: 500,
+      height: 500,
+    };
     const index = indexGraphBlocks(g);
     expect(index.bounds.get('b1')).toEqual({ x: 10, y: 20, width: 130, height: 86 });
     expect(index.nodes.get('b1')).toEqual([0, 1]);

@@ -13,29 +13,66 @@ describe('polyline clipping at a collapsed stage', () => {
   });
 
   it('cuts an incoming edge at the border and an outgoing one from it', () => {
-    const incoming = [{ x: 50, y: 10 }, { x: 50, y: 60 }, { x: 80, y: 150 }];
+    const incoming = [
+      { x: 50, y: 10 },
+      { x: 50, y: 60 },
+      { x: 80, y: 150 },
+    ];
     const cut = cutAtEntry(incoming, box);
     expect(cut.slice(0, 2)).toEqual(incoming.slice(0, 2));
     expect(cut[2].y).toBeCloseTo(100);
     expect(cut[2].x).toBeCloseTo(50 + 30 * (40 / 90));
 
-    const outgoing = [{ x: 100, y: 190 }, { x: 100, y: 250 }, { x: 120, y: 300 }];
-    expect(cutAtExit(outgoing, box)).toEqual([{ x: 100, y: 200 }, { x: 100, y: 250 }, { x: 120, y: 300 }]);
+    const outgoing = [
+      { x: 100, y: 190 },
+      { x: 100, y: 250 },
+      { x: 120, y: 300 },
+    ];
+    expect(cutAtExit(outgoing, box)).toEqual([
+      { x: 100, y: 200 },
+      { x: 100, y: 250 },
+      { x: 120, y: 300 },
+    ]);
   });
 
   it('leaves edges that never touch the box alone and drops those inside it', () => {
-    const outside = [{ x: 300, y: 0 }, { x: 300, y: 300 }];
+    const outside = [
+      { x: 300, y: 0 },
+      { x: 300, y: 300 },
+    ];
     expect(cutAtEntry(outside, box)).toEqual(outside);
-    expect(cutAtEntry([{ x: 10, y: 120 }, { x: 20, y: 130 }], box)).toEqual([]);
+    expect(
+      cutAtEntry(
+        [
+          { x: 10, y: 120 },
+          { x: 20, y: 130 },
+        ],
+        box,
+      ),
+    ).toEqual([]);
   });
 });
 
 function tiny(): GraphView {
   const node = (id: string, y: number, stage?: string, block?: string) => ({ id, label: id, op: 'Op', stage, block, x: 0, y, width: 60, height: 20 });
-  const edge = (from: string, to: string, y0: number, y1: number) => ({ from, to, points: [{ x: 30, y: y0 }, { x: 30, y: y1 }] });
+  const edge = (from: string, to: string, y0: number, y1: number) => ({
+    from,
+    to,
+    points: [
+      { x: 30, y: y0 },
+      { x: 30, y: y1 },
+    ],
+  });
   return {
     nodes: [node('in', 0), node('a', 50, 's1', 'b1'), node('b', 100, 's1', 'b2'), node('c', 100, 's1', 'b2'), node('out', 200)],
-    edges: [edge('in', 'a', 20, 50), edge('in', 'b', 20, 100), edge('a', 'b', 70, 100), edge('a', 'c', 70, 100), edge('b', 'out', 120, 200), edge('c', 'out', 120, 200)],
+    edges: [
+      edge('in', 'a', 20, 50),
+      edge('in', 'b', 20, 100),
+      edge('a', 'b', 70, 100),
+      edge('a', 'c', 70, 100),
+      edge('b', 'out', 120, 200),
+      edge('c', 'out', 120, 200),
+    ],
     groups: [{ stage: 's1', x: -12, y: 24, width: 84, height: 108 }],
     width: 100,
     height: 230,

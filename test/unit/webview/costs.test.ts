@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { costCards } from '../../../webview/reportModel/costs';
 
-const form = (latencyMs: number | null, params: number, macs: number, nodes: number, fileBytes: number | null) => ({ latencyMs, params, macs, nodes, fileBytes });
+const form = (latencyMs: number | null, params: number, macs: number, nodes: number, fileBytes: number | null) => ({
+  latencyMs,
+  params,
+  macs,
+  nodes,
+  fileBytes,
+});
 
 describe('cost cards', () => {
   it('shows each count before and after with the change and whether it improved', () => {

@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { formatCompact } from '../../../src/shared/format';
-import { formatChange, formatCosine, formatCount, formatError, formatFileSize, formatMs, formatStride, formatTimes, nameBreakSegments, ratioOf } from '../../../webview/reportModel/format';
+import {
+  formatChange,
+  formatCosine,
+  formatCount,
+  formatError,
+  formatFileSize,
+  formatMs,
+  formatStride,
+  formatTimes,
+  nameBreakSegments,
+  ratioOf,
+} from '../../../webview/reportModel/format';
 
 describe('report number formatting', () => {
   it('groups counts and shortens large ones with SI prefixes', () => {

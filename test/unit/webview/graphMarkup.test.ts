@@ -26,7 +26,22 @@ describe('graph pane markup', () => {
   });
 
   it('draws all edges as one path and one arrowhead per edge', () => {
-    const edges = [{ points: [{ x: 0, y: 0 }, { x: 0, y: 10 }, { x: 5.04, y: 20 }] }, { points: [{ x: 1, y: 1 }] }, { points: [{ x: 3, y: 3 }, { x: 3, y: 13 }] }];
+    const edges = [
+      {
+        points: [
+          { x: 0, y: 0 },
+          { x: 0, y: 10 },
+          { x: 5.04, y: 20 },
+        ],
+      },
+      { points: [{ x: 1, y: 1 }] },
+      {
+        points: [
+          { x: 3, y: 3 },
+          { x: 3, y: 13 },
+        ],
+      },
+    ];
     expect(edgePath(edges)).toBe('M0 0L0 10L5 20M3 3L3 13');
     expect(count(arrowPath(edges), /Z/g)).toBe(2);
     // Straight down: the tip is the end point, the base 7 units above it.

@@ -21,7 +21,11 @@ if (!args.includes('--no-build')) execSync('npm run build', { cwd: repo, stdio: 
 // The sample builders, the host's packing of a report for its message and the webview page are TypeScript; bundle them for Node to import here.
 const samplePath = join(out, 'sample.mjs');
 await esbuild.build({
-  stdin: { contents: `export * from './test/unit/webview/sampleReport'; export { packReport } from './src/shared/protocol'; export { webviewPage } from './src/shared/webviewPage';`, resolveDir: repo, loader: 'ts' },
+  stdin: {
+    contents: `export * from './test/unit/webview/sampleReport'; export { packReport } from './src/shared/protocol'; export { webviewPage } from './src/shared/webviewPage';`,
+    resolveDir: repo,
+    loader: 'ts',
+  },
   bundle: true,
   format: 'esm',
   platform: 'node',
@@ -34,46 +38,135 @@ const THEMES = {
   dark: {
     bodyClass: 'vscode-dark',
     vars: {
-      'foreground': '#cccccc', 'editor-background': '#1f1f1f', 'editor-foreground': '#cccccc', 'descriptionForeground': '#9d9d9d',
-      'focusBorder': '#0078d4', 'button-background': '#0078d4', 'button-foreground': '#ffffff', 'button-hoverBackground': '#026ec1',
-      'button-secondaryBackground': '#313131', 'button-secondaryForeground': '#cccccc', 'button-secondaryHoverBackground': '#3c3c3c', 'button-border': '#ffffff12',
-      'badge-background': '#616161', 'badge-foreground': '#f8f8f8', 'panel-background': '#181818', 'panel-border': '#2b2b2b',
-      'panelTitle-activeBorder': '#0078d4', 'panelTitle-activeForeground': '#cccccc', 'panelTitle-inactiveForeground': '#9d9d9d',
-      'editorWidget-background': '#202020', 'editorWidget-border': '#313131', 'list-activeSelectionBackground': '#04395e', 'list-activeSelectionForeground': '#ffffff',
-      'list-hoverBackground': '#2a2d2e', 'list-inactiveSelectionBackground': '#37373d', 'progressBar-background': '#0078d4',
-      'charts-red': '#f14c4c', 'charts-blue': '#3794ff', 'charts-yellow': '#cca700', 'charts-orange': '#d18616', 'charts-green': '#89d185', 'charts-lines': '#cccccc80',
-      'testing-iconFailed': '#f14c4c', 'testing-iconPassed': '#73c991', 'errorForeground': '#f85149', 'editorWarning-foreground': '#cca700',
-      'textLink-foreground': '#4daafc', 'textLink-activeForeground': '#4daafc', 'textBlockQuote-background': '#2b2b2b', 'editor-inactiveSelectionBackground': '#3a3d41',
-      'scrollbarSlider-background': '#79797966', 'scrollbarSlider-hoverBackground': '#646464b3', 'scrollbarSlider-activeBackground': '#bfbfbf66',
+      foreground: '#cccccc',
+      'editor-background': '#1f1f1f',
+      'editor-foreground': '#cccccc',
+      descriptionForeground: '#9d9d9d',
+      focusBorder: '#0078d4',
+      'button-background': '#0078d4',
+      'button-foreground': '#ffffff',
+      'button-hoverBackground': '#026ec1',
+      'button-secondaryBackground': '#313131',
+      'button-secondaryForeground': '#cccccc',
+      'button-secondaryHoverBackground': '#3c3c3c',
+      'button-border': '#ffffff12',
+      'badge-background': '#616161',
+      'badge-foreground': '#f8f8f8',
+      'panel-background': '#181818',
+      'panel-border': '#2b2b2b',
+      'panelTitle-activeBorder': '#0078d4',
+      'panelTitle-activeForeground': '#cccccc',
+      'panelTitle-inactiveForeground': '#9d9d9d',
+      'editorWidget-background': '#202020',
+      'editorWidget-border': '#313131',
+      'list-activeSelectionBackground': '#04395e',
+      'list-activeSelectionForeground': '#ffffff',
+      'list-hoverBackground': '#2a2d2e',
+      'list-inactiveSelectionBackground': '#37373d',
+      'progressBar-background': '#0078d4',
+      'charts-red': '#f14c4c',
+      'charts-blue': '#3794ff',
+      'charts-yellow': '#cca700',
+      'charts-orange': '#d18616',
+      'charts-green': '#89d185',
+      'charts-lines': '#cccccc80',
+      'testing-iconFailed': '#f14c4c',
+      'testing-iconPassed': '#73c991',
+      errorForeground: '#f85149',
+      'editorWarning-foreground': '#cca700',
+      'textLink-foreground': '#4daafc',
+      'textLink-activeForeground': '#4daafc',
+      'textBlockQuote-background': '#2b2b2b',
+      'editor-inactiveSelectionBackground': '#3a3d41',
+      'scrollbarSlider-background': '#79797966',
+      'scrollbarSlider-hoverBackground': '#646464b3',
+      'scrollbarSlider-activeBackground': '#bfbfbf66',
     },
   },
   light: {
     bodyClass: 'vscode-light',
     vars: {
-      'foreground': '#3b3b3b', 'editor-background': '#ffffff', 'editor-foreground': '#3b3b3b', 'descriptionForeground': '#717171',
-      'focusBorder': '#005fb8', 'button-background': '#005fb8', 'button-foreground': '#ffffff', 'button-hoverBackground': '#0258a8',
-      'button-secondaryBackground': '#e5e5e5', 'button-secondaryForeground': '#3b3b3b', 'button-secondaryHoverBackground': '#cccccc', 'button-border': '#0000001a',
-      'badge-background': '#cccccc', 'badge-foreground': '#3b3b3b', 'panel-background': '#f8f8f8', 'panel-border': '#e5e5e5',
-      'panelTitle-activeBorder': '#005fb8', 'panelTitle-activeForeground': '#3b3b3b', 'panelTitle-inactiveForeground': '#3b3b3b',
-      'editorWidget-background': '#f8f8f8', 'editorWidget-border': '#c8c8c8', 'list-activeSelectionBackground': '#e8e8e8', 'list-activeSelectionForeground': '#000000',
-      'list-hoverBackground': '#f2f2f2', 'list-inactiveSelectionBackground': '#e4e6f1', 'progressBar-background': '#005fb8',
-      'charts-red': '#e51400', 'charts-blue': '#1a85ff', 'charts-yellow': '#bf8803', 'charts-orange': '#d18616', 'charts-green': '#388a34', 'charts-lines': '#61616180',
-      'testing-iconFailed': '#f14c4c', 'testing-iconPassed': '#388a34', 'errorForeground': '#a1260d', 'editorWarning-foreground': '#bf8803',
-      'textLink-foreground': '#005fb8', 'textLink-activeForeground': '#005fb8', 'textBlockQuote-background': '#f8f8f8', 'editor-inactiveSelectionBackground': '#e5ebf1',
-      'scrollbarSlider-background': '#64646466', 'scrollbarSlider-hoverBackground': '#646464b3', 'scrollbarSlider-activeBackground': '#00000099',
+      foreground: '#3b3b3b',
+      'editor-background': '#ffffff',
+      'editor-foreground': '#3b3b3b',
+      descriptionForeground: '#717171',
+      focusBorder: '#005fb8',
+      'button-background': '#005fb8',
+      'button-foreground': '#ffffff',
+      'button-hoverBackground': '#0258a8',
+      'button-secondaryBackground': '#e5e5e5',
+      'button-secondaryForeground': '#3b3b3b',
+      'button-secondaryHoverBackground': '#cccccc',
+      'button-border': '#0000001a',
+      'badge-background': '#cccccc',
+      'badge-foreground': '#3b3b3b',
+      'panel-background': '#f8f8f8',
+      'panel-border': '#e5e5e5',
+      'panelTitle-activeBorder': '#005fb8',
+      'panelTitle-activeForeground': '#3b3b3b',
+      'panelTitle-inactiveForeground': '#3b3b3b',
+      'editorWidget-background': '#f8f8f8',
+      'editorWidget-border': '#c8c8c8',
+      'list-activeSelectionBackground': '#e8e8e8',
+      'list-activeSelectionForeground': '#000000',
+      'list-hoverBackground': '#f2f2f2',
+      'list-inactiveSelectionBackground': '#e4e6f1',
+      'progressBar-background': '#005fb8',
+      'charts-red': '#e51400',
+      'charts-blue': '#1a85ff',
+      'charts-yellow': '#bf8803',
+      'charts-orange': '#d18616',
+      'charts-green': '#388a34',
+      'charts-lines': '#61616180',
+      'testing-iconFailed': '#f14c4c',
+      'testing-iconPassed': '#388a34',
+      errorForeground: '#a1260d',
+      'editorWarning-foreground': '#bf8803',
+      'textLink-foreground': '#005fb8',
+      'textLink-activeForeground': '#005fb8',
+      'textBlockQuote-background': '#f8f8f8',
+      'editor-inactiveSelectionBackground': '#e5ebf1',
+      'scrollbarSlider-background': '#64646466',
+      'scrollbarSlider-hoverBackground': '#646464b3',
+      'scrollbarSlider-activeBackground': '#00000099',
     },
   },
   'high-contrast': {
     bodyClass: 'vscode-high-contrast',
     vars: {
-      'foreground': '#ffffff', 'editor-background': '#000000', 'editor-foreground': '#ffffff', 'descriptionForeground': '#ffffffb3',
-      'focusBorder': '#f38518', 'contrastBorder': '#6fc3df', 'contrastActiveBorder': '#f38518', 'button-background': '#000000', 'button-foreground': '#ffffff',
-      'button-border': '#6fc3df', 'button-secondaryForeground': '#ffffff', 'badge-background': '#000000', 'badge-foreground': '#ffffff', 'panel-border': '#6fc3df',
-      'panelTitle-activeBorder': '#6fc3df', 'panelTitle-activeForeground': '#ffffff', 'panelTitle-inactiveForeground': '#ffffff',
-      'editorWidget-background': '#0c141f', 'editorWidget-border': '#6fc3df', 'list-activeSelectionForeground': '#ffffff', 'progressBar-background': '#6fc3df',
-      'charts-red': '#f14c4c', 'charts-blue': '#3794ff', 'charts-yellow': '#cca700', 'charts-orange': '#d18616', 'charts-green': '#89d185', 'charts-lines': '#ffffff80',
-      'testing-iconFailed': '#f14c4c', 'testing-iconPassed': '#73c991', 'errorForeground': '#f48771', 'editorWarning-foreground': '#ffd370',
-      'textLink-foreground': '#21a6ff', 'textBlockQuote-background': '#000000',
+      foreground: '#ffffff',
+      'editor-background': '#000000',
+      'editor-foreground': '#ffffff',
+      descriptionForeground: '#ffffffb3',
+      focusBorder: '#f38518',
+      contrastBorder: '#6fc3df',
+      contrastActiveBorder: '#f38518',
+      'button-background': '#000000',
+      'button-foreground': '#ffffff',
+      'button-border': '#6fc3df',
+      'button-secondaryForeground': '#ffffff',
+      'badge-background': '#000000',
+      'badge-foreground': '#ffffff',
+      'panel-border': '#6fc3df',
+      'panelTitle-activeBorder': '#6fc3df',
+      'panelTitle-activeForeground': '#ffffff',
+      'panelTitle-inactiveForeground': '#ffffff',
+      'editorWidget-background': '#0c141f',
+      'editorWidget-border': '#6fc3df',
+      'list-activeSelectionForeground': '#ffffff',
+      'progressBar-background': '#6fc3df',
+      'charts-red': '#f14c4c',
+      'charts-blue': '#3794ff',
+      'charts-yellow': '#cca700',
+      'charts-orange': '#d18616',
+      'charts-green': '#89d185',
+      'charts-lines': '#ffffff80',
+      'testing-iconFailed': '#f14c4c',
+      'testing-iconPassed': '#73c991',
+      errorForeground: '#f48771',
+      'editorWarning-foreground': '#ffd370',
+      'textLink-foreground': '#21a6ff',
+      'textBlockQuote-background': '#000000',
     },
   },
 };
@@ -81,7 +174,9 @@ const THEMES = {
 const FONT = { 'font-family': 'system-ui, "Ubuntu", "Droid Sans", sans-serif', 'font-size': '13px', 'font-weight': 'normal' };
 /** The theme's variables, as VS Code puts them on the page. */
 function themeCss(theme) {
-  const vars = Object.entries({ ...FONT, ...THEMES[theme].vars }).map(([k, v]) => `  --vscode-${k}: ${v};`).join('\n');
+  const vars = Object.entries({ ...FONT, ...THEMES[theme].vars })
+    .map(([k, v]) => `  --vscode-${k}: ${v};`)
+    .join('\n');
   return `html {\n${vars}\n}\n`;
 }
 
@@ -124,7 +219,15 @@ function page(theme) {
 
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
 });
 const problems = [];
 const csp = new Set();
@@ -134,7 +237,8 @@ async function open(theme, { width = 1400, height = 900 } = {}) {
   const p = await context.newPage();
   p.on('console', (m) => {
     // CSP reports are collected with their source position by fake-api.js instead.
-    if ((m.type() === 'error' || m.type() === 'warning') && !m.text().includes('Content Security Policy')) problems.push(`[${theme}] console.${m.type()}: ${m.text()}`);
+    if ((m.type() === 'error' || m.type() === 'warning') && !m.text().includes('Content Security Policy'))
+      problems.push(`[${theme}] console.${m.type()}: ${m.text()}`);
   });
   p.on('pageerror', (e) => problems.push(`[${theme}] page error: ${e.message}`));
   await p.route(`${ORIGIN}/**`, (route) => {
@@ -143,9 +247,11 @@ async function open(theme, { width = 1400, height = 900 } = {}) {
     return path === '/index.html' ? route.fulfill({ body: page(theme), contentType: 'text/html' }) : route.abort();
   });
   await p.goto(`${ORIGIN}/index.html`);
-  await p.waitForFunction(() => window.__posted?.some((m) => m.type === 'ready'), null, { timeout: 15000 }).catch((e) => {
-    throw new Error(`the page did not say ready: ${problems.join('; ')}`, { cause: e });
-  });
+  await p
+    .waitForFunction(() => window.__posted?.some((m) => m.type === 'ready'), null, { timeout: 15000 })
+    .catch((e) => {
+      throw new Error(`the page did not say ready: ${problems.join('; ')}`, { cause: e });
+    });
   return p;
 }
 
@@ -268,7 +374,16 @@ for (const theme of Object.keys(THEMES)) {
     console.log('keyboard selection posted:', JSON.stringify(last), last?.block === 'stage4.0' ? '(as expected)' : '(UNEXPECTED: wanted stage4.0)');
     files.push(await shot(p, `${theme}-9-keyboard`));
     // A restored page whose report the host no longer has: the reason, and a button to run the check again.
-    await p.evaluate(() => window.postMessage({ type: 'reportUnavailable', message: '/home/user/.config/Code/User/globalStorage/replens.replens/reports/mf0abc12-0123abcd.report.json: the stored report is gone (RepLens keeps the latest 20)' }, '*'));
+    await p.evaluate(() =>
+      window.postMessage(
+        {
+          type: 'reportUnavailable',
+          message:
+            '/home/user/.config/Code/User/globalStorage/replens.replens/reports/mf0abc12-0123abcd.report.json: the stored report is gone (RepLens keeps the latest 20)',
+        },
+        '*',
+      ),
+    );
     await settle(p);
     files.push(await shot(p, `${theme}-10-unavailable`));
     await p.click('[data-testid=rerun-report]');
@@ -302,35 +417,62 @@ const timings = {};
   timings.tabToGraphsMs = Math.round(await timeToFrame(p, `document.querySelector('[data-testid=tab-graphs]').click()`));
   await settle(p);
   files.push(await shot(p, 'dark-large-graphs'));
-  timings.selectBlockMs = Math.round(await timeToFrame(p, `document.querySelectorAll('[data-testid=graph-before] g.rl-block-node')[40].dispatchEvent(new MouseEvent('click', { bubbles: true }))`));
+  timings.selectBlockMs = Math.round(
+    await timeToFrame(
+      p,
+      `document.querySelectorAll('[data-testid=graph-before] g.rl-block-node')[40].dispatchEvent(new MouseEvent('click', { bubbles: true }))`,
+    ),
+  );
   const wheel = [];
   for (let i = 0; i < 10; i++) {
-    wheel.push(await timeToFrame(p, `const s = document.querySelector('[data-testid=graph-before] .rl-pane-body'); const r = s.getBoundingClientRect(); s.dispatchEvent(new WheelEvent('wheel', { deltaY: ${i < 5 ? 200 : -200}, clientX: r.left + 100, clientY: r.top + 100, bubbles: true, cancelable: true }))`));
+    wheel.push(
+      await timeToFrame(
+        p,
+        `const s = document.querySelector('[data-testid=graph-before] .rl-pane-body'); const r = s.getBoundingClientRect(); s.dispatchEvent(new WheelEvent('wheel', { deltaY: ${i < 5 ? 200 : -200}, clientX: r.left + 100, clientY: r.top + 100, bubbles: true, cancelable: true }))`,
+      ),
+    );
   }
   timings.wheelZoomFrameMs = { median: Math.round(wheel.sort((a, b) => a - b)[5]), max: Math.round(wheel.at(-1)) };
-  for (let i = 0; i < 6; i++) await timeToFrame(p, `const s = document.querySelector('[data-testid=graph-before] .rl-pane-body'); const r = s.getBoundingClientRect(); s.dispatchEvent(new WheelEvent('wheel', { deltaY: 300, clientX: r.left + 250, clientY: r.top + 300, bubbles: true, cancelable: true }))`);
+  for (let i = 0; i < 6; i++)
+    await timeToFrame(
+      p,
+      `const s = document.querySelector('[data-testid=graph-before] .rl-pane-body'); const r = s.getBoundingClientRect(); s.dispatchEvent(new WheelEvent('wheel', { deltaY: 300, clientX: r.left + 250, clientY: r.top + 300, bubbles: true, cancelable: true }))`,
+    );
   await settle(p);
   files.push(await shot(p, 'dark-large-overview'));
   timings.fitAllMs = Math.round(await timeToFrame(p, `document.querySelector('[data-testid=graph-before] vscode-button:nth-child(3)').click()`));
   await settle(p);
   files.push(await shot(p, 'dark-large-fit'));
-  timings.collapseStageMs = Math.round(await timeToFrame(p, `document.querySelector('[data-testid=graph-before] .rl-group-label[data-stage="stage3"]').dispatchEvent(new MouseEvent('click', { bubbles: true }))`));
+  timings.collapseStageMs = Math.round(
+    await timeToFrame(
+      p,
+      `document.querySelector('[data-testid=graph-before] .rl-group-label[data-stage="stage3"]').dispatchEvent(new MouseEvent('click', { bubbles: true }))`,
+    ),
+  );
   timings.summaryTabMs = Math.round(await timeToFrame(p, `document.querySelector('[data-testid=tab-summary]').click()`));
   timings.sortTableMs = Math.round(await timeToFrame(p, `document.querySelector('[data-testid=block-table] th:nth-child(4) button').click()`));
   timings.quantTabMs = Math.round(await timeToFrame(p, `document.querySelector('[data-testid=tab-quantization]').click()`));
   await p.evaluate(() => new Promise((r) => setTimeout(r, 600)));
   // What VS Code serializes on each save: the report's id and the UI state, not the report.
-  Object.assign(timings, await p.evaluate(() => {
-    const t0 = performance.now();
-    const bytes = JSON.stringify(window.__state).length;
-    return { savedStateBytes: bytes, stateSerializeMs: Math.round(performance.now() - t0) };
-  }));
+  Object.assign(
+    timings,
+    await p.evaluate(() => {
+      const t0 = performance.now();
+      const bytes = JSON.stringify(window.__state).length;
+      return { savedStateBytes: bytes, stateSerializeMs: Math.round(performance.now() - t0) };
+    }),
+  );
   await p.context().close();
 }
 await browser.close();
 
 console.log('screenshots:\n  ' + files.join('\n  '));
 console.log('timings:', JSON.stringify(timings, null, 2));
-console.log(`load average while measuring: ${(await import('node:os')).loadavg().map((v) => v.toFixed(1)).join(' ')} on ${(await import('node:os')).cpus().length} cores`);
+console.log(
+  `load average while measuring: ${(await import('node:os'))
+    .loadavg()
+    .map((v) => v.toFixed(1))
+    .join(' ')} on ${(await import('node:os')).cpus().length} cores`,
+);
 console.log(problems.length ? `problems:\n  ${problems.join('\n  ')}` : 'no console errors or page errors');
 console.log(csp.size ? `CSP reports (source positions in the page, whose script is dist/webview.js):\n  ${[...csp].join('\n  ')}` : 'no CSP reports');

@@ -5,13 +5,34 @@ import { OUTLIER_THRESHOLD, quantRows, sparkline } from '../../../webview/report
 import { smallSample } from './sampleReport';
 
 function withStats(name: string, kernelStats?: KernelStats): BlockReport {
-  return { name, stage: 's', inChannels: 1, outChannels: 1, kernel: 3, stride: 1, strideInferred: false, groups: 1, branches: [], paramsBefore: 1, paramsAfter: 1, kernelStats, warnings: [] };
+  return {
+    name,
+    stage: 's',
+    inChannels: 1,
+    outChannels: 1,
+    kernel: 3,
+    stride: 1,
+    strideInferred: false,
+    groups: 1,
+    branches: [],
+    paramsBefore: 1,
+    paramsAfter: 1,
+    kernelStats,
+    warnings: [],
+  };
 }
 const stats = (outlierRatio: number): KernelStats => ({ channelMaxAbs: [1, 1, outlierRatio], outlierRatio, maxAbs: outlierRatio });
 
 describe('quantization view', () => {
   it('lists kernels worst outlier ratio first and flags those above the threshold', () => {
-    const rows = quantRows([withStats('a', stats(2)), withStats('none'), withStats('b', stats(20)), withStats('c', stats(Infinity)), withStats('d', stats(NaN)), withStats('e', stats(OUTLIER_THRESHOLD))]);
+    const rows = quantRows([
+      withStats('a', stats(2)),
+      withStats('none'),
+      withStats('b', stats(20)),
+      withStats('c', stats(Infinity)),
+      withStats('d', stats(NaN)),
+      withStats('e', stats(OUTLIER_THRESHOLD)),
+    ]);
     expect(rows.map((r) => r.block)).toEqual(['c', 'b', 'e', 'a', 'd']);
     expect(rows.map((r) => r.flagged)).toEqual([true, true, false, false, false]);
     expect(rows[1].channels).toBe(3);
@@ -19,7 +40,10 @@ describe('quantization view', () => {
 
   it('flags exactly the sample blocks built with an outlier channel', () => {
     const report = smallSample();
-    const flagged = quantRows(report.blocks).filter((r) => r.flagged).map((r) => r.block).sort();
+    const flagged = quantRows(report.blocks)
+      .filter((r) => r.flagged)
+      .map((r) => r.block)
+      .sort();
     expect(flagged).toEqual(['stage2.0', 'stage3.10', 'stage3.2']);
   });
 

@@ -132,7 +132,7 @@ export function sampleReport(opts: SampleOptions): ReportData {
       const pa = out * inChannels * 9 + out;
       paramsBefore += pb;
       paramsAfter += pa;
-      macsBefore += (out * inChannels * 10) * spatial * spatial;
+      macsBefore += out * inChannels * 10 * spatial * spatial;
       macsAfter += out * inChannels * 9 * spatial * spatial;
       const fail = failing.has(index);
       const maxRel = fail ? 3e-3 * (1 + rand()) : 10 ** (-7.5 + 3.4 * rand());
@@ -178,7 +178,10 @@ export function sampleReport(opts: SampleOptions): ReportData {
 
       const conv = `${name}.reparam`;
       const reluA = `${name}.relu`;
-      after.nodes.push({ id: conv, label: 'Conv 3×3', op: 'Conv', block: name, stage, detail: `${name}/rbr_reparam\nstrides=[${stride},${stride}]` }, { id: reluA, label: 'Relu', op: 'Relu', block: name, stage });
+      after.nodes.push(
+        { id: conv, label: 'Conv 3×3', op: 'Conv', block: name, stage, detail: `${name}/rbr_reparam\nstrides=[${stride},${stride}]` },
+        { id: reluA, label: 'Relu', op: 'Relu', block: name, stage },
+      );
       after.edges.push({ from: prevAfter, to: conv }, { from: conv, to: reluA });
       prevAfter = reluA;
       inChannels = out;
@@ -186,7 +189,11 @@ export function sampleReport(opts: SampleOptions): ReportData {
   });
   for (const g of [before, after]) {
     const tail = g === before ? prevBefore : prevAfter;
-    g.nodes.push({ id: 'head.gap', label: 'GlobalAveragePool', op: 'GlobalAveragePool' }, { id: 'head.fc', label: 'Gemm', op: 'Gemm' }, { id: 'output:logits', label: 'logits', op: 'Output' });
+    g.nodes.push(
+      { id: 'head.gap', label: 'GlobalAveragePool', op: 'GlobalAveragePool' },
+      { id: 'head.fc', label: 'Gemm', op: 'Gemm' },
+      { id: 'output:logits', label: 'logits', op: 'Output' },
+    );
     g.edges.push({ from: tail, to: 'head.gap' }, { from: 'head.gap', to: 'head.fc' }, { from: 'head.fc', to: 'output:logits' });
   }
   const anyFail = blocks.some((b) => b.parity && !b.parity.pass);
@@ -196,7 +203,10 @@ export function sampleReport(opts: SampleOptions): ReportData {
   return {
     input,
     output,
-    stamps: { input: { bytes: paramsBefore * 4 + 41_213, modifiedMs: 1_735_689_000_000 }, output: { bytes: paramsAfter * 4 + 12_877, modifiedMs: 1_735_689_060_000 } },
+    stamps: {
+      input: { bytes: paramsBefore * 4 + 41_213, modifiedMs: 1_735_689_000_000 },
+      output: { bytes: paramsAfter * 4 + 12_877, modifiedMs: 1_735_689_060_000 },
+    },
     // As after Convert to Deploy, which wrote the deploy file.
     load: loadNote({ families: ['repvgg'], architecture: 'custom', input, output, format: 'pth', wholeModule: false }),
     family: 'RepVGG',
@@ -206,10 +216,16 @@ export function sampleReport(opts: SampleOptions): ReportData {
     atol: 1e-5,
     rtol,
     toleranceBasis: opts.noParity ? null : 'as given',
-    advice: opts.noParity ? 'Fix what the error names, then Check Parity again; the costs below do not need parity and are from the graphs.' : anyFail ? 'repvgg_a0_train.deploy.pth does not compute what the train form does.' : null,
+    advice: opts.noParity
+      ? 'Fix what the error names, then Check Parity again; the costs below do not need parity and are from the graphs.'
+      : anyFail
+        ? 'repvgg_a0_train.deploy.pth does not compute what the train form does.'
+        : null,
     inputs: 8,
     shape: [1, 3, 224, 224],
-    outputs: opts.noParity ? [] : [{ name: 'logits', maxAbs: worst * 3.1, maxRel: worst, meanAbs: worst * 0.2, cosine: 1 - worst * worst, top1Agreement: anyFail ? 0.875 : 1 }],
+    outputs: opts.noParity
+      ? []
+      : [{ name: 'logits', maxAbs: worst * 3.1, maxRel: worst, meanAbs: worst * 0.2, cosine: 1 - worst * worst, top1Agreement: anyFail ? 0.875 : 1 }],
     blocks,
     forms: {
       train: { latencyMs: 14.2, params: paramsBefore, macs: macsBefore, nodes: before.nodes.length, fileBytes: paramsBefore * 4 + 41_213 },

@@ -1,5 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { centerOn, clampScale, fitRect, initialViewport, isViewport, LABEL_MIN_SCALE, MAX_SCALE, minScale, panBy, paneTransformOf, viewBoxOf, zoomAt } from '../../../webview/reportModel/viewport';
+import {
+  centerOn,
+  clampScale,
+  fitRect,
+  initialViewport,
+  isViewport,
+  LABEL_MIN_SCALE,
+  MAX_SCALE,
+  minScale,
+  panBy,
+  paneTransformOf,
+  viewBoxOf,
+  zoomAt,
+} from '../../../webview/reportModel/viewport';
 
 const pane = { width: 400, height: 300 };
 

@@ -79,9 +79,11 @@ describe('inWriteOrder', () => {
 
   it('checks each tensor has the bytes its shape announces', async () => {
     const bad: OutputTensor = { name: 'short', dtype: 'float32', shape: [2], bytes: async () => new Uint8Array(4) };
-    await expect((async () => {
-      for await (const _ of inWriteOrder([bad]));
-    })()).rejects.toThrow('short: produced 4 bytes, expected 8');
+    await expect(
+      (async () => {
+        for await (const _ of inWriteOrder([bad]));
+      })(),
+    ).rejects.toThrow('short: produced 4 bytes, expected 8');
   });
 });
 

@@ -31,18 +31,33 @@ function describe_(v: PyValue, seen = new Map<object, number>()): unknown {
   if (v instanceof PySet) return { [v.frozen ? 'frozenset' : 'set']: [...v.items].map(d) };
   if (v instanceof PyFloat) return { float: v.value };
   if (v instanceof PyGlobal) return { global: v.qualifiedName };
-  if (v instanceof PyObject) return { object: v.className, made: v.made, args: v.args.map(d), kwargs: v.kwargs && d(v.kwargs), state: v.state === undefined ? null : d(v.state), list: v.listItems?.map(d), dict: v.dictItems && [...v.dictItems].map(([k, x]) => [d(k), d(x)]) };
-  if (v instanceof TorchTensorRef) return { tensor: v.storage.key, type: v.storage.type.name, offset: v.storageOffset, shape: v.shape, stride: v.stride, parameter: v.parameter };
+  if (v instanceof PyObject)
+    return {
+      object: v.className,
+      made: v.made,
+      args: v.args.map(d),
+      kwargs: v.kwargs && d(v.kwargs),
+      state: v.state === undefined ? null : d(v.state),
+      list: v.listItems?.map(d),
+      dict: v.dictItems && [...v.dictItems].map(([k, x]) => [d(k), d(x)]),
+    };
+  if (v instanceof TorchTensorRef)
+    return { tensor: v.storage.key, type: v.storage.type.name, offset: v.storageOffset, shape: v.shape, stride: v.stride, parameter: v.parameter };
   return { native: (v as { describe(): string }).describe() };
 }
 
 describe('pickleObjectGraph', () => {
-  it("writes a YOLOv7 training checkpoint (pickled models, optimizer state, numpy values) back as the reader saw it", async () => {
+  it('writes a YOLOv7 training checkpoint (pickled models, optimizer state, numpy values) back as the reader saw it', async () => {
     const zip = await ZipArchive.open(await FileByteSource.open(LAST));
     try {
       const entry = zip.entries.find((e) => e.name.endsWith('/data.pkl'))!;
       const original = load(await zip.read(entry));
-      const keepKeys = { newTensor: () => { throw new Error('no new tensors here'); }, inputStorage: (s: TorchStorage) => s.key };
+      const keepKeys = {
+        newTensor: () => {
+          throw new Error('no new tensors here');
+        },
+        inputStorage: (s: TorchStorage) => s.key,
+      };
       const written = pickleObjectGraph(original, keepKeys);
       const reread = load(written);
       expect(describe_(reread)).toEqual(describe_(original));

@@ -215,7 +215,11 @@ describe('a sink that corrupts one byte', () => {
   it('checkpoint → ONNX: fails the same way', async () => {
     const output = path.join(dir, 'out.onnx');
     corruptOneByte(1);
-    await expectUnverifiedAndNothingLeft(convertFile(path.join(MODELS, 'repvgg_tiny_train.pth'), { output, format: 'onnx' }), output, /its bytes differ from those produced/);
+    await expectUnverifiedAndNothingLeft(
+      convertFile(path.join(MODELS, 'repvgg_tiny_train.pth'), { output, format: 'onnx' }),
+      output,
+      /its bytes differ from those produced/,
+    );
   });
 
   it('a stored report is not kept either', async () => {

@@ -36,7 +36,10 @@ suite('RepLens in the extension host', () => {
     const declared: string[] = (ext.packageJSON.contributes?.commands ?? []).map((c: { command: string }) => c.command);
     assert.ok(declared.length > 0, 'package.json contributes no commands');
     const registered = new Set(await vscode.commands.getCommands(true));
-    assert.deepEqual(declared.filter((c) => !registered.has(c)), []);
+    assert.deepEqual(
+      declared.filter((c) => !registered.has(c)),
+      [],
+    );
   });
 
   test('vscode.openWith opens a checkpoint in the model viewer', async () => {

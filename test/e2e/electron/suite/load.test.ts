@@ -68,7 +68,9 @@ function collector(): { gc: () => void; source: string } | undefined {
 }
 
 function heapDataBytes(): number {
-  const code = getHeapSpaceStatistics().filter((s) => s.space_name.startsWith('code_')).reduce((n, s) => n + s.space_used_size, 0);
+  const code = getHeapSpaceStatistics()
+    .filter((s) => s.space_name.startsWith('code_'))
+    .reduce((n, s) => n + s.space_used_size, 0);
   return process.memoryUsage().heapUsed - code;
 }
 
@@ -151,9 +153,17 @@ suite('RepLens under load', function () {
       arrayBuffersMB: twoPlaces(buffers),
       arrayBuffersBoundMB: twoPlaces(cost.bytesMB / 2),
     };
-    console.log(`[replens-load] ${what}: heapUsed ${growth[what].heapUsedMB} MB, of it data ${growth[what].heapDataMB} MB (bound ${growth[what].heapDataBoundMB}), arrayBuffers ${growth[what].arrayBuffersMB} MB (bound ${growth[what].arrayBuffersBoundMB})`);
-    assert.ok(heapData < cost.heapMB / 2, `${what}: data on the heap grew by ${heapData.toFixed(2)} MB; retaining the models would cost ${cost.heapMB.toFixed(2)} MB`);
-    assert.ok(buffers < cost.bytesMB / 2, `${what}: arrayBuffers grew by ${buffers.toFixed(2)} MB; keeping the files' bytes would cost ${cost.bytesMB.toFixed(2)} MB`);
+    console.log(
+      `[replens-load] ${what}: heapUsed ${growth[what].heapUsedMB} MB, of it data ${growth[what].heapDataMB} MB (bound ${growth[what].heapDataBoundMB}), arrayBuffers ${growth[what].arrayBuffersMB} MB (bound ${growth[what].arrayBuffersBoundMB})`,
+    );
+    assert.ok(
+      heapData < cost.heapMB / 2,
+      `${what}: data on the heap grew by ${heapData.toFixed(2)} MB; retaining the models would cost ${cost.heapMB.toFixed(2)} MB`,
+    );
+    assert.ok(
+      buffers < cost.bytesMB / 2,
+      `${what}: arrayBuffers grew by ${buffers.toFixed(2)} MB; keeping the files' bytes would cost ${cost.bytesMB.toFixed(2)} MB`,
+    );
   }
 
   /** Opens and closes Quick Open: a round trip through the workbench, which answers only when it is free. */
@@ -172,9 +182,18 @@ suite('RepLens under load', function () {
     await sleep(gc ? 200 : 2000);
     collect();
     const m = process.memoryUsage();
-    const s = { at, rssMB: twoPlaces(m.rss / MB), heapUsedMB: twoPlaces(m.heapUsed / MB), heapDataMB: twoPlaces(heapDataBytes() / MB), externalMB: twoPlaces(m.external / MB), arrayBuffersMB: twoPlaces(m.arrayBuffers / MB) };
+    const s = {
+      at,
+      rssMB: twoPlaces(m.rss / MB),
+      heapUsedMB: twoPlaces(m.heapUsed / MB),
+      heapDataMB: twoPlaces(heapDataBytes() / MB),
+      externalMB: twoPlaces(m.external / MB),
+      arrayBuffersMB: twoPlaces(m.arrayBuffers / MB),
+    };
     memory.push(s);
-    console.log(`[replens-load] ${at}: rss ${s.rssMB} MB, heapUsed ${s.heapUsedMB} MB (data ${s.heapDataMB} MB), external ${s.externalMB} MB (arrayBuffers ${s.arrayBuffersMB} MB)`);
+    console.log(
+      `[replens-load] ${at}: rss ${s.rssMB} MB, heapUsed ${s.heapUsedMB} MB (data ${s.heapDataMB} MB), external ${s.externalMB} MB (arrayBuffers ${s.arrayBuffersMB} MB)`,
+    );
     quickOpenMs.push({ at, ms: await quickOpenRoundTrip() });
     // Reset before enabling: the next window starts now, not at the last tick before the pause.
     loop.reset();
@@ -185,13 +204,21 @@ suite('RepLens under load', function () {
   function endWindow(name: string): void {
     const ms = (ns: number) => Math.max(0, Math.round((ns / 1e6 - RESOLUTION_MS) * 10) / 10);
     delay[name] = { maxMs: ms(loop.max), p99Ms: ms(loop.percentile(99)), meanMs: ms(loop.mean) };
-    console.log(`[replens-load] event loop delay ${name} (beyond the ${RESOLUTION_MS} ms interval): max ${delay[name].maxMs} ms, p99 ${delay[name].p99Ms} ms, mean ${delay[name].meanMs} ms`);
+    console.log(
+      `[replens-load] event loop delay ${name} (beyond the ${RESOLUTION_MS} ms interval): max ${delay[name].maxMs} ms, p99 ${delay[name].p99Ms} ms, mean ${delay[name].meanMs} ms`,
+    );
   }
 
   /** A phase's delays: the worst of its windows. */
   function endPhase(name: string, prefix: string): void {
-    const windows = Object.entries(delay).filter(([k]) => k.startsWith(prefix)).map(([, v]) => v);
-    delay[name] = { maxMs: Math.max(...windows.map((w) => w.maxMs)), p99Ms: Math.max(...windows.map((w) => w.p99Ms)), meanMs: Math.max(...windows.map((w) => w.meanMs)) };
+    const windows = Object.entries(delay)
+      .filter(([k]) => k.startsWith(prefix))
+      .map(([, v]) => v);
+    delay[name] = {
+      maxMs: Math.max(...windows.map((w) => w.maxMs)),
+      p99Ms: Math.max(...windows.map((w) => w.p99Ms)),
+      meanMs: Math.max(...windows.map((w) => w.meanMs)),
+    };
   }
 
   suiteSetup(async () => {
@@ -289,6 +316,9 @@ suite('RepLens under load', function () {
         await model.close();
       }
     }
-    assert.deepEqual(readdirSync(folder).filter((n) => n.endsWith('.replens-tmp')), []);
+    assert.deepEqual(
+      readdirSync(folder).filter((n) => n.endsWith('.replens-tmp')),
+      [],
+    );
   });
 });
