@@ -16,8 +16,8 @@ export function fileName(name: string): DocumentFragment {
   return out;
 }
 
-/** Runs `task` in a task of its own as soon as the page gets to it; returns a function that cancels it. */
-export function soon(task: () => void): () => void {
+/** Runs `task` in a task of its own, once the page gets to it; returns a function that cancels it. */
+export function inNextTask(task: () => void): () => void {
   const id = setTimeout(task, 0);
   return () => clearTimeout(id);
 }

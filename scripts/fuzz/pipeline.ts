@@ -2,7 +2,7 @@ import { planDeploy } from '../../src/core/convert/deployPlan';
 import { MemoryByteSource } from '../../src/core/formats/byteSource';
 import { ModelFormatError } from '../../src/core/formats/errors';
 import type { ModelFile } from '../../src/core/formats/modelFile';
-import { encodeOnnxModel } from '../../src/core/formats/onnx';
+import { encodeOnnxModel } from '../../src/core/formats/onnxCodec';
 import { readModel } from '../../src/core/formats/openModelFile';
 import { FusionError } from '../../src/core/fuse/fuseBlock';
 import { fuseOnnxModel } from '../../src/core/fuse/onnxFusion';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeOnnxModel } from '../../src/core/formats/onnx';
+import { encodeOnnxModel } from '../../src/core/formats/onnxCodec';
 import { convertFile } from '../../src/core/convert/convert';
 import { openModelFile } from '../../src/core/formats/openModelFile';
 import { buildGraph } from '../../src/core/graph/buildGraph';

@@ -29,7 +29,7 @@ import {
   type Size,
   type Viewport,
 } from '../reportModel/viewport';
-import { h, soon } from '../dom';
+import { h, inNextTask } from '../dom';
 import { button } from '../toolkit';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -258,7 +258,7 @@ export class GraphPane {
     if (this.drawn) this.applyView();
     // Drawn when first shown, in a task of its own: the one that showed the tab has that to lay out
     // (and the other pane to draw), and a pane never shown is never drawn.
-    else this.cancelFirstDraw ??= soon(() => this.draw());
+    else this.cancelFirstDraw ??= inNextTask(() => this.draw());
   }
 
   /** Changes the view on the next frame, or now when something must be on screen at once (focus needs drawn elements). */

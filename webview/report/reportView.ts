@@ -8,7 +8,7 @@ import { unpackReport, type HostMessage, type ReportRef, type SavedReportState, 
 import { errorLevel, type ErrorLevel } from '../reportModel/errorScale';
 import { formatError } from '../reportModel/format';
 import { PANES, restoreSavedState, type PaneId, type ReportTab, type ReportUiState, defaultUiState } from '../reportModel/viewState';
-import { fileName, h, soon } from '../dom';
+import { fileName, h, inNextTask } from '../dom';
 import { badge, button, progressRing, selectTab, tabs } from '../toolkit';
 import { legend } from './charts';
 import { detailCard } from './detailCard';
@@ -188,7 +188,7 @@ export class ReportView {
     );
     this.root.replaceChildren(h('section', { class: 'rl-report', 'data-testid': 'replens-report' }, this.header(report), this.tabStrip));
     // The tab on screen is built in a task of its own, so that taking in the report does not hold the page that long.
-    soon(() => {
+    inNextTask(() => {
       if (this.report !== report) return;
       this.ensureTab(this.ui.tab);
       this.buildRestWhenIdle(report);

@@ -1,316 +1,42 @@
 import * as path from 'node:path';
-import { encodeOnnxModel } from '../formats/onnx';
-import type { OnnxGraph, OnnxModel } from '../formats/onnxModel';
-import type { ModelFile, WeightsChoice } from '../formats/modelFile';
-import { isFloatDType, type DType } from '../formats/tensor';
+import { encodeOnnxModel } from '../formats/onnxCodec';
 import { openModelFile } from '../formats/openModelFile';
-import { fuseOnnxModel, onnxBlockOutputs } from '../fuse/onnxFusion';
-import { blockNamer, buildGraph, LOGITS, type GraphForm } from '../graph/buildGraph';
 import { graphStats } from '../graph/stats';
-import type { Topology } from '../graph/topology';
-import { buildStructure, type StructureOptions } from '../model/buildStructure';
-import { allBlocks, type ModelStructure } from '../model/structure';
-import { runInChild, type ChildOptions } from './child';
-import type { Metrics } from './compare';
-import type { Verdict } from '../../shared/reportData';
-import { ParityError } from './errors';
-import { adoptGeometry } from './geometry';
-import { readNpy } from './npy';
-import { NormalRandom } from './prng';
-import type { Feed, ModelSource, ProgressMessage, SessionSpec, WorkerPhase } from './workerMessages';
-import { blocksPart, onnxPart, shapeChannelsMessage, type CheckedPart } from './scope';
+import { buildStructure } from '../model/buildStructure';
+import { allBlocks } from '../model/structure';
 import { failAdvice } from './advice';
+import { runInChild, type ChildOptions } from './child';
+import { announceGraphs, builtSide, fusedInPlaceSides, sideOf, type ComparedModel } from './comparedModel';
+import { ParityError } from './errors';
+import { readNpy } from './npy';
+import type { Metrics } from './compare';
+import {
+  DEFAULTS,
+  requireInput,
+  throwIfCancelled,
+  validate,
+  type BlockResult,
+  type FormStats,
+  type OutputResult,
+  type ParityOptions,
+  type ParityResult,
+} from './options';
+import { NormalRandom } from './prng';
+import { shapeChannelsMessage } from './scope';
 import { controlError, defaultTolerance, measuredTolerance, roundingControl, UNIT_ROUNDOFF, type ToleranceChoice } from './tolerance';
 import { WorkFolder } from './workFolder';
+import type { Feed, ProgressMessage, SessionSpec } from './workerMessages';
 
-// Latency is timed only when asked for: it needs both models prepared again for speed, which on a large model costs more than the check.
-export const DEFAULTS = { inputs: 4, seed: 0, atol: 1e-4, rtol: 1e-3, latencyRuns: 0, size: 224, blockwiseSize: 32 } as const;
-
-export interface ParityProgress {
-  phase: 'build' | WorkerPhase;
-  done: number;
-  total: number;
-  message: string;
-}
-
-/** StructureOptions: what the file cannot say about its blocks (e.g. that its QARepVGG blocks are QARepVGGBlockV2). */
-export interface ParityOptions extends StructureOptions {
-  /** Random input samples (default 4). */
-  inputs?: number;
-  /**
-   * [batch, channels, height, width] of the checked part's input (see ParityResult.shapeUse): for a
-   * graph RepLens builds, the first block's input, whose channels it must have (an explained error
-   * otherwise); blockwise graphs take batch, height and width from it for every block.
-   */
-  shape?: readonly number[];
-  seed?: number;
-  /** A .npy array used as the one input instead of random samples. */
-  inputFile?: string;
-  atol?: number;
-  rtol?: number;
-  /** Timed runs per form for the latency median (default 0: not timed). */
-  latencyRuns?: number;
-  /** Replaces every BN eps, in train-form graphs and in fusion alike. */
-  eps?: number;
-  /** The checkpoint key to read the checked file's weights from (default: the one the model's own tools read). */
-  weights?: string;
-  timeoutSeconds?: number;
-  signal?: AbortSignal;
-  onProgress?: (p: ParityProgress) => void;
-  /** See ChildOptions.workerPath. */
-  workerPath?: string;
-  /** Each deploy-form block's kernel in the candidate, by the block's shown name, as the candidate's graph gets it. */
-  onBlockKernel?: (block: string, kernel: ArrayLike<number>, outChannels: number) => void;
-  /** The two graphs, once built and before they run (their weights are in the check's temporary folder, removed after). */
-  onGraphs?: (graphs: { reference: RanGraph; candidate: RanGraph }) => void;
-}
-
-/** A graph a check ran: the file's own ONNX graph (its blocks perhaps fused in place), or one RepLens built from the file's blocks. */
-export interface RanGraph {
-  graph: OnnxGraph;
-  builtFromBlocks: boolean;
-}
-
-export interface OutputResult extends Metrics {
-  name: string;
-  /** The candidate's name when it differs (outputs matched by position). */
-  candidateName?: string;
-}
-
-export interface BlockResult extends Verdict {
-  name: string;
-}
-
-export interface FormStats {
-  /** The file this form came from, and how ('train form', 'deploy form, fused in memory', 'ONNX as is', ...). */
-  file: string;
-  source: string;
-  /** Median of the timed runs with ORT's default optimizations; null when none were asked for. */
-  latencyMs: number | null;
-  params: number;
-  macs: number | null;
-  nodes: number;
-}
-
-/**
- * The JSON a parity check produces. `forms.train` is the reference (the train form, or the first
- * file), `forms.deploy` the candidate. Numbers that are NaN (non-finite outputs) are null in JSON.
- */
-export interface ParityResult {
-  pass: boolean;
-  inputs: number;
-  atol: number;
-  rtol: number;
-  /** Why atol and rtol are what they are (the deploy weights' dtype, see tolerance.ts). */
-  toleranceBasis: string;
-  /** For a FAIL or a check that could not compare: what to do next. */
-  advice: string | null;
-  outputs: OutputResult[];
-  blocks: BlockResult[];
-  forms: { train: FormStats; deploy: FormStats };
-  topology: Topology | 'onnx';
-  /**
-   * What part of the model the check runs, as one plain sentence ('checks the 3 RepConv blocks, each on
-   * its own input; the detector's other layers are not in the file as a graph'): a checkpoint holds
-   * weights, not the code between its layers, so RepLens runs its blocks (and a classifier's head).
-   */
-  scope: string;
-  /** How the input shape (--shape) is used for that part: whose input it describes, with which channels. */
-  shapeUse: string;
-  /** The reference's input shapes, by input name. */
-  shapes: Record<string, number[]>;
-  seed: number | null;
-  /** Which of a training checkpoint's weights were checked, and why. */
-  weights?: WeightsChoice;
-  notes: string[];
-}
-
-/** One side of a comparison: a graph ready to run, and what it exposes. */
-interface ComparedModel {
-  label: string;
-  /** Which of a training checkpoint's weights this side was built from. */
-  weights?: WeightsChoice;
-  file: string;
-  source: string;
-  model: ModelSource;
-  graph: OnnxGraph;
-  topology: Topology | 'onnx';
-  inputs: { name: string; dims: (number | string | undefined)[] }[];
-  /** The model's own outputs. */
-  outputs: string[];
-  /** Where each block's result is in the graph: a graph output, or a tensor added as one for the run. */
-  blocks: { name: string; tensor: string }[];
-  /**
-   * What a block's result is: graphs RepLens builds output each block after its activation; in an
-   * ONNX file it is the sum of the block's branches, before the activation.
-   */
-  blockPoint: 'after activation' | 'branch sum';
-  notes: string[];
-  /** For checkpoints: the structure the graph was built from, the model RepLens built, and the type its block weights are stored in. */
-  structure?: ModelStructure;
-  proto?: OnnxModel;
-  weightDType?: DType;
-  /** What part of the model this side runs. */
-  part: CheckedPart;
-}
-
-/** Which side of the comparison a file is; a candidate may borrow geometry its file leaves unknown from the reference's structure (see adoptGeometry). */
-interface ComparedAs {
-  role: 'reference' | 'candidate';
-  reference?: ModelStructure;
-}
-
-function announceGraphs(ref: ComparedModel, cand: ComparedModel, options: ParityOptions): void {
-  const ran = (side: ComparedModel): RanGraph => ({ graph: side.graph, builtFromBlocks: side.proto !== undefined });
-  options.onGraphs?.({ reference: ran(ref), candidate: ran(cand) });
-}
-
-const TOPOLOGIES: readonly string[] = ['classifier', 'chain', 'blockwise'];
-
-function check(condition: boolean, subject: string, reason: string): asserts condition {
-  if (!condition) throw new ParityError(subject, reason, 'input');
-}
-
-/** Building or fusing the graphs of a large model takes seconds: a cancel is heard between blocks, not only once inference runs. */
-function throwIfCancelled(options: ParityOptions, subject: string): void {
-  if (options.signal?.aborted) throw new ParityError(subject, 'cancelled', 'cancelled');
-}
-
-function validate(options: ParityOptions): void {
-  const positiveInt = (v: number | undefined, name: string, min = 1) =>
-    check(v === undefined || (Number.isInteger(v) && v >= min), 'options', `${name} must be an integer >= ${min}`);
-  positiveInt(options.inputs, 'inputs');
-  positiveInt(options.latencyRuns, 'latencyRuns', 0);
-  for (const [name, v] of [
-    ['atol', options.atol],
-    ['rtol', options.rtol],
-    ['eps', options.eps],
-  ] as const) {
-    check(v === undefined || (Number.isFinite(v) && v >= 0), 'options', `${name} must be a non-negative number`);
-  }
-  check(
-    options.seed === undefined || (Number.isInteger(options.seed) && options.seed >= 0 && options.seed < 2 ** 32),
-    'options',
-    'seed must be an integer in [0, 2^32)',
-  );
-  check(
-    options.shape === undefined || (options.shape.length === 4 && options.shape.every((d) => Number.isInteger(d) && d >= 1)),
-    'options',
-    'shape must be 4 positive integers: batch, channels, height, width',
-  );
-}
-
-/**
- * A graph of the file's blocks, as stored ('as-is') or with the train blocks fused here ('deploy'),
- * written to `folder` as NAME.onnx. A candidate's block kernels go to options.onBlockKernel.
- */
-async function builtSide(
-  model: ModelFile,
-  form: GraphForm,
-  options: ParityOptions,
-  folder: WorkFolder,
-  name: string,
-  side: ComparedAs,
-): Promise<ComparedModel> {
-  const structure = buildStructure(model, options);
-  const adopted = side.reference ? adoptGeometry(structure, side.reference, model.path) : [];
-  const displayName = blockNamer(model);
-  const kernels = side.role === 'candidate' ? options.onBlockKernel : undefined;
-  const built = await folder.build(name, (store) =>
-    buildGraph(model, structure, {
-      form,
-      eps: options.eps,
-      store,
-      onBlockKernel: kernels && ((block, kernel, outChannels) => kernels(displayName(block.name), kernel, outChannels)),
-      onBlock: (done, total, block) => {
-        throwIfCancelled(options, model.path);
-        options.onProgress?.({ phase: 'build', done, total, message: `${form === 'deploy' ? 'fusing' : 'building'} ${block.name}` });
-      },
-    }),
-  );
-  const fusedHere = form === 'deploy' && allBlocks(structure).some((b) => b.form === 'train');
-  const source = `${built.form} form${fusedHere ? ', fused in memory' : ''}`;
-  const graph = built.model.graph!;
-  // The classifier's weight is the Gemm's second input; everything the graph holds is in it.
-  const head = graph.node.find((n) => n.output.includes(LOGITS) && n.opType === 'Gemm')?.input[1]?.replace(/\.weight$/, '');
-  const inGraph = new Set(graph.initializer.map((t) => t.name));
-  const blockTensors = new Set(allBlocks(structure).flatMap((b) => b.tensors));
-  const othersInFile = model.tensors.some((t) => isFloatDType(t.dtype) && !blockTensors.has(t.name) && !inGraph.has(t.name));
-  const part = blocksPart({
-    topology: built.topology,
-    blocks: allBlocks(structure).map((b) => ({ name: displayName(b.name), family: b.family, inChannels: b.inChannels })),
-    head: head === undefined ? undefined : displayName(head),
-    othersInFile,
-    source: model.format === 'onnx' ? 'onnx' : 'checkpoint',
-  });
-  const convWeights = new Set(allBlocks(structure).flatMap((b) => [b.deploy?.weight, ...b.branches.map((br) => br.convWeight)]));
-  const weightDTypes = new Set(model.tensors.filter((t) => convWeights.has(t.name)).map((t) => t.dtype));
-  return {
-    label: `${model.path} (${source})`,
-    file: model.path,
-    source,
-    model: { path: built.path },
-    proto: built.model,
-    // A deploy block fused here is float32 whatever the file holds.
-    weightDType: form === 'as-is' ? lowestPrecision(weightDTypes) : undefined,
-    graph,
-    topology: built.topology,
-    inputs: built.inputs.map((i) => ({ name: i.name, dims: ['batch', i.channels, 'height', 'width'] })),
-    outputs: built.outputs,
-    blocks: built.blocks.map((name) => ({ name, tensor: name })),
-    blockPoint: 'after activation',
-    notes: [...built.notes, ...adopted, ...structure.warnings.map((w) => `${model.path}: ${w.block ? `${w.block}: ` : ''}${w.message}`)],
-    structure,
-    part,
-  };
-}
-
-/**
- * An ONNX file, run as it is. A graph RepLens wrote says its topology, so its block outputs are
- * known; in any other graph each block found in it is compared at the sum of its branches, a
- * tensor that fusion keeps by name (see onnxBlockOutputs).
- */
-function onnxSide(model: ModelFile, structure?: ModelStructure): ComparedModel {
-  const graph = model.onnx!.graph!;
-  const initializers = new Set(graph.initializer.map((t) => t.name));
-  const topology = model.onnx!.metadataProps.find((p) => p.key === 'replens.topology')?.value;
-  const names = graph.output.map((o) => o.name ?? '');
-  const known = topology !== undefined && TOPOLOGIES.includes(topology);
-  const outputs = !known ? names : topology === 'classifier' ? names.filter((n) => n === 'output') : topology === 'chain' ? names.slice(-1) : names;
-  return {
-    label: `${model.path} (ONNX as is)`,
-    file: model.path,
-    source: 'ONNX as is',
-    model: { path: path.resolve(model.path) },
-    graph,
-    topology: known ? (topology as Topology) : 'onnx',
-    inputs: graph.input
-      .filter((i) => !initializers.has(i.name))
-      .map((i) => ({ name: i.name ?? '', dims: i.type?.tensorType?.shape?.dim.map((d) => d.dimValue ?? d.dimParam) ?? [] })),
-    outputs,
-    ...(known
-      ? { blocks: names.filter((n) => n !== 'output').map((name) => ({ name, tensor: name })), blockPoint: 'after activation' as const }
-      : { blocks: blocksInGraph(model, structure ?? buildStructure(model)), blockPoint: 'branch sum' as const }),
-    notes: [],
-    part: onnxPart(model.path, undefined),
-  };
-}
-
-function blocksInGraph(model: ModelFile, structure: ModelStructure): ComparedModel['blocks'] {
-  const displayName = blockNamer(model);
-  return onnxBlockOutputs(structure).map((b) => ({ name: displayName(b.block), tensor: b.original }));
-}
-
-async function sideOf(file: string, options: ParityOptions, folder: WorkFolder, name: string, side: ComparedAs): Promise<ComparedModel> {
-  // The slot names the reference's weights; a deploy file RepLens wrote is a plain state dict.
-  const model = await openModelFile(file, { weights: side.role === 'reference' ? options.weights : undefined });
-  try {
-    if (model.format === 'onnx') return onnxSide(model);
-    return { ...(await builtSide(model, 'as-is', options, folder, name, side)), weights: model.weights };
-  } finally {
-    await model.close();
-  }
-}
+export {
+  DEFAULTS,
+  type BlockResult,
+  type FormStats,
+  type OutputResult,
+  type ParityOptions,
+  type ParityProgress,
+  type ParityResult,
+  type RanGraph,
+} from './options';
 
 /** Input names of the candidate for each reference input. */
 function matchInputs(ref: ComparedModel, cand: ComparedModel): Record<string, string> {
@@ -369,12 +95,16 @@ function resolveShapes(ref: ComparedModel, cand: ComparedModel, inputMap: Record
 
 async function samplesFor(ref: ComparedModel, shapes: Map<string, number[]>, options: ParityOptions): Promise<Feed[][]> {
   if (options.inputFile !== undefined) {
-    check(ref.inputs.length === 1, options.inputFile, `an input file fits a model with one input; this graph has ${ref.inputs.length} (${ref.topology})`);
+    requireInput(
+      ref.inputs.length === 1,
+      options.inputFile,
+      `an input file fits a model with one input; this graph has ${ref.inputs.length} (${ref.topology})`,
+    );
     const { shape, data } = await readNpy(options.inputFile);
     const name = ref.inputs[0].name;
     const want = shapes.get(name)!;
     const fits = shape.length === want.length && shape.every((d, i) => d === want[i] || (i !== 1 && typeof ref.inputs[0].dims[i] !== 'number'));
-    check(fits, options.inputFile, `shape (${shape.join(', ')}) does not fit input '${name}' [${ref.inputs[0].dims.map((d) => d ?? '?').join(', ')}]`);
+    requireInput(fits, options.inputFile, `shape (${shape.join(', ')}) does not fit input '${name}' [${ref.inputs[0].dims.map((d) => d ?? '?').join(', ')}]`);
     shapes.set(name, shape);
     return [[{ name, dims: shape, data }]];
   }
@@ -456,11 +186,6 @@ async function addedOutputs(side: ComparedModel, wanted: readonly string[]): Pro
     opsetImport: [],
     metadataProps: [],
   });
-}
-
-/** The 16-bit type among `dtypes`, bfloat16 (8 significant bits) before float16 (11). */
-function lowestPrecision(dtypes: ReadonlySet<DType | undefined>): DType | undefined {
-  return dtypes.has('bfloat16') ? 'bfloat16' : dtypes.has('float16') ? 'float16' : undefined;
 }
 
 /**
@@ -638,26 +363,10 @@ export async function checkParity(file: string, options: ParityOptions = {}): Pr
         throw new ParityError(file, 'every block is already in deploy form: compare it with its train-form file (replens parity TRAIN --deploy FILE)', 'input');
       }
       // ONNX blocks named like a checkpoint's, with their BatchNorms, are rebuilt block by block; any
-      // other ONNX model runs as it is against the same graph with its blocks fused in place, which
-      // keeps each block's result under its tensor name, so both compare block by block.
+      // other ONNX model runs as it is against the same graph with its blocks fused in place.
       const rebuildable = blocks.every((b) => b.onnx?.familySource === 'initializer-names' && b.branches.every((br) => !br.withoutBn));
       if (model.format === 'onnx' && !rebuildable) {
-        const displayName = blockNamer(model);
-        const kernels = options.onBlockKernel;
-        const fusion = await fuseOnnxModel(model, structure, {
-          eps: options.eps,
-          onBlock: () => throwIfCancelled(options, file),
-          onBlockKernel: kernels && ((block, kernel, outChannels) => kernels(displayName(block.name), kernel, outChannels)),
-        });
-        const fused = fusion.model;
-        ref = { ...onnxSide(model, structure), part: onnxPart(model.path, fusion.fused.length) };
-        cand = {
-          ...ref,
-          label: `${model.path} (blocks fused in memory)`,
-          source: 'ONNX with blocks fused in memory',
-          model: { path: await folder.write('fused', fused) },
-          graph: fused.graph!,
-        };
+        ({ ref, cand } = await fusedInPlaceSides(model, structure, options, folder));
       } else {
         ref = await builtSide(model, 'as-is', options, folder, 'train', { role: 'reference' });
         cand = await builtSide(model, 'deploy', options, folder, 'deploy', { role: 'candidate' });

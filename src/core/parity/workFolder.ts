@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { FileByteSource } from '../formats/byteSource';
 import { messageOf } from '../formats/errors';
-import { encodeOnnxModel } from '../formats/onnx';
+import { encodeOnnxModel } from '../formats/onnxCodec';
 import type { OnnxModel, OnnxTensor } from '../formats/onnxModel';
 import { ExternalDataFile, type InitializerStore } from '../writers/externalData';
 import { ParityError } from './errors';

@@ -50,7 +50,7 @@ function feedsOf(feeds: readonly Feed[], rename: Record<string, string> = {}): R
   return Object.fromEntries(feeds.map((f) => [rename[f.name] ?? f.name, new ort.Tensor('float32', f.data, f.dims)]));
 }
 
-async function run(session: Ort.InferenceSession, spec: SessionSpec, feeds: Record<string, Ort.Tensor>, fetches: readonly string[]) {
+async function runSession(session: Ort.InferenceSession, spec: SessionSpec, feeds: Record<string, Ort.Tensor>, fetches: readonly string[]) {
   try {
     return await session.run(feeds, [...fetches]);
   } catch (e) {
@@ -74,12 +74,12 @@ const median = (xs: number[]) => {
  * allocates and plans). The two alternate, so a load change on the machine hits both alike.
  */
 async function latencies(sessions: { session: Ort.InferenceSession; spec: SessionSpec; feeds: Record<string, Ort.Tensor> }[], runs: number): Promise<number[]> {
-  for (const s of sessions) await run(s.session, s.spec, s.feeds, s.session.outputNames);
+  for (const s of sessions) await runSession(s.session, s.spec, s.feeds, s.session.outputNames);
   const times: number[][] = sessions.map(() => []);
   for (let i = 0; i < runs; i++) {
     for (const [j, s] of sessions.entries()) {
       const t = performance.now();
-      await run(s.session, s.spec, s.feeds, s.session.outputNames);
+      await runSession(s.session, s.spec, s.feeds, s.session.outputNames);
       times[j].push(performance.now() - t);
     }
   }
@@ -102,7 +102,7 @@ async function outputsOf(
   try {
     for (const [i, sample] of req.samples.entries()) {
       send({ type: 'progress', phase: 'sample', model, done: i, total });
-      outputs.push(await run(session, spec, feedsOf(sample, model === 'candidate' ? req.inputMap : {}), fetches));
+      outputs.push(await runSession(session, spec, feedsOf(sample, model === 'candidate' ? req.inputMap : {}), fetches));
     }
   } finally {
     await session.release();
@@ -159,7 +159,7 @@ async function latency(req: ParityRequest): Promise<ParityReply['latencyMs']> {
 
 async function infer(req: InferRequest): Promise<WorkerMessage> {
   const session = await open(req.model, req.optimization);
-  const result = await run(session, req.model, feedsOf(req.feeds), session.outputNames);
+  const result = await runSession(session, req.model, feedsOf(req.feeds), session.outputNames);
   const outputs = session.outputNames.map((name) => ({ name, dims: [...result[name].dims], data: floats(result[name], req.model, name) }));
   await session.release();
   return { type: 'infer-result', outputs };

@@ -1,5 +1,5 @@
 import type { OnnxModel } from '../formats/onnxModel';
-import { encodeOnnxModel } from '../formats/onnx';
+import { encodeOnnxModel } from '../formats/onnxCodec';
 import type { ByteSink } from './atomicFile';
 import { producedBytes, type ProducedBytes } from './checksum';
 

@@ -46,8 +46,8 @@ vi.mock('../../../src/core/convert/deployPlan', async (importOriginal) => {
     },
   };
 });
-vi.mock('../../../src/core/formats/onnx', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../../src/core/formats/onnx')>();
+vi.mock('../../../src/core/formats/onnxCodec', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../../src/core/formats/onnxCodec')>();
   return {
     ...real,
     encodeOnnxModel: async (...args: Parameters<typeof real.encodeOnnxModel>) => {

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { convertFile } from '../../../src/core/convert/convert';
 import { numberToFloat16Bits } from '../../../src/core/formats/encode';
-import { decodeOnnxModel, encodeOnnxModel } from '../../../src/core/formats/onnx';
+import { decodeOnnxModel, encodeOnnxModel } from '../../../src/core/formats/onnxCodec';
 import type { OnnxModel } from '../../../src/core/formats/onnxModel';
 import { openModelFile } from '../../../src/core/formats/openModelFile';
 import { decodeToFloat64 } from '../../../src/core/formats/tensor';

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeOnnxModel } from '../../../src/core/formats/onnx';
+import { encodeOnnxModel } from '../../../src/core/formats/onnxCodec';
 import type { OnnxGraph } from '../../../src/core/formats/onnxModel';
 import { openModelFile } from '../../../src/core/formats/openModelFile';
 import { fuseOnnxModel } from '../../../src/core/fuse/onnxFusion';

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeOnnxModel, encodeOnnxModel } from '../../../src/core/formats/onnx';
+import { decodeOnnxModel, encodeOnnxModel } from '../../../src/core/formats/onnxCodec';
 import type { ModelFile } from '../../../src/core/formats/modelFile';
 import type { OnnxGraph, OnnxNode } from '../../../src/core/formats/onnxModel';
 import { openModelFile } from '../../../src/core/formats/openModelFile';

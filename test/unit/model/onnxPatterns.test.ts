@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { inspectFile } from '../../../src/core/inspect';
 import { afterAll, describe, expect, it } from 'vitest';
 import { convertFile } from '../../../src/core/convert/convert';
-import { encodeOnnxModel } from '../../../src/core/formats/onnx';
+import { encodeOnnxModel } from '../../../src/core/formats/onnxCodec';
 import type { OnnxModel } from '../../../src/core/formats/onnxModel';
 import { openModelFile } from '../../../src/core/formats/openModelFile';
 import { fuseOnnxModel } from '../../../src/core/fuse/onnxFusion';

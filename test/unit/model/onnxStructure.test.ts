@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeOnnxModel } from '../../../src/core/formats/onnx';
+import { encodeOnnxModel } from '../../../src/core/formats/onnxCodec';
 import type { OnnxModel } from '../../../src/core/formats/onnxModel';
 import { inspectFile } from '../../../src/core/inspect';
 import { structureJson } from '../../../src/core/model/describe';

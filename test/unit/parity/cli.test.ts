@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeOnnxModel } from '../../../src/core/formats/onnx';
+import { decodeOnnxModel } from '../../../src/core/formats/onnxCodec';
 import { allBlocks } from '../../../src/core/model/structure';
 import { bundle, ENTRIES, type Bundle } from './bundle';
 import { MODELS, TINY, wrongDeployFile, wrongFusedOnnx } from './faultyFiles';

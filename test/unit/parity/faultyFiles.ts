@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { planDeploy } from '../../../src/core/convert/deployPlan';
 import { encodeFromFloat64 } from '../../../src/core/formats/encode';
-import { encodeOnnxModel } from '../../../src/core/formats/onnx';
+import { encodeOnnxModel } from '../../../src/core/formats/onnxCodec';
 import { openModelFile } from '../../../src/core/formats/openModelFile';
 import { fuseOnnxModel } from '../../../src/core/fuse/onnxFusion';
 import { buildStructure } from '../../../src/core/model/buildStructure';
