@@ -110,6 +110,105 @@ async function missingEndRecord(src: ByteSource): Promise<string | undefined> {
   return truncatedReason(src.size, `a zip archive whose first entry is '${shown}'`, evidence);
 }
 
+type Fail = (reason: string) => never;
+
+/** Where the central directory is, from the end-of-central-directory record (ZIP64's where sizes need it). */
+interface CentralDirectory {
+  offset: number;
+  size: number;
+  entryCount: number;
+  /** Where the end record starts: the directory must end before it. */
+  recordStart: number;
+}
+
+async function locateCentralDirectory(src: ByteSource, fail: Fail): Promise<CentralDirectory> {
+  if (src.size < EOCD_SIZE) fail((await missingEndRecord(src)) ?? `not a zip archive: ${src.size} bytes is shorter than an end-of-central-directory record`);
+  const tailLength = Math.min(src.size, EOCD_SIZE + MAX_COMMENT);
+  const tailStart = src.size - tailLength;
+  const tail = await src.read(tailStart, tailLength);
+  let eocd = -1;
+  for (let i = tailLength - EOCD_SIZE; i >= 0; i--) {
+    // The comment must fit between the record and the end of the file.
+    if (u32(tail, i) === SIG_EOCD && i + EOCD_SIZE + u16(tail, i + 20) <= tailLength) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd < 0) fail((await missingEndRecord(src)) ?? 'not a zip archive: no end-of-central-directory record in the last 64 KiB');
+
+  const locatorPos = tailStart + eocd - 20;
+  const locator = locatorPos >= 0 ? await src.read(locatorPos, 20) : undefined;
+  if (locator && u32(locator, 0) === SIG_ZIP64_LOCATOR) {
+    const recordOffset = u64(locator, 8);
+    if (recordOffset + 56 > locatorPos) fail(`ZIP64 end-of-central-directory offset ${recordOffset} is outside the file`);
+    const rec = await src.read(recordOffset, 56);
+    if (u32(rec, 0) !== SIG_ZIP64_EOCD) fail(`no ZIP64 end-of-central-directory record at offset ${recordOffset}`);
+    if (u32(rec, 16) !== 0 || u32(rec, 20) !== 0) fail('multi-disk zip archives are not supported');
+    return { entryCount: u64(rec, 32), size: u64(rec, 40), offset: u64(rec, 48), recordStart: recordOffset };
+  }
+  if (u16(tail, eocd + 4) !== 0 || u16(tail, eocd + 6) !== 0) fail('multi-disk zip archives are not supported');
+  return { entryCount: u16(tail, eocd + 10), size: u32(tail, eocd + 12), offset: u32(tail, eocd + 16), recordStart: tailStart + eocd };
+}
+
+/** The entries of the central directory `cd`, each checked to lie in the data area before the directory. */
+function readCentralDirectory(cd: Uint8Array, directory: CentralDirectory, fail: Fail): ZipEntry[] {
+  const entries: ZipEntry[] = [];
+  const names = new Set<string>();
+  const decoder = new TextDecoder('utf-8');
+  let p = 0;
+  for (let n = 0; n < directory.entryCount; n++) {
+    if (p + CENTRAL_FIXED > directory.size || u32(cd, p) !== SIG_CENTRAL) fail(`bad central directory entry ${n} at offset ${directory.offset + p}`);
+    const nameLength = u16(cd, p + 28);
+    const extraLength = u16(cd, p + 30);
+    const end = p + CENTRAL_FIXED + nameLength + extraLength + u16(cd, p + 32);
+    if (end > directory.size) fail(`central directory entry ${n} runs past the directory`);
+    const name = decoder.decode(cd.subarray(p + CENTRAL_FIXED, p + CENTRAL_FIXED + nameLength));
+    const sizes = zip64Sizes(
+      cd,
+      p + CENTRAL_FIXED + nameLength,
+      extraLength,
+      name,
+      { size: u32(cd, p + 24), compressedSize: u32(cd, p + 20), localHeaderOffset: u32(cd, p + 42) },
+      fail,
+    );
+    if (names.has(name)) fail(`duplicate zip entry '${name}'`);
+    names.add(name);
+    if (sizes.localHeaderOffset + LOCAL_FIXED + sizes.compressedSize > directory.offset) {
+      fail(`zip entry '${name}' (offset ${sizes.localHeaderOffset}, ${sizes.compressedSize} bytes) extends past the data area (${directory.offset} bytes)`);
+    }
+    entries.push({ name, method: u16(cd, p + 10), flags: u16(cd, p + 8), crc32: u32(cd, p + 16), ...sizes });
+    p = end;
+  }
+  return entries;
+}
+
+type EntrySizes = Pick<ZipEntry, 'size' | 'compressedSize' | 'localHeaderOffset'>;
+
+/** An entry's sizes with the ZIP64 extra field applied: 8-byte values for exactly those fields saturated at 0xFFFFFFFF, in this order. */
+function zip64Sizes(cd: Uint8Array, start: number, length: number, name: string, sizes: EntrySizes, fail: Fail): EntrySizes {
+  const out = { ...sizes };
+  const extraEnd = start + length;
+  for (let q = start; q + 4 <= extraEnd;) {
+    const id = u16(cd, q);
+    const len = u16(cd, q + 2);
+    if (q + 4 + len > extraEnd) fail(`extra field of '${name}' runs past its entry`);
+    if (id === 0x0001) {
+      let r = q + 4;
+      const take = (): number => {
+        if (r + 8 > q + 4 + len) fail(`ZIP64 extra field of '${name}' is too short`);
+        const v = u64(cd, r);
+        r += 8;
+        return v;
+      };
+      if (out.size === 0xffffffff) out.size = take();
+      if (out.compressedSize === 0xffffffff) out.compressedSize = take();
+      if (out.localHeaderOffset === 0xffffffff) out.localHeaderOffset = take();
+    }
+    q += 4 + len;
+  }
+  return out;
+}
+
 /**
  * Read-only ZIP archive over a ByteSource. Only the central directory is read
  * up front; stored entries are then read as byte ranges on demand, so a
@@ -129,104 +228,17 @@ export class ZipArchive {
   }
 
   static async open(src: ByteSource): Promise<ZipArchive> {
-    function fail(reason: string): never {
+    const fail = (reason: string): never => {
       throw new ModelFormatError(src.name, reason);
-    }
-    if (src.size < EOCD_SIZE) fail((await missingEndRecord(src)) ?? `not a zip archive: ${src.size} bytes is shorter than an end-of-central-directory record`);
-
-    const tailLength = Math.min(src.size, EOCD_SIZE + MAX_COMMENT);
-    const tailStart = src.size - tailLength;
-    const tail = await src.read(tailStart, tailLength);
-    let eocd = -1;
-    for (let i = tailLength - EOCD_SIZE; i >= 0; i--) {
-      // The comment must fit between the record and the end of the file.
-      if (u32(tail, i) === SIG_EOCD && i + EOCD_SIZE + u16(tail, i + 20) <= tailLength) {
-        eocd = i;
-        break;
-      }
-    }
-    if (eocd < 0) fail((await missingEndRecord(src)) ?? 'not a zip archive: no end-of-central-directory record in the last 64 KiB');
-
-    const diskNumber = u16(tail, eocd + 4);
-    const cdDisk = u16(tail, eocd + 6);
-    let entryCount = u16(tail, eocd + 10);
-    let cdSize = u32(tail, eocd + 12);
-    let cdOffset = u32(tail, eocd + 16);
-    let recordStart = tailStart + eocd;
-
-    const locatorPos = tailStart + eocd - 20;
-    const locator = locatorPos >= 0 ? await src.read(locatorPos, 20) : undefined;
-    if (locator && u32(locator, 0) === SIG_ZIP64_LOCATOR) {
-      const recordOffset = u64(locator, 8);
-      if (recordOffset + 56 > locatorPos) fail(`ZIP64 end-of-central-directory offset ${recordOffset} is outside the file`);
-      const rec = await src.read(recordOffset, 56);
-      if (u32(rec, 0) !== SIG_ZIP64_EOCD) fail(`no ZIP64 end-of-central-directory record at offset ${recordOffset}`);
-      if (u32(rec, 16) !== 0 || u32(rec, 20) !== 0) fail('multi-disk zip archives are not supported');
-      entryCount = u64(rec, 32);
-      cdSize = u64(rec, 40);
-      cdOffset = u64(rec, 48);
-      recordStart = recordOffset;
-    } else if (diskNumber !== 0 || cdDisk !== 0) {
-      fail('multi-disk zip archives are not supported');
-    }
-
-    if (cdOffset + cdSize > recordStart) {
-      fail(`central directory (offset ${cdOffset}, ${cdSize} bytes) extends past its end record at ${recordStart}`);
-    }
-    if (cdSize > MAX_CENTRAL_DIRECTORY) fail(`central directory of ${cdSize} bytes is too large`);
-    if (entryCount * CENTRAL_FIXED > cdSize) fail(`central directory claims ${entryCount} entries but has only ${cdSize} bytes`);
-
-    const cd = await src.read(cdOffset, cdSize);
-    const entries: ZipEntry[] = [];
-    const names = new Set<string>();
-    const decoder = new TextDecoder('utf-8');
-    let p = 0;
-    for (let n = 0; n < entryCount; n++) {
-      if (p + CENTRAL_FIXED > cdSize || u32(cd, p) !== SIG_CENTRAL) fail(`bad central directory entry ${n} at offset ${cdOffset + p}`);
-      const flags = u16(cd, p + 8);
-      const method = u16(cd, p + 10);
-      const crc = u32(cd, p + 16);
-      let compressedSize = u32(cd, p + 20);
-      let size = u32(cd, p + 24);
-      const nameLength = u16(cd, p + 28);
-      const extraLength = u16(cd, p + 30);
-      const commentLength = u16(cd, p + 32);
-      let localHeaderOffset = u32(cd, p + 42);
-      const end = p + CENTRAL_FIXED + nameLength + extraLength + commentLength;
-      if (end > cdSize) fail(`central directory entry ${n} runs past the directory`);
-      const name = decoder.decode(cd.subarray(p + CENTRAL_FIXED, p + CENTRAL_FIXED + nameLength));
-
-      // ZIP64 extra field: 8-byte values for exactly those fields saturated above, in this order.
-      let q = p + CENTRAL_FIXED + nameLength;
-      const extraEnd = q + extraLength;
-      while (q + 4 <= extraEnd) {
-        const id = u16(cd, q);
-        const len = u16(cd, q + 2);
-        if (q + 4 + len > extraEnd) fail(`extra field of '${name}' runs past its entry`);
-        if (id === 0x0001) {
-          let r = q + 4;
-          const take = (): number => {
-            if (r + 8 > q + 4 + len) fail(`ZIP64 extra field of '${name}' is too short`);
-            const v = u64(cd, r);
-            r += 8;
-            return v;
-          };
-          if (size === 0xffffffff) size = take();
-          if (compressedSize === 0xffffffff) compressedSize = take();
-          if (localHeaderOffset === 0xffffffff) localHeaderOffset = take();
-        }
-        q += 4 + len;
-      }
-
-      if (names.has(name)) fail(`duplicate zip entry '${name}'`);
-      names.add(name);
-      if (localHeaderOffset + LOCAL_FIXED + compressedSize > cdOffset) {
-        fail(`zip entry '${name}' (offset ${localHeaderOffset}, ${compressedSize} bytes) extends past the data area (${cdOffset} bytes)`);
-      }
-      entries.push({ name, method, flags, crc32: crc, compressedSize, size, localHeaderOffset });
-      p = end;
-    }
-    return new ZipArchive(src, entries, cdOffset);
+    };
+    const directory = await locateCentralDirectory(src, fail);
+    const { offset, size, entryCount } = directory;
+    if (offset + size > directory.recordStart)
+      fail(`central directory (offset ${offset}, ${size} bytes) extends past its end record at ${directory.recordStart}`);
+    if (size > MAX_CENTRAL_DIRECTORY) fail(`central directory of ${size} bytes is too large`);
+    if (entryCount * CENTRAL_FIXED > size) fail(`central directory claims ${entryCount} entries but has only ${size} bytes`);
+    const entries = readCentralDirectory(await src.read(offset, size), directory, fail);
+    return new ZipArchive(src, entries, offset);
   }
 
   entry(name: string): ZipEntry | undefined {

@@ -24,49 +24,56 @@ function numel(index: Map<string, TensorMeta>, names: (string | undefined)[]): n
   return n;
 }
 
-/** Applies what the tensors alone cannot say: channels, groups and stride, each with where it came from. */
-function resolveBlock(
+type Sourced<T> = [T, ValueSource];
+
+/** Groups: as the file's conv says, else from the identity BN's width, else from the previous block's output channels. */
+function groupsOf(
   raw: RawBlock,
-  modules: ModuleIndex,
-  tensors: Map<string, TensorMeta>,
+  groupsAttr: number | undefined,
+  identityChannels: number | undefined,
+  inPerGroup: number,
   previousOut: number | undefined,
-  namedByConvention: boolean,
-): Block {
-  const warnings = [...raw.warnings];
-  const branches: Branch[] = [...raw.branches];
-  const absent: AbsentBranch[] = [...raw.absent];
-  const convs = branches.filter((b) => b.weightShape);
-  const main = raw.deploy?.weightShape ?? convs.find((b) => b.role === 'dense')?.weightShape ?? convs[0]?.weightShape;
-  const identityBn = branches.find((b) => b.role === 'identity' && b.bn);
-  const convModule = raw.deploy ? raw.deploy.weight.replace(/\.weight$/, '') : convs[0]?.module;
-  const attr = (name: string) => (convModule === undefined ? undefined : modules.numberAttribute(convModule, name));
-  const { stage, position } = stageOf(raw.name);
+): Sourced<number> {
+  if (groupsAttr !== undefined) return [groupsAttr, 'attribute'];
+  if (identityChannels !== undefined) return [identityChannels / inPerGroup, 'identity-bn'];
+  if (!raw.family.ungrouped && previousOut !== undefined && previousOut !== inPerGroup && previousOut % inPerGroup === 0)
+    return [previousOut / inPerGroup, 'chain'];
+  return [1, 'default'];
+}
 
-  // An identity whose BN is incomplete has no size to offer (fusion refuses such a block).
-  const identityChannels = identityBn ? tensors.get(identityBn.bn!.weight)!.shape[0] : undefined;
-  const outChannels = main?.[0] ?? identityChannels ?? 0;
-  const inPerGroup = main?.[1] ?? outChannels;
-  const kernel = convs.reduce((k, b) => Math.max(k, b.weightShape![2]), Math.max(raw.deploy?.weightShape[2] ?? 0, 1));
+/** Stride as far as the file says it: the conv's attribute, an identity BN (only at stride 1), or names that mark downsampling blocks. */
+function strideFromFile(raw: RawBlock, strideAttr: number | undefined, hasIdentityBn: boolean, namedByConvention: boolean): Sourced<number | null> {
+  if (strideAttr !== undefined) return [strideAttr, 'attribute'];
+  if (hasIdentityBn) return [1, 'identity-rule'];
+  if (namedByConvention && raw.family.downsampleNames) return [raw.family.downsampleNames.test(raw.name) ? 2 : 1, 'stage-convention'];
+  return [null, 'unknown'];
+}
 
-  let groups = 1;
-  let groupsSource: ValueSource = 'default';
-  const groupsAttr = attr('groups');
-  if (groupsAttr !== undefined) [groups, groupsSource] = [groupsAttr, 'attribute'];
-  else if (identityChannels !== undefined) [groups, groupsSource] = [identityChannels / inPerGroup, 'identity-bn'];
-  else if (!raw.family.ungrouped && previousOut !== undefined && previousOut !== inPerGroup && previousOut % inPerGroup === 0)
-    [groups, groupsSource] = [previousOut / inPerGroup, 'chain'];
-  const inChannels = attr('in_channels') ?? inPerGroup * groups;
+/** Stride still unknown: 1 with an identity, else the stage convention where the family has one (2 at a stage's first block). */
+function strideByConvention(raw: RawBlock, hasIdentity: boolean, position: number | null, inChannels: number, outChannels: number): Sourced<number | null> {
+  if (hasIdentity) return [1, 'identity-rule'];
+  if (raw.family.stageConvention) {
+    if (position === null || position === 0) return [2, 'stage-convention'];
+    if (inChannels !== outChannels) return [1, 'stage-convention'];
+    // in == out mid-stage without an identity contradicts the convention: leave stride unknown.
+  }
+  return [null, 'unknown'];
+}
 
-  let stride: number | null = null;
-  let strideSource: ValueSource = 'unknown';
-  const strideAttr = attr('stride');
-  if (strideAttr !== undefined) [stride, strideSource] = [strideAttr, 'attribute'];
-  else if (identityBn) [stride, strideSource] = [1, 'identity-rule'];
-  else if (namedByConvention && raw.family.downsampleNames) [stride, strideSource] = [raw.family.downsampleNames.test(raw.name) ? 2 : 1, 'stage-convention'];
-
-  // Branches without tensors that a state dict cannot show are there where the family's constructor puts them: in == out
-  // at stride 1. A stride the file does not say is taken as 1: outside names that say otherwise (downsampleNames), the
-  // family's models do not have in == out at stride 2.
+/**
+ * Branches without tensors that a state dict cannot show are there where the family's constructor puts them: in == out
+ * at stride 1. A stride the file does not say is taken as 1: outside names that say otherwise (downsampleNames), the
+ * family's models do not have in == out at stride 2.
+ */
+function placeUndecided(
+  raw: RawBlock,
+  branches: Branch[],
+  absent: AbsentBranch[],
+  inChannels: number,
+  outChannels: number,
+  [stride, strideSource]: Sourced<number | null>,
+  kernel: number,
+): void {
   for (const u of raw.undecided) {
     if (inChannels === outChannels && (stride === null || stride === 1)) {
       branches.push({
@@ -80,19 +87,18 @@ function resolveBlock(
       absent.push({ role: u.role, reason: inChannels !== outChannels ? 'in_channels ≠ out_channels' : `stride ${stride} (${sourceNote(strideSource)})` });
     }
   }
-  const identity = branches.find((b) => b.role === 'identity');
+}
 
-  if (stride === null && identity) [stride, strideSource] = [1, 'identity-rule'];
-  else if (stride === null && raw.family.stageConvention) {
-    const first = position === null || position === 0;
-    if (first) [stride, strideSource] = [2, 'stage-convention'];
-    else if (inChannels !== outChannels) [stride, strideSource] = [1, 'stage-convention'];
-    // in == out mid-stage without an identity contradicts the convention: leave stride unknown.
-  }
-
-  const paddingAttr = attr('padding');
-  const dilation = attr('dilation') ?? 1;
-
+/** What does not add up in a block: branches that cannot be summed, a missing identity, shapes that disagree. */
+function consistencyWarnings(
+  raw: RawBlock,
+  branches: readonly Branch[],
+  convs: readonly Branch[],
+  c: { inChannels: number; outChannels: number; inPerGroup: number; stride: number | null; position: number | null },
+): string[] {
+  const warnings: string[] = [];
+  const { inChannels, outChannels, inPerGroup, stride, position } = c;
+  const identity = branches.some((b) => b.role === 'identity');
   if (identity && inChannels !== outChannels) {
     warnings.push(`identity branch present but in_channels (${inChannels}) ≠ out_channels (${outChannels}): the identity cannot be added`);
   }
@@ -116,11 +122,21 @@ function resolveBlock(
     if (kh !== kw || kh % 2 === 0) warnings.push(`${b.module}: kernel ${kh}×${kw} is not square and odd`);
   }
   if (raw.deploy && raw.branches.length > 0) warnings.push('has both train-form branches and a fused deploy conv');
+  return warnings;
+}
 
+/** Parameters of the block as the file holds it, and of its deploy form (one k×k conv with bias, plus what the deploy module keeps). */
+function paramCounts(
+  raw: RawBlock,
+  tensors: Map<string, TensorMeta>,
+  form: BlockForm,
+  outChannels: number,
+  inPerGroup: number,
+  kernel: number,
+): Block['params'] {
   const seTensors = raw.se ? [raw.se.down, raw.se.downBias, raw.se.up, raw.se.upBias] : [];
   const postBnParams = raw.postBn ? [raw.postBn.weight, raw.postBn.bias] : [];
-  const form: BlockForm = raw.branches.length > 0 ? 'train' : 'deploy';
-  const trainParams = numel(tensors, [
+  const train = numel(tensors, [
     ...raw.branches.flatMap((b) => [b.convWeight, b.convBias, b.bn?.weight, b.bn?.bias]),
     ...(form === 'deploy' ? [raw.deploy?.weight, raw.deploy?.bias] : []),
     ...seTensors,
@@ -128,8 +144,50 @@ function resolveBlock(
   ]);
   // A family whose deploy module keeps the post-sum BN (YOLOv6) keeps its γ and β in the deploy checkpoint.
   const keptPostBn = raw.family.postBn?.keptInDeploy ? postBnParams : [];
-  const deployParams = outChannels * inPerGroup * kernel * kernel + outChannels + numel(tensors, [...seTensors, ...keptPostBn]);
+  return { train, deploy: outChannels * inPerGroup * kernel * kernel + outChannels + numel(tensors, [...seTensors, ...keptPostBn]) };
+}
 
+/** Applies what the tensors alone cannot say: channels, groups and stride, each with where it came from. */
+function resolveBlock(
+  raw: RawBlock,
+  modules: ModuleIndex,
+  tensors: Map<string, TensorMeta>,
+  previousOut: number | undefined,
+  namedByConvention: boolean,
+): Block {
+  const branches: Branch[] = [...raw.branches];
+  const absent: AbsentBranch[] = [...raw.absent];
+  const convs = branches.filter((b) => b.weightShape);
+  const main = raw.deploy?.weightShape ?? convs.find((b) => b.role === 'dense')?.weightShape ?? convs[0]?.weightShape;
+  const identityBn = branches.find((b) => b.role === 'identity' && b.bn);
+  const convModule = raw.deploy ? raw.deploy.weight.replace(/\.weight$/, '') : convs[0]?.module;
+  const attr = (name: string) => (convModule === undefined ? undefined : modules.numberAttribute(convModule, name));
+  const { stage, position } = stageOf(raw.name);
+
+  // An identity whose BN is incomplete has no size to offer (fusion refuses such a block).
+  const identityChannels = identityBn ? tensors.get(identityBn.bn!.weight)!.shape[0] : undefined;
+  const outChannels = main?.[0] ?? identityChannels ?? 0;
+  const inPerGroup = main?.[1] ?? outChannels;
+  const kernel = convs.reduce((k, b) => Math.max(k, b.weightShape![2]), Math.max(raw.deploy?.weightShape[2] ?? 0, 1));
+  const [groups, groupsSource] = groupsOf(raw, attr('groups'), identityChannels, inPerGroup, previousOut);
+  const inChannels = attr('in_channels') ?? inPerGroup * groups;
+
+  let strideFound = strideFromFile(raw, attr('stride'), identityBn !== undefined, namedByConvention);
+  placeUndecided(raw, branches, absent, inChannels, outChannels, strideFound, kernel);
+  if (strideFound[0] === null) {
+    const convention = strideByConvention(
+      raw,
+      branches.some((b) => b.role === 'identity'),
+      position,
+      inChannels,
+      outChannels,
+    );
+    if (convention[0] !== null) strideFound = convention;
+  }
+  const [stride, strideSource] = strideFound;
+
+  const paddingAttr = attr('padding');
+  const form: BlockForm = raw.branches.length > 0 ? 'train' : 'deploy';
   return {
     name: raw.name,
     family: raw.family.id,
@@ -143,16 +201,16 @@ function resolveBlock(
     paddingSource: paddingAttr === undefined ? 'default' : 'attribute',
     groups,
     groupsSource,
-    dilation,
+    dilation: attr('dilation') ?? 1,
     branches,
     deploy: raw.deploy,
     se: raw.se,
     ...(raw.postBn ? { postBn: raw.postBn } : {}),
     ...(absent.length > 0 ? { absent } : {}),
     form,
-    params: { train: trainParams, deploy: deployParams },
+    params: paramCounts(raw, tensors, form, outChannels, inPerGroup, kernel),
     tensors: raw.tensors,
-    warnings,
+    warnings: [...raw.warnings, ...consistencyWarnings(raw, branches, convs, { inChannels, outChannels, inPerGroup, stride, position })],
   };
 }
 

@@ -73,6 +73,74 @@ function macsAt(graph: OnnxGraph, shape: readonly number[]): number {
   return graphStats(graph, shapes).macs ?? 0;
 }
 
+/** What a check gave the report: its result (or why there is none), the graphs it ran, its deploy form's kernels. */
+interface CheckHandover {
+  parity?: ParityResult;
+  parityError: string | null;
+  graphs: { before?: OnnxGraph; after?: OnnxGraph };
+  kernels: Map<string, KernelStats>;
+}
+
+async function runCheck(input: string, model: ModelFile, options: ReportOptions): Promise<CheckHandover> {
+  const handover: CheckHandover = { parityError: null, graphs: {}, kernels: new Map() };
+  // An ONNX input is drawn as its own graph, which a check may have rebuilt from its blocks instead.
+  const drawn = (ran: RanGraph) => (model.format === 'onnx' && ran.builtFromBlocks ? undefined : ran.graph);
+  const check: ParityOptions = {
+    ...options,
+    onBlockKernel: (block, kernel, outChannels) => handover.kernels.set(block, kernelStats(kernel, outChannels)),
+    onGraphs: ({ reference, candidate }) => {
+      handover.graphs.before = drawn(reference);
+      handover.graphs.after = drawn(candidate);
+    },
+  };
+  try {
+    handover.parity = options.deploy ? await compareModels(input, options.deploy, check) : await checkParity(input, check);
+  } catch (e) {
+    handover.parityError = userMessage(e, input);
+  }
+  return handover;
+}
+
+/** Each block's facts, its parity numbers and the statistics of its deploy kernel (fused here where the check did not see it). */
+async function blockReports(model: ModelFile, structure: ModelStructure, { parity, kernels }: CheckHandover, eps: number | undefined): Promise<BlockReport[]> {
+  const byName = new Map(model.tensors.map((t) => [t.name, t]));
+  const load = (n: string) => byName.get(n)!.toNumbers();
+  const displayName = blockNamer(model);
+  const blocks: BlockReport[] = [];
+  for (const block of allBlocks(structure)) {
+    const report = blockReport(displayName, block);
+    if (block.form === 'train') {
+      const seen = kernels.get(report.name);
+      // A block that cannot be fused gets no kernel statistics; its warning says why.
+      // The kernel a deploy graph runs: a QARepVGG block's BN after the sum folded in.
+      const fused = seen ? undefined : await fuseBlock(block, load, { eps, postBn: 'fold' }).catch(() => undefined);
+      const stats = seen ?? (fused && kernelStats(fused.weight, fused.shape[0]));
+      if (stats) report.kernelStats = stats;
+    }
+    const p = parity?.blocks.find((x) => x.name === report.name);
+    if (p) report.parity = { maxAbs: p.maxAbs, maxRel: p.maxRel, cosine: p.cosine, pass: p.pass };
+    blocks.push(report);
+  }
+  return blocks;
+}
+
+/** A form's costs; they do not depend on parity: without it (it failed), they come from the structure and the graph itself. */
+function formCosts(
+  f: ParityResult['forms']['train'] | undefined,
+  graph: OnnxGraph,
+  params: number,
+  file: FileStamp | null,
+  shape: readonly number[],
+): FormCosts {
+  return {
+    latencyMs: f?.latencyMs ?? null,
+    params: f?.params ?? params,
+    macs: f ? (f.macs ?? 0) : macsAt(graph, shape),
+    nodes: f?.nodes ?? graph.node.length,
+    fileBytes: file?.bytes ?? null,
+  };
+}
+
 /**
  * Everything the report view shows for `input`: parity, both graphs laid out, per-block facts and
  * kernel statistics. The check hands over the graphs it ran and the kernels its deploy form holds;
@@ -82,74 +150,33 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
   // Taken before reading, so a change made while the report is built makes it out of date.
   const stamps = { input: await stampOf(input), output: options.deploy ? await stampOf(options.deploy) : null };
   const model = await openModelFile(input, { weights: options.weights });
+  let structure: ModelStructure;
+  let handover: CheckHandover;
+  let graphs: { before: OnnxGraph; after: OnnxGraph };
+  let blocks: BlockReport[];
+  try {
+    structure = buildStructure(model, options);
+    handover = await runCheck(input, model, options);
+    graphs = {
+      before: handover.graphs.before ?? (await graphToDraw(model, structure, 'before')),
+      after: handover.graphs.after ?? (await graphToDraw(model, structure, 'after')),
+    };
+    blocks = await blockReports(model, structure, handover, options.eps);
+  } finally {
+    await model.close();
+  }
+  const { parity, parityError } = handover;
+  const refs = blocks.map((b) => ({ name: b.name, stage: b.stage }));
+  const [before, after] = await Promise.all([
+    layoutInWorker(graphSpecFromOnnx(graphs.before, blockMatcher(refs)), options.layoutWorker),
+    layoutInWorker(graphSpecFromOnnx(graphs.after, blockMatcher(refs)), options.layoutWorker),
+  ]);
+  const shape = parity ? (Object.values(parity.shapes)[0] ?? []) : [...(options.shape ?? [1, 3, DEFAULTS.size, DEFAULTS.size])];
   const weights = model.weights && {
     key: model.weights.key,
     reason: model.weights.reason,
     others: model.weights.slots.map((s) => s.key).filter((k) => k !== model.weights!.key),
   };
-  let structure: ModelStructure;
-  const graphs: { before?: OnnxGraph; after?: OnnxGraph } = {};
-  const kernels = new Map<string, KernelStats>();
-  const blocks: BlockReport[] = [];
-  let parity: ParityResult | undefined;
-  let parityError: string | null = null;
-  try {
-    structure = buildStructure(model, options);
-    // An ONNX input is drawn as its own graph, which a check may have rebuilt from its blocks instead.
-    const drawn = (ran: RanGraph) => (model.format === 'onnx' && ran.builtFromBlocks ? undefined : ran.graph);
-    const check: ParityOptions = {
-      ...options,
-      onBlockKernel: (block, kernel, outChannels) => kernels.set(block, kernelStats(kernel, outChannels)),
-      onGraphs: ({ reference, candidate }) => {
-        graphs.before = drawn(reference);
-        graphs.after = drawn(candidate);
-      },
-    };
-    try {
-      parity = options.deploy ? await compareModels(input, options.deploy, check) : await checkParity(input, check);
-    } catch (e) {
-      parityError = userMessage(e, input);
-    }
-    graphs.before ??= await graphToDraw(model, structure, 'before');
-    graphs.after ??= await graphToDraw(model, structure, 'after');
-    const byName = new Map(model.tensors.map((t) => [t.name, t]));
-    const load = (n: string) => byName.get(n)!.toNumbers();
-    const displayName = blockNamer(model);
-    for (const block of allBlocks(structure)) {
-      const report = blockReport(displayName, block);
-      if (block.form === 'train') {
-        const seen = kernels.get(report.name);
-        // A block that cannot be fused gets no kernel statistics; its warning says why.
-        // The kernel a deploy graph runs: a QARepVGG block's BN after the sum folded in.
-        const fused = seen ? undefined : await fuseBlock(block, load, { eps: options.eps, postBn: 'fold' }).catch(() => undefined);
-        const stats = seen ?? (fused && kernelStats(fused.weight, fused.shape[0]));
-        if (stats) report.kernelStats = stats;
-      }
-      const p = parity?.blocks.find((x) => x.name === report.name);
-      if (p) report.parity = { maxAbs: p.maxAbs, maxRel: p.maxRel, cosine: p.cosine, pass: p.pass };
-      blocks.push(report);
-    }
-  } finally {
-    await model.close();
-  }
-  const drawnGraphs = { before: graphs.before!, after: graphs.after! };
-
-  const refs = blocks.map((b) => ({ name: b.name, stage: b.stage }));
-  const [before, after] = await Promise.all([
-    layoutInWorker(graphSpecFromOnnx(drawnGraphs.before, blockMatcher(refs)), options.layoutWorker),
-    layoutInWorker(graphSpecFromOnnx(drawnGraphs.after, blockMatcher(refs)), options.layoutWorker),
-  ]);
-  const shape = parity ? (Object.values(parity.shapes)[0] ?? []) : [...(options.shape ?? [1, 3, DEFAULTS.size, DEFAULTS.size])];
-  // Costs do not depend on parity: without it (it failed), they come from the structure and the graphs themselves.
-  const form = (f: ParityResult['forms']['train'] | undefined, graph: OnnxGraph, params: number, file: FileStamp | null): FormCosts => ({
-    latencyMs: f?.latencyMs ?? null,
-    params: f?.params ?? params,
-    macs: f ? (f.macs ?? 0) : macsAt(graph, shape),
-    nodes: f?.nodes ?? graph.node.length,
-    fileBytes: file?.bytes ?? null,
-  });
-  const train = form(parity?.forms.train, drawnGraphs.before, structure.params.total, stamps.input);
-  const deploy = form(parity?.forms.deploy, drawnGraphs.after, structure.params.afterFusion, stamps.output);
   return {
     input,
     output: options.deploy ?? null,
@@ -175,7 +202,10 @@ export async function buildReport(input: string, options: ReportOptions = {}): P
       top1Agreement: o.top1Agreement,
     })),
     blocks,
-    forms: { train, deploy },
+    forms: {
+      train: formCosts(parity?.forms.train, graphs.before, structure.params.total, stamps.input, shape),
+      deploy: formCosts(parity?.forms.deploy, graphs.after, structure.params.afterFusion, stamps.output, shape),
+    },
     before,
     after,
     createdAt: new Date().toISOString(),

@@ -112,19 +112,10 @@ function layoutPiece(spec: GraphSpec, piece: readonly number[], targets: readonl
   return laid;
 }
 
-/**
- * Layered top-to-bottom layout of an operator graph, with each stage's bounding box as a group.
- * The graph is laid out a piece at a time (see chainPieces) and the pieces are stacked so the
- * node joining two of them lines up on one vertical: long chains stay straight and take about a
- * fifth of the time of one dagre run over everything.
- */
-export function layoutGraph(spec: GraphSpec): GraphView {
-  if (spec.nodes.length === 0) return { nodes: [], edges: [], groups: [], width: 2 * MARGIN_X, height: 2 * MARGIN_Y };
-  const { targets, sources } = adjacency(spec);
-  const side = sideOutputs(targets, sources);
-  const members = spec.nodes.map((_, i) => i).filter((i) => !side.has(i));
-  const pieces = chainPieces(members, targets);
+type Placed = { centers: Map<number, Point>; edgePoints: Map<string, Point[]> };
 
+/** Lays out each piece and stacks it: a piece that starts at a node already placed hangs from it, any other goes under the rest. */
+function stackPieces(spec: GraphSpec, pieces: number[][], targets: number[][]): Placed {
   const seen = new Map<string, PieceLayout>();
   const centers = new Map<number, Point>();
   const edgePoints = new Map<string, Point[]>();
@@ -160,24 +151,60 @@ export function layoutGraph(spec: GraphSpec): GraphView {
       edgePoints.set(edgeKey(piece[from], piece[to]), moved);
     }
   });
+  return { centers, edgePoints };
+}
 
-  const size = (i: number) => ({ width: nodeWidth(spec.nodes[i].label), height: NODE_HEIGHT });
+const sizeOf = (spec: GraphSpec, i: number) => ({ width: nodeWidth(spec.nodes[i].label), height: NODE_HEIGHT });
+
+/** Each side output left of everything beside its producer, on the producer's level, with a short edge across. */
+function placeSideOutputs(spec: GraphSpec, side: Map<number, number>, { centers, edgePoints }: Placed): void {
   for (const [sink, producer] of side) {
-    // Left of everything beside its producer, on the producer's level, with a short edge across.
     const p = centers.get(producer)!;
-    const edgeOfRow = Math.min(...[...centers].filter(([, c]) => Math.abs(c.y - p.y) < NODE_HEIGHT).map(([i, c]) => c.x - size(i).width / 2));
-    const c = { x: edgeOfRow - LAYOUT.nodesep - size(sink).width / 2, y: p.y };
+    const edgeOfRow = Math.min(...[...centers].filter(([, c]) => Math.abs(c.y - p.y) < NODE_HEIGHT).map(([i, c]) => c.x - sizeOf(spec, i).width / 2));
+    const c = { x: edgeOfRow - LAYOUT.nodesep - sizeOf(spec, sink).width / 2, y: p.y };
     centers.set(sink, c);
     edgePoints.set(edgeKey(producer, sink), [
-      { x: p.x - size(producer).width / 2, y: p.y },
-      { x: c.x + size(sink).width / 2, y: p.y },
+      { x: p.x - sizeOf(spec, producer).width / 2, y: p.y },
+      { x: c.x + sizeOf(spec, sink).width / 2, y: p.y },
     ]);
   }
+}
+
+/** Each stage's box around its nodes, with room for its title. */
+function stageGroups(nodes: readonly GraphNodeView[]): GraphGroupView[] {
+  const stageBoxes = new Map<string, { x0: number; y0: number; x1: number; y1: number }>();
+  for (const n of nodes) {
+    if (!n.stage) continue;
+    const b = stageBoxes.get(n.stage) ?? { x0: Infinity, y0: Infinity, x1: -Infinity, y1: -Infinity };
+    stageBoxes.set(n.stage, { x0: Math.min(b.x0, n.x), y0: Math.min(b.y0, n.y), x1: Math.max(b.x1, n.x + n.width), y1: Math.max(b.y1, n.y + n.height) });
+  }
+  return [...stageBoxes].map(([stage, b]) => ({
+    stage,
+    x: b.x0 - GROUP_PADDING,
+    y: b.y0 - GROUP_PADDING - 14,
+    width: b.x1 - b.x0 + 2 * GROUP_PADDING,
+    height: b.y1 - b.y0 + 2 * GROUP_PADDING + 14,
+  }));
+}
+
+/**
+ * Layered top-to-bottom layout of an operator graph, with each stage's bounding box as a group.
+ * The graph is laid out a piece at a time (see chainPieces) and the pieces are stacked so the
+ * node joining two of them lines up on one vertical: long chains stay straight and take about a
+ * fifth of the time of one dagre run over everything.
+ */
+export function layoutGraph(spec: GraphSpec): GraphView {
+  if (spec.nodes.length === 0) return { nodes: [], edges: [], groups: [], width: 2 * MARGIN_X, height: 2 * MARGIN_Y };
+  const { targets, sources } = adjacency(spec);
+  const side = sideOutputs(targets, sources);
+  const members = spec.nodes.map((_, i) => i).filter((i) => !side.has(i));
+  const placed = stackPieces(spec, chainPieces(members, targets), targets);
+  placeSideOutputs(spec, side, placed);
 
   // Shift everything so the drawing starts at the margins.
   const boxes = spec.nodes.map((_, i) => {
-    const c = centers.get(i)!;
-    const { width, height } = size(i);
+    const c = placed.centers.get(i)!;
+    const { width, height } = sizeOf(spec, i);
     return { x: c.x - width / 2, y: c.y - height / 2, width, height };
   });
   const shiftX = MARGIN_X - Math.min(...boxes.map((b) => b.x));
@@ -187,22 +214,9 @@ export function layoutGraph(spec: GraphSpec): GraphView {
   const edges: GraphEdgeView[] = spec.edges.map((e) => ({
     from: e.from,
     to: e.to,
-    points: (edgePoints.get(edgeKey(index.get(e.from) ?? -1, index.get(e.to) ?? -1)) ?? []).map((p) => ({ x: p.x + shiftX, y: p.y + shiftY })),
+    points: (placed.edgePoints.get(edgeKey(index.get(e.from) ?? -1, index.get(e.to) ?? -1)) ?? []).map((p) => ({ x: p.x + shiftX, y: p.y + shiftY })),
   }));
-
-  const stageBoxes = new Map<string, { x0: number; y0: number; x1: number; y1: number }>();
-  for (const n of nodes) {
-    if (!n.stage) continue;
-    const b = stageBoxes.get(n.stage) ?? { x0: Infinity, y0: Infinity, x1: -Infinity, y1: -Infinity };
-    stageBoxes.set(n.stage, { x0: Math.min(b.x0, n.x), y0: Math.min(b.y0, n.y), x1: Math.max(b.x1, n.x + n.width), y1: Math.max(b.y1, n.y + n.height) });
-  }
-  const groups: GraphGroupView[] = [...stageBoxes].map(([stage, b]) => ({
-    stage,
-    x: b.x0 - GROUP_PADDING,
-    y: b.y0 - GROUP_PADDING - 14,
-    width: b.x1 - b.x0 + 2 * GROUP_PADDING,
-    height: b.y1 - b.y0 + 2 * GROUP_PADDING + 14,
-  }));
+  const groups = stageGroups(nodes);
   const right = Math.max(...nodes.map((n) => n.x + n.width), ...groups.map((g) => g.x + g.width));
   const lowest = Math.max(...nodes.map((n) => n.y + n.height), ...groups.map((g) => g.y + g.height));
   return { nodes, edges, groups, width: right + MARGIN_X, height: lowest + MARGIN_Y };
