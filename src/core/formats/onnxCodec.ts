@@ -13,6 +13,7 @@ import {
   type OnnxTensorType,
   type OnnxType,
   type OnnxValueInfo,
+  newOnnxTensor,
 } from './onnxModel';
 import { decodeInto, MAX_DEPTH, ProtoReader, ProtoWriter, Wire, type FieldSpecs } from './protobuf';
 
@@ -31,16 +32,6 @@ const newModel = (): OnnxModel => ({ opsetImport: [], metadataProps: [] });
 const newGraph = (): OnnxGraph => ({ node: [], initializer: [], input: [], output: [], valueInfo: [] });
 const newNode = (): OnnxNode => ({ input: [], output: [], attribute: [] });
 const newAttribute = (): OnnxAttribute => ({ floats: [], ints: [], strings: [], tensors: [], graphs: [], typeProtos: [] });
-const newTensor = (): OnnxTensor => ({
-  dims: [],
-  floatData: [],
-  int32Data: [],
-  stringData: [],
-  int64Data: [],
-  doubleData: [],
-  uint64Data: [],
-  externalData: [],
-});
 
 const readInt32 = (r: ProtoReader): number => r.int32();
 const readInt64 = (r: ProtoReader): bigint => r.int64();
@@ -50,163 +41,58 @@ const readFloat = (r: ProtoReader): number => r.float();
 const readDouble = (r: ProtoReader): number => r.double();
 
 const entryFields: FieldSpecs<OnnxStringStringEntry> = {
-  1: [
-    Len,
-    (m, r) => {
-      m.key = r.string();
-    },
-  ],
-  2: [
-    Len,
-    (m, r) => {
-      m.value = r.string();
-    },
-  ],
+  1: [Len, (m, r) => (m.key = r.string())],
+  2: [Len, (m, r) => (m.value = r.string())],
 };
 const decodeEntry = (r: ProtoReader): OnnxStringStringEntry => decodeInto(r.message(), {}, entryFields);
 
 const opsetFields: FieldSpecs<OnnxOperatorSetId> = {
-  1: [
-    Len,
-    (m, r) => {
-      m.domain = r.string();
-    },
-  ],
-  2: [
-    Varint,
-    (m, r) => {
-      m.version = r.int64Number();
-    },
-  ],
+  1: [Len, (m, r) => (m.domain = r.string())],
+  2: [Varint, (m, r) => (m.version = r.int64Number())],
 };
 
 const dimensionFields: FieldSpecs<OnnxDimension> = {
-  1: [
-    Varint,
-    (m, r) => {
-      m.dimValue = r.int64Number();
-    },
-  ],
-  2: [
-    Len,
-    (m, r) => {
-      m.dimParam = r.string();
-    },
-  ],
+  1: [Varint, (m, r) => (m.dimValue = r.int64Number())],
+  2: [Len, (m, r) => (m.dimParam = r.string())],
 };
 
 const shapeFields: FieldSpecs<OnnxShape> = {
-  1: [
-    Len,
-    (m, r) => {
-      m.dim.push(decodeInto(r.message(), {}, dimensionFields));
-    },
-  ],
+  1: [Len, (m, r) => m.dim.push(decodeInto(r.message(), {}, dimensionFields))],
 };
 
 const tensorTypeFields: FieldSpecs<OnnxTensorType> = {
-  1: [
-    Varint,
-    (m, r) => {
-      m.elemType = r.int32();
-    },
-  ],
-  2: [
-    Len,
-    (m, r) => {
-      m.shape = decodeInto(r.message(), { dim: [] }, shapeFields);
-    },
-  ],
+  1: [Varint, (m, r) => (m.elemType = r.int32())],
+  2: [Len, (m, r) => (m.shape = decodeInto(r.message(), { dim: [] }, shapeFields))],
 };
 
 const typeFields: FieldSpecs<OnnxType> = {
-  1: [
-    Len,
-    (m, r) => {
-      m.tensorType = decodeInto(r.message(), {}, tensorTypeFields);
-    },
-  ],
+  1: [Len, (m, r) => (m.tensorType = decodeInto(r.message(), {}, tensorTypeFields))],
 };
 const decodeType = (r: ProtoReader): OnnxType => decodeInto(r.message(), {}, typeFields);
 
 const valueInfoFields: FieldSpecs<OnnxValueInfo> = {
-  1: [
-    Len,
-    (m, r) => {
-      m.name = r.string();
-    },
-  ],
-  2: [
-    Len,
-    (m, r) => {
-      m.type = decodeType(r);
-    },
-  ],
-  3: [
-    Len,
-    (m, r) => {
-      m.docString = r.string();
-    },
-  ],
+  1: [Len, (m, r) => (m.name = r.string())],
+  2: [Len, (m, r) => (m.type = decodeType(r))],
+  3: [Len, (m, r) => (m.docString = r.string())],
 };
 
 const tensorFields: FieldSpecs<OnnxTensor> = {
   1: [Varint, (m, r, w) => r.repeated(w, readInt64Number, m.dims), true],
-  2: [
-    Varint,
-    (m, r) => {
-      m.dataType = r.int32();
-    },
-  ],
-  3: [
-    Len,
-    (m, r) => {
-      m.segment = r.bytes();
-    },
-  ],
+  2: [Varint, (m, r) => (m.dataType = r.int32())],
+  3: [Len, (m, r) => (m.segment = r.bytes())],
   4: [Fixed32, (m, r, w) => r.repeated(w, readFloat, m.floatData), true],
   5: [Varint, (m, r, w) => r.repeated(w, readInt32, m.int32Data), true],
-  6: [
-    Len,
-    (m, r) => {
-      m.stringData.push(r.bytes());
-    },
-  ],
+  6: [Len, (m, r) => m.stringData.push(r.bytes())],
   7: [Varint, (m, r, w) => r.repeated(w, readInt64, m.int64Data), true],
-  8: [
-    Len,
-    (m, r) => {
-      m.name = r.string();
-    },
-  ],
-  9: [
-    Len,
-    (m, r) => {
-      m.rawData = r.bytes();
-    },
-  ],
+  8: [Len, (m, r) => (m.name = r.string())],
+  9: [Len, (m, r) => (m.rawData = r.bytes())],
   10: [Fixed64, (m, r, w) => r.repeated(w, readDouble, m.doubleData), true],
   11: [Varint, (m, r, w) => r.repeated(w, readUint64, m.uint64Data), true],
-  12: [
-    Len,
-    (m, r) => {
-      m.docString = r.string();
-    },
-  ],
-  13: [
-    Len,
-    (m, r) => {
-      m.externalData.push(decodeEntry(r));
-    },
-  ],
-  14: [
-    Varint,
-    (m, r) => {
-      m.dataLocation = r.int32();
-    },
-  ],
+  12: [Len, (m, r) => (m.docString = r.string())],
+  13: [Len, (m, r) => m.externalData.push(decodeEntry(r))],
+  14: [Varint, (m, r) => (m.dataLocation = r.int32())],
 };
-const decodeTensor = (r: ProtoReader): OnnxTensor => decodeInto(r.message(), newTensor(), tensorFields);
+const decodeTensor = (r: ProtoReader): OnnxTensor => decodeInto(r.message(), newOnnxTensor(), tensorFields);
 
 // Attributes and graphs refer to each other (subgraphs of If/Loop), hence the function declarations.
 function decodeGraph(r: ProtoReader): OnnxGraph {
@@ -214,233 +100,53 @@ function decodeGraph(r: ProtoReader): OnnxGraph {
 }
 
 const attributeFields: FieldSpecs<OnnxAttribute> = {
-  1: [
-    Len,
-    (m, r) => {
-      m.name = r.string();
-    },
-  ],
-  2: [
-    Fixed32,
-    (m, r) => {
-      m.f = r.float();
-    },
-  ],
-  3: [
-    Varint,
-    (m, r) => {
-      m.i = r.int64();
-    },
-  ],
-  4: [
-    Len,
-    (m, r) => {
-      m.s = r.bytes();
-    },
-  ],
-  5: [
-    Len,
-    (m, r) => {
-      m.t = decodeTensor(r);
-    },
-  ],
-  6: [
-    Len,
-    (m, r) => {
-      m.g = decodeGraph(r);
-    },
-  ],
+  1: [Len, (m, r) => (m.name = r.string())],
+  2: [Fixed32, (m, r) => (m.f = r.float())],
+  3: [Varint, (m, r) => (m.i = r.int64())],
+  4: [Len, (m, r) => (m.s = r.bytes())],
+  5: [Len, (m, r) => (m.t = decodeTensor(r))],
+  6: [Len, (m, r) => (m.g = decodeGraph(r))],
   7: [Fixed32, (m, r, w) => r.repeated(w, readFloat, m.floats), true],
   8: [Varint, (m, r, w) => r.repeated(w, readInt64, m.ints), true],
-  9: [
-    Len,
-    (m, r) => {
-      m.strings.push(r.bytes());
-    },
-  ],
-  10: [
-    Len,
-    (m, r) => {
-      m.tensors.push(decodeTensor(r));
-    },
-  ],
-  11: [
-    Len,
-    (m, r) => {
-      m.graphs.push(decodeGraph(r));
-    },
-  ],
-  13: [
-    Len,
-    (m, r) => {
-      m.docString = r.string();
-    },
-  ],
-  14: [
-    Len,
-    (m, r) => {
-      m.tp = decodeType(r);
-    },
-  ],
-  15: [
-    Len,
-    (m, r) => {
-      m.typeProtos.push(decodeType(r));
-    },
-  ],
-  20: [
-    Varint,
-    (m, r) => {
-      m.type = r.int32();
-    },
-  ],
+  9: [Len, (m, r) => m.strings.push(r.bytes())],
+  10: [Len, (m, r) => m.tensors.push(decodeTensor(r))],
+  11: [Len, (m, r) => m.graphs.push(decodeGraph(r))],
+  13: [Len, (m, r) => (m.docString = r.string())],
+  14: [Len, (m, r) => (m.tp = decodeType(r))],
+  15: [Len, (m, r) => m.typeProtos.push(decodeType(r))],
+  20: [Varint, (m, r) => (m.type = r.int32())],
 };
 
 const nodeFields: FieldSpecs<OnnxNode> = {
-  1: [
-    Len,
-    (m, r) => {
-      m.input.push(r.string());
-    },
-  ],
-  2: [
-    Len,
-    (m, r) => {
-      m.output.push(r.string());
-    },
-  ],
-  3: [
-    Len,
-    (m, r) => {
-      m.name = r.string();
-    },
-  ],
-  4: [
-    Len,
-    (m, r) => {
-      m.opType = r.string();
-    },
-  ],
-  5: [
-    Len,
-    (m, r) => {
-      m.attribute.push(decodeInto(r.message(), newAttribute(), attributeFields));
-    },
-  ],
-  6: [
-    Len,
-    (m, r) => {
-      m.docString = r.string();
-    },
-  ],
-  7: [
-    Len,
-    (m, r) => {
-      m.domain = r.string();
-    },
-  ],
+  1: [Len, (m, r) => m.input.push(r.string())],
+  2: [Len, (m, r) => m.output.push(r.string())],
+  3: [Len, (m, r) => (m.name = r.string())],
+  4: [Len, (m, r) => (m.opType = r.string())],
+  5: [Len, (m, r) => m.attribute.push(decodeInto(r.message(), newAttribute(), attributeFields))],
+  6: [Len, (m, r) => (m.docString = r.string())],
+  7: [Len, (m, r) => (m.domain = r.string())],
 };
 
 const graphFields: FieldSpecs<OnnxGraph> = {
-  1: [
-    Len,
-    (m, r) => {
-      m.node.push(decodeInto(r.message(), newNode(), nodeFields));
-    },
-  ],
-  2: [
-    Len,
-    (m, r) => {
-      m.name = r.string();
-    },
-  ],
-  5: [
-    Len,
-    (m, r) => {
-      m.initializer.push(decodeTensor(r));
-    },
-  ],
-  10: [
-    Len,
-    (m, r) => {
-      m.docString = r.string();
-    },
-  ],
-  11: [
-    Len,
-    (m, r) => {
-      m.input.push(decodeInto(r.message(), {}, valueInfoFields));
-    },
-  ],
-  12: [
-    Len,
-    (m, r) => {
-      m.output.push(decodeInto(r.message(), {}, valueInfoFields));
-    },
-  ],
-  13: [
-    Len,
-    (m, r) => {
-      m.valueInfo.push(decodeInto(r.message(), {}, valueInfoFields));
-    },
-  ],
+  1: [Len, (m, r) => m.node.push(decodeInto(r.message(), newNode(), nodeFields))],
+  2: [Len, (m, r) => (m.name = r.string())],
+  5: [Len, (m, r) => m.initializer.push(decodeTensor(r))],
+  10: [Len, (m, r) => (m.docString = r.string())],
+  11: [Len, (m, r) => m.input.push(decodeInto(r.message(), {}, valueInfoFields))],
+  12: [Len, (m, r) => m.output.push(decodeInto(r.message(), {}, valueInfoFields))],
+  13: [Len, (m, r) => m.valueInfo.push(decodeInto(r.message(), {}, valueInfoFields))],
 };
 
 const modelFields: FieldSpecs<OnnxModel> = {
-  1: [
-    Varint,
-    (m, r) => {
-      m.irVersion = r.int64Number();
-    },
-  ],
-  2: [
-    Len,
-    (m, r) => {
-      m.producerName = r.string();
-    },
-  ],
-  3: [
-    Len,
-    (m, r) => {
-      m.producerVersion = r.string();
-    },
-  ],
-  4: [
-    Len,
-    (m, r) => {
-      m.domain = r.string();
-    },
-  ],
-  5: [
-    Varint,
-    (m, r) => {
-      m.modelVersion = r.int64Number();
-    },
-  ],
-  6: [
-    Len,
-    (m, r) => {
-      m.docString = r.string();
-    },
-  ],
-  7: [
-    Len,
-    (m, r) => {
-      m.graph = decodeGraph(r);
-    },
-  ],
-  8: [
-    Len,
-    (m, r) => {
-      m.opsetImport.push(decodeInto(r.message(), {}, opsetFields));
-    },
-  ],
-  14: [
-    Len,
-    (m, r) => {
-      m.metadataProps.push(decodeEntry(r));
-    },
-  ],
+  1: [Varint, (m, r) => (m.irVersion = r.int64Number())],
+  2: [Len, (m, r) => (m.producerName = r.string())],
+  3: [Len, (m, r) => (m.producerVersion = r.string())],
+  4: [Len, (m, r) => (m.domain = r.string())],
+  5: [Varint, (m, r) => (m.modelVersion = r.int64Number())],
+  6: [Len, (m, r) => (m.docString = r.string())],
+  7: [Len, (m, r) => (m.graph = decodeGraph(r))],
+  8: [Len, (m, r) => m.opsetImport.push(decodeInto(r.message(), {}, opsetFields))],
+  14: [Len, (m, r) => m.metadataProps.push(decodeEntry(r))],
 };
 
 /**
@@ -547,7 +253,7 @@ export function decodeModelFromSource(src: ByteSource): Promise<OnnxModel> {
   };
   const graphSpecials: Record<number, WalkedField<OnnxGraph>> = {
     5: async (g, start, end, depth) => {
-      g.initializer.push(await decodeFromSource(win, start, end, depth, newTensor(), tensorFields, tensorSpecials));
+      g.initializer.push(await decodeFromSource(win, start, end, depth, newOnnxTensor(), tensorFields, tensorSpecials));
     },
   };
   const modelSpecials: Record<number, WalkedField<OnnxModel>> = {

@@ -107,6 +107,11 @@ export interface OnnxType extends UnknownFields {
   tensorType?: OnnxTensorType;
 }
 
+/** A TensorProto with `fields` set and every repeated field empty, as a decoder or a builder starts one. */
+export function newOnnxTensor(fields: Partial<OnnxTensor> = {}): OnnxTensor {
+  return { dims: [], floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [], ...fields };
+}
+
 export interface OnnxTensorType extends UnknownFields {
   elemType?: number;
   shape?: OnnxShape;

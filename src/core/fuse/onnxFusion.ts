@@ -1,6 +1,15 @@
 import { ModelFormatError } from '../formats/errors';
 import type { ModelFile } from '../formats/modelFile';
-import { ONNX_DATA_TYPE, type OnnxAttribute, type OnnxGraph, type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from '../formats/onnxModel';
+import {
+  newOnnxTensor,
+  ONNX_DATA_TYPE,
+  type OnnxAttribute,
+  type OnnxGraph,
+  type OnnxModel,
+  type OnnxNode,
+  type OnnxTensor,
+  type OnnxValueInfo,
+} from '../formats/onnxModel';
 import { decodeToFloat64, type DType, type Tensor } from '../formats/tensor';
 import { familyById } from '../model/families';
 import { joinPath } from '../model/moduleIndex';
@@ -69,19 +78,7 @@ function newAttribute(name: string, type: 'INT' | 'INTS', values: number[]): Onn
 }
 
 function newInitializer(name: string, dtype: DType, dims: readonly number[], rawData: Uint8Array): OnnxTensor {
-  return {
-    name,
-    dims: [...dims],
-    dataType: onnxDataType(dtype),
-    rawData,
-    floatData: [],
-    int32Data: [],
-    stringData: [],
-    int64Data: [],
-    doubleData: [],
-    uint64Data: [],
-    externalData: [],
-  };
+  return newOnnxTensor({ name, dims: [...dims], dataType: onnxDataType(dtype), rawData });
 }
 
 /** `wanted`, or `wanted_1`, `wanted_2`, ... whichever is free; the name is then taken. */

@@ -1,4 +1,4 @@
-import type { OnnxAttribute, OnnxDimension, OnnxGraph, OnnxModel, OnnxTensor, OnnxValueInfo } from '../formats/onnxModel';
+import { newOnnxTensor, type OnnxAttribute, type OnnxDimension, type OnnxGraph, type OnnxModel, type OnnxValueInfo } from '../formats/onnxModel';
 import { IN_MODEL, type InitializerStore } from '../writers/externalData';
 
 /** The opset every RepLens graph uses: Conv, BatchNormalization, Gemm and friends as of ONNX 1.8. */
@@ -72,18 +72,7 @@ export class OnnxBuilder {
     const count = dims.reduce((a, b) => a * b, 1);
     if (values.length !== count)
       throw new Error(`graph ${this.graphName}: initializer '${name}' has ${values.length} values, shape [${dims.join(', ')}] needs ${count}`);
-    const tensor: OnnxTensor = {
-      name: this.claim(name),
-      dims: [...dims],
-      dataType: FLOAT,
-      floatData: [],
-      int32Data: [],
-      stringData: [],
-      int64Data: [],
-      doubleData: [],
-      uint64Data: [],
-      externalData: [],
-    };
+    const tensor = newOnnxTensor({ name: this.claim(name), dims: [...dims], dataType: FLOAT });
     this.graph.initializer.push(tensor);
     await this.store.place(tensor, new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
     return name;

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { OnnxAttribute, OnnxModel, OnnxNode, OnnxTensor, OnnxValueInfo } from '../../../src/core/formats/onnxModel';
+import { newOnnxTensor, type OnnxAttribute, type OnnxModel, type OnnxNode, type OnnxTensor, type OnnxValueInfo } from '../../../src/core/formats/onnxModel';
 
 /** Shared by the ONNX tests: fixtures, ONNX Runtime, Debian's onnx checker and a small graph builder. */
 
@@ -117,19 +117,7 @@ export class GraphBuilder {
 
   initializer(name: string, dims: number[], lo = -1, hi = 1): string {
     const values = Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => lo + (hi - lo) * this.rand());
-    this.initializers.push({
-      name,
-      dims,
-      dataType: 1,
-      rawData: new Uint8Array(values.buffer),
-      floatData: [],
-      int32Data: [],
-      stringData: [],
-      int64Data: [],
-      doubleData: [],
-      uint64Data: [],
-      externalData: [],
-    });
+    this.initializers.push(newOnnxTensor({ name, dims, dataType: 1, rawData: new Uint8Array(values.buffer) }));
     return name;
   }
 
