@@ -55,3 +55,12 @@ export function qarepvggFrom(args: ParsedArgs): 'v1' | 'v2' | undefined {
   if (value !== 'v1' && value !== 'v2') throw new UsageError('--qarepvgg must be v1 or v2');
   return value;
 }
+
+/** A numeric flag's value, checked; undefined when the flag is absent. */
+export function numberFlag(args: ParsedArgs, flag: string, check: (n: number) => boolean, what: string): number | undefined {
+  const text = args.flags.get(flag);
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (typeof text !== 'string' || text.trim() === '' || !check(n)) throw new UsageError(`${flag} must be ${what}`);
+  return n;
+}

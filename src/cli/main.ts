@@ -6,6 +6,7 @@ import { UsageError } from './args';
 import { convertCommand, convertHelp } from './commands/convert';
 import { inspectCommand, inspectHelp } from './commands/inspect';
 import { parityCommand, parityHelp } from './commands/parity';
+import { quantizeCheckCommand, quantizeCheckHelp } from './commands/quantizeCheck';
 import { tensorsCommand, tensorsHelp } from './commands/tensors';
 
 type Command = (argv: string[], out: (s: string) => void) => Promise<number>;
@@ -15,6 +16,7 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   tensors: { run: tensorsCommand, help: tensorsHelp },
   convert: { run: convertCommand, help: convertHelp },
   parity: { run: parityCommand, help: parityHelp },
+  'quantize-check': { run: quantizeCheckCommand, help: quantizeCheckHelp },
 };
 
 const HELP = `RepLens ${version} — inspect RepVGG-style models and convert them to deploy form

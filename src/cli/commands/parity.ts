@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import { checkParity, compareModels, type BlockResult, type OutputResult, type ParityOptions, type ParityResult } from '../../core/parity/parity';
 import { weightsText } from '../../shared/format';
-import { oneFile, parseArgs, qarepvggFrom, UsageError, type ParsedArgs } from '../args';
+import { numberFlag, oneFile, parseArgs, qarepvggFrom, UsageError, type ParsedArgs } from '../args';
 
 export const parityHelp = `parity FILE [--deploy OTHER] [--inputs N] [--shape 1,3,224,224] [--seed S]
                        [--atol A] [--rtol R] [--input X.npy] [--eps E] [--weights KEY] [--qarepvgg v1|v2] [--latency-runs K] [--timeout SEC] [--json]
@@ -13,14 +13,6 @@ export const parityHelp = `parity FILE [--deploy OTHER] [--inputs N] [--shape 1,
                        optimizations); without it latency is not measured`;
 
 export const PARITY_VALUED = ['--inputs', '--shape', '--seed', '--atol', '--rtol', '--input', '--latency-runs', '--timeout'] as const;
-
-function number(args: ParsedArgs, flag: string, check: (n: number) => boolean, what: string): number | undefined {
-  const text = args.flags.get(flag);
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (typeof text !== 'string' || text.trim() === '' || !check(n)) throw new UsageError(`${flag} must be ${what}`);
-  return n;
-}
 
 /** The parity options shared by `parity` and `convert --parity`. */
 export function parityOptionsFrom(args: ParsedArgs): ParityOptions {
@@ -34,14 +26,14 @@ export function parityOptionsFrom(args: ParsedArgs): ParityOptions {
   const int = (n: number, min: number) => Number.isInteger(n) && n >= min;
   const nonNegative = (n: number) => Number.isFinite(n) && n >= 0;
   return {
-    inputs: number(args, '--inputs', (n) => int(n, 1), 'a positive integer'),
+    inputs: numberFlag(args, '--inputs', (n) => int(n, 1), 'a positive integer'),
     shape,
-    seed: number(args, '--seed', (n) => int(n, 0) && n < 2 ** 32, 'an integer in [0, 4294967295]'),
-    atol: number(args, '--atol', nonNegative, 'a non-negative number'),
-    rtol: number(args, '--rtol', nonNegative, 'a non-negative number'),
+    seed: numberFlag(args, '--seed', (n) => int(n, 0) && n < 2 ** 32, 'an integer in [0, 4294967295]'),
+    atol: numberFlag(args, '--atol', nonNegative, 'a non-negative number'),
+    rtol: numberFlag(args, '--rtol', nonNegative, 'a non-negative number'),
     inputFile: args.flags.get('--input') as string | undefined,
-    latencyRuns: number(args, '--latency-runs', (n) => int(n, 0), 'a non-negative integer'),
-    timeoutSeconds: number(args, '--timeout', (n) => Number.isFinite(n) && n > 0, 'a positive number of seconds'),
+    latencyRuns: numberFlag(args, '--latency-runs', (n) => int(n, 0), 'a non-negative integer'),
+    timeoutSeconds: numberFlag(args, '--timeout', (n) => Number.isFinite(n) && n > 0, 'a positive number of seconds'),
   };
 }
 
@@ -144,7 +136,7 @@ export async function parityCommand(argv: string[], out: (s: string) => void): P
   const args = parseArgs(argv, { valued: ['--deploy', '--eps', '--weights', '--qarepvgg', ...PARITY_VALUED], flags: ['--json'] });
   const file = oneFile(args, 'parity');
   const options = parityOptionsFrom(args);
-  const eps = number(args, '--eps', (n) => Number.isFinite(n) && n >= 0, 'a non-negative number');
+  const eps = numberFlag(args, '--eps', (n) => Number.isFinite(n) && n >= 0, 'a non-negative number');
   const json = args.flags.has('--json');
   const interactive = !json && process.stderr.isTTY;
   const controller = new AbortController();

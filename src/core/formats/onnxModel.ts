@@ -112,6 +112,12 @@ export function newOnnxTensor(fields: Partial<OnnxTensor> = {}): OnnxTensor {
   return { dims: [], floatData: [], int32Data: [], stringData: [], int64Data: [], doubleData: [], uint64Data: [], externalData: [], ...fields };
 }
 
+/** An INT or INTS attribute (AttributeProto.AttributeType 2 and 7). */
+export function newOnnxAttribute(name: string, type: 'INT' | 'INTS', values: number[]): OnnxAttribute {
+  const base = { name, floats: [], ints: [], strings: [], tensors: [], graphs: [], typeProtos: [] };
+  return type === 'INT' ? { ...base, type: 2, i: BigInt(values[0]) } : { ...base, type: 7, ints: values.map(BigInt) };
+}
+
 export interface OnnxTensorType extends UnknownFields {
   elemType?: number;
   shape?: OnnxShape;

@@ -1,9 +1,9 @@
 import { ModelFormatError } from '../formats/errors';
 import type { ModelFile } from '../formats/modelFile';
 import {
+  newOnnxAttribute,
   newOnnxTensor,
   ONNX_DATA_TYPE,
-  type OnnxAttribute,
   type OnnxGraph,
   type OnnxModel,
   type OnnxNode,
@@ -71,12 +71,6 @@ function onnxDataType(dtype: DType): number {
   return Number(code);
 }
 
-function newAttribute(name: string, type: 'INT' | 'INTS', values: number[]): OnnxAttribute {
-  const base = { name, floats: [], ints: [], strings: [], tensors: [], graphs: [], typeProtos: [] };
-  // AttributeProto.AttributeType: INT = 2, INTS = 7.
-  return type === 'INT' ? { ...base, type: 2, i: BigInt(values[0]) } : { ...base, type: 7, ints: values.map(BigInt) };
-}
-
 function newInitializer(name: string, dtype: DType, dims: readonly number[], rawData: Uint8Array): OnnxTensor {
   return newOnnxTensor({ name, dims: [...dims], dataType: onnxDataType(dtype), rawData });
 }
@@ -141,11 +135,11 @@ async function replacementFor(
     input: [site.input, weight, bias],
     output: [site.output],
     attribute: [
-      newAttribute('dilations', 'INTS', [1, 1]),
-      newAttribute('group', 'INT', [block.groups]),
-      newAttribute('kernel_shape', 'INTS', [k, k]),
-      newAttribute('pads', 'INTS', [p, p, p, p]),
-      newAttribute('strides', 'INTS', [block.stride!, block.stride!]),
+      newOnnxAttribute('dilations', 'INTS', [1, 1]),
+      newOnnxAttribute('group', 'INT', [block.groups]),
+      newOnnxAttribute('kernel_shape', 'INTS', [k, k]),
+      newOnnxAttribute('pads', 'INTS', [p, p, p, p]),
+      newOnnxAttribute('strides', 'INTS', [block.stride!, block.stride!]),
     ],
     ...(domain === undefined ? {} : { domain }),
   };

@@ -28,6 +28,8 @@ export interface Metrics extends Verdict {
   elements: number;
   /** Elements outside atol·scale + rtol·|reference|. */
   mismatched: number;
+  /** ‖candidate − reference‖₂ / ‖reference‖₂ over every element: the size of the error against the size of the signal. */
+  relError: number;
 }
 
 function argmax(data: Float32Array, start: number, n: number): number {
@@ -44,6 +46,7 @@ export class Comparison {
   private dot = 0;
   private normRef = 0;
   private normCand = 0;
+  private sumSquaredDiff = 0;
   private mismatched = 0;
   private nonFiniteRef = 0;
   private nonFiniteCand = 0;
@@ -97,6 +100,7 @@ export class Comparison {
       this.dot += a * b;
       this.normRef += b * b;
       this.normCand += a * a;
+      this.sumSquaredDiff += (a - b) * (a - b);
     }
     this.elements += reference.length;
 
@@ -125,6 +129,7 @@ export class Comparison {
       pass: !broken && this.mismatched === 0,
       elements: this.elements,
       mismatched: this.mismatched,
+      relError: broken ? NaN : this.normRef > 0 ? Math.sqrt(this.sumSquaredDiff / this.normRef) : this.sumSquaredDiff > 0 ? Infinity : 0,
       scale: this.scale,
       nonFinite,
       ...(this.error !== undefined ? { error: this.error } : {}),

@@ -312,6 +312,7 @@ async function compareOnInputs(ref: ComparedModel, cand: ComparedModel, options:
         top1Agreement: m.top1Agreement,
         mismatched: m.mismatched,
         elements: m.elements,
+        relError: m.relError,
         ...(p.candidate !== p.reference ? { candidateName: p.candidate } : {}),
       });
   });

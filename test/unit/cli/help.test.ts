@@ -1,17 +1,11 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundle, ENTRIES, type Bundle } from '../parity/bundle';
+import { bundle, ENTRIES, runCli, type Bundle } from '../parity/bundle';
 
 let built: Bundle;
 
-function replens(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(built.dir, 'cli.js'), ...args], (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
-    );
-  });
-}
+const replens = (...args: string[]) => runCli(built, args);
 
 beforeAll(async () => {
   built = await bundle(ENTRIES);
@@ -19,7 +13,7 @@ beforeAll(async () => {
 afterAll(async () => built?.dispose());
 
 describe('replens help', () => {
-  for (const command of ['inspect', 'tensors', 'convert', 'parity']) {
+  for (const command of ['inspect', 'tensors', 'convert', 'parity', 'quantize-check']) {
     it(`${command} --help and -h print that command's usage and exit 0`, async () => {
       for (const flag of ['--help', '-h']) {
         const { code, stdout } = await replens(command, 'model.pth', flag);

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -6,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertFile } from '../../../src/core/convert/convert';
 import { loadNote, type LoadNoteInput } from '../../../src/core/convert/loadNote';
 import { FAMILIES, type FamilyId } from '../../../src/core/model/families';
-import { bundle, ENTRIES, type Bundle } from '../parity/bundle';
+import { bundle, ENTRIES, runCli, type Bundle } from '../parity/bundle';
 
 /*
  * A deploy checkpoint is a flat state dict: a family's own loader for training checkpoints
@@ -215,12 +214,7 @@ describe('convertFile returns the note', () => {
 describe('replens convert prints the note', () => {
   let built: Bundle;
   let dir: string;
-  const replens = (...args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, [path.join(built.dir, 'cli.js'), ...args], (error, stdout, stderr) =>
-        resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
-      );
-    });
+  const replens = (...args: string[]) => runCli(built, args);
   beforeAll(async () => {
     built = await bundle(ENTRIES);
     dir = await mkdtemp(path.join(tmpdir(), 'replens-loadnote-cli-'));

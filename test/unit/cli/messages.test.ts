@@ -1,9 +1,8 @@
-import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundle, ENTRIES, type Bundle } from '../parity/bundle';
+import { bundle, ENTRIES, runCli, type Bundle } from '../parity/bundle';
 
 /*
  * The words of the errors users meet most, exactly as the CLI prints them: each produced by the real
@@ -19,13 +18,7 @@ const LAST = path.join(FIXTURES, 'peers', 'yolov7', 'tiny_repconv_last.pt');
 let built: Bundle;
 let dir: string;
 
-function replens(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(built.dir, 'cli.js'), ...args], { cwd }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
-    );
-  });
-}
+const replens = (args: string[], cwd?: string) => runCli(built, args, cwd);
 
 /** A copy of the first `fraction` of a fixture: a download or copy that stopped part way. */
 async function cut(name: string, fraction: number, as = name): Promise<string> {

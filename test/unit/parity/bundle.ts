@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import * as esbuild from 'esbuild';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -33,4 +34,19 @@ export async function bundle(entries: Partial<typeof ENTRIES>): Promise<Bundle> 
     logLevel: 'silent',
   });
   return { dir, dispose: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the bundled CLI (`built` has cli.js) with `args`, as a user's shell would; never rejects. */
+export function runCli(built: Bundle, args: readonly string[], cwd?: string): Promise<CliRun> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(built.dir, 'cli.js'), ...args], { cwd, maxBuffer: 1 << 24 }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+    );
+  });
 }

@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeOnnxModel } from '../../../src/core/formats/onnxCodec';
 import { allBlocks } from '../../../src/core/model/structure';
-import { bundle, ENTRIES, type Bundle } from './bundle';
+import { bundle, ENTRIES, runCli, type Bundle } from './bundle';
 import { MODELS, TINY, wrongDeployFile, wrongFusedOnnx } from './faultyFiles';
 
 /**
@@ -17,13 +16,7 @@ let dir: string;
 const SMALL = ['--shape', '1,3,32,32', '--inputs', '2', '--latency-runs', '1'];
 const FOLDED = path.join(MODELS, 'repvgg_tiny_train_folded.onnx');
 
-function replens(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(built.dir, 'cli.js'), ...args], { maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-    });
-  });
-}
+const replens = (...args: string[]) => runCli(built, args);
 
 beforeAll(async () => {
   built = await bundle(ENTRIES);

@@ -1,0 +1,340 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { WeightsChoice } from '../formats/modelFile';
+import type { OnnxGraph, OnnxNode } from '../formats/onnxModel';
+import { openModelFile } from '../formats/openModelFile';
+import { blockNamer, buildGraph, type BuiltGraph } from '../graph/buildGraph';
+import type { Topology } from '../graph/topology';
+import { buildStructure, type StructureOptions } from '../model/buildStructure';
+import { allBlocks } from '../model/structure';
+import { runInChild, type ChildOptions } from '../parity/child';
+import type { Metrics } from '../parity/compare';
+import { ParityError } from '../parity/errors';
+import { readNpy } from '../parity/npy';
+import { DEFAULTS } from '../parity/options';
+import { NormalRandom } from '../parity/prng';
+import { WorkFolder } from '../parity/workFolder';
+import type { Feed } from '../parity/workerMessages';
+import { QdqGraph, quantizedActivations, type QuantVariant, type WeightScheme } from './qdq';
+
+/**
+ * INT8 readiness: the deploy form of a checkpoint quantized the way static post-training quantization
+ * does it (qdq.ts), run beside the float deploy form on the same inputs in the inference process.
+ * The model as a whole gives the output errors; each block, quantized alone on its float input,
+ * gives its own error under INT8, with weights only and with activations only, so the cause can
+ * be told apart. Every error is ‖int8 − float‖₂ / ‖float‖₂ at that output.
+ */
+
+export type Calibration = 'minmax' | 'percentile';
+
+export interface QuantCheckOptions extends StructureOptions {
+  /** Random input samples (default 4), used to calibrate and to measure. */
+  inputs?: number;
+  /** [batch, channels, height, width] of each graph input (default 1×C×224×224, 32×32 for block-wise graphs). */
+  shape?: readonly number[];
+  seed?: number;
+  /** A .npy file, or a folder of them, used instead of random samples (each [N, C, H, W] or [C, H, W]). */
+  calib?: string;
+  /** How activation ranges are taken from the calibration inputs (default min/max). */
+  calibration?: Calibration;
+  eps?: number;
+  weights?: string;
+  workerPath?: string;
+  timeoutSeconds?: number;
+  signal?: AbortSignal;
+}
+
+export type QuantCause = 'per-tensor weights' | 'activation range' | 'weights' | 'none';
+
+export interface QuantBlockResult {
+  name: string;
+  /** Weights int8 per tensor and activations uint8: what static PTQ does by default. */
+  int8Error: number;
+  /** Weights int8 per tensor, activations float. */
+  weightError: number;
+  /** Activations uint8, weights float. */
+  activationError: number;
+  /** The same with weights per output channel. */
+  perChannel: { int8Error: number; weightError: number };
+  cause: QuantCause;
+  advice: string;
+  /** The channel whose range sets the per-tensor scale of the block's input, and how many times the median channel's range it is. */
+  activationOutlier: { channel: number; ratio: number } | null;
+  /** The output channel whose fused kernel sets the per-tensor weight scale, and how many times the median channel's it is. */
+  weightOutlier: { channel: number; ratio: number } | null;
+}
+
+export interface QuantOutputResult extends Pick<Metrics, 'relError' | 'maxAbs' | 'meanAbs' | 'cosine' | 'top1Agreement'> {
+  name: string;
+  weights: WeightScheme;
+}
+
+export interface QuantCheckResult {
+  file: string;
+  topology: Topology;
+  inputs: number;
+  shape: number[];
+  calibration: { source: 'random' | 'files'; method: Calibration; files: string[] };
+  /** Worst INT8 error first. */
+  blocks: QuantBlockResult[];
+  outputs: QuantOutputResult[];
+  weights?: WeightsChoice;
+  notes: string[];
+}
+
+/** A channel that sets a per-tensor range when its own range is this many times the median channel's. */
+const OUTLIER_RATIO = 4;
+/** Below this error a block is within what rounding to 8 bits costs any well-spread tensor (≈ 40 dB): nothing to fix. */
+export const NOTABLE_ERROR = 0.02;
+const PERCENTILE = 0.9999;
+
+const VARIANTS: Record<string, Omit<QuantVariant, 'activations'> & { activations: boolean }> = {
+  int8: { suffix: 'int8', weights: 'per-tensor', activations: true },
+  weights: { suffix: 'w', weights: 'per-tensor', activations: false },
+  activations: { suffix: 'a', activations: true },
+  int8PerChannel: { suffix: 'int8-pc', weights: 'per-channel', activations: true },
+  weightsPerChannel: { suffix: 'w-pc', weights: 'per-channel', activations: false },
+};
+
+function fail(file: string, reason: string): never {
+  throw new ParityError(file, reason, 'input');
+}
+
+/** The nodes of one block in a graph RepLens built: the one whose output is the block, and those named under it. */
+function blockNodes(graph: OnnxGraph, block: string): OnnxNode[] {
+  return graph.node.filter((n) => n.output.some((o) => o === block || o.startsWith(`${block}/`)));
+}
+
+/** The largest |value| of each channel of an [N, C, ...] tensor, and the channel that sets the largest, against the median channel. */
+function channelOutlier(maxAbs: readonly number[]): { channel: number; ratio: number } | null {
+  if (maxAbs.length < 2) return null;
+  const sorted = [...maxAbs].sort((a, b) => a - b);
+  const median = sorted[sorted.length >> 1];
+  const channel = maxAbs.indexOf(sorted.at(-1)!);
+  return { channel, ratio: median > 0 ? sorted.at(-1)! / median : Infinity };
+}
+
+interface ActivationStats {
+  lo: number;
+  hi: number;
+  channelMaxAbs: number[];
+}
+
+function activationStats(feeds: readonly Feed[], method: Calibration): ActivationStats {
+  const channels = feeds[0].dims[1] ?? 1;
+  const channelMaxAbs = new Array<number>(channels).fill(0);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const f of feeds) {
+    const per = f.data.length / (f.dims[0] * channels);
+    for (let i = 0; i < f.data.length; i++) {
+      const v = f.data[i];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+      const c = Math.floor(i / per) % channels;
+      if (Math.abs(v) > channelMaxAbs[c]) channelMaxAbs[c] = Math.abs(v);
+    }
+  }
+  if (method === 'percentile') {
+    const all = new Float32Array(feeds.reduce((n, f) => n + f.data.length, 0));
+    let at = 0;
+    for (const f of feeds) {
+      all.set(f.data, at);
+      at += f.data.length;
+    }
+    all.sort();
+    const pick = (q: number) => all[Math.min(all.length - 1, Math.max(0, Math.round(q * (all.length - 1))))];
+    [lo, hi] = [pick(1 - PERCENTILE), pick(PERCENTILE)];
+  }
+  return { lo, hi, channelMaxAbs };
+}
+
+/** The calibration inputs: the user's .npy files, or seeded normal samples of each graph input's shape. */
+async function calibrationFeeds(built: BuiltGraph, options: QuantCheckOptions, file: string): Promise<{ samples: Feed[][]; files: string[] }> {
+  if (options.calib) {
+    if (built.inputs.length !== 1) fail(file, `calibration files fit a graph with one input; this one has ${built.inputs.length} (${built.topology})`);
+    const stat = await fs.stat(options.calib).catch(() => fail(options.calib!, 'does not exist'));
+    const files = stat.isDirectory()
+      ? (await fs.readdir(options.calib))
+          .filter((n) => n.toLowerCase().endsWith('.npy'))
+          .sort()
+          .map((n) => path.join(options.calib!, n))
+      : [options.calib];
+    if (files.length === 0) fail(options.calib, 'holds no .npy files');
+    const samples: Feed[][] = [];
+    for (const f of files) {
+      const array = await readNpy(f);
+      const dims = array.shape.length === 3 ? [1, ...array.shape] : [...array.shape];
+      if (dims.length !== 4 || dims[1] !== built.inputs[0].channels) {
+        fail(f, `holds an array of shape [${array.shape.join(', ')}]; the model's input takes [N, ${built.inputs[0].channels}, H, W]`);
+      }
+      samples.push([{ name: built.inputs[0].name, dims, data: Float32Array.from(array.data) }]);
+    }
+    return { samples, files };
+  }
+  const count = options.inputs ?? DEFAULTS.inputs;
+  const size = built.topology === 'blockwise' ? DEFAULTS.blockwiseSize : DEFAULTS.size;
+  const random = new NormalRandom(options.seed ?? DEFAULTS.seed);
+  const samples = Array.from({ length: count }, () =>
+    built.inputs.map((input) => {
+      const dims = options.shape ? [options.shape[0], input.channels, options.shape[2], options.shape[3]] : [1, input.channels, size, size];
+      const data = new Float32Array(dims.reduce((a, b) => a * b, 1));
+      for (let i = 0; i < data.length; i++) data[i] = random.next();
+      return { name: input.name, dims, data };
+    }),
+  );
+  return { samples, files: [] };
+}
+
+/** What the numbers say about a block: the cause of its INT8 error, and what to do about it. */
+export function diagnose(block: Omit<QuantBlockResult, 'cause' | 'advice' | 'name'>): { cause: QuantCause; advice: string } {
+  const { int8Error, weightError, activationError, perChannel, activationOutlier, weightOutlier } = block;
+  const pct = (x: number) => `${(100 * x).toPrecision(2)} %`;
+  if (!(int8Error > NOTABLE_ERROR)) return { cause: 'none', advice: `within ordinary INT8 rounding (under ${100 * NOTABLE_ERROR} %)` };
+  if (weightError >= activationError) {
+    const who =
+      weightOutlier && weightOutlier.ratio >= OUTLIER_RATIO
+        ? `; output channel ${weightOutlier.channel}'s kernel is ${weightOutlier.ratio.toFixed(1)}× the median channel's`
+        : '';
+    const change = `weight error ${pct(weightError)} per tensor, ${pct(perChannel.weightError)} per channel${who}`;
+    if (perChannel.weightError <= NOTABLE_ERROR) return { cause: 'per-tensor weights', advice: `per-channel weights fix this block (${change})` };
+    return {
+      cause: 'weights',
+      advice: `its fused kernel loses precision even per channel (${change}): consider QARepVGG-style training or keeping this block in FP16`,
+    };
+  }
+  const who =
+    activationOutlier && activationOutlier.ratio >= OUTLIER_RATIO
+      ? `activation range dominated by channel ${activationOutlier.channel} (${activationOutlier.ratio.toFixed(1)}× the median channel's)`
+      : 'its input activations lose the most';
+  return { cause: 'activation range', advice: `${who}: consider QARepVGG-style training or keeping this block in FP16` };
+}
+
+/**
+ * Quantizes the deploy form of `file` (a PyTorch or safetensors checkpoint) to INT8, calibrated on the
+ * inputs, and measures what it costs per output and per block.
+ */
+export async function quantCheck(file: string, options: QuantCheckOptions = {}): Promise<QuantCheckResult> {
+  const method = options.calibration ?? 'minmax';
+  const model = await openModelFile(file, { weights: options.weights });
+  let built: BuiltGraph;
+  const weightOutliers = new Map<string, { channel: number; ratio: number } | null>();
+  try {
+    if (model.format === 'onnx') fail(file, 'quantize-check reads PyTorch and safetensors checkpoints; check the checkpoint this ONNX model came from');
+    const structure = buildStructure(model, options);
+    if (allBlocks(structure).length === 0) fail(file, 'no re-parameterizable blocks found');
+    const displayName = blockNamer(model);
+    built = await buildGraph(model, structure, {
+      form: 'deploy',
+      eps: options.eps,
+      onBlockKernel: (block, kernel, outChannels) => {
+        const per = kernel.length / outChannels;
+        const maxAbs = Array.from({ length: outChannels }, (_, c) => {
+          let m = 0;
+          for (let j = c * per; j < (c + 1) * per; j++) m = Math.max(m, Math.abs(kernel[j]));
+          return m;
+        });
+        weightOutliers.set(displayName(block.name), channelOutlier(maxAbs));
+      },
+    });
+  } finally {
+    await model.close();
+  }
+  const float = built.model;
+  const graph = float.graph!;
+  const { samples, files } = await calibrationFeeds(built, options, file);
+  const activations = quantizedActivations(graph);
+  const folder = await WorkFolder.create(file);
+  try {
+    const child: ChildOptions = { subject: file, workerPath: options.workerPath, timeoutSeconds: options.timeoutSeconds, signal: options.signal };
+    // Calibration: the float deploy form on every input, with each quantized activation as an output.
+    const calibrated = new QdqGraph(float);
+    calibrated.expose(activations);
+    const calibrationPath = await folder.write('calibration', calibrated.model);
+    const seen = new Map<string, Feed[]>();
+    for (const sample of samples) {
+      const reply = await runInChild(
+        { type: 'infer', model: { label: `${file} (deploy form)`, source: { path: calibrationPath } }, feeds: sample, optimization: 'disabled' },
+        child,
+      );
+      for (const out of reply.outputs) if (activations.includes(out.name)) seen.set(out.name, [...(seen.get(out.name) ?? []), out]);
+    }
+    const stats = new Map([...seen].map(([name, feeds]) => [name, activationStats(feeds, method)]));
+
+    // Every block quantized alone on its float input, each way; then the whole model, both weight schemes.
+    const qdq = new QdqGraph(float);
+    const pairs: { reference: string; candidate: string; block?: string; variant: string }[] = [];
+    const variant = (key: keyof typeof VARIANTS): QuantVariant => ({ ...VARIANTS[key], activations: VARIANTS[key].activations ? stats : undefined });
+    for (const block of built.blocks) {
+      const nodes = blockNodes(graph, block);
+      for (const key of Object.keys(VARIANTS) as (keyof typeof VARIANTS)[]) {
+        const copy = qdq.copy(nodes, variant(key));
+        pairs.push({ reference: block, candidate: copy.get(block)!, block, variant: key });
+      }
+    }
+    for (const key of ['int8', 'int8PerChannel'] as const) {
+      const copy = qdq.copy(graph.node, { ...variant(key), suffix: `model-${VARIANTS[key].suffix}` });
+      for (const out of built.outputs) pairs.push({ reference: out, candidate: copy.get(out)!, variant: key });
+    }
+    qdq.expose(pairs.map((p) => p.candidate));
+    const candidatePath = await folder.write('int8', qdq.model);
+    const reply = await runInChild(
+      {
+        type: 'parity',
+        reference: { label: `${file} (deploy form)`, source: { path: calibrationPath } },
+        candidate: { label: `${file} (INT8)`, source: { path: candidatePath } },
+        samples,
+        inputMap: Object.fromEntries(built.inputs.map((i) => [i.name, i.name])),
+        pairs: pairs.map(({ reference, candidate }) => ({ reference, candidate })),
+        tolerance: { atol: DEFAULTS.atol, rtol: DEFAULTS.rtol },
+        latencyRuns: 0,
+      },
+      child,
+    );
+    const metric = (block: string | undefined, key: string, out?: string) =>
+      reply.metrics[pairs.findIndex((p) => p.variant === key && (block !== undefined ? p.block === block : p.reference === out))];
+
+    const blocks = built.blocks.map((name): QuantBlockResult => {
+      const input = blockNodes(graph, name)
+        .map((n) => n.input[0])
+        .find((x) => stats.has(x));
+      const numbers = {
+        int8Error: metric(name, 'int8').relError,
+        weightError: metric(name, 'weights').relError,
+        activationError: metric(name, 'activations').relError,
+        perChannel: { int8Error: metric(name, 'int8PerChannel').relError, weightError: metric(name, 'weightsPerChannel').relError },
+        activationOutlier: input ? channelOutlier(stats.get(input)!.channelMaxAbs) : null,
+        weightOutlier: weightOutliers.get(name) ?? null,
+      };
+      return { name, ...numbers, ...diagnose(numbers) };
+    });
+    blocks.sort((a, b) => b.int8Error - a.int8Error);
+    const outputs = (['int8', 'int8PerChannel'] as const).flatMap((key) =>
+      built.outputs.map((name): QuantOutputResult => {
+        const m = metric(undefined, key, name);
+        return {
+          name,
+          weights: VARIANTS[key].weights!,
+          relError: m.relError,
+          maxAbs: m.maxAbs,
+          meanAbs: m.meanAbs,
+          cosine: m.cosine,
+          top1Agreement: m.top1Agreement,
+        };
+      }),
+    );
+    return {
+      file,
+      topology: built.topology,
+      inputs: samples.length,
+      shape: samples[0][0].dims,
+      calibration: { source: files.length > 0 ? 'files' : 'random', method, files },
+      blocks,
+      outputs,
+      ...(model.weights ? { weights: model.weights } : {}),
+      notes: built.notes,
+    };
+  } finally {
+    await folder.remove();
+  }
+}

@@ -1,0 +1,95 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../fuse/reference';
+import { bundle, ENTRIES, runCli, type Bundle } from '../parity/bundle';
+import { TINY } from '../parity/faultyFiles';
+import { npyBytes } from '../parity/npyWriter';
+
+let built: Bundle;
+let dir: string;
+const SMALL = ['--shape', '1,3,32,32', '--inputs', '2'];
+
+const replens = (...args: string[]) => runCli(built, args);
+
+beforeAll(async () => {
+  built = await bundle(ENTRIES);
+  dir = await mkdtemp(path.join(tmpdir(), 'replens-quant-cli-'));
+}, 60_000);
+afterAll(async () => {
+  await built?.dispose();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('replens quantize-check', () => {
+  it('prints the outputs and the blocks worst first, and exits 0 without a threshold', async () => {
+    const { code, stdout } = await replens('quantize-check', TINY, ...SMALL);
+    expect(code).toBe(0);
+    const lines = stdout.split('\n');
+    expect(lines[0]).toBe('INT8  repvgg_tiny_train.pth: 2 random input(s) of [1, 3, 32, 32], activations minmax, topology classifier');
+    expect(stdout).toMatch(/\n {2}output {2}weights per-tensor {3}error \d+\.\d\d %, cosine 0\.\d{5}, top-1 agreement \d+\.\d\d %\n/);
+    expect(stdout).toMatch(/\nblocks, worst first: /);
+    expect(lines.filter((l) => /^ {2}stage\d/.test(l))).toHaveLength(7);
+  }, 60_000);
+
+  it('--json has the documented schema; --max-error sets the exit code by the per-tensor output error', async () => {
+    const { code, stdout } = await replens('quantize-check', TINY, ...SMALL, '--json');
+    expect(code).toBe(0);
+    const r = JSON.parse(stdout);
+    expect(Object.keys(r)).toEqual(['file', 'topology', 'inputs', 'shape', 'calibration', 'blocks', 'outputs', 'notes']);
+    expect(Object.keys(r.blocks[0])).toEqual([
+      'name',
+      'int8Error',
+      'weightError',
+      'activationError',
+      'perChannel',
+      'activationOutlier',
+      'weightOutlier',
+      'cause',
+      'advice',
+    ]);
+    expect(Object.keys(r.outputs[0])).toEqual(['name', 'weights', 'relError', 'maxAbs', 'meanAbs', 'cosine', 'top1Agreement']);
+    const error = r.outputs.find((o: { weights: string }) => o.weights === 'per-tensor').relError;
+    expect((await replens('quantize-check', TINY, ...SMALL, '--max-error', String(error * 1.01))).code).toBe(0);
+    expect((await replens('quantize-check', TINY, ...SMALL, '--max-error', String(error * 0.99))).code).toBe(1);
+  }, 60_000);
+
+  it('--calib takes a folder of .npy arrays instead of random inputs', async () => {
+    const calib = path.join(dir, 'calib');
+    await mkdir(calib, { recursive: true });
+    const rand = seededRandom(3);
+    for (const name of ['a.npy', 'b.npy', 'c.npy']) {
+      await writeFile(
+        path.join(calib, name),
+        npyBytes(
+          [1, 3, 32, 32],
+          Float32Array.from({ length: 3 * 32 * 32 }, () => 2 * rand() - 1),
+        ),
+      );
+    }
+    await writeFile(path.join(calib, 'notes.txt'), 'not an array');
+    const { code, stdout } = await replens('quantize-check', TINY, '--calib', calib, '--calibration', 'percentile', '--json');
+    expect(code).toBe(0);
+    const r = JSON.parse(stdout);
+    expect(r.calibration).toEqual({ source: 'files', method: 'percentile', files: ['a.npy', 'b.npy', 'c.npy'].map((n) => path.join(calib, n)) });
+    expect(r).toMatchObject({ inputs: 3, shape: [1, 3, 32, 32] });
+  }, 60_000);
+
+  it('says what is wrong with its arguments and its calibration files', async () => {
+    expect(await replens('quantize-check', TINY, '--calibration', 'mean')).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--calibration must be one of minmax, percentile/),
+    });
+    const empty = path.join(dir, 'empty');
+    await mkdir(empty, { recursive: true });
+    expect(await replens('quantize-check', TINY, '--calib', empty)).toMatchObject({ code: 1, stderr: expect.stringMatching(/empty: holds no \.npy files/) });
+    const wrong = path.join(dir, 'wrong.npy');
+    await writeFile(wrong, npyBytes([1, 4, 8, 8], new Float32Array(4 * 64)));
+    expect(await replens('quantize-check', TINY, '--calib', wrong)).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/wrong\.npy: holds an array of shape \[1, 4, 8, 8\]; the model's input takes \[N, 3, H, W\]/),
+    });
+    expect(await replens('quantize-check', path.join(dir, 'missing.pth'))).toMatchObject({ code: 1 });
+  }, 60_000);
+});
