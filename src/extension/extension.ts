@@ -4,6 +4,7 @@ import { MODEL_SUFFIXES } from '../core/formats/modelFileNames';
 import { parseSavedReportRef } from '../shared/protocol';
 import { checkParityCommand, openReportCommand, showReport } from './commands/checkParity';
 import { convertToDeploy } from './commands/convertToDeploy';
+import { measureInt8 } from './commands/measureInt8';
 import { log } from './log';
 import { MODEL_VIEWER, ModelEditorProvider } from './modelEditor';
 import { activeModelUri, targetModelUri } from './modelFiles';
@@ -28,6 +29,7 @@ export function activate(context: vscode.ExtensionContext): void {
       if (node && treeView.visible) void treeView.reveal(node, { select: true, focus: false, expand: true });
     },
     rerun: (input, deploy) => void showReport(reports, context.extensionUri, input, deploy),
+    measureInt8: (input) => measureInt8(context.extensionUri, input),
   });
 
   context.subscriptions.push(

@@ -7,7 +7,8 @@ import { filesUnchanged } from '../core/formats/fileStamp';
 import type { ReportData } from '../shared/reportData';
 import type { ReportStore } from '../core/report/reportStore';
 import { writeBytesAtomically } from '../core/writers/atomicFile';
-import { packReport, parseWebviewMessage, type HostMessage, type ReportRef } from '../shared/protocol';
+import type { Int8Report } from '../shared/int8Data';
+import { packReport, parseWebviewMessage, type HostMessage, type Int8State, type ReportRef } from '../shared/protocol';
 import { log } from './log';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
@@ -22,6 +23,8 @@ export interface ReportHost {
   onSelectBlock(block: string): void;
   /** Runs the check behind a report again: `input` against `deploy`, or against its deploy form fused in memory. */
   rerun(input: string, deploy: string | undefined): void;
+  /** What INT8 costs the deploy form of `input` (the report's INT8 tab). */
+  measureInt8(input: string): Promise<Int8Report>;
 }
 
 interface ReportTab {
@@ -35,6 +38,8 @@ interface ReportTab {
   view?: HostMessage;
   /** Whether the page in the panel has said 'ready' and is still there. */
   ready: boolean;
+  /** The INT8 tab's measurement of this report's model, once asked for. */
+  int8?: Int8State;
 }
 
 /**
@@ -118,6 +123,8 @@ export class ReportPanels {
 
   /** Shows `report`, stored under `storedAs`, in the panel of `entry`. */
   private showIn(entry: ReportTab, report: ReportData, storedAs: string | null): void {
+    // A new report may be about other weights: what was measured of the old one no longer applies.
+    entry.int8 = undefined;
     entry.report = report;
     entry.output = report.output;
     entry.storedAs = storedAs;
@@ -169,10 +176,12 @@ export class ReportPanels {
       if (message.type === 'ready') {
         entry.ready = true;
         if (entry.view) void panel.webview.postMessage(entry.view);
+        if (entry.int8) void panel.webview.postMessage({ type: 'int8', state: entry.int8 } satisfies HostMessage);
       }
       if (message.type === 'selectBlock') this.host.onSelectBlock(message.block);
       if (message.type === 'exportReport' && entry.report) await exportReport(entry.report, message.format, input);
       if (message.type === 'rerunReport') this.host.rerun(input, entry.output ?? undefined);
+      if (message.type === 'measureInt8' && entry.int8?.status !== 'running') await this.measureInt8(entry, input);
     });
     // A hidden panel's page is gone; the next one says 'ready' when it is shown again.
     const visibility = panel.onDidChangeViewState(() => {
@@ -184,6 +193,21 @@ export class ReportPanels {
       if (this.panels.get(input)?.panel === panel) this.panels.delete(input);
     });
     return entry;
+  }
+
+  /** Measures INT8 for the report's model and shows each step in the INT8 tab; a failure is shown there, never thrown. */
+  private async measureInt8(entry: ReportTab, input: string): Promise<void> {
+    const show = (state: Int8State) => {
+      entry.int8 = state;
+      if (entry.ready) void entry.panel.webview.postMessage({ type: 'int8', state } satisfies HostMessage);
+    };
+    show({ status: 'running', message: `Quantizing ${path.basename(input)} and running it beside its float deploy form…` });
+    try {
+      show({ status: 'done', report: await this.host.measureInt8(input) });
+    } catch (e) {
+      log().error(`INT8 check of ${input} failed: ${messageOf(e)}`);
+      show({ status: 'error', message: userMessage(e) });
+    }
   }
 
   /** Shows `view` in the panel now if its page is ready, else when it says so. */

@@ -3,6 +3,7 @@
  * Both sides import this file; nothing else crosses the boundary.
  */
 // Type-only: the report's shape is defined once, beside the code that builds it; nothing is bundled from core.
+import type { Int8Report } from './int8Data';
 import type { ReportData } from './reportData';
 
 /** What the model editor shows about the file it has open. */
@@ -79,7 +80,12 @@ export type HostMessage =
   /** What the host is doing while the report view waits. */
   | { type: 'reportProgress'; message: string }
   /** Select a block in the report view, as if the user had clicked it. */
-  | { type: 'revealBlock'; block: string };
+  | { type: 'revealBlock'; block: string }
+  /** The report's INT8 tab: measuring, measured, or why it could not be. */
+  | { type: 'int8'; state: Int8State };
+
+/** Where the INT8 measurement of a report's model stands. */
+export type Int8State = { status: 'running'; message: string } | { status: 'done'; report: Int8Report } | { status: 'error'; message: string };
 
 export type ReportExportFormat = 'json' | 'markdown';
 
@@ -97,7 +103,9 @@ export type WebviewMessage =
   /** The user asked for the report as a file; the host picks the path and writes it. */
   | { type: 'exportReport'; format: ReportExportFormat }
   /** The user asked to run the check behind the report again (its stored data is gone); the host knows which files. */
-  | { type: 'rerunReport' };
+  | { type: 'rerunReport' }
+  /** The user asked to measure what INT8 costs the report's model (the INT8 tab). */
+  | { type: 'measureInt8' };
 
 /** Which report a report view shows: the stored report's id and the files it is about. */
 export interface ReportRef {
@@ -141,6 +149,7 @@ export function parseWebviewMessage(value: unknown): WebviewMessage | undefined 
     case 'ready':
     case 'reopenAsText':
     case 'rerunReport':
+    case 'measureInt8':
       return { type: v.type };
     case 'runAction':
       return typeof v.action === 'string' && EDITOR_ACTIONS.has(v.action) ? { type: 'runAction', action: v.action as EditorAction } : undefined;

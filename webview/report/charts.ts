@@ -28,6 +28,23 @@ export function sparklineSvg(line: Sparkline, label: string, width: number, heig
   return el;
 }
 
+/**
+ * One block's INT8 error as a bar against the worst block's (`max`): the bar is the error with per-tensor
+ * weights, the tick the error with per-channel weights, so the gap between them is what per-channel buys.
+ */
+export function errorBarSvg(perTensor: number, perChannel: number, max: number, label: string, width: number, height: number): SVGSVGElement {
+  const x = (v: number) => (max > 0 && Number.isFinite(v) ? Math.max(1, Math.min(width, (v / max) * width)) : 0);
+  const tick = x(perChannel);
+  return svg(
+    width,
+    height,
+    label,
+    `<rect class="rl-int8-bar" x="0" y="${height * 0.2}" width="${x(perTensor).toFixed(1)}" height="${height * 0.6}"/>` +
+      `<line class="rl-int8-tick" x1="${tick.toFixed(1)}" x2="${tick.toFixed(1)}" y1="0" y2="${height}"/>`,
+    'rl-int8-chart',
+  );
+}
+
 const PLOT_HEIGHT = 110;
 const TOP = 16;
 const AXIS = 34;

@@ -1,10 +1,10 @@
 /**
  * The report view: header with the verdict and export buttons, then Summary / Graphs /
- * Quantization tabs. Selection is shared: a block picked in either graph, in a table or
+ * Quantization / INT8 tabs. Selection is shared: a block picked in either graph, in a table or
  * by the host is highlighted in both graphs and described in the detail card.
  */
 import type { ReportData } from '../../src/shared/reportData';
-import { unpackReport, type HostMessage, type ReportRef, type SavedReportState, type WebviewMessage } from '../../src/shared/protocol';
+import { unpackReport, type HostMessage, type Int8State, type ReportRef, type SavedReportState, type WebviewMessage } from '../../src/shared/protocol';
 import { errorLevel, type ErrorLevel } from '../reportModel/errorScale';
 import { formatError } from '../reportModel/format';
 import { PANES, restoreSavedState, type PaneId, type ReportTab, type ReportUiState, defaultUiState } from '../reportModel/viewState';
@@ -13,6 +13,7 @@ import { badge, button, progressRing, selectTab, tabs } from '../toolkit';
 import { legend } from './charts';
 import { detailCard } from './detailCard';
 import { GraphPane } from './graphPane';
+import { Int8Tab } from './int8Tab';
 import { QuantTab } from './quantTab';
 import { SummaryTab } from './summaryTab';
 
@@ -50,6 +51,9 @@ export class ReportView {
   private panes: GraphPane[] = [];
   private summary: SummaryTab | undefined;
   private quant: QuantTab | undefined;
+  private int8: Int8Tab | undefined;
+  /** The host's last word on the INT8 measurement of this report's model. */
+  private int8State: Int8State | undefined;
   private tabStrip: HTMLElement | undefined;
   private detailHost: HTMLElement | undefined;
   private saveTimer: ReturnType<typeof setTimeout> | undefined;
@@ -79,6 +83,8 @@ export class ReportView {
         performance.mark('replens-report-received');
         const report = unpackReport(message.report);
         this.ref = { id: message.storedAs, input: report.input, output: report.output };
+        // The host forgets what it measured of an earlier report; so does the page.
+        this.int8State = undefined;
         // A new run of the same model keeps the user's place; blocks that vanished are dropped on render.
         this.show(report, this.ui);
         this.saveNow();
@@ -94,6 +100,10 @@ export class ReportView {
             button('Check Parity again', () => this.rerun(), 'primary', { 'data-testid': 'rerun-report' }),
           ),
         );
+        break;
+      case 'int8':
+        this.int8State = message.state;
+        this.int8?.show(message.state);
         break;
       case 'revealBlock':
         if (this.report && hasBlock(this.report, message.block)) this.select(message.block, 'host');
@@ -133,6 +143,7 @@ export class ReportView {
     this.summary = undefined;
     this.quant?.dispose();
     this.quant = undefined;
+    this.int8 = undefined;
     this.detailHost = undefined;
     this.pendingTabs.clear();
     this.report = undefined;
@@ -167,17 +178,19 @@ export class ReportView {
     this.levels = new Map(report.blocks.map((b) => [b.name, errorLevel(b.parity, report.rtol)]));
     if (ui.selectedBlock !== null && !hasBlock(report, ui.selectedBlock)) ui.selectedBlock = null;
 
-    const hosts: Record<ReportTab, HTMLElement> = { summary: h('div', {}), graphs: h('div', {}), quantization: h('div', {}) };
+    const hosts: Record<ReportTab, HTMLElement> = { summary: h('div', {}), graphs: h('div', {}), quantization: h('div', {}), int8: h('div', {}) };
     this.pendingTabs = new Map<ReportTab, () => void>([
       ['summary', () => hosts.summary.append(this.buildSummary(report))],
       ['graphs', () => hosts.graphs.append(this.buildGraphs(report))],
       ['quantization', () => hosts.quantization.append(this.buildQuantization(report))],
+      ['int8', () => hosts.int8.append(this.buildInt8())],
     ]);
     this.tabStrip = tabs(
       [
         { id: 'summary', label: 'Summary', panel: hosts.summary },
         { id: 'graphs', label: 'Graphs', panel: hosts.graphs },
         { id: 'quantization', label: 'Quantization', panel: hosts.quantization },
+        { id: 'int8', label: 'INT8', panel: hosts.int8 },
       ],
       ui.tab,
       (id) => {
@@ -213,6 +226,15 @@ export class ReportView {
   private buildQuantization(report: ReportData): HTMLElement {
     this.quant = new QuantTab(report, (block) => this.select(block, 'table'));
     return this.quant.element;
+  }
+
+  private buildInt8(): HTMLElement {
+    this.int8 = new Int8Tab(
+      () => this.api.postMessage({ type: 'measureInt8' }),
+      (block) => this.select(block, 'table'),
+      this.int8State,
+    );
+    return this.int8.element;
   }
 
   private buildGraphs(report: ReportData): HTMLElement {

@@ -8,7 +8,7 @@ import { parseSavedReportRef, type ReportRef } from '../../src/shared/protocol';
 import { isBlockSort, type BlockSort } from './blockSort';
 import { isViewport, type Viewport } from './viewport';
 
-export const REPORT_TABS = ['summary', 'graphs', 'quantization'] as const;
+export const REPORT_TABS = ['summary', 'graphs', 'quantization', 'int8'] as const;
 export type ReportTab = (typeof REPORT_TABS)[number];
 
 export const PANES = ['before', 'after'] as const;

@@ -8,14 +8,14 @@ import type { Topology } from '../graph/topology';
 import { buildStructure, type StructureOptions } from '../model/buildStructure';
 import { allBlocks } from '../model/structure';
 import { runInChild, type ChildOptions } from '../parity/child';
-import type { Metrics } from '../parity/compare';
 import { ParityError } from '../parity/errors';
 import { readNpy } from '../parity/npy';
 import { DEFAULTS } from '../parity/options';
 import { NormalRandom } from '../parity/prng';
 import { WorkFolder } from '../parity/workFolder';
 import type { Feed } from '../parity/workerMessages';
-import { QdqGraph, quantizedActivations, type QuantVariant, type WeightScheme } from './qdq';
+import type { Int8Block, Int8Calibration, Int8Cause, Int8Output, Int8Report } from '../../shared/int8Data';
+import { QdqGraph, quantizedActivations, type QuantVariant } from './qdq';
 
 /**
  * INT8 readiness: the deploy form of a checkpoint quantized the way static post-training quantization
@@ -25,7 +25,7 @@ import { QdqGraph, quantizedActivations, type QuantVariant, type WeightScheme } 
  * be told apart. Every error is ‖int8 − float‖₂ / ‖float‖₂ at that output.
  */
 
-export type Calibration = 'minmax' | 'percentile';
+export type Calibration = Int8Calibration['method'];
 
 export interface QuantCheckOptions extends StructureOptions {
   /** Random input samples (default 4), used to calibrate and to measure. */
@@ -44,40 +44,9 @@ export interface QuantCheckOptions extends StructureOptions {
   signal?: AbortSignal;
 }
 
-export type QuantCause = 'per-tensor weights' | 'activation range' | 'weights' | 'none';
-
-export interface QuantBlockResult {
-  name: string;
-  /** Weights int8 per tensor and activations uint8: what static PTQ does by default. */
-  int8Error: number;
-  /** Weights int8 per tensor, activations float. */
-  weightError: number;
-  /** Activations uint8, weights float. */
-  activationError: number;
-  /** The same with weights per output channel. */
-  perChannel: { int8Error: number; weightError: number };
-  cause: QuantCause;
-  advice: string;
-  /** The channel whose range sets the per-tensor scale of the block's input, and how many times the median channel's range it is. */
-  activationOutlier: { channel: number; ratio: number } | null;
-  /** The output channel whose fused kernel sets the per-tensor weight scale, and how many times the median channel's it is. */
-  weightOutlier: { channel: number; ratio: number } | null;
-}
-
-export interface QuantOutputResult extends Pick<Metrics, 'relError' | 'maxAbs' | 'meanAbs' | 'cosine' | 'top1Agreement'> {
-  name: string;
-  weights: WeightScheme;
-}
-
-export interface QuantCheckResult {
+export interface QuantCheckResult extends Int8Report {
   file: string;
   topology: Topology;
-  inputs: number;
-  shape: number[];
-  calibration: { source: 'random' | 'files'; method: Calibration; files: string[] };
-  /** Worst INT8 error first. */
-  blocks: QuantBlockResult[];
-  outputs: QuantOutputResult[];
   weights?: WeightsChoice;
   notes: string[];
 }
@@ -187,7 +156,7 @@ async function calibrationFeeds(built: BuiltGraph, options: QuantCheckOptions, f
 }
 
 /** What the numbers say about a block: the cause of its INT8 error, and what to do about it. */
-export function diagnose(block: Omit<QuantBlockResult, 'cause' | 'advice' | 'name'>): { cause: QuantCause; advice: string } {
+export function diagnose(block: Omit<Int8Block, 'cause' | 'advice' | 'name'>): { cause: Int8Cause; advice: string } {
   const { int8Error, weightError, activationError, perChannel, activationOutlier, weightOutlier } = block;
   const pct = (x: number) => `${(100 * x).toPrecision(2)} %`;
   if (!(int8Error > NOTABLE_ERROR)) return { cause: 'none', advice: `within ordinary INT8 rounding (under ${100 * NOTABLE_ERROR} %)` };
@@ -294,7 +263,7 @@ export async function quantCheck(file: string, options: QuantCheckOptions = {}):
     const metric = (block: string | undefined, key: string, out?: string) =>
       reply.metrics[pairs.findIndex((p) => p.variant === key && (block !== undefined ? p.block === block : p.reference === out))];
 
-    const blocks = built.blocks.map((name): QuantBlockResult => {
+    const blocks = built.blocks.map((name): Int8Block => {
       const input = blockNodes(graph, name)
         .map((n) => n.input[0])
         .find((x) => stats.has(x));
@@ -310,7 +279,7 @@ export async function quantCheck(file: string, options: QuantCheckOptions = {}):
     });
     blocks.sort((a, b) => b.int8Error - a.int8Error);
     const outputs = (['int8', 'int8PerChannel'] as const).flatMap((key) =>
-      built.outputs.map((name): QuantOutputResult => {
+      built.outputs.map((name): Int8Output => {
         const m = metric(undefined, key, name);
         return {
           name,

@@ -10,6 +10,8 @@ describe('messages from the report webview', () => {
     expect(parseWebviewMessage({ type: 'exportReport', format: 'json' })).toEqual({ type: 'exportReport', format: 'json' });
     // Re-running names no file: the host runs the check of the panel it came from.
     expect(parseWebviewMessage({ type: 'rerunReport', input: '/etc/passwd' })).toEqual({ type: 'rerunReport' });
+    // The host knows which model the report is about: the page names no file for the INT8 check either.
+    expect(parseWebviewMessage({ type: 'measureInt8', input: '/etc/passwd' })).toEqual({ type: 'measureInt8' });
   });
 
   it('drops bad fields, long names and unknown types', () => {

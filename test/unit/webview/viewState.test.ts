@@ -32,6 +32,7 @@ describe('report view state across hide/restore', () => {
   it('a state without a usable report reference restores no report, and the UI still restores', () => {
     expect(restoreSavedState(undefined)).toEqual({ report: undefined, ui: defaultUiState() });
     expect(restoreSavedState({ ui: { tab: 'quantization' } })).toEqual({ report: undefined, ui: { ...defaultUiState(), tab: 'quantization' } });
+    expect(restoreSavedState({ ui: { tab: 'int8' } })).toEqual({ report: undefined, ui: { ...defaultUiState(), tab: 'int8' } });
     // What an older build saved: the report itself, without the fields of a reference.
     expect(restoreSavedState({ report: smallSample() }).report).toBeUndefined();
     expect(restoreSavedState({ report: { id: 7, input: '/a.pth', output: null } }).report).toBeUndefined();
