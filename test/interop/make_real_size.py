@@ -6,7 +6,10 @@ MODEL names an entry of replens_fixture_models.REAL_SIZE, DTYPE a floating-point
 OUT_DIR/<model>_<dtype>.pth, torch.save of a state dict with seeded random weights and BN statistics (so
 every branch changes the fused result), and prints the list of {"model", "dtype", "form", "train"} as JSON.
 FORM 'module' writes <model>_<dtype>_module.pt instead, a YOLO-style checkpoint whose 'model' is the pickled
-model; 'onnx' writes <model>_<dtype>.onnx, torch.onnx.export of the model in eval mode (1x3x64x64 input).
+model; 'onnx' writes <model>_<dtype>.onnx, torch.onnx.export of the model in eval mode (1x3x64x64 input);
+'outliers' writes <model>_<dtype>_outliers.pth, the state dict with a few channels dominating, as in trained
+models: in every block two output channels (seeded) of the 3x3 branch's BN get 20x its scale, so they stand
+out in the fused kernel and in the activations that follow.
 Every dtype of a model holds the same weights: its float32 ones, rounded; num_batches_tracked stays int64.
 """
 
@@ -35,6 +38,16 @@ def write(model, built, dtype, form, out_dir):
         path = os.path.join(out_dir, f'{model}_{dtype}.onnx')
         torch.onnx.export(copy.deepcopy(built).to(getattr(torch, dtype)).eval(), torch.zeros(1, 3, 64, 64), path,
                           input_names=['input'], output_names=['output'], opset_version=13)
+    elif form == 'outliers':
+        path = os.path.join(out_dir, f'{model}_{dtype}_outliers.pth')
+        dominated = copy.deepcopy(built)
+        generator = torch.Generator().manual_seed(7)
+        with torch.no_grad():
+            for name, module in dominated.named_modules():
+                if name.endswith('rbr_dense.bn') and isinstance(module, torch.nn.BatchNorm2d):
+                    channels = torch.randperm(module.num_features, generator=generator)[:2]
+                    module.weight[channels] *= 20
+        torch.save(in_dtype(dominated.state_dict(), getattr(torch, dtype)), path)
     else:
         path = os.path.join(out_dir, f'{model}_{dtype}.pth')
         torch.save(in_dtype(built.state_dict(), getattr(torch, dtype)), path)
