@@ -12,7 +12,7 @@ export const FOLDERS = { core: 'src/core', cli: 'src/cli', extension: 'src/exten
  * @type {Record<Layer, { layers: Layer[]; node: boolean; packages: string[] }>}
  */
 export const ALLOWED = {
-  core: { layers: ['core', 'shared'], node: true, packages: ['onnxruntime-node', '@dagrejs/dagre'] },
+  core: { layers: ['core', 'shared'], node: true, packages: ['onnxruntime-node', '@dagrejs/dagre', 'jpeg-js', 'pngjs'] },
   cli: { layers: ['cli', 'core', 'shared'], node: true, packages: [] },
   extension: { layers: ['extension', 'core', 'shared'], node: true, packages: ['vscode'] },
   shared: { layers: ['shared'], node: false, packages: [] },

@@ -1,17 +1,21 @@
 import { basename } from 'node:path';
+import type { ImageNormalization } from '../../core/quant/calibrationImages';
 import { quantCheck, type Calibration, type QuantCheckResult } from '../../core/quant/quantCheck';
 import { weightsText } from '../../shared/format';
 import { numberFlag, oneFile, parseArgs, qarepvggFrom, UsageError } from '../args';
 
-export const quantizeCheckHelp = `quantize-check FILE [--calib DIR|X.npy] [--calibration minmax|percentile] [--inputs N] [--shape 1,3,224,224]
-                       [--seed S] [--max-error E] [--eps E] [--weights KEY] [--qarepvgg v1|v2] [--timeout SEC] [--json]
+export const quantizeCheckHelp = `quantize-check FILE [--calib DIR|FILE] [--normalize imagenet|unit] [--calibration minmax|percentile] [--inputs N]
+                       [--shape 1,3,224,224] [--seed S] [--max-error E] [--eps E] [--weights KEY] [--qarepvgg v1|v2] [--timeout SEC] [--json]
                        Quantize the deploy form to INT8 (weights int8 per tensor and per channel,
-                       activations uint8 calibrated on the inputs) and run it beside the float deploy
+                       activations uint8 calibrated on the inputs: random, or --calib's .npy arrays and
+                       PNG/JPEG images, scaled and center-cropped to --shape, ImageNet-normalized unless
+                       --normalize unit) and run it beside the float deploy
                        form: the error at every output and, block by block, under INT8, weights only
                        and activations only, with the cause. --max-error E: exit code 1 when an
                        output's error (‖int8 − float‖ / ‖float‖, per-tensor weights) is above E`;
 
 const CALIBRATIONS: readonly Calibration[] = ['minmax', 'percentile'];
+const NORMALIZATIONS: readonly ImageNormalization[] = ['imagenet', 'unit'];
 
 const percent = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(2)} %` : String(x));
 
@@ -40,12 +44,14 @@ export function quantText(result: QuantCheckResult): string[] {
 
 export async function quantizeCheckCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, {
-    valued: ['--calib', '--calibration', '--inputs', '--shape', '--seed', '--max-error', '--eps', '--weights', '--qarepvgg', '--timeout'],
+    valued: ['--calib', '--normalize', '--calibration', '--inputs', '--shape', '--seed', '--max-error', '--eps', '--weights', '--qarepvgg', '--timeout'],
     flags: ['--json'],
   });
   const file = oneFile(args, 'quantize-check');
   const calibration = args.flags.get('--calibration') as Calibration | undefined;
   if (calibration !== undefined && !CALIBRATIONS.includes(calibration)) throw new UsageError(`--calibration must be one of ${CALIBRATIONS.join(', ')}`);
+  const normalize = args.flags.get('--normalize') as ImageNormalization | undefined;
+  if (normalize !== undefined && !NORMALIZATIONS.includes(normalize)) throw new UsageError(`--normalize must be one of ${NORMALIZATIONS.join(', ')}`);
   const shapeText = args.flags.get('--shape');
   const shape = typeof shapeText === 'string' ? shapeText.split(/[,x×]/).map(Number) : undefined;
   if (shape && (shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 1)))
@@ -59,6 +65,7 @@ export async function quantizeCheckCommand(argv: string[], out: (s: string) => v
     const result = await quantCheck(file, {
       calib: args.flags.get('--calib') as string | undefined,
       calibration,
+      imageNormalization: normalize,
       inputs: numberFlag(args, '--inputs', int(1), 'a positive integer'),
       shape,
       seed: numberFlag(args, '--seed', (n) => int(0)(n) && n < 2 ** 32, 'an integer in [0, 4294967295]'),

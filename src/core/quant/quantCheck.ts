@@ -15,6 +15,7 @@ import { NormalRandom } from '../parity/prng';
 import { WorkFolder } from '../parity/workFolder';
 import type { Feed } from '../parity/workerMessages';
 import type { Int8Block, Int8Calibration, Int8Cause, Int8Output, Int8Report } from '../../shared/int8Data';
+import { IMAGE_SUFFIXES, imageInput, type ImageNormalization } from './calibrationImages';
 import { QdqGraph, quantizedActivations, type QuantVariant } from './qdq';
 
 /**
@@ -33,8 +34,13 @@ export interface QuantCheckOptions extends StructureOptions {
   /** [batch, channels, height, width] of each graph input (default 1×C×224×224, 32×32 for block-wise graphs). */
   shape?: readonly number[];
   seed?: number;
-  /** A .npy file, or a folder of them, used instead of random samples (each [N, C, H, W] or [C, H, W]). */
+  /**
+   * A calibration file, or a folder of them, used instead of random samples: .npy arrays ([N, C, H, W] or
+   * [C, H, W]) or PNG/JPEG images, made to fit the input (`shape`'s height and width, 224×224 by default).
+   */
   calib?: string;
+  /** How images become inputs: ImageNet's mean and std (default), or just 0…1 (YOLO). */
+  imageNormalization?: ImageNormalization;
   /** How activation ranges are taken from the calibration inputs (default min/max). */
   calibration?: Calibration;
   eps?: number;
@@ -56,6 +62,7 @@ const OUTLIER_RATIO = 4;
 /** Below this error a block is within what rounding to 8 bits costs any well-spread tensor (≈ 40 dB): nothing to fix. */
 export const NOTABLE_ERROR = 0.02;
 const PERCENTILE = 0.9999;
+const CALIBRATION_SUFFIXES = ['.npy', ...IMAGE_SUFFIXES];
 
 const VARIANTS: Record<string, Omit<QuantVariant, 'activations'> & { activations: boolean }> = {
   int8: { suffix: 'int8', weights: 'per-tensor', activations: true },
@@ -119,26 +126,36 @@ function activationStats(feeds: readonly Feed[], method: Calibration): Activatio
 }
 
 /** The calibration inputs: the user's .npy files, or seeded normal samples of each graph input's shape. */
+/** A calibration file's input: an .npy array ([N, C, H, W] or [C, H, W]) or a PNG/JPEG image made to fit the input. */
+async function fileInput(f: string, input: BuiltGraph['inputs'][number], options: QuantCheckOptions): Promise<Feed> {
+  if (IMAGE_SUFFIXES.some((s) => f.toLowerCase().endsWith(s))) {
+    if (input.channels !== 3) fail(f, `is an RGB image; the model's input has ${input.channels} channels`);
+    const size = options.shape ?? [1, 3, DEFAULTS.size, DEFAULTS.size];
+    return { name: input.name, ...(await imageInput(f, size[2], size[3], options.imageNormalization ?? 'imagenet')) };
+  }
+  const array = await readNpy(f);
+  const dims = array.shape.length === 3 ? [1, ...array.shape] : [...array.shape];
+  if (dims.length !== 4 || dims[1] !== input.channels) {
+    fail(f, `holds an array of shape [${array.shape.join(', ')}]; the model's input takes [N, ${input.channels}, H, W]`);
+  }
+  return { name: input.name, dims, data: Float32Array.from(array.data) };
+}
+
+/** The calibration inputs: the user's .npy arrays or images, or seeded normal samples of each graph input's shape. */
 async function calibrationFeeds(built: BuiltGraph, options: QuantCheckOptions, file: string): Promise<{ samples: Feed[][]; files: string[] }> {
   if (options.calib) {
     if (built.inputs.length !== 1) fail(file, `calibration files fit a graph with one input; this one has ${built.inputs.length} (${built.topology})`);
     const stat = await fs.stat(options.calib).catch(() => fail(options.calib!, 'does not exist'));
+    const usable = (n: string) => [...CALIBRATION_SUFFIXES].some((s) => n.toLowerCase().endsWith(s));
     const files = stat.isDirectory()
       ? (await fs.readdir(options.calib))
-          .filter((n) => n.toLowerCase().endsWith('.npy'))
+          .filter(usable)
           .sort()
           .map((n) => path.join(options.calib!, n))
       : [options.calib];
-    if (files.length === 0) fail(options.calib, 'holds no .npy files');
+    if (files.length === 0) fail(options.calib, `holds no calibration files (${CALIBRATION_SUFFIXES.join(', ')})`);
     const samples: Feed[][] = [];
-    for (const f of files) {
-      const array = await readNpy(f);
-      const dims = array.shape.length === 3 ? [1, ...array.shape] : [...array.shape];
-      if (dims.length !== 4 || dims[1] !== built.inputs[0].channels) {
-        fail(f, `holds an array of shape [${array.shape.join(', ')}]; the model's input takes [N, ${built.inputs[0].channels}, H, W]`);
-      }
-      samples.push([{ name: built.inputs[0].name, dims, data: Float32Array.from(array.data) }]);
-    }
+    for (const f of files) samples.push([await fileInput(f, built.inputs[0], options)]);
     return { samples, files };
   }
   const count = options.inputs ?? DEFAULTS.inputs;

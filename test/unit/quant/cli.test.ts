@@ -1,6 +1,8 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import * as jpeg from 'jpeg-js';
+import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededRandom } from '../fuse/reference';
 import { bundle, ENTRIES, runCli, type Bundle } from '../parity/bundle';
@@ -76,6 +78,25 @@ describe('replens quantize-check', () => {
     expect(r).toMatchObject({ inputs: 3, shape: [1, 3, 32, 32] });
   }, 60_000);
 
+  it('--calib takes PNG and JPEG images too, made to fit --shape', async () => {
+    const photos = path.join(dir, 'photos');
+    await mkdir(photos, { recursive: true });
+    const rand = seededRandom(5);
+    const rgba = (w: number, h: number) => Buffer.from(Uint8Array.from({ length: w * h * 4 }, (_, i) => (i % 4 === 3 ? 255 : Math.floor(256 * rand()))));
+    const png = new PNG({ width: 48, height: 40 });
+    rgba(48, 40).copy(png.data);
+    await writeFile(path.join(photos, 'a.png'), PNG.sync.write(png));
+    await writeFile(path.join(photos, 'b.jpg'), jpeg.encode({ width: 64, height: 32, data: rgba(64, 32) }, 90).data);
+    const { code, stdout } = await replens('quantize-check', TINY, '--calib', photos, '--shape', '1,3,32,32', '--normalize', 'unit', '--json');
+    expect(code).toBe(0);
+    const r = JSON.parse(stdout);
+    expect(r).toMatchObject({ inputs: 2, shape: [1, 3, 32, 32], calibration: { source: 'files', files: ['a.png', 'b.jpg'].map((n) => path.join(photos, n)) } });
+    expect(await replens('quantize-check', TINY, '--calib', photos, '--normalize', 'zscore')).toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--normalize must be one of imagenet, unit/),
+    });
+  }, 60_000);
+
   it('says what is wrong with its arguments and its calibration files', async () => {
     expect(await replens('quantize-check', TINY, '--calibration', 'mean')).toMatchObject({
       code: 2,
@@ -83,7 +104,10 @@ describe('replens quantize-check', () => {
     });
     const empty = path.join(dir, 'empty');
     await mkdir(empty, { recursive: true });
-    expect(await replens('quantize-check', TINY, '--calib', empty)).toMatchObject({ code: 1, stderr: expect.stringMatching(/empty: holds no \.npy files/) });
+    expect(await replens('quantize-check', TINY, '--calib', empty)).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/empty: holds no calibration files \(\.npy, \.png, \.jpg, \.jpeg\)/),
+    });
     const wrong = path.join(dir, 'wrong.npy');
     await writeFile(wrong, npyBytes([1, 4, 8, 8], new Float32Array(4 * 64)));
     expect(await replens('quantize-check', TINY, '--calib', wrong)).toMatchObject({
