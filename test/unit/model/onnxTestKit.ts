@@ -123,35 +123,14 @@ export class GraphBuilder {
 
   /** An initializer holding exactly `values` (float32 unless `dataType` says int64 = 7). */
   constantInitializer(name: string, dims: number[], values: readonly number[], dataType = 1): string {
-    this.initializers.push({
-      name,
-      dims,
-      ...tensorData(values, dataType),
-      floatData: [],
-      int32Data: [],
-      stringData: [],
-      int64Data: [],
-      doubleData: [],
-      uint64Data: [],
-      externalData: [],
-    });
+    this.initializers.push(newOnnxTensor({ name, dims, ...tensorData(values, dataType) }));
     return name;
   }
 
   /** A Constant node holding `values` (float32 unless `dataType` says int64 = 7). */
   constant(dims: number[], values: readonly number[], dataType = 1, name?: string): string {
     const output = this.fresh('const_out');
-    const t = {
-      dims,
-      ...tensorData(values, dataType),
-      floatData: [],
-      int32Data: [],
-      stringData: [],
-      int64Data: [],
-      doubleData: [],
-      uint64Data: [],
-      externalData: [],
-    };
+    const t = newOnnxTensor({ dims, ...tensorData(values, dataType) });
     this.nodes.push({
       opType: 'Constant',
       input: [],

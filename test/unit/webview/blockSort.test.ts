@@ -1,23 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { BlockReport } from '../../../src/shared/reportData';
 import { isBlockSort, nextSort, sortBlocks } from '../../../webview/reportModel/blockSort';
+import { plainBlock } from './sampleReport';
 
 function block(name: string, maxRel?: number, paramsBefore = 100, cosine = 1): BlockReport {
-  return {
-    name,
-    stage: 's',
-    inChannels: 1,
-    outChannels: 1,
-    kernel: 3,
-    stride: 1,
-    strideInferred: false,
-    groups: 1,
-    branches: [],
-    paramsBefore,
-    paramsAfter: 10,
-    parity: maxRel === undefined ? undefined : { maxAbs: maxRel * 2, maxRel, cosine, pass: true },
-    warnings: [],
-  };
+  return plainBlock(name, { paramsBefore, paramsAfter: 10, parity: maxRel === undefined ? undefined : { maxAbs: maxRel * 2, maxRel, cosine, pass: true } });
 }
 
 const names = (bs: BlockReport[]) => bs.map((b) => b.name);

@@ -2,25 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { BlockReport, KernelStats } from '../../../src/shared/reportData';
 import { sparklinePaths } from '../../../webview/reportModel/chartGeometry';
 import { OUTLIER_THRESHOLD, quantRows, sparkline } from '../../../webview/reportModel/quantization';
-import { smallSample } from './sampleReport';
+import { plainBlock, smallSample } from './sampleReport';
 
-function withStats(name: string, kernelStats?: KernelStats): BlockReport {
-  return {
-    name,
-    stage: 's',
-    inChannels: 1,
-    outChannels: 1,
-    kernel: 3,
-    stride: 1,
-    strideInferred: false,
-    groups: 1,
-    branches: [],
-    paramsBefore: 1,
-    paramsAfter: 1,
-    kernelStats,
-    warnings: [],
-  };
-}
+const withStats = (name: string, kernelStats?: KernelStats): BlockReport => plainBlock(name, { kernelStats });
 const stats = (outlierRatio: number): KernelStats => ({ channelMaxAbs: [1, 1, outlierRatio], outlierRatio, maxAbs: outlierRatio });
 
 describe('quantization view', () => {

@@ -246,3 +246,22 @@ export function smallSample(): ReportData {
 export function largeSample(): ReportData {
   return sampleReport({ stages: [1, 60, 200, 320, 60], widths: [64, 64, 128, 256, 256], seed: 7, failing: [10, 400], outliers: [3, 50, 333, 500] });
 }
+
+/** A 1→1-channel 3×3 block named `name`, with whatever else a test sets. */
+export function plainBlock(name: string, fields: Partial<BlockReport> = {}): BlockReport {
+  return {
+    name,
+    stage: 's',
+    inChannels: 1,
+    outChannels: 1,
+    kernel: 3,
+    stride: 1,
+    strideInferred: false,
+    groups: 1,
+    branches: [],
+    paramsBefore: 1,
+    paramsAfter: 1,
+    warnings: [],
+    ...fields,
+  };
+}
