@@ -1,10 +1,10 @@
 import { basename } from 'node:path';
-import { convertFile, type ConvertResult, type OutputFormat } from '../../core/convert/convert';
+import { convertFile, type ConvertOptions, type ConvertResult, type OutputFormat } from '../../core/convert/convert';
 import type { LoadNote } from '../../shared/reportData';
 import type { DType } from '../../core/formats/tensor';
-import { compareModels } from '../../core/parity/parity';
+import { compareModels, type ParityOptions } from '../../core/parity/parity';
 import { formatBytes, weightsText } from '../../shared/format';
-import { oneFile, parseArgs, qarepvggFrom, UsageError } from '../args';
+import { numberFlag, oneFile, parseArgs, qarepvggFrom, UsageError, type ParsedArgs } from '../args';
 import { PARITY_VALUED, parityOptionsFrom, parityText, progressLine } from './parity';
 
 export const convertHelp = `convert IN [-o OUT] [--format pth|safetensors|onnx] [--dtype float32|float16|bfloat16|float64]
@@ -42,6 +42,28 @@ function convertedText(result: ConvertResult): string[] {
   ];
 }
 
+/** The conversion's options from the command line, checked; the parity options when --parity asks for a check. */
+function convertOptionsFrom(args: ParsedArgs): { options: ConvertOptions; parity?: ParityOptions } {
+  const format = args.flags.get('--format') as OutputFormat | undefined;
+  if (format !== undefined && !FORMATS.includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}`);
+  const dtype = args.flags.get('--dtype') as DType | undefined;
+  if (dtype !== undefined && !DTYPES.includes(dtype)) throw new UsageError(`--dtype must be one of ${DTYPES.join(', ')}`);
+  const parity = args.flags.has('--parity') ? parityOptionsFrom(args) : undefined;
+  if (!parity && PARITY_VALUED.some((f) => args.flags.has(f))) throw new UsageError(`${PARITY_VALUED.find((f) => args.flags.has(f))} needs --parity`);
+  const options: ConvertOptions = {
+    output: args.flags.get('--output') as string | undefined,
+    format,
+    dtype,
+    eps: numberFlag(args, '--eps', (n) => n >= 0 && Number.isFinite(n), 'a non-negative number'),
+    weights: args.flags.get('--weights') as string | undefined,
+    qarepvgg: qarepvggFrom(args),
+    force: args.flags.has('--force'),
+    keepPrefix: args.flags.has('--keep-prefix'),
+    stateDict: args.flags.has('--state-dict'),
+  };
+  return { options, parity };
+}
+
 export async function convertCommand(argv: string[], out: (s: string) => void): Promise<number> {
   const args = parseArgs(argv, {
     valued: ['--output', '--format', '--dtype', '--eps', '--weights', '--qarepvgg', ...PARITY_VALUED],
@@ -49,44 +71,18 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
     aliases: { '-o': '--output', '-f': '--force' },
   });
   const input = oneFile(args, 'convert');
-  const format = args.flags.get('--format') as OutputFormat | undefined;
-  if (format !== undefined && !FORMATS.includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}`);
-  const dtype = args.flags.get('--dtype') as DType | undefined;
-  if (dtype !== undefined && !DTYPES.includes(dtype)) throw new UsageError(`--dtype must be one of ${DTYPES.join(', ')}`);
-  const epsText = args.flags.get('--eps') as string | undefined;
-  const eps = epsText === undefined ? undefined : Number(epsText);
-  if (eps !== undefined && !(eps >= 0 && Number.isFinite(eps))) throw new UsageError('--eps must be a non-negative number');
+  const { options, parity } = convertOptionsFrom(args);
   const json = args.flags.has('--json');
-  const weights = args.flags.get('--weights') as string | undefined;
-  const qarepvgg = qarepvggFrom(args);
-  const parity = args.flags.has('--parity') ? parityOptionsFrom(args) : undefined;
-  if (!parity && PARITY_VALUED.some((f) => args.flags.has(f))) throw new UsageError(`${PARITY_VALUED.find((f) => args.flags.has(f))} needs --parity`);
-
   const controller = new AbortController();
   const cancel = () => controller.abort();
   process.once('SIGINT', cancel);
   try {
-    const output = args.flags.get('--output') as string | undefined;
-    const force = args.flags.has('--force');
     const interactive = !json && process.stderr.isTTY;
     const onProgress = interactive
       ? (done: number, total: number, block: { name: string }) => process.stderr.write(`\r[${done}/${total}] ${block.name}\x1b[K`)
       : undefined;
-    const result = await convertFile(input, {
-      output,
-      format,
-      dtype,
-      eps,
-      weights,
-      qarepvgg,
-      force,
-      keepPrefix: args.flags.has('--keep-prefix'),
-      stateDict: args.flags.has('--state-dict'),
-      signal: controller.signal,
-      onProgress,
-    });
+    const result = await convertFile(input, { ...options, signal: controller.signal, onProgress });
     if (interactive) process.stderr.write('\r\x1b[K');
-    const written = result.output;
     const summary = { ...result, droppedPrefix: result.droppedPrefix ?? null, module: result.module ?? null, weights: result.weights ?? null };
     if (!json) out(convertedText(result).join('\n'));
     if (!parity) {
@@ -94,10 +90,18 @@ export async function convertCommand(argv: string[], out: (s: string) => void): 
       return 0;
     }
     // The written file against the input, as a user would load them: the same eps as the fusion.
-    const check = await compareModels(input, written, { ...parity, eps, weights, qarepvgg, signal: controller.signal, onProgress: progressLine(interactive) });
+    const { eps, weights, qarepvgg } = options;
+    const check = await compareModels(input, result.output, {
+      ...parity,
+      eps,
+      weights,
+      qarepvgg,
+      signal: controller.signal,
+      onProgress: progressLine(interactive),
+    });
     if (interactive) process.stderr.write('\r\x1b[K');
     if (json) out(JSON.stringify({ ...summary, parity: check }, null, 2));
-    else out(['', ...parityText(check, `${basename(input)} vs ${basename(written)}`)].join('\n'));
+    else out(['', ...parityText(check, `${basename(input)} vs ${basename(result.output)}`)].join('\n'));
     return check.pass ? 0 : 1;
   } finally {
     process.off('SIGINT', cancel);

@@ -137,6 +137,22 @@ export interface KnownName {
   source: FamilySource;
 }
 
+/** One summand of a block's sum as a branch: a conv (with its BN if it has one), a BN or bare identity, or an AvgPool. */
+function branchOf(ix: GraphIndex, t: Match['terms'][number], facts: ReturnType<typeof factsOf>, pathOf: (node: number) => string): Branch {
+  if (t.kind === 'bare') return { role: 'identity', module: t.input, withoutBn: true };
+  if (t.kind === 'bn') return { role: 'identity', module: pathOf(t.bn), bn: bnNames(ix, t.bn) };
+  if (t.kind === 'pool') {
+    const pool = facts.pools.find((p) => p.node === t.pool)!;
+    return { role: 'avgPool', module: scopePath(ix.node(t.pool).name) || ix.label(t.pool), poolKernel: pool.kernel[0], withoutBn: true };
+  }
+  const f = facts.convs.find((c) => c.node === t.conv)!;
+  const role: BranchRole = f.kernel[0] === 1 && facts.k > 1 ? 'oneByOne' : 'dense';
+  const branch: Branch = { role, module: pathOf(t.conv), convWeight: f.weight.name, convBias: f.bias?.name, weightShape: f.weight.shape };
+  if (t.bn !== undefined) branch.bn = bnNames(ix, t.bn);
+  else branch.withoutBn = true;
+  return branch;
+}
+
 export function trainBlock(ix: GraphIndex, m: Match, naming: Naming, order: ReadonlyMap<string, number>, known?: KnownName): OnnxBlock {
   const facts = factsOf(ix, m);
   const { ref, k } = facts;
@@ -146,25 +162,8 @@ export function trainBlock(ix: GraphIndex, m: Match, naming: Naming, order: Read
   const scopeNode = m.root ?? m.sums[0];
   const name = found?.name ?? claim(naming, (scopeNode === undefined ? '' : scopePath(ix.node(scopeNode).name)) || undefined) ?? numbered(naming);
 
-  const branches: Branch[] = [];
   const pathOf = (i: number) => (found ? modulePath(ix, i, found.source) : '') || ix.label(i);
-  for (const t of m.terms) {
-    if (t.kind === 'bare') {
-      branches.push({ role: 'identity', module: t.input, withoutBn: true });
-    } else if (t.kind === 'bn') {
-      branches.push({ role: 'identity', module: pathOf(t.bn), bn: bnNames(ix, t.bn) });
-    } else if (t.kind === 'pool') {
-      const pool = facts.pools.find((p) => p.node === t.pool)!;
-      branches.push({ role: 'avgPool', module: scopePath(ix.node(t.pool).name) || ix.label(t.pool), poolKernel: pool.kernel[0], withoutBn: true });
-    } else {
-      const f = facts.convs.find((c) => c.node === t.conv)!;
-      const role: BranchRole = f.kernel[0] === 1 && k > 1 ? 'oneByOne' : 'dense';
-      const branch: Branch = { role, module: pathOf(t.conv), convWeight: f.weight.name, convBias: f.bias?.name, weightShape: f.weight.shape };
-      if (t.bn !== undefined) branch.bn = bnNames(ix, t.bn);
-      else branch.withoutBn = true;
-      branches.push(branch);
-    }
-  }
+  const branches = m.terms.map((t) => branchOf(ix, t, facts, pathOf));
   branches.sort((a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role]);
   const postBn = m.postBn === undefined ? undefined : bnNames(ix, m.postBn);
 

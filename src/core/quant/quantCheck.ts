@@ -8,6 +8,7 @@ import type { Topology } from '../graph/topology';
 import { buildStructure, type StructureOptions } from '../model/buildStructure';
 import { allBlocks } from '../model/structure';
 import { runInChild, type ChildOptions } from '../parity/child';
+import type { Metrics } from '../parity/compare';
 import { ParityError } from '../parity/errors';
 import { readNpy } from '../parity/npy';
 import { DEFAULTS } from '../parity/options';
@@ -196,21 +197,24 @@ export function diagnose(block: Omit<Int8Block, 'cause' | 'advice' | 'name'>): {
   return { cause: 'activation range', advice: `${who}: consider QARepVGG-style training or keeping this block in FP16` };
 }
 
-/**
- * Quantizes the deploy form of `file` (a PyTorch or safetensors checkpoint) to INT8, calibrated on the
- * inputs, and measures what it costs per output and per block.
- */
-export async function quantCheck(file: string, options: QuantCheckOptions = {}): Promise<QuantCheckResult> {
-  const method = options.calibration ?? 'minmax';
+type Outlier = { channel: number; ratio: number } | null;
+type VariantKey = keyof typeof VARIANTS;
+/** One comparison in the INT8 run: a float tensor and its quantized copy, for a block or for a model output. */
+type QuantPair = { reference: string; candidate: string; block?: string; variant: VariantKey };
+
+/** The deploy form of a checkpoint as a float graph held in memory, with each block's weight outlier (by shown name). */
+async function deployGraph(
+  file: string,
+  options: QuantCheckOptions,
+): Promise<{ built: BuiltGraph; weightOutliers: Map<string, Outlier>; weights?: WeightsChoice }> {
   const model = await openModelFile(file, { weights: options.weights });
-  let built: BuiltGraph;
-  const weightOutliers = new Map<string, { channel: number; ratio: number } | null>();
+  const weightOutliers = new Map<string, Outlier>();
   try {
     if (model.format === 'onnx') fail(file, 'quantize-check reads PyTorch and safetensors checkpoints; check the checkpoint this ONNX model came from');
     const structure = buildStructure(model, options);
     if (allBlocks(structure).length === 0) fail(file, 'no re-parameterizable blocks found');
     const displayName = blockNamer(model);
-    built = await buildGraph(model, structure, {
+    const built = await buildGraph(model, structure, {
       form: 'deploy',
       eps: options.eps,
       onBlockKernel: (block, kernel, outChannels) => {
@@ -223,52 +227,118 @@ export async function quantCheck(file: string, options: QuantCheckOptions = {}):
         weightOutliers.set(displayName(block.name), channelOutlier(maxAbs));
       },
     });
+    return { built, weightOutliers, ...(model.weights ? { weights: model.weights } : {}) };
   } finally {
     await model.close();
   }
-  const float = built.model;
-  const graph = float.graph!;
+}
+
+/** Runs the float graph (at `floatModel`, every quantized activation an output) on every input, and takes each activation's range. */
+async function calibrate(
+  floatModel: string,
+  activations: readonly string[],
+  samples: Feed[][],
+  method: Calibration,
+  child: ChildOptions,
+): Promise<Map<string, ActivationStats>> {
+  const seen = new Map<string, Feed[]>();
+  for (const sample of samples) {
+    const reply = await runInChild(
+      { type: 'infer', model: { label: `${child.subject} (deploy form)`, source: { path: floatModel } }, feeds: sample, optimization: 'disabled' },
+      child,
+    );
+    for (const out of reply.outputs) if (activations.includes(out.name)) seen.set(out.name, [...(seen.get(out.name) ?? []), out]);
+  }
+  return new Map([...seen].map(([name, feeds]) => [name, activationStats(feeds, method)]));
+}
+
+/** Every block quantized alone on its float input, each way, and the whole model with both weight schemes, beside the float graph. */
+function quantizedCopies(built: BuiltGraph, stats: ReadonlyMap<string, ActivationStats>): { qdq: QdqGraph; pairs: QuantPair[] } {
+  const graph = built.model.graph!;
+  const qdq = new QdqGraph(built.model);
+  const pairs: QuantPair[] = [];
+  const variant = (key: VariantKey): QuantVariant => ({ ...VARIANTS[key], activations: VARIANTS[key].activations ? stats : undefined });
+  for (const block of built.blocks) {
+    const nodes = blockNodes(graph, block);
+    for (const key of Object.keys(VARIANTS) as VariantKey[]) {
+      const copy = qdq.copy(nodes, variant(key));
+      pairs.push({ reference: block, candidate: copy.get(block)!, block, variant: key });
+    }
+  }
+  for (const key of ['int8', 'int8PerChannel'] as const) {
+    const copy = qdq.copy(graph.node, { ...variant(key), suffix: `model-${VARIANTS[key].suffix}` });
+    for (const out of built.outputs) pairs.push({ reference: out, candidate: copy.get(out)!, variant: key });
+  }
+  qdq.expose(pairs.map((p) => p.candidate));
+  return { qdq, pairs };
+}
+
+/** Each block's numbers, worst first, and each output's, both weight schemes, from the run's metrics in `pairs` order. */
+function findings(
+  built: BuiltGraph,
+  pairs: readonly QuantPair[],
+  metrics: readonly Metrics[],
+  stats: ReadonlyMap<string, ActivationStats>,
+  weightOutliers: ReadonlyMap<string, Outlier>,
+): { blocks: Int8Block[]; outputs: Int8Output[] } {
+  const graph = built.model.graph!;
+  const metric = (key: VariantKey, match: (p: QuantPair) => boolean) => metrics[pairs.findIndex((p) => p.variant === key && match(p))];
+  const ofBlock = (name: string, key: VariantKey) => metric(key, (p) => p.block === name).relError;
+  const blocks = built.blocks.map((name): Int8Block => {
+    const input = blockNodes(graph, name)
+      .map((n) => n.input[0])
+      .find((x) => stats.has(x));
+    const numbers = {
+      int8Error: ofBlock(name, 'int8'),
+      weightError: ofBlock(name, 'weights'),
+      activationError: ofBlock(name, 'activations'),
+      perChannel: { int8Error: ofBlock(name, 'int8PerChannel'), weightError: ofBlock(name, 'weightsPerChannel') },
+      activationOutlier: input ? channelOutlier(stats.get(input)!.channelMaxAbs) : null,
+      weightOutlier: weightOutliers.get(name) ?? null,
+    };
+    return { name, ...numbers, ...diagnose(numbers) };
+  });
+  blocks.sort((a, b) => b.int8Error - a.int8Error);
+  const outputs = (['int8', 'int8PerChannel'] as const).flatMap((key) =>
+    built.outputs.map((name): Int8Output => {
+      const m = metric(key, (p) => p.block === undefined && p.reference === name);
+      return {
+        name,
+        weights: VARIANTS[key].weights!,
+        relError: m.relError,
+        maxAbs: m.maxAbs,
+        meanAbs: m.meanAbs,
+        cosine: m.cosine,
+        top1Agreement: m.top1Agreement,
+      };
+    }),
+  );
+  return { blocks, outputs };
+}
+
+/**
+ * Quantizes the deploy form of `file` (a PyTorch or safetensors checkpoint) to INT8, calibrated on the
+ * inputs, and measures what it costs per output and per block.
+ */
+export async function quantCheck(file: string, options: QuantCheckOptions = {}): Promise<QuantCheckResult> {
+  const method = options.calibration ?? 'minmax';
+  const { built, weightOutliers, weights } = await deployGraph(file, options);
   const { samples, files } = await calibrationFeeds(built, options, file);
-  const activations = quantizedActivations(graph);
+  const activations = quantizedActivations(built.model.graph!);
   const folder = await WorkFolder.create(file);
   try {
     const child: ChildOptions = { subject: file, workerPath: options.workerPath, timeoutSeconds: options.timeoutSeconds, signal: options.signal };
-    // Calibration: the float deploy form on every input, with each quantized activation as an output.
-    const calibrated = new QdqGraph(float);
-    calibrated.expose(activations);
-    const calibrationPath = await folder.write('calibration', calibrated.model);
-    const seen = new Map<string, Feed[]>();
-    for (const sample of samples) {
-      const reply = await runInChild(
-        { type: 'infer', model: { label: `${file} (deploy form)`, source: { path: calibrationPath } }, feeds: sample, optimization: 'disabled' },
-        child,
-      );
-      for (const out of reply.outputs) if (activations.includes(out.name)) seen.set(out.name, [...(seen.get(out.name) ?? []), out]);
-    }
-    const stats = new Map([...seen].map(([name, feeds]) => [name, activationStats(feeds, method)]));
-
-    // Every block quantized alone on its float input, each way; then the whole model, both weight schemes.
-    const qdq = new QdqGraph(float);
-    const pairs: { reference: string; candidate: string; block?: string; variant: string }[] = [];
-    const variant = (key: keyof typeof VARIANTS): QuantVariant => ({ ...VARIANTS[key], activations: VARIANTS[key].activations ? stats : undefined });
-    for (const block of built.blocks) {
-      const nodes = blockNodes(graph, block);
-      for (const key of Object.keys(VARIANTS) as (keyof typeof VARIANTS)[]) {
-        const copy = qdq.copy(nodes, variant(key));
-        pairs.push({ reference: block, candidate: copy.get(block)!, block, variant: key });
-      }
-    }
-    for (const key of ['int8', 'int8PerChannel'] as const) {
-      const copy = qdq.copy(graph.node, { ...variant(key), suffix: `model-${VARIANTS[key].suffix}` });
-      for (const out of built.outputs) pairs.push({ reference: out, candidate: copy.get(out)!, variant: key });
-    }
-    qdq.expose(pairs.map((p) => p.candidate));
-    const candidatePath = await folder.write('int8', qdq.model);
+    // The float deploy form, with each quantized activation as an output: calibrated on, and the reference.
+    const float = new QdqGraph(built.model);
+    float.expose(activations);
+    const floatPath = await folder.write('calibration', float.model);
+    const stats = await calibrate(floatPath, activations, samples, method, child);
+    const { qdq, pairs } = quantizedCopies(built, stats);
     const reply = await runInChild(
       {
         type: 'parity',
-        reference: { label: `${file} (deploy form)`, source: { path: calibrationPath } },
-        candidate: { label: `${file} (INT8)`, source: { path: candidatePath } },
+        reference: { label: `${file} (deploy form)`, source: { path: floatPath } },
+        candidate: { label: `${file} (INT8)`, source: { path: await folder.write('int8', qdq.model) } },
         samples,
         inputMap: Object.fromEntries(built.inputs.map((i) => [i.name, i.name])),
         pairs: pairs.map(({ reference, candidate }) => ({ reference, candidate })),
@@ -277,47 +347,14 @@ export async function quantCheck(file: string, options: QuantCheckOptions = {}):
       },
       child,
     );
-    const metric = (block: string | undefined, key: string, out?: string) =>
-      reply.metrics[pairs.findIndex((p) => p.variant === key && (block !== undefined ? p.block === block : p.reference === out))];
-
-    const blocks = built.blocks.map((name): Int8Block => {
-      const input = blockNodes(graph, name)
-        .map((n) => n.input[0])
-        .find((x) => stats.has(x));
-      const numbers = {
-        int8Error: metric(name, 'int8').relError,
-        weightError: metric(name, 'weights').relError,
-        activationError: metric(name, 'activations').relError,
-        perChannel: { int8Error: metric(name, 'int8PerChannel').relError, weightError: metric(name, 'weightsPerChannel').relError },
-        activationOutlier: input ? channelOutlier(stats.get(input)!.channelMaxAbs) : null,
-        weightOutlier: weightOutliers.get(name) ?? null,
-      };
-      return { name, ...numbers, ...diagnose(numbers) };
-    });
-    blocks.sort((a, b) => b.int8Error - a.int8Error);
-    const outputs = (['int8', 'int8PerChannel'] as const).flatMap((key) =>
-      built.outputs.map((name): Int8Output => {
-        const m = metric(undefined, key, name);
-        return {
-          name,
-          weights: VARIANTS[key].weights!,
-          relError: m.relError,
-          maxAbs: m.maxAbs,
-          meanAbs: m.meanAbs,
-          cosine: m.cosine,
-          top1Agreement: m.top1Agreement,
-        };
-      }),
-    );
     return {
       file,
       topology: built.topology,
       inputs: samples.length,
       shape: samples[0][0].dims,
       calibration: { source: files.length > 0 ? 'files' : 'random', method, files },
-      blocks,
-      outputs,
-      ...(model.weights ? { weights: model.weights } : {}),
+      ...findings(built, pairs, reply.metrics, stats, weightOutliers),
+      ...(weights ? { weights } : {}),
       notes: built.notes,
     };
   } finally {
