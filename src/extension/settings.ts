@@ -1,4 +1,6 @@
+import * as path from 'node:path';
 import * as vscode from 'vscode';
+import type { ImageNormalization } from '../core/quant/calibrationImages';
 import type { OutputFormat } from '../core/convert/convert';
 import { DEFAULT_OUTPUT_NAME } from '../core/convert/convert';
 
@@ -26,4 +28,15 @@ export function paritySettings(): { inputs: number; atol?: number; rtol?: number
 
 export function parityAfterConvert(): boolean {
   return vscode.workspace.getConfiguration('replens.parity').get<boolean>('afterConvert', true);
+}
+
+/** The INT8 tab's calibration inputs (replens.int8.*): a folder or file of arrays and images, resolved against the model's folder, or none (random inputs). */
+export function int8Settings(model: string): { calib?: string; imageNormalization: ImageNormalization } {
+  const config = vscode.workspace.getConfiguration('replens.int8');
+  const calibration = config.get<string>('calibration', '').trim();
+  const normalize = config.get<string>('normalize', 'imagenet');
+  return {
+    ...(calibration ? { calib: path.resolve(path.dirname(model), calibration) } : {}),
+    imageNormalization: normalize === 'unit' ? 'unit' : 'imagenet',
+  };
 }

@@ -2,10 +2,10 @@ import * as vscode from 'vscode';
 import { quantCheck } from '../../core/quant/quantCheck';
 import type { Int8Report } from '../../shared/int8Data';
 import { log } from '../log';
-import { paritySettings } from '../settings';
+import { int8Settings, paritySettings } from '../settings';
 import { chosenWeights } from '../weightsChoice';
 
-/** The INT8 tab's measurement of `input`, on as many seeded inputs as a parity check uses. */
+/** The INT8 tab's measurement of `input`: on the calibration inputs the settings name, else on as many seeded inputs as a parity check uses. */
 export async function measureInt8(extensionUri: vscode.Uri, input: string): Promise<Int8Report> {
   const started = Date.now();
   const {
@@ -16,6 +16,7 @@ export async function measureInt8(extensionUri: vscode.Uri, input: string): Prom
     ...report
   } = await quantCheck(input, {
     inputs: paritySettings().inputs,
+    ...int8Settings(input),
     weights: chosenWeights(input),
     workerPath: vscode.Uri.joinPath(extensionUri, 'dist', 'parityWorker.js').fsPath,
   });

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { vi } from 'vitest';
 
 /**
@@ -9,6 +10,9 @@ class Uri {
   constructor(readonly fsPath: string) {}
   static file(fsPath: string) {
     return new Uri(fsPath);
+  }
+  static joinPath(base: Uri, ...parts: string[]) {
+    return new Uri(path.join(base.fsPath, ...parts));
   }
 }
 const answer = () => Promise.resolve(undefined);
