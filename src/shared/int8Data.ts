@@ -28,6 +28,8 @@ export interface Int8Output {
   weights: 'per-tensor' | 'per-channel';
   relError: number;
   maxAbs: number;
+  /** As parity measures it: the largest |int8 − float| over |float|, with parity's floor for values near zero. */
+  maxRel: number;
   meanAbs: number;
   cosine: number;
   /** For a classifier's logits: the fraction of inputs whose top class is unchanged. */

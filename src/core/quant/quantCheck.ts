@@ -307,6 +307,7 @@ function findings(
         weights: VARIANTS[key].weights!,
         relError: m.relError,
         maxAbs: m.maxAbs,
+        maxRel: m.maxRel,
         meanAbs: m.meanAbs,
         cosine: m.cosine,
         top1Agreement: m.top1Agreement,

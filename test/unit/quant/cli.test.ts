@@ -51,7 +51,7 @@ describe('replens quantize-check', () => {
       'cause',
       'advice',
     ]);
-    expect(Object.keys(r.outputs[0])).toEqual(['name', 'weights', 'relError', 'maxAbs', 'meanAbs', 'cosine', 'top1Agreement']);
+    expect(Object.keys(r.outputs[0])).toEqual(['name', 'weights', 'relError', 'maxAbs', 'maxRel', 'meanAbs', 'cosine', 'top1Agreement']);
     const error = r.outputs.find((o: { weights: string }) => o.weights === 'per-tensor').relError;
     expect((await replens('quantize-check', TINY, ...SMALL, '--max-error', String(error * 1.01))).code).toBe(0);
     expect((await replens('quantize-check', TINY, ...SMALL, '--max-error', String(error * 0.99))).code).toBe(1);
