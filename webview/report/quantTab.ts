@@ -82,8 +82,8 @@ export class QuantTab {
         'p',
         { 'data-testid': 'quant-summary' },
         flagged
-          ? `${flagged} of ${rows.length} fused kernels have outlier channels (ratio > ${OUTLIER_THRESHOLD}).`
-          : `No fused kernel has a channel above ${OUTLIER_THRESHOLD}× the median: per-tensor INT8 should be safe.`,
+          ? `${flagged} of ${rows.length} fused kernels have outlier channels (ratio > ${OUTLIER_THRESHOLD}); the INT8 tab measures what that costs.`
+          : `No fused kernel has a channel above ${OUTLIER_THRESHOLD}× the median. What INT8 costs each block, measured, is in the INT8 tab.`,
       ),
       fixedTable(
         columns,
