@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertFile } from '../../src/core/convert/convert';
+import { openModelFile } from '../../src/core/formats/openModelFile';
 import { compareModels } from '../../src/core/parity/parity';
 import { bundle, type Bundle } from '../unit/parity/bundle';
 
@@ -261,6 +262,27 @@ describe('parity of a real-size deploy file', () => {
     },
     300_000,
   );
+
+  it("RepVGG-A0 float32 → ONNX (convert --format onnx): every fused initializer is bit for bit the .pth's, which matches PyTorch's float64 fusion", async () => {
+    const i = indexOf('repvgg_a0', 'float32', 'pth');
+    const blocks = checked(i).blocks;
+    const { train, deploy } = files[i];
+    const exported = await convertFile(train, { output: deploy.replace(/\.pth$/, '.onnx'), format: 'onnx' });
+    expect({ fused: exported.blocksFused, topology: exported.built?.topology }).toEqual({ fused: blocks, topology: 'classifier' });
+    const [onnx, pth] = await Promise.all([openModelFile(exported.output), openModelFile(deploy)]);
+    try {
+      const fromPth = new Map(pth.tensors.map((t) => [t.name, t]));
+      const fused = onnx.tensors.filter((t) => t.name.includes('.rbr_reparam.'));
+      expect(fused).toHaveLength(2 * blocks);
+      for (const t of fused) {
+        const want = fromPth.get(t.name)!;
+        expect({ name: t.name, dtype: t.dtype, shape: t.shape }).toEqual({ name: want.name, dtype: want.dtype, shape: want.shape });
+        expect(Buffer.compare(Buffer.from(await t.readBytes()), Buffer.from(await want.readBytes())), t.name).toBe(0);
+      }
+    } finally {
+      await Promise.all([onnx.close(), pth.close()]);
+    }
+  }, 300_000);
 
   it('compareModels(train, deploy) passes for RepVGG-A0 float32 → .pth, block by block', async () => {
     const i = indexOf('repvgg_a0', 'float32', 'pth');
