@@ -1,11 +1,12 @@
 import type { BufferPool } from '../formats/bufferPool';
 import type { ModelFile } from '../formats/modelFile';
+import { piecesOf, PIECE_BYTES } from '../formats/byteReader';
 import { encodeFromFloat64 } from '../formats/encode';
-import { isFloatDType, type DType, type Tensor } from '../formats/tensor';
+import { decodeToFloat64, DTYPE_BYTES, isFloatDType, type DType, type Tensor } from '../formats/tensor';
 import { familyById } from '../model/families';
 import { joinPath } from '../model/moduleIndex';
 import type { Block, ModelStructure } from '../model/structure';
-import { fuseBlockEncoded, type EncodedFusedBlock, type FuseOptions } from '../fuse/fuseBlock';
+import { fuseBlockInPieces, type EncodedFusedPieces, type EncodeTarget, type FuseOptions } from '../fuse/fuseBlock';
 import { cancelledError } from '../writers/atomicFile';
 import type { OutputTensor } from '../writers/outputTensor';
 
@@ -34,9 +35,18 @@ function commonDataParallelPrefix(names: readonly string[]): string | undefined 
   return names.length > 0 && names.every((n) => n.startsWith('module.')) ? 'module.' : undefined;
 }
 
+/** A tensor written as it is, or in another dtype, streamed in pieces. */
 function renamed(tensor: Tensor, name: string, dtype: DType, pool?: BufferPool): OutputTensor {
-  if (dtype === tensor.dtype) return { name, dtype, shape: tensor.shape, bytes: () => tensor.readBytes(), release: (bytes) => pool?.give(bytes) };
-  return { name, dtype, shape: tensor.shape, bytes: async () => encodeFromFloat64(dtype, await tensor.toFloat64()) };
+  const pieces = () => piecesOf(tensor.reader(), tensor.byteLength, DTYPE_BYTES[tensor.dtype]);
+  if (dtype === tensor.dtype) return { name, dtype, shape: tensor.shape, bytes: async () => pieces(), release: (bytes) => pool?.give(bytes) };
+  async function* converted(): AsyncGenerator<Uint8Array> {
+    for await (const piece of pieces()) {
+      const values = decodeToFloat64(tensor.dtype, piece);
+      pool?.give(piece);
+      yield encodeFromFloat64(dtype, values);
+    }
+  }
+  return { name, dtype, shape: tensor.shape, bytes: async () => converted() };
 }
 
 /**
@@ -114,10 +124,17 @@ function fusedTensors(block: Block, byName: Map<string, Tensor>, options: PlanOp
   const deployModule = joinPath(block.name, familyById(block.family).deploy);
   const k = block.kernel;
   const inPerGroup = block.inChannels / block.groups;
-  // Weight and bias are written one after the other: fuse once, hand the bias over, forget both.
-  let pending: Promise<EncodedFusedBlock> | undefined;
+  // Weight and bias are written one after the other: fuse once, stream the weight, hand the bias over, forget both.
+  let pending: Promise<EncodedFusedPieces> | undefined;
   const heardCancel = () => {
     if (options.signal?.aborted) throw cancelledError('(output)');
+  };
+  const pool = options.pool;
+  const target: EncodeTarget = {
+    allocate: (length) => pool?.take(length) ?? new Uint8Array(length),
+    // Only the pool's own buffers were read for this block alone; any other array may be shared.
+    mayOverwrite: (values) => pool?.owns(values) ?? false,
+    release: (values) => pool?.give(values),
   };
   const fuse = async () => {
     heardCancel();
@@ -127,30 +144,27 @@ function fusedTensors(block: Block, byName: Map<string, Tensor>, options: PlanOp
       loaded.push(values);
       return values;
     };
-    const pool = options.pool;
-    const allocate = (length: number) => pool?.take(length) ?? new Uint8Array(length);
-    // Only the pool's own buffers were read for this block alone; any other array may be shared.
-    const fused = await fuseBlockEncoded(
-      block,
-      load,
-      dtype,
-      { ...options, postBn: postBnInDeploy(block) },
-      { allocate, mayOverwrite: (values) => pool?.owns(values) ?? false },
-    );
-    // The branch tensors are dead once fused, except one that now holds the fused weight (released once written).
-    for (const values of loaded) if (values.buffer !== fused.weight.buffer) pool?.give(values);
-    heardCancel();
-    options.onBlock?.(block);
+    const kernels = (name: string) => byName.get(name)!.valueReader();
+    const fused = await fuseBlockInPieces(block, load, kernels, dtype, PIECE_BYTES, { ...options, postBn: postBnInDeploy(block) }, target);
+    // The per-channel tensors are dead once folded into the block's terms.
+    for (const values of loaded) pool?.give(values);
     return fused;
   };
+  async function* weight(pieces: AsyncGenerator<Uint8Array>): AsyncGenerator<Uint8Array> {
+    for await (const piece of pieces) {
+      heardCancel();
+      yield piece;
+    }
+    options.onBlock?.(block);
+  }
   const fusedOnce = () => (pending ??= fuse());
   return [
     {
       name: outName(`${deployModule}.weight`),
       dtype,
       shape: [block.outChannels, inPerGroup, k, k],
-      bytes: async () => (await fusedOnce()).weight,
-      release: (bytes) => options.pool?.give(bytes),
+      bytes: async () => weight((await fusedOnce()).weight),
+      release: (bytes) => pool?.give(bytes),
     },
     {
       name: outName(`${deployModule}.bias`),

@@ -1,3 +1,4 @@
+import { rangeReader } from './byteReader';
 import type { ByteSource } from './byteSource';
 import { MAX_SAFETENSORS_HEADER } from './detect';
 import { messageOf, ModelFormatError, truncatedReason } from './errors';
@@ -118,6 +119,17 @@ export async function readSafetensors(src: ByteSource): Promise<ModelFile> {
   }
   if (covered !== dataSize) throw new ModelFormatError(file, `${dataSize - covered} bytes after the last tensor belong to no tensor`);
 
-  const tensors = entries.map((e) => new Tensor(e.name, e.dtype, e.shape, () => src.read(dataStart + e.begin, e.end - e.begin)));
+  const read = (offset: number, length: number) => src.read(offset, length);
+  const tensors = entries.map(
+    (e) =>
+      new Tensor(
+        e.name,
+        e.dtype,
+        e.shape,
+        () => read(dataStart + e.begin, e.end - e.begin),
+        undefined,
+        () => rangeReader(read, dataStart + e.begin, dataStart + e.end, e.name),
+      ),
+  );
   return { path: file, format: 'safetensors', tensors, metadata, warnings: [], close: () => src.close() };
 }

@@ -1,3 +1,4 @@
+import type { ByteReader } from './byteReader';
 import { ModelFormatError } from './errors';
 
 export type DType = 'float64' | 'float32' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
@@ -48,6 +49,8 @@ export class Tensor {
      * caller that needs their checksum can take it instead of computing it a second time.
      */
     readonly checkedCrc32?: number,
+    /** Its bytes in pieces straight from the file, where the file allows (see `reader`). */
+    private readonly openReader?: () => ByteReader | undefined,
   ) {
     this.numel = numelOf(shape, name);
     this.byteLength = this.numel * DTYPE_BYTES[dtype];
@@ -61,6 +64,36 @@ export class Tensor {
     return bytes;
   }
 
+  /**
+   * Its bytes front to back in pieces, each a buffer of the caller's own. Read from the file piece
+   * by piece where it allows (a stored zip record, whose CRC-32 is checked with its last piece; a
+   * safetensors range); otherwise read whole once and handed out in copies.
+   */
+  reader(): ByteReader {
+    const inPieces = this.openReader?.();
+    let at = 0;
+    let whole: Promise<Uint8Array> | undefined;
+    return {
+      next: async (length) => {
+        const start = at;
+        if (start + length > this.byteLength)
+          throw new ModelFormatError(this.name, `read of ${length} bytes at ${start} runs past its ${this.byteLength} bytes`);
+        at += length;
+        if (inPieces) return inPieces.next(length);
+        if (start === 0 && length === this.byteLength) return this.readBytes();
+        whole ??= this.readBytes();
+        return (await whole).slice(start, start + length);
+      },
+    };
+  }
+
+  /** Its exact values, as `toNumbers` gives them, front to back: `count` elements at a time. */
+  valueReader(): { next(count: number): Promise<Float32Array | Float64Array> } {
+    const bytes = this.reader();
+    const size = DTYPE_BYTES[this.dtype];
+    return { next: async (count) => numbersOf(this.dtype, await bytes.next(count * size)) };
+  }
+
   async toFloat64(): Promise<Float64Array> {
     return decodeToFloat64(this.dtype, await this.readBytes());
   }
@@ -70,19 +103,25 @@ export class Tensor {
    * and bfloat16 (both are subsets of float32), float64 for everything else.
    */
   async toNumbers(): Promise<Float32Array | Float64Array> {
-    if (this.dtype === 'float32' || this.dtype === 'float16' || this.dtype === 'bfloat16') return this.toFloat32();
-    return this.toFloat64();
+    return numbersOf(this.dtype, await this.readBytes());
   }
 
   async toFloat32(): Promise<Float32Array> {
-    const bytes = await this.readBytes();
-    if (this.dtype === 'float32') {
-      const b = copyAligned(bytes);
-      return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
-    }
-    if (this.dtype === 'float16' || this.dtype === 'bfloat16') return decodeHalfToFloat32(this.dtype, bytes);
-    return Float32Array.from(decodeToFloat64(this.dtype, bytes));
+    return float32Of(this.dtype, await this.readBytes());
   }
+}
+
+function numbersOf(dtype: DType, bytes: Uint8Array): Float32Array | Float64Array {
+  return dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16' ? float32Of(dtype, bytes) : decodeToFloat64(dtype, bytes);
+}
+
+function float32Of(dtype: DType, bytes: Uint8Array): Float32Array {
+  if (dtype === 'float32') {
+    const b = copyAligned(bytes);
+    return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+  }
+  if (dtype === 'float16' || dtype === 'bfloat16') return decodeHalfToFloat32(dtype, bytes);
+  return Float32Array.from(decodeToFloat64(dtype, bytes));
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { ByteReader } from './byteReader';
 import { ModelFormatError } from './errors';
 import { PyGlobal, PyNative, PyObject, isTuple, describeType, type GlobalResolver, type PyTuple, type PyValue } from './pickle';
 import { DTYPE_BYTES, Tensor, float16ToNumber, numelOf, type DType } from './tensor';
@@ -88,6 +89,8 @@ export class TorchStorage extends PyNative {
     readonly readBytes: (byteOffset: number, byteLength: number) => Promise<Uint8Array>,
     /** The zip record holding the storage: a read of all of its bytes is checked against its CRC-32. */
     readonly record?: { byteLength: number; crc32: number },
+    /** Its bytes from an offset on, in pieces, where the file can give them so (a stored zip record). */
+    readonly openReader?: (byteOffset: number) => ByteReader | undefined,
   ) {
     super();
   }
@@ -134,7 +137,9 @@ export class TorchTensorRef extends PyNative {
       this.storageOffset === 0 &&
       this.isContiguous() &&
       this.numel * DTYPE_BYTES[dtype] === record.byteLength;
-    return new Tensor(name, dtype, this.shape, () => this.load(dtype), readsWholeRecord ? record.crc32 : undefined);
+    const { openReader } = this.storage;
+    const inPieces = openReader && !bigEndian && this.isContiguous() ? () => openReader(this.storageOffset * DTYPE_BYTES[dtype]) : undefined;
+    return new Tensor(name, dtype, this.shape, () => this.load(dtype), readsWholeRecord ? record.crc32 : undefined, inPieces);
   }
 
   private isContiguous(): boolean {

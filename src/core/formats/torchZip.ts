@@ -62,10 +62,15 @@ export async function readTorchZip(src: ByteSource, options: UnwrapOptions = {})
     if (numel * type.itemSize > entry.size) {
       throw new ModelFormatError(file, `storage '${key}' shorter than declared: ${entry.size} bytes for ${numel} ${type.name} elements`);
     }
-    const storage = new TorchStorage(key, type, numel, bigEndian, (offset, length) => zip.read(entry, offset, length), {
-      byteLength: entry.size,
-      crc32: entry.crc32,
-    });
+    const storage = new TorchStorage(
+      key,
+      type,
+      numel,
+      bigEndian,
+      (offset, length) => zip.read(entry, offset, length),
+      { byteLength: entry.size, crc32: entry.crc32 },
+      (offset) => zip.reader(entry, offset),
+    );
     storages.set(key, storage);
     return storage;
   };

@@ -1,5 +1,6 @@
 import { crc32, inflateRawSync } from 'node:zlib';
 import { constants as bufferConstants } from 'node:buffer';
+import type { ByteReader } from './byteReader';
 import type { ByteSource } from './byteSource';
 import { formatBytes } from '../../shared/format';
 import { ModelFormatError, truncatedReason } from './errors';
@@ -279,8 +280,33 @@ export class ZipArchive {
     } else {
       this.fail(`'${entry.name}' uses unsupported compression method ${entry.method}`);
     }
-    if (whole && crc32(bytes) >>> 0 !== entry.crc32) this.fail(`the file is corrupted: CRC mismatch in '${entry.name}'`);
+    if (whole) this.checkCrc(entry, crc32(bytes));
     return bytes;
+  }
+
+  /**
+   * A stored entry's bytes from `from` on, in pieces (undefined for a compressed one, which is
+   * inflated whole). Read from its start to its end, the entry is checked against its CRC-32 as the
+   * last piece arrives: a caller sees a corrupted entry fail only at its end, so it must not publish
+   * anything made of the earlier pieces before then.
+   */
+  reader(entry: ZipEntry, from = 0): ByteReader | undefined {
+    if (entry.method !== 0) return undefined;
+    let at = from;
+    let crc = 0;
+    return {
+      next: async (length) => {
+        if (at === 0 && length === entry.size) {
+          at = length;
+          return this.read(entry);
+        }
+        const bytes = await this.read(entry, at, length);
+        if (from === 0) crc = crc32(bytes, crc);
+        at += length;
+        if (from === 0 && at === entry.size) this.checkCrc(entry, crc);
+        return bytes;
+      },
+    };
   }
 
   private async inflate(entry: ZipEntry): Promise<Uint8Array> {
@@ -299,6 +325,10 @@ export class ZipArchive {
     if (out.length !== entry.size) this.fail(`'${entry.name}' inflates to ${out.length} bytes, directory says ${entry.size}`);
     // A plain Uint8Array like every other read, not a Buffer.
     return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  }
+
+  private checkCrc(entry: ZipEntry, crc: number): void {
+    if (crc >>> 0 !== entry.crc32) this.fail(`the file is corrupted: CRC mismatch in '${entry.name}'`);
   }
 
   private fail(reason: string): never {

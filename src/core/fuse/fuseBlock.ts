@@ -84,10 +84,12 @@ async function loadChecked(block: Block, load: LoadTensor, name: string, length:
  * always makes its fused values non-finite (NaN·t, ∞·t and ∞·0 never are), so the fused
  * rows are checked instead and the weight to blame is looked up only when one fails.
  */
-function blameNonFiniteWeight(block: Block, terms: FusionTerms, fused: number, range: string): FusionError {
-  for (const { name, weight } of terms.convs) {
+function blameNonFiniteWeight(block: Block, terms: FusionTerms, fused: number, range: string, firstRow = 0): FusionError {
+  for (const { name, weight, kh, kw } of terms.convs) {
+    // The weights may hold only the rows from `firstRow` on (a fusion in pieces): the index is the tensor's.
+    const skipped = firstRow * terms.inPerGroup * kh * kw;
     for (let j = 0; j < weight.length; j++) {
-      if (!Number.isFinite(weight[j])) return new FusionError(block.name, `${name} contains ${weight[j]} at index ${j}`);
+      if (!Number.isFinite(weight[j])) return new FusionError(block.name, `${name} contains ${weight[j]} at index ${skipped + j}`);
     }
   }
   return new FusionError(block.name, `fused weight value ${fused} ${range}`);
@@ -151,11 +153,14 @@ function checkFusible(block: Block): void {
   if (!block.branches.some((b) => b.role === 'dense')) throw new FusionError(block.name, 'has no k×k branch: its main conv weight is missing');
 }
 
-/** Loads and checks every branch of a train-form block into per-channel terms. */
+const NO_ROWS = new Float32Array(0);
+
+/** Loads and checks every branch of a train-form block into per-channel terms; without `kernels`, the conv weights are left empty to be read in pieces. */
 async function fusionTerms(
   block: Block,
   load: LoadTensor,
   options: FuseOptions,
+  kernels = true,
 ): Promise<{ terms: FusionTerms; eps: Record<string, number>; postBn?: PostBnChoice }> {
   checkFusible(block);
   const k = block.kernel;
@@ -180,7 +185,8 @@ async function fusionTerms(
       terms.identities.push(scale);
     } else {
       const [o, i, kh, kw] = branch.weightShape!;
-      terms.convs.push({ name: branch.convWeight!, weight: await loadSized(block, load, branch.convWeight!, o * i * kh * kw), kh, kw, scale });
+      const weight = kernels ? await loadSized(block, load, branch.convWeight!, o * i * kh * kw) : NO_ROWS;
+      terms.convs.push({ name: branch.convWeight!, weight, kh, kw, scale });
     }
   }
   if (block.postBn && options.postBn === 'fold') {
@@ -228,25 +234,88 @@ export interface EncodeTarget {
    * row c was read), so a block-sized buffer is neither allocated nor first touched.
    */
   mayOverwrite?(values: Values): boolean;
+  /** Takes back a conv weight window a fusion in pieces is done with (fuseBlockInPieces). */
+  release?(values: Values): void;
 }
 
 const FRESH: EncodeTarget = { allocate: (length) => new Uint8Array(length) };
 
 /** The same fusion, rounded once per element straight into `dtype` bytes (what the writers need). */
 export async function fuseBlockEncoded(block: Block, load: LoadTensor, dtype: DType, options: FuseOptions = {}, target = FRESH): Promise<EncodedFusedBlock> {
+  const max = encodableMax(block, dtype);
+  const { terms, eps, postBn } = await fusionTerms(block, load, options);
+  const bias = encodeBias(terms, dtype, max, block);
+  return {
+    weight: encodeRows(block, terms, dtype, max, target, 0, terms.outChannels),
+    bias,
+    shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k],
+    eps,
+    ...(postBn ? { postBn } : {}),
+  };
+}
+
+/** Reads a conv weight front to back, `count` values at a time. */
+export type KernelReader = (name: string) => { next(count: number): Promise<Values> };
+
+/** A fused block whose kernel comes in pieces. */
+export interface EncodedFusedPieces extends Omit<EncodedFusedBlock, 'weight'> {
+  /** The fused kernel's bytes in order, whole output channels at a time; each piece is the caller's. */
+  weight: AsyncGenerator<Uint8Array>;
+}
+
+/**
+ * The encoded fusion with the conv weights read and fused about `pieceBytes` at a time (whole
+ * output channels): memory stays at a few pieces, which a pool reuses, whatever the block's size.
+ * The BN statistics and biases, one value per channel, are loaded whole first. Each conv weight
+ * window is handed to `target.release` once fused, unless it received the fused rows.
+ */
+export async function fuseBlockInPieces(
+  block: Block,
+  load: LoadTensor,
+  kernels: KernelReader,
+  dtype: DType,
+  pieceBytes: number,
+  options: FuseOptions = {},
+  target = FRESH,
+): Promise<EncodedFusedPieces> {
+  const max = encodableMax(block, dtype);
+  const { terms, eps, postBn } = await fusionTerms(block, load, options, false);
+  const bias = encodeBias(terms, dtype, max, block);
+  const rows = Math.max(1, Math.floor(pieceBytes / (terms.inPerGroup * terms.k * terms.k * DTYPE_BYTES[dtype])));
+  const readers = terms.convs.map((t) => kernels(t.name));
+  async function* pieces(): AsyncGenerator<Uint8Array> {
+    for (let from = 0; from < terms.outChannels; from += rows) {
+      const to = Math.min(terms.outChannels, from + rows);
+      const windows = await Promise.all(readers.map((r, i) => r.next((to - from) * terms.inPerGroup * terms.convs[i].kh * terms.convs[i].kw)));
+      windows.forEach((w, i) => (terms.convs[i].weight = w));
+      const piece = encodeRows(block, terms, dtype, max, target, from, to);
+      for (const w of windows) if (w.buffer !== piece.buffer) target.release?.(w);
+      yield piece;
+    }
+  }
+  return { weight: pieces(), bias, shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k], eps, ...(postBn ? { postBn } : {}) };
+}
+
+function encodableMax(block: Block, dtype: DType): number {
   const max = FLOAT_MAX[dtype];
   if (max === undefined) throw new FusionError(block.name, `its weights are ${dtype}: only floating-point blocks can be fused`);
-  const { terms, eps, postBn } = await fusionTerms(block, load, options);
-  // Finite inputs can still fuse past the output type's range; Infinity in a deploy file is never what was meant.
-  const range = `does not fit in ${dtype}`;
-  for (const b of terms.bias) if (!(Math.abs(b) <= max)) throw new FusionError(block.name, `fused bias value ${b} ${range}`);
-  const outOfRange = (v: number) => blameNonFiniteWeight(block, terms, v, range);
-  const checkRange = (row: Float64Array) => {
-    for (let j = 0; j < row.length; j++) if (!(Math.abs(row[j]) <= max)) throw outOfRange(row[j]);
-  };
+  return max;
+}
+
+// Finite inputs can still fuse past the output type's range; Infinity in a deploy file is never what was meant.
+const outOfRange = (dtype: DType) => `does not fit in ${dtype}`;
+
+function encodeBias(terms: FusionTerms, dtype: DType, max: number, block: Block): Uint8Array {
+  for (const b of terms.bias) if (!(Math.abs(b) <= max)) throw new FusionError(block.name, `fused bias value ${b} ${outOfRange(dtype)}`);
+  return encodeFromFloat64(dtype, terms.bias);
+}
+
+/** Output channels [from, to) of the fused kernel in `dtype` bytes; the conv terms hold just those channels' rows. */
+function encodeRows(block: Block, terms: FusionTerms, dtype: DType, max: number, target: EncodeTarget, from: number, to: number): Uint8Array {
+  const blame = (v: number) => blameNonFiniteWeight(block, terms, v, outOfRange(dtype), from);
   const per = terms.inPerGroup * terms.k * terms.k;
   const rowBytes = per * DTYPE_BYTES[dtype];
-  const size = terms.outChannels * rowBytes;
+  const size = (to - from) * rowBytes;
   const reusable =
     dtype === 'float32'
       ? terms.convs.find((t) => t.kh === terms.k && t.kw === terms.k && t.weight instanceof Float32Array && target.mayOverwrite?.(t.weight))
@@ -255,25 +324,29 @@ export async function fuseBlockEncoded(block: Block, load: LoadTensor, dtype: DT
   if (dtype === 'float32') {
     const view = new Float32Array(weight.buffer, weight.byteOffset, weight.length / 4);
     // One plain loop checks and rounds each value: TypedArray#set between float64 and float32 arrays is several times slower in V8.
-    forEachFusedRow(terms, (c, row) => {
-      const base = c * per;
-      for (let j = 0; j < per; j++) {
-        const v = row[j];
-        if (!(Math.abs(v) <= max)) throw outOfRange(v);
-        view[base + j] = v;
-      }
-    });
+    forEachFusedRow(
+      terms,
+      (c, row) => {
+        const base = (c - from) * per;
+        for (let j = 0; j < per; j++) {
+          const v = row[j];
+          if (!(Math.abs(v) <= max)) throw blame(v);
+          view[base + j] = v;
+        }
+      },
+      from,
+      to,
+    );
   } else {
-    forEachFusedRow(terms, (c, row) => {
-      checkRange(row);
-      weight.set(encodeFromFloat64(dtype, row), c * rowBytes);
-    });
+    forEachFusedRow(
+      terms,
+      (c, row) => {
+        for (let j = 0; j < per; j++) if (!(Math.abs(row[j]) <= max)) throw blame(row[j]);
+        weight.set(encodeFromFloat64(dtype, row), (c - from) * rowBytes);
+      },
+      from,
+      to,
+    );
   }
-  return {
-    weight,
-    bias: encodeFromFloat64(dtype, terms.bias),
-    shape: [terms.outChannels, terms.inPerGroup, terms.k, terms.k],
-    eps,
-    ...(postBn ? { postBn } : {}),
-  };
+  return weight;
 }

@@ -55,9 +55,12 @@ export function foldBn(bn: BnStats, outChannels: number, convBias?: Values): { s
   return { scale, shift };
 }
 
-/** Calls `row(c, values)` with each output channel's fused kernel, in float64, reusing one buffer. */
-export function forEachFusedRow(terms: FusionTerms, row: (c: number, values: Float64Array) => void): void {
-  const { outChannels, inPerGroup, k } = terms;
+/**
+ * Calls `row(c, values)` with each output channel's fused kernel for c in [from, to), in float64,
+ * reusing one buffer. Each conv term's `weight` holds just those channels' rows (all of them by default).
+ */
+export function forEachFusedRow(terms: FusionTerms, row: (c: number, values: Float64Array) => void, from = 0, to = terms.outChannels): void {
+  const { inPerGroup, k } = terms;
   const kk = k * k;
   const per = inPerGroup * kk;
   const scratch = new Float64Array(per);
@@ -65,14 +68,15 @@ export function forEachFusedRow(terms: FusionTerms, row: (c: number, values: Flo
   // A block's first term is nearly always its k×k conv: written into the row rather than added to zeros.
   const first = terms.convs[0]?.kh === k && terms.convs[0].kw === k ? terms.convs[0] : undefined;
   const rest = first ? terms.convs.slice(1) : terms.convs;
-  for (let c = 0; c < outChannels; c++) {
-    if (first) setScaled(scratch, first.weight, c * per, per, first.scale[c]);
+  for (let c = from; c < to; c++) {
+    const r = c - from;
+    if (first) setScaled(scratch, first.weight, r * per, per, first.scale[c]);
     else scratch.fill(0);
     for (const term of rest) {
       // The full-size and 1×1 kernels (nearly all of the work) get loops without index arithmetic.
-      if (term.kh === k && term.kw === k) addScaled(scratch, term.weight, c * per, per, term.scale[c]);
-      else if (term.kh === 1 && term.kw === 1) addCentres(scratch, term.weight, c * inPerGroup, inPerGroup, kk, centre, term.scale[c]);
-      else addCentred(scratch, term, c, inPerGroup, k);
+      if (term.kh === k && term.kw === k) addScaled(scratch, term.weight, r * per, per, term.scale[c]);
+      else if (term.kh === 1 && term.kw === 1) addCentres(scratch, term.weight, r * inPerGroup, inPerGroup, kk, centre, term.scale[c]);
+      else addCentred(scratch, term, c, r, inPerGroup, k);
     }
     for (const scale of terms.identities) scratch[(c % inPerGroup) * kk + centre] += scale[c];
     for (const p of terms.pools) addPool(scratch, (c % inPerGroup) * kk, p, k);
@@ -104,13 +108,13 @@ function addPool(dst: Float64Array, base: number, p: number, k: number): void {
   for (let y = 0; y < p; y++) for (let x = 0; x < p; x++) dst[base + (y + d) * k + x + d] += w;
 }
 
-/** A kh×kw kernel (odd, no larger than k) added at the centre of each k×k slot. */
-function addCentred(dst: Float64Array, { weight, kh, kw, scale }: ConvTerm, c: number, inPerGroup: number, k: number): void {
+/** A kh×kw kernel (odd, no larger than k) of output channel c, row r of its weight, added at the centre of each k×k slot. */
+function addCentred(dst: Float64Array, { weight, kh, kw, scale }: ConvTerm, c: number, r: number, inPerGroup: number, k: number): void {
   const kk = k * k;
   const t = scale[c];
   const dy = (k - kh) / 2;
   const dx = (k - kw) / 2;
-  let src = c * inPerGroup * kh * kw;
+  let src = r * inPerGroup * kh * kw;
   for (let i = 0; i < inPerGroup; i++) {
     for (let y = 0; y < kh; y++) {
       const dst0 = i * kk + (y + dy) * k + dx;

@@ -57,6 +57,25 @@ export class ByteSink {
     this.batched += bytes.length;
   }
 
+  /**
+   * Rewrites bytes already written at `position` (a header field known only after its data).
+   * They are either still in the batch or already in the file; a range across both never occurs,
+   * since one `write()` goes whole to one or the other.
+   */
+  async patch(position: number, bytes: Uint8Array): Promise<void> {
+    if (position + bytes.length > this.position) throw new Error(`patch of ${bytes.length} bytes at ${position} is past the ${this.position} written`);
+    if (position >= this.written) {
+      this.batch.set(bytes, position - this.written);
+      return;
+    }
+    if (position + bytes.length > this.written) throw new Error(`patch at ${position} spans the file and the batch`);
+    let done = 0;
+    while (done < bytes.length) {
+      const { bytesWritten } = await this.handle.write(bytes, done, bytes.length - done, position + done);
+      done += bytesWritten;
+    }
+  }
+
   async flush(): Promise<void> {
     if (this.batched === 0) return;
     const length = this.batched;

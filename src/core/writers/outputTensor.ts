@@ -6,8 +6,9 @@ export interface OutputTensor {
   name: string;
   dtype: DType;
   shape: readonly number[];
-  bytes(): Promise<Uint8Array>;
-  /** Takes back what `bytes()` returned once the writer is done with it (for reuse). */
+  /** Its bytes: whole, or in pieces, in order (a large tensor streamed through a few reused buffers). */
+  bytes(): Promise<Uint8Array | AsyncIterable<Uint8Array>>;
+  /** Takes back each buffer `bytes()` gave once the writer is done with it (for reuse). */
   release?(bytes: Uint8Array): void;
 }
 
@@ -26,39 +27,68 @@ export function byteLengthOf(t: Pick<OutputTensor, 'name' | 'dtype' | 'shape'>):
   return numelOf(t.shape, t.name) * DTYPE_BYTES[t.dtype];
 }
 
-/** Produces a tensor's bytes and checks they have the size its header announced. */
-async function checkedBytes(t: OutputTensor): Promise<Uint8Array> {
-  const data = await t.bytes();
-  const want = byteLengthOf(t);
-  if (data.length !== want) throw new Error(`${t.name}: produced ${data.length} bytes, expected ${want}`);
-  return data;
+/** One piece of a tensor's bytes, in write order, with the CRC-32 of the tensor's bytes up to its end. */
+export interface WritePiece<T> {
+  tensor: T;
+  bytes: Uint8Array;
+  crc: number;
+  /** The tensor's first piece (a writer starts its record). */
+  first: boolean;
+  /** The tensor's last piece: `crc` is the whole tensor's. */
+  last: boolean;
 }
 
 /**
- * How many tensors are produced ahead of the one being written. A fused block is a large
- * weight then a tiny bias: two ahead lets the next block be read and fused while this
- * block's weight is being written.
+ * The tensors' pieces in order, each checksummed the moment it arrives, before anything else can
+ * touch it; every tensor's bytes add up to the size its header announced, or this throws.
+ */
+async function* produced<T extends OutputTensor>(tensors: readonly T[]): AsyncGenerator<WritePiece<T>> {
+  for (const tensor of tensors) {
+    const want = byteLengthOf(tensor);
+    const made = await tensor.bytes();
+    let got = 0;
+    let crc = 0;
+    for await (const bytes of made instanceof Uint8Array ? [made] : made) {
+      if (bytes.length === 0) continue;
+      got += bytes.length;
+      if (got > want) throw new Error(`${tensor.name}: produced ${got} bytes, expected ${want}`);
+      crc = crc32(bytes, crc);
+      yield { tensor, bytes, crc: crc >>> 0, first: got === bytes.length, last: got === want };
+    }
+    if (got !== want) throw new Error(`${tensor.name}: produced ${got} bytes, expected ${want}`);
+    // An empty tensor is one empty piece: its record is written all the same.
+    if (want === 0) yield { tensor, bytes: new Uint8Array(0), crc: 0, first: true, last: true };
+  }
+}
+
+/**
+ * How many pieces are produced ahead of the one being written: reading and fusing the next
+ * pieces overlaps writing this one, and memory stays at a few pieces.
  */
 const AHEAD = 2;
 
 /**
- * Each tensor with its checked bytes and their CRC-32, in order, produced ahead of the writer
- * so that reading, fusing and checksumming overlap writing; each tensor's bytes are released
- * when the writer asks for the next one, so the writer must be done with them by then.
+ * Every tensor's pieces with their checksums, in order, produced ahead of the writer; each piece
+ * is released when the writer asks for the next one, so the writer must be done with it by then.
  */
-export async function* inWriteOrder<T extends OutputTensor>(tensors: readonly T[]): AsyncGenerator<{ tensor: T; bytes: Uint8Array; crc: number }> {
-  const queue: Promise<{ bytes: Uint8Array; crc: number }>[] = [];
-  let started = 0;
-  for (let i = 0; i < tensors.length; i++) {
-    while (started < tensors.length && started <= i + AHEAD) {
-      const produced = checkedBytes(tensors[started++]).then((bytes) => ({ bytes, crc: crc32(bytes) >>> 0 }));
-      // Awaited in turn below; if the writer stops first, a later failure must not surface as unhandled.
-      produced.catch(() => undefined);
-      queue.push(produced);
+export async function* inWriteOrder<T extends OutputTensor>(tensors: readonly T[]): AsyncGenerator<WritePiece<T>> {
+  const source = produced(tensors);
+  const ahead: Promise<IteratorResult<WritePiece<T>>>[] = [];
+  try {
+    for (;;) {
+      while (ahead.length <= AHEAD) {
+        const next = source.next();
+        // Awaited in turn below; if the writer stops first, a later failure must not surface as unhandled.
+        next.catch(() => undefined);
+        ahead.push(next);
+      }
+      const result = await ahead.shift()!;
+      if (result.done) return;
+      yield result.value;
+      result.value.tensor.release?.(result.value.bytes);
     }
-    const { bytes, crc } = await queue.shift()!;
-    yield { tensor: tensors[i], bytes, crc };
-    tensors[i].release?.(bytes);
+  } finally {
+    await source.return(undefined).catch(() => undefined);
   }
 }
 

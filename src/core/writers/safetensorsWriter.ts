@@ -34,9 +34,9 @@ export async function writeSafetensors(sink: ByteSink, tensors: readonly OutputT
   await sink.write(len);
   await sink.write(headerBytes);
   const written: WrittenTensor[] = [];
-  for await (const { tensor, bytes, crc } of inWriteOrder(tensors)) {
+  for await (const { tensor, bytes, crc, last } of inWriteOrder(tensors)) {
     await sink.write(bytes);
-    written.push(writtenTensor(tensor, crc));
+    if (last) written.push(writtenTensor(tensor, crc));
   }
   return written;
 }

@@ -2,9 +2,9 @@ import type { PyValue } from '../formats/pickle';
 import { byteSwapped, type TorchStorage } from '../formats/torchObjects';
 import type { ByteSink } from './atomicFile';
 import { pickleObjectGraph, UnwritableValueError } from './modulePickle';
-import { inWriteOrder, writtenTensor, type OutputTensor, type WrittenTensor } from './outputTensor';
+import { byteLengthOf, inWriteOrder, writtenTensor, type OutputTensor, type WrittenTensor } from './outputTensor';
 import { pickleStateDict } from './statePickle';
-import { ZipWriter } from './zipWriter';
+import { ZipWriter, type ZipRecord } from './zipWriter';
 
 const ARCHIVE = 'archive';
 
@@ -50,9 +50,14 @@ export async function writeTorchCheckpoint(sink: ByteSink, tensors: readonly Out
   await zip.add(`${ARCHIVE}/data.pkl`, module?.pickle ?? pickleStateDict(keyed));
   await zip.add(`${ARCHIVE}/byteorder`, new TextEncoder().encode('little'));
   const written: WrittenTensor[] = [];
-  for await (const { tensor, bytes, crc } of inWriteOrder(keyed)) {
-    await zip.add(`${ARCHIVE}/data/${tensor.key}`, bytes, crc);
-    written.push(writtenTensor(tensor, crc));
+  let record: ZipRecord | undefined;
+  for await (const { tensor, bytes, crc, first, last } of inWriteOrder(keyed)) {
+    if (first) record = await zip.begin(`${ARCHIVE}/data/${tensor.key}`, byteLengthOf(tensor));
+    await sink.write(bytes);
+    if (last) {
+      await zip.end(record!, crc);
+      written.push(writtenTensor(tensor, crc));
+    }
   }
   for (const [storage, key] of module?.copied ?? []) {
     const size = storage.type.itemSize;

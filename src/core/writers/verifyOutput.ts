@@ -1,5 +1,6 @@
 import { crc32 } from 'node:zlib';
 import type { BufferPool } from '../formats/bufferPool';
+import { piecesOf } from '../formats/byteReader';
 import type { ModelFormat } from '../formats/modelFile';
 import { openModelFile } from '../formats/openModelFile';
 import { hex, verifyFileBytes, type ProducedBytes } from './checksum';
@@ -27,10 +28,13 @@ export async function verifyTensorFile(file: string, format: ModelFormat, expect
       if (tensor.dtype !== want.dtype || shapeText(tensor.shape) !== shapeText(want.shape)) {
         throw new Error(`'${want.name}' reads as ${tensor.dtype} ${shapeText(tensor.shape)}, ${want.dtype} ${shapeText(want.shape)} was written`);
       }
-      // Where the reader has checked the bytes against their zip record's CRC, that CRC is theirs.
-      const bytes = await tensor.readBytes();
-      const crc = tensor.checkedCrc32 ?? crc32(bytes) >>> 0;
-      pool?.give(bytes);
+      // Read in pieces, as they were written. Where the reader checks them against their zip record's CRC, that CRC is theirs.
+      let running = 0;
+      for await (const bytes of piecesOf(tensor.reader(), tensor.byteLength)) {
+        if (tensor.checkedCrc32 === undefined) running = crc32(bytes, running);
+        pool?.give(bytes);
+      }
+      const crc = tensor.checkedCrc32 ?? running >>> 0;
       if (crc !== want.crc32) throw new Error(`the bytes of '${want.name}' differ from those produced (CRC-32 ${hex(crc)}, produced ${hex(want.crc32)})`);
     }
   } finally {

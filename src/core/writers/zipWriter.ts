@@ -1,14 +1,19 @@
 import { crc32 } from 'node:zlib';
 import type { ByteSink } from './atomicFile';
 
-interface ZipRecord {
+/** A record as its local header placed it. */
+export interface ZipRecord {
   name: Uint8Array;
   crc: number;
   size: number;
+  /** Of its local header. */
   offset: number;
+  dataStart: number;
 }
 
 const MAX32 = 0xffffffff;
+/** Where a local header holds its record's CRC-32. */
+const CRC_AT = 14;
 /** torch aligns record data to 64 bytes so that storages can be memory-mapped. */
 const ALIGN = 64;
 
@@ -31,11 +36,22 @@ export class ZipWriter {
 
   constructor(private readonly sink: ByteSink) {}
 
-  /** `crc` may be given when it was computed ahead, off the writing path. */
+  /** A record of `data`; `crc` may be given when it was computed ahead, off the writing path. */
   async add(name: string, data: Uint8Array, crc = crc32(data)): Promise<void> {
+    const record = await this.begin(name, data.length, crc);
+    await this.sink.write(data);
+    await this.end(record, crc);
+  }
+
+  /**
+   * Starts a record of `size` bytes, which the caller then writes to the sink, in pieces if it
+   * likes, before `end`. The local header goes first with `crc` when it is known, with 0 when the
+   * bytes are still to come; `end` puts the real one in.
+   */
+  async begin(name: string, size: number, crc = 0): Promise<ZipRecord> {
     const nameBytes = new TextEncoder().encode(name);
     const offset = this.sink.position;
-    const zip64 = data.length >= MAX32 || offset >= MAX32;
+    const zip64 = size >= MAX32 || offset >= MAX32;
     const zip64Len = zip64 ? 20 : 0;
     const headerLen = 30 + nameBytes.length + zip64Len;
     const padLen = (ALIGN - ((offset + headerLen + 4) % ALIGN)) % ALIGN;
@@ -47,9 +63,9 @@ export class ZipWriter {
     u16(v, 6, 0x0800); // names are UTF-8
     u16(v, 8, 0); // stored
     u32(v, 10, 0); // time, date
-    u32(v, 14, crc);
-    u32(v, 18, zip64 ? MAX32 : data.length);
-    u32(v, 22, zip64 ? MAX32 : data.length);
+    u32(v, CRC_AT, crc);
+    u32(v, 18, zip64 ? MAX32 : size);
+    u32(v, 22, zip64 ? MAX32 : size);
     u16(v, 26, nameBytes.length);
     u16(v, 28, extraLen);
     header.set(nameBytes, 30);
@@ -57,16 +73,27 @@ export class ZipWriter {
     if (zip64) {
       u16(v, at, 0x0001);
       u16(v, at + 2, 16);
-      u64(v, at + 4, data.length);
-      u64(v, at + 12, data.length);
+      u64(v, at + 4, size);
+      u64(v, at + 12, size);
       at += 20;
     }
     // Padding extra field (id 'FB'), as torch writes, so the data starts aligned.
     u16(v, at, 0x4246);
     u16(v, at + 2, padLen);
     await this.sink.write(header);
-    await this.sink.write(data);
-    this.entries.push({ name: nameBytes, crc, size: data.length, offset });
+    return { name: nameBytes, crc, size, offset, dataStart: this.sink.position };
+  }
+
+  /** Ends the record `begin` started, once its bytes are written; `crc` is theirs. */
+  async end(record: ZipRecord, crc: number): Promise<void> {
+    const written = this.sink.position - record.dataStart;
+    if (written !== record.size) throw new Error(`zip record of ${record.size} bytes got ${written}`);
+    if (crc !== record.crc) {
+      const bytes = new Uint8Array(4);
+      u32(new DataView(bytes.buffer), 0, crc);
+      await this.sink.patch(record.offset + CRC_AT, bytes);
+    }
+    this.entries.push({ ...record, crc });
   }
 
   async finish(): Promise<void> {

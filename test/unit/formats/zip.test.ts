@@ -239,3 +239,50 @@ describe('ZipArchive', () => {
     expect(errors).toBeGreaterThan(0);
   });
 });
+
+describe('ZipArchive.reader: a stored entry in pieces', () => {
+  /** The zip of ENTRIES with one byte of archive/data/0 flipped, its CRC left as it was. */
+  function corrupted(): Uint8Array {
+    const bytes = plainZip(ENTRIES);
+    const data = ENTRIES[1].data;
+    const at = Buffer.from(bytes).indexOf(Buffer.from(data.subarray(0, 64)));
+    bytes[at + 3000] ^= 0x01;
+    return bytes;
+  }
+
+  const pieces = async (zip: ZipArchive, name: string, sizes: number[], from = 0) => {
+    const reader = zip.reader(zip.entry(name)!, from)!;
+    const out: Uint8Array[] = [];
+    for (const n of sizes) out.push(await reader.next(n));
+    return Buffer.concat(out);
+  };
+
+  it('gives the bytes in order, whatever the piece sizes', async () => {
+    const zip = await ZipArchive.open(new MemoryByteSource('t.zip', plainZip(ENTRIES)));
+    expect(await pieces(zip, 'archive/data/0', [1000, 1, 3000, 95])).toEqual(Buffer.from(ENTRIES[1].data));
+    expect(await pieces(zip, 'archive/data/0', [4096])).toEqual(Buffer.from(ENTRIES[1].data));
+    expect(await pieces(zip, 'archive/data/0', [96], 4000)).toEqual(Buffer.from(ENTRIES[1].data.subarray(4000)));
+  });
+
+  it('checks the CRC-32 as the last piece arrives: a corrupted entry fails there, not before', async () => {
+    const zip = await ZipArchive.open(new MemoryByteSource('bad.zip', corrupted()));
+    const reader = zip.reader(zip.entry('archive/data/0')!)!;
+    await reader.next(2048);
+    await reader.next(2000);
+    const error = await reader.next(48).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelFormatError);
+    expect((error as Error).message).toBe("bad.zip: the file is corrupted: CRC mismatch in 'archive/data/0'");
+    // Read whole in one piece, the same.
+    await expect(pieces(zip, 'archive/data/0', [4096])).rejects.toThrow('CRC mismatch');
+  });
+
+  it('does not check a read that starts inside the entry (it never sees all of it)', async () => {
+    const zip = await ZipArchive.open(new MemoryByteSource('bad.zip', corrupted()));
+    expect((await pieces(zip, 'archive/data/0', [2096], 2000)).length).toBe(2096);
+  });
+
+  it('has no reader for a deflated entry, which is inflated whole', async () => {
+    const zip = await ZipArchive.open(new MemoryByteSource('t.zip', plainZip(ENTRIES)));
+    expect(zip.reader(zip.entry('archive/data/1')!)).toBeUndefined();
+  });
+});

@@ -5,6 +5,7 @@ import { buildStructure } from '../../../src/core/model/buildStructure';
 import { allBlocks } from '../../../src/core/model/structure';
 import type { OutputTensor } from '../../../src/core/writers/outputTensor';
 import { memoryModel, qarepvggBlock, Synth, timmMobileOneBlock, type BlockSpec } from '../model/synthetic';
+import { producedBytes } from '../writers/producedBytes';
 
 const STACK: BlockSpec[] = [
   { name: 'blocks.0', cin: 8, cout: 16, stride: 2 },
@@ -12,8 +13,7 @@ const STACK: BlockSpec[] = [
 ];
 
 async function float32(t: OutputTensor): Promise<Float32Array> {
-  const bytes = await t.bytes();
-  return new Float32Array(bytes.slice().buffer);
+  return new Float32Array((await producedBytes(t)).buffer);
 }
 
 describe('deploy checkpoint of YOLOv6 QARepVGG: what switch_to_deploy leaves (rbr_reparam + bn)', () => {

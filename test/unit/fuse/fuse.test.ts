@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { fuseBlock, fuseBlockEncoded, FusionError } from '../../../src/core/fuse/fuseBlock';
+import { fuseBlock, fuseBlockEncoded, fuseBlockInPieces, FusionError } from '../../../src/core/fuse/fuseBlock';
+import type { Values } from '../../../src/core/fuse/kernels';
+import type { DType } from '../../../src/core/formats/tensor';
 import type { Block, Branch } from '../../../src/core/model/structure';
 import { batchNorm, conv2d, seededRandom } from './reference';
 
@@ -184,6 +186,73 @@ describe('fuseBlockEncoded into a branch array the caller gives up', () => {
     await fuseBlockEncoded(block, async (n) => kept.get(n)!, 'float32', {}, { allocate: (n) => new Uint8Array((allocated = n)), mayOverwrite: () => false });
     expect(allocated).toBe(8 * 8 * 9 * 4);
     for (const [n, v] of kept) expect(v).toEqual(before.get(n));
+  });
+});
+
+/** Each conv weight read front to back in float32 windows, each a new array, with what was read and released recorded. */
+function windowedKernels(tensors: Map<string, Float64Array>) {
+  const handedOut: Values[] = [];
+  const released: Values[] = [];
+  const read = new Map<string, number>();
+  const kernels = (name: string) => {
+    const all = Float32Array.from(tensors.get(name)!);
+    let at = 0;
+    return {
+      next: async (count: number) => {
+        const window = all.slice(at, at + count);
+        at += count;
+        read.set(name, at);
+        handedOut.push(window);
+        return window;
+      },
+    };
+  };
+  const target = {
+    allocate: (n: number) => new Uint8Array(n),
+    mayOverwrite: (values: Values) => handedOut.includes(values),
+    release: (values: Values) => released.push(values),
+  };
+  return { kernels, target, handedOut, released, read };
+}
+
+async function concatenated(pieces: AsyncIterable<Uint8Array>): Promise<{ bytes: Buffer; sizes: number[] }> {
+  const all: Uint8Array[] = [];
+  for await (const piece of pieces) all.push(new Uint8Array(piece));
+  return { bytes: Buffer.concat(all), sizes: all.map((p) => p.length) };
+}
+
+describe('fuseBlockInPieces: the kernel read and fused a few output channels at a time', () => {
+  const load = (tensors: Map<string, Float64Array>) => async (n: string) => Float32Array.from(tensors.get(n)!);
+  for (const [name, c] of CASES) {
+    for (const dtype of ['float32', 'float16'] as DType[]) {
+      it(`writes the bytes of the whole fusion, in pieces of 1, 3 and all channels (${dtype}): ${name}`, async () => {
+        const { block, tensors } = makeBlock(c);
+        const whole = await fuseBlockEncoded(block, load(tensors), dtype);
+        const rowBytes = (c.channelsIn / c.groups) * c.kernel * c.kernel * (dtype === 'float32' ? 4 : 2);
+        for (const rows of [1, 3, c.channelsOut]) {
+          const { kernels, target, handedOut, released, read } = windowedKernels(tensors);
+          const fused = await fuseBlockInPieces(block, load(tensors), kernels, dtype, rows * rowBytes, {}, target);
+          const { bytes, sizes } = await concatenated(fused.weight);
+          expect(bytes.equals(Buffer.from(whole.weight))).toBe(true);
+          expect(Buffer.from(fused.bias).equals(Buffer.from(whole.bias))).toBe(true);
+          expect(fused.shape).toEqual(whole.shape);
+          expect(sizes.length).toBe(Math.ceil(c.channelsOut / rows));
+          // Every conv weight was read exactly to its end; every window went back but those that became a piece.
+          for (const b of block.branches.filter((x) => x.convWeight)) expect(read.get(b.convWeight!)).toBe(tensors.get(b.convWeight!)!.length);
+          const inPlace = dtype === 'float32' ? sizes.length : 0;
+          expect(released.length).toBe(handedOut.length - inPlace);
+        }
+      });
+    }
+  }
+
+  it('names the non-finite weight by its index in the whole tensor, not in its window', async () => {
+    const { block, tensors } = makeBlock(CASES[0][1]);
+    const index = 5 * 8 * 9 + 7; // output channel 5
+    tensors.get('dense0.conv.weight')![index] = NaN;
+    const { kernels, target } = windowedKernels(tensors);
+    const fused = await fuseBlockInPieces(block, load(tensors), kernels, 'float32', 8 * 9 * 4, {}, target);
+    await expect(concatenated(fused.weight)).rejects.toThrow(`test.block: dense0.conv.weight contains NaN at index ${index}`);
   });
 });
 

@@ -6,6 +6,7 @@ import { allBlocks, type Block } from '../../../src/core/model/structure';
 import { memoryModel, qarepvggBlock, seededRandom, Synth, yolov6nBackbone } from '../model/synthetic';
 import { blockForward, relMax } from './blockForward';
 import { batchNorm, conv2d } from './reference';
+import { producedBytes } from '../writers/producedBytes';
 
 /*
  * Real size: the EfficientRep backbone of YOLOv6-n built of QARepVGGBlockV2 (16 … 256 channels,
@@ -64,9 +65,8 @@ describe('real size: a YOLOv6-n QARepVGGBlockV2 backbone', () => {
     const plan = planDeploy(model, structure);
     const written = new Map<string, Float32Array>();
     for (const t of plan.tensors) {
-      const bytes = await t.bytes();
-      if (t.dtype === 'float32') written.set(t.name, new Float32Array(bytes.slice().buffer));
-      t.release?.(bytes);
+      const bytes = await producedBytes(t);
+      if (t.dtype === 'float32') written.set(t.name, new Float32Array(bytes.buffer));
     }
     expect(written.size).toBe(19 * 6);
 

@@ -28,6 +28,7 @@ import {
   type SynthTensor,
 } from '../model/synthetic';
 import { bundle, type Bundle } from '../parity/bundle';
+import { producedBytes } from '../writers/producedBytes';
 
 let worker: Bundle;
 let dir: string;
@@ -116,7 +117,7 @@ describe('graphs of a QARepVGGBlockV2 block', () => {
     const plan = planDeploy(model, buildStructure(model, { qarepvgg: 'v2' }));
     const tensors: SynthTensor[] = [];
     for (const t of plan.tensors) {
-      const bytes = await t.bytes();
+      const bytes = await producedBytes(t);
       tensors.push({
         name: t.name,
         shape: [...t.shape],

@@ -8,6 +8,7 @@ import { MemoryByteSource } from '../../../src/core/formats/byteSource';
 import type { ModelFile } from '../../../src/core/formats/modelFile';
 import { readModel } from '../../../src/core/formats/openModelFile';
 import { buildStructure } from '../../../src/core/model/buildStructure';
+import { producedBytes } from '../writers/producedBytes';
 
 export const FIXTURES = join(__dirname, '../../fixtures');
 /** What every hostile payload would create if it ran. */
@@ -58,7 +59,7 @@ export async function convertInMemory(model: ModelFile): Promise<Converted> {
   const plan = planDeploy(model, structure);
   const values = new Map<string, Float64Array>();
   for (const t of plan.tensors) {
-    const bytes = (await t.bytes()).slice();
+    const bytes = await producedBytes(t);
     values.set(t.name, t.dtype === 'float32' ? Float64Array.from(new Float32Array(bytes.buffer)) : new Float64Array(0));
   }
   return {

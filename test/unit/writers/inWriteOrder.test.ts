@@ -111,3 +111,53 @@ describe('inWriteOrder checksums', () => {
     expect(new Set(crcs).size).toBe(4);
   });
 });
+
+describe('inWriteOrder with tensors produced in pieces', () => {
+  const pieces = (...parts: number[][]) =>
+    async function* () {
+      for (const p of parts) yield new Uint8Array(new Float32Array(p).buffer);
+    };
+
+  it('yields each piece in order, marks each tensor’s first and last, and carries the running CRC-32', async () => {
+    const tensors: OutputTensor[] = [
+      { name: 'a', dtype: 'float32', shape: [5], bytes: async () => pieces([1, 2], [3], [4, 5])() },
+      { name: 'b', dtype: 'float32', shape: [1], bytes: async () => new Uint8Array(new Float32Array([6]).buffer) },
+      { name: 'empty', dtype: 'float32', shape: [0], bytes: async () => pieces()() },
+    ];
+    const seen: string[] = [];
+    let last = new Uint8Array(0);
+    for await (const { tensor, bytes, crc, first, last: isLast } of inWriteOrder(tensors)) {
+      seen.push(`${tensor.name}${first ? '<' : ''}${Array.from(new Float32Array(bytes.slice().buffer)).join(',')}${isLast ? '>' : ''}`);
+      last = first ? new Uint8Array(bytes) : new Uint8Array([...last, ...bytes]);
+      expect(crc).toBe(crc32(last) >>> 0);
+    }
+    expect(seen).toEqual(['a<1,2', 'a3', 'a4,5>', 'b<6>', 'empty<>']);
+  });
+
+  it('refuses a tensor whose pieces add up to more or less than its shape', async () => {
+    const run = async (t: OutputTensor) => {
+      for await (const _ of inWriteOrder([t]));
+    };
+    await expect(run({ name: 'long', dtype: 'float32', shape: [2], bytes: async () => pieces([1], [2], [3])() })).rejects.toThrow(
+      'long: produced 12 bytes, expected 8',
+    );
+    await expect(run({ name: 'short', dtype: 'float32', shape: [3], bytes: async () => pieces([1], [2])() })).rejects.toThrow(
+      'short: produced 8 bytes, expected 12',
+    );
+  });
+
+  it('releases each piece only after the writer has moved on from it', async () => {
+    const events: string[] = [];
+    const tensors: OutputTensor[] = [
+      {
+        name: 'a',
+        dtype: 'float32',
+        shape: [3],
+        bytes: async () => pieces([0], [1], [2])(),
+        release: (bytes) => events.push(`release ${new Float32Array(bytes.buffer)[0]}`),
+      },
+    ];
+    for await (const { bytes } of inWriteOrder(tensors)) events.push(`write ${new Float32Array(bytes.buffer)[0]}`);
+    for (let i = 0; i < 3; i++) expect(events.indexOf(`release ${i}`)).toBeGreaterThan(events.indexOf(`write ${i}`));
+  });
+});

@@ -9,7 +9,7 @@ import { openModelFile } from '../../../src/core/formats/openModelFile';
 import { ByteSink, OutputError, writeAtomically } from '../../../src/core/writers/atomicFile';
 import { ReportStore } from '../../../src/core/report/reportStore';
 import { writeTorchCheckpoint } from '../../../src/core/writers/torchWriter';
-import { ZipWriter } from '../../../src/core/writers/zipWriter';
+import { ZipWriter, type ZipRecord } from '../../../src/core/writers/zipWriter';
 import { seededRandom } from '../fuse/reference';
 import { upstreamRepvggMetas } from '../model/syntheticStateDicts';
 
@@ -194,13 +194,30 @@ describe('a sink that corrupts one byte', () => {
 
   it('→ pth, with the record CRC taken from the corrupted byte: the reader accepts the record, the check against the produced bytes does not', async () => {
     const { file } = await midSizeCheckpoint();
-    const add = ZipWriter.prototype.add;
+    // One byte of a large record is corrupted on its way to the file, and the record's CRC is taken from the bytes as written.
+    const write = ByteSink.prototype.write;
     let seen = 0;
-    vi.spyOn(ZipWriter.prototype, 'add').mockImplementation(async function (this: ZipWriter, name: string, data: Uint8Array) {
-      if (data.length < 256 * 1024 || ++seen !== 3) return add.call(this, name, data);
-      const copy = new Uint8Array(data);
-      copy[copy.length >> 1] ^= 0x10;
-      return add.call(this, name, copy, crc32(copy));
+    const begin = ZipWriter.prototype.begin;
+    const end = ZipWriter.prototype.end;
+    let asWritten: number | undefined;
+    vi.spyOn(ZipWriter.prototype, 'begin').mockImplementation(async function (this: ZipWriter, ...args: Parameters<ZipWriter['begin']>) {
+      const record = await begin.apply(this, args);
+      asWritten = 0;
+      return record;
+    });
+    vi.spyOn(ByteSink.prototype, 'write').mockImplementation(async function (this: ByteSink, bytes: Uint8Array) {
+      let out = bytes;
+      if (bytes.length >= 256 * 1024 && ++seen === 3) {
+        out = new Uint8Array(bytes);
+        out[out.length >> 1] ^= 0x10;
+      }
+      if (asWritten !== undefined) asWritten = crc32(out, asWritten);
+      return write.call(this, out);
+    });
+    vi.spyOn(ZipWriter.prototype, 'end').mockImplementation(async function (this: ZipWriter, record: ZipRecord) {
+      const crc = asWritten! >>> 0;
+      asWritten = undefined;
+      return end.call(this, record, crc);
     });
     const output = path.join(dir, 'out.pth');
     await expectUnverifiedAndNothingLeft(convertFile(file, { output }), output, /the bytes of '[\w.]+' differ from those produced/);
@@ -227,5 +244,23 @@ describe('a sink that corrupts one byte', () => {
     const store = new ReportStore(dir);
     await expect(store.save({ input: 'a.pth', output: 'b.pth' } as never)).rejects.toMatchObject({ code: 'unverified' });
     expect((await readdir(dir)).filter((n) => !n.startsWith('.'))).toEqual([]);
+  });
+});
+
+describe('ByteSink.patch', () => {
+  it('rewrites bytes still in its batch and bytes already in the file', async () => {
+    const file = path.join(dir, 'patched.bin');
+    await writeAtomically(file, async (sink) => {
+      await sink.write(new Uint8Array([1, 2, 3, 4]));
+      await sink.write(new Uint8Array(128 * 1024).fill(7)); // written out, and the batch before it
+      await sink.write(new Uint8Array([5, 6, 7, 8]));
+      await sink.patch(1, new Uint8Array([0xaa, 0xbb])); // in the file
+      await sink.patch(128 * 1024 + 6, new Uint8Array([0xcc])); // in the batch
+      await expect(sink.patch(128 * 1024 + 8, new Uint8Array([1]))).rejects.toThrow('past the');
+    });
+    const bytes = await readFile(file);
+    expect([...bytes.subarray(0, 4)]).toEqual([1, 0xaa, 0xbb, 4]);
+    expect([...bytes.subarray(128 * 1024 + 4)]).toEqual([5, 6, 0xcc, 8]);
+    expect(bytes.length).toBe(128 * 1024 + 8);
   });
 });
