@@ -1,7 +1,9 @@
 /**
- * Reads a run of bytes front to back, a piece at a time: `next(n)` gives the next n bytes, in a
- * buffer that is the caller's own. A converter streams large tensors this way, so that a model
- * of any size is fused in a few reused buffers instead of one new buffer per tensor.
+ * Reads a run of bytes front to back, a piece at a time: `next(n)` gives the next n bytes, which no
+ * later piece overwrites. From a file with a pool, each piece is a pool buffer of its own; from a
+ * file held in memory, a view of it: only a buffer the pool owns may be written to (BufferPool.owns).
+ * A converter streams large tensors this way, so that a model of any size is fused in a few reused
+ * buffers instead of one new buffer per tensor.
  */
 export interface ByteReader {
   next(byteLength: number): Promise<Uint8Array>;

@@ -65,7 +65,7 @@ export class Tensor {
   }
 
   /**
-   * Its bytes front to back in pieces, each a buffer of the caller's own. Read from the file piece
+   * Its bytes front to back in pieces (see ByteReader for who may write to them). Read from the file piece
    * by piece where it allows (a stored zip record, whose CRC-32 is checked with its last piece; a
    * safetensors range); otherwise read whole once and handed out in copies.
    */

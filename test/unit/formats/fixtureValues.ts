@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
 import type { ModelFile } from '../../../src/core/formats/modelFile';
+import type { Tensor } from '../../../src/core/formats/tensor';
 
 export const FIXTURES = path.resolve(__dirname, '../../fixtures');
 
@@ -68,5 +69,20 @@ export async function expectTensorsMatch(file: ModelFile, exp: ExpectedFile): Pr
     const values = await t.toFloat64();
     const e = exp.tensors[i];
     expect({ name: t.name, sum: fsum(values), first: Array.from(values.subarray(0, 6)) }).toEqual({ name: e.name, sum: e.sum, first: e.first });
+    expect(await inPieces(t, [5, 1, 7]), t.name).toEqual(Buffer.from(await t.readBytes()));
   }
+}
+
+/** A tensor's bytes read through `Tensor.reader` in pieces of the given sizes, in turn, as a conversion streams it. */
+export async function inPieces(t: Tensor, sizes: number[]): Promise<Buffer> {
+  const reader = t.reader();
+  const pieces: Uint8Array[] = [];
+  for (let at = 0, i = 0; at < t.byteLength; i++) {
+    // Kept as they are: reading the next piece must not change one already handed out.
+    const piece = await reader.next(Math.min(sizes[i % sizes.length], t.byteLength - at));
+    pieces.push(piece);
+    at += piece.length;
+  }
+  await expect(reader.next(1)).rejects.toThrow(/runs past its/);
+  return Buffer.concat(pieces);
 }
