@@ -23,10 +23,11 @@ export function rangeReader(read: (offset: number, length: number) => Promise<Ui
 }
 
 /**
- * How much of a large tensor a converter holds at once: small enough that a few pieces in flight
- * fit in reused buffers, large enough that each costs few system calls.
+ * How much of a large tensor a converter holds at once: small enough that a piece stays in the
+ * core's cache while it is read, checksummed, fused, checksummed and written, large enough that
+ * each costs few system calls. On a RepVGG-B3 checkpoint 1 MiB converted fastest of 0.25–8 MiB.
  */
-export const PIECE_BYTES = 4 << 20;
+export const PIECE_BYTES = 1 << 20;
 
 /** `total` bytes from `reader` in pieces of at most `pieceBytes`, each a whole number of `unit`-byte elements. */
 export async function* piecesOf(reader: ByteReader, total: number, unit = 1, pieceBytes = PIECE_BYTES): AsyncGenerator<Uint8Array> {
