@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertFile } from '../../../src/core/convert/convert';
 import { loadNote, type LoadNoteInput } from '../../../src/core/convert/loadNote';
 import { FAMILIES, type FamilyId } from '../../../src/core/model/families';
-import { bundle, ENTRIES, runCli, type Bundle } from '../parity/bundle';
+import { cliUnderTest } from '../parity/bundle';
 
 /*
  * A deploy checkpoint is a flat state dict: a family's own loader for training checkpoints
@@ -212,20 +212,11 @@ describe('convertFile returns the note', () => {
 });
 
 describe('replens convert prints the note', () => {
-  let built: Bundle;
-  let dir: string;
-  const replens = (...args: string[]) => runCli(built, args);
-  beforeAll(async () => {
-    built = await bundle(ENTRIES);
-    dir = await mkdtemp(path.join(tmpdir(), 'replens-loadnote-cli-'));
-  }, 60_000);
-  afterAll(async () => {
-    await built?.dispose();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  const cli = cliUnderTest('replens-loadnote-cli-');
+  const replens = (...args: string[]) => cli.run(args);
 
   it("in the text (--state-dict): what the file is, the family's sentence, then the lines, indented to copy", async () => {
-    const output = path.join(dir, 'best.deploy.pt');
+    const output = path.join(cli.dir, 'best.deploy.pt');
     const { code, stdout } = await replens('convert', YOLOV7, '-o', output, '--state-dict');
     expect(code).toBe(0);
     const lines = stdout.trimEnd().split('\n');
@@ -249,7 +240,7 @@ describe('replens convert prints the note', () => {
   }, 30_000);
 
   it('in the JSON: the note object', async () => {
-    const output = path.join(dir, 'json.deploy.pt');
+    const output = path.join(cli.dir, 'json.deploy.pt');
     const { code, stdout } = await replens('convert', YOLOV7, '-o', output, '--json');
     expect(code).toBe(0);
     const { load, module } = JSON.parse(stdout);

@@ -1,8 +1,7 @@
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundle, ENTRIES, runCli, type Bundle } from '../parity/bundle';
+import { describe, expect, it } from 'vitest';
+import { cliUnderTest } from '../parity/bundle';
 
 /*
  * The words of the errors users meet most, exactly as the CLI prints them: each produced by the real
@@ -15,26 +14,17 @@ const FIXTURES = path.join(__dirname, '..', '..', 'fixtures');
 const MODELS = path.join(FIXTURES, 'models');
 const LAST = path.join(FIXTURES, 'peers', 'yolov7', 'tiny_repconv_last.pt');
 
-let built: Bundle;
-let dir: string;
+const cli = cliUnderTest('replens-messages-');
 
-const replens = (args: string[], cwd?: string) => runCli(built, args, cwd);
+const replens = (args: string[], cwd?: string) => cli.run(args, cwd);
 
 /** A copy of the first `fraction` of a fixture: a download or copy that stopped part way. */
 async function cut(name: string, fraction: number, as = name): Promise<string> {
   const bytes = await readFile(path.join(MODELS, name));
-  const file = path.join(dir, as);
+  const file = path.join(cli.dir, as);
   await writeFile(file, bytes.subarray(0, Math.floor(bytes.length * fraction)));
   return file;
 }
-
-beforeAll(async () => {
-  [built, dir] = await Promise.all([bundle(ENTRIES), mkdtemp(path.join(tmpdir(), 'replens-messages-'))]);
-}, 60_000);
-afterAll(async () => {
-  await built?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
 
 const TRUNCATED_PTH =
   'the file is truncated: it ends at 93.7 KiB, inside a zip that began as a PyTorch checkpoint (no end-of-central-directory record); re-save or re-download it';
@@ -52,7 +42,7 @@ describe('the messages users see most, word for word', () => {
       });
     }
     // Given by its base name (run in its folder), the path line would say nothing more: there is none.
-    expect((await replens(['inspect', 'truncated_train.pth'], dir)).stderr).toBe(`replens: truncated_train.pth: ${TRUNCATED_PTH}\n`);
+    expect((await replens(['inspect', 'truncated_train.pth'], cli.dir)).stderr).toBe(`replens: truncated_train.pth: ${TRUNCATED_PTH}\n`);
   });
 
   it('the other formats cut short say the same first words, and where they stopped', async () => {
@@ -85,7 +75,7 @@ describe('the messages users see most, word for word', () => {
   });
 
   it('a text file named .pth', async () => {
-    const file = path.join(dir, 'site_paths.pth');
+    const file = path.join(cli.dir, 'site_paths.pth');
     await writeFile(file, '/opt/project/src\nimport sys; sys.path.insert(0, "/opt/extra")\n');
     expect(await replens(['inspect', file])).toEqual({
       code: 1,
@@ -95,11 +85,11 @@ describe('the messages users see most, word for word', () => {
   });
 
   it('bytes that are no model, an empty file, a folder, a missing file', async () => {
-    const empty = path.join(dir, 'empty.pth');
+    const empty = path.join(cli.dir, 'empty.pth');
     await writeFile(empty, '');
-    const folder = path.join(dir, 'checkpoints.pth');
+    const folder = path.join(cli.dir, 'checkpoints.pth');
     await mkdir(folder);
-    const missing = path.join(dir, 'missing.pth');
+    const missing = path.join(cli.dir, 'missing.pth');
     const cases: [string, string][] = [
       [path.join(MODELS, 'not_a_model.pth'), 'not_a_model.pth: not a model file: the first bytes match no PyTorch, ONNX or safetensors layout'],
       [empty, 'empty.pth: the file is empty (0 bytes); re-save or re-download it'],
@@ -112,9 +102,9 @@ describe('the messages users see most, word for word', () => {
   });
 
   it('an output that exists, without --force', async () => {
-    const input = path.join(dir, 'repvgg_tiny_train.pth');
+    const input = path.join(cli.dir, 'repvgg_tiny_train.pth');
     await copyFile(path.join(MODELS, 'repvgg_tiny_train.pth'), input);
-    const output = path.join(dir, 'repvgg_tiny_train.deploy.pth');
+    const output = path.join(cli.dir, 'repvgg_tiny_train.deploy.pth');
     await writeFile(output, 'an earlier deploy file');
     expect(await replens(['convert', input])).toEqual({
       code: 1,
@@ -135,12 +125,12 @@ describe('the messages users see most, word for word', () => {
   it('a model without re-parameterizable blocks, and one already in deploy form', async () => {
     const dtypes = path.join(MODELS, 'dtypes.pth');
     const deploy = path.join(MODELS, 'repvgg_tiny_deploy.pth');
-    expect(await replens(['convert', dtypes, '-o', path.join(dir, 'out.pth')])).toEqual({
+    expect(await replens(['convert', dtypes, '-o', path.join(cli.dir, 'out.pth')])).toEqual({
       code: 1,
       stdout: '',
       stderr: `replens: dtypes.pth: no re-parameterizable blocks found\n  file: ${dtypes}\n`,
     });
-    expect(await replens(['convert', deploy, '-o', path.join(dir, 'out.pth')])).toEqual({
+    expect(await replens(['convert', deploy, '-o', path.join(cli.dir, 'out.pth')])).toEqual({
       code: 1,
       stdout: '',
       stderr: `replens: repvgg_tiny_deploy.pth: every block is already in deploy form\n  file: ${deploy}\n`,

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { fixtureIn } from '../convert/outputChecks';
 import { seededRandom } from '../fuse/reference';
-import { bundle, type Bundle } from '../parity/bundle';
+import { bundleParityWorker, type Bundle } from '../parity/bundle';
 import { npyBytes } from '../parity/npyWriter';
 
 vi.mock('vscode', () => import('./vscodeMock').then((m) => m.vscode));
@@ -12,12 +12,12 @@ import { vscode } from './vscodeMock';
 
 const { measureInt8 } = await import('../../../src/extension/commands/measureInt8');
 
-let worker: Bundle;
+let worker: Bundle & { workerPath: string };
 let dir: string;
 /** An extension folder whose dist/ is the test's bundle, as the packaged extension's is its own. */
 let extension: string;
 beforeAll(async () => {
-  worker = await bundle({ parityWorker: path.join(__dirname, '..', '..', '..', 'src', 'core', 'parity', 'worker.ts') });
+  worker = await bundleParityWorker();
   dir = await mkdtemp(path.join(tmpdir(), 'replens-int8-command-'));
   extension = path.join(dir, 'extension');
   await mkdir(extension);

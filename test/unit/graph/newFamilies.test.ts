@@ -27,17 +27,17 @@ import {
   type PyModule,
   type SynthTensor,
 } from '../model/synthetic';
-import { bundle, type Bundle } from '../parity/bundle';
+import { bundleParityWorker, type Bundle } from '../parity/bundle';
 import { producedBytes } from '../writers/producedBytes';
 
-let worker: Bundle;
+let worker: Bundle & { workerPath: string };
 let dir: string;
 let base: ParityOptions;
 
 beforeAll(async () => {
-  worker = await bundle({ parityWorker: path.join(__dirname, '..', '..', '..', 'src', 'core', 'parity', 'worker.ts') });
+  worker = await bundleParityWorker();
   dir = await mkdtemp(path.join(tmpdir(), 'replens-new-families-graph-'));
-  base = { workerPath: path.join(worker.dir, 'parityWorker.js'), inputs: 2, latencyRuns: 0 };
+  base = { workerPath: worker.workerPath, inputs: 2, latencyRuns: 0 };
 }, 60_000);
 afterAll(async () => {
   await worker?.dispose();

@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
 import * as esbuild from 'esbuild';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 
@@ -36,6 +38,12 @@ export async function bundle(entries: Partial<typeof ENTRIES>): Promise<Bundle> 
   return { dir, dispose: () => rm(dir, { recursive: true, force: true }) };
 }
 
+/** The parity worker bundled, and the path its callers pass as `workerPath`. */
+export async function bundleParityWorker(): Promise<Bundle & { workerPath: string }> {
+  const built = await bundle({ parityWorker: ENTRIES.parityWorker });
+  return { ...built, workerPath: path.join(built.dir, 'parityWorker.js') };
+}
+
 export interface CliRun {
   code: number;
   stdout: string;
@@ -49,4 +57,26 @@ export function runCli(built: Bundle, args: readonly string[], cwd?: string): Pr
       resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
     );
   });
+}
+
+/**
+ * For the tests of a file or describe block that run the CLI: bundles it, with a temporary folder
+ * for their files, before they run, and removes both after.
+ */
+export function cliUnderTest(prefix: string): { run: (args: readonly string[], cwd?: string) => Promise<CliRun>; readonly dir: string } {
+  let built: Bundle | undefined;
+  let dir: string | undefined;
+  beforeAll(async () => {
+    [built, dir] = await Promise.all([bundle(ENTRIES), mkdtemp(path.join(tmpdir(), prefix))]);
+  }, 60_000);
+  afterAll(async () => {
+    await built?.dispose();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    run: (args, cwd) => runCli(built!, args, cwd),
+    get dir() {
+      return dir!;
+    },
+  };
 }

@@ -3,15 +3,15 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ParityError } from '../../../src/core/parity/errors';
 import { checkParity, compareModels, type ParityOptions, type ParityProgress } from '../../../src/core/parity/parity';
-import { bundle, ENTRIES, type Bundle } from './bundle';
+import { bundleParityWorker, type Bundle } from './bundle';
 import { MODELS, TINY } from './faultyFiles';
 
-let worker: Bundle;
+let worker: Bundle & { workerPath: string };
 let small: ParityOptions;
 
 beforeAll(async () => {
-  worker = await bundle({ parityWorker: ENTRIES.parityWorker });
-  small = { workerPath: path.join(worker.dir, 'parityWorker.js'), shape: [1, 3, 32, 32], inputs: 2, latencyRuns: 1 };
+  worker = await bundleParityWorker();
+  small = { workerPath: worker.workerPath, shape: [1, 3, 32, 32], inputs: 2, latencyRuns: 1 };
 }, 60_000);
 afterAll(async () => {
   await worker?.dispose();

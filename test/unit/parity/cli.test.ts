@@ -1,31 +1,20 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeOnnxModel } from '../../../src/core/formats/onnxCodec';
 import { allBlocks } from '../../../src/core/model/structure';
-import { bundle, ENTRIES, runCli, type Bundle } from './bundle';
+import { cliUnderTest } from './bundle';
 import { MODELS, TINY, wrongDeployFile, wrongFusedOnnx } from './faultyFiles';
 
 /**
  * The CLI and the worker bundled side by side, as in dist/: the CLI finds the worker beside
  * itself, exactly as the packaged CLI and extension do.
  */
-let built: Bundle;
-let dir: string;
+const cli = cliUnderTest('replens-parity-cli-');
 const SMALL = ['--shape', '1,3,32,32', '--inputs', '2', '--latency-runs', '1'];
 const FOLDED = path.join(MODELS, 'repvgg_tiny_train_folded.onnx');
 
-const replens = (...args: string[]) => runCli(built, args);
-
-beforeAll(async () => {
-  built = await bundle(ENTRIES);
-  dir = await mkdtemp(path.join(tmpdir(), 'replens-parity-cli-'));
-}, 60_000);
-afterAll(async () => {
-  await built?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const replens = (...args: string[]) => cli.run(args);
 
 describe('replens parity', () => {
   it('prints PASS with the per-block table and exits 0', async () => {
@@ -46,7 +35,7 @@ describe('replens parity', () => {
   }, 30_000);
 
   it('exits 1 and names the first failing block when --deploy OTHER differs', async () => {
-    const bad = await wrongDeployFile(dir, 'bad.pth', (s) => {
+    const bad = await wrongDeployFile(cli.dir, 'bad.pth', (s) => {
       const block = allBlocks(s).find((b) => b.name === 'stage2.1')!;
       block.branches = block.branches.filter((b) => b.role !== 'identity');
     });
@@ -66,7 +55,7 @@ describe('replens parity', () => {
 
 describe('replens convert --format onnx / --parity', () => {
   it('writes the deploy graph as .onnx and checks it against the input', async () => {
-    const output = path.join(dir, 'tiny.onnx');
+    const output = path.join(cli.dir, 'tiny.onnx');
     const { code, stdout } = await replens('convert', TINY, '--format', 'onnx', '-o', output, '--parity', ...SMALL);
     expect(code).toBe(0);
     expect(stdout).toMatch(/tiny\.onnx: ONNX graph \(classifier\) with 7 fused block\(s\)/);
@@ -78,7 +67,7 @@ describe('replens convert --format onnx / --parity', () => {
   }, 30_000);
 
   it('convert --parity --json adds the parity result to the summary; a wrong eps exits 1', async () => {
-    const output = path.join(dir, 'eps.pth');
+    const output = path.join(cli.dir, 'eps.pth');
     const { code, stdout } = await replens('convert', TINY, '-o', output, '--eps', '0.01', '--parity', ...SMALL, '--json');
     // --eps applies to both sides, so the comparison is of like with like and passes.
     expect(code).toBe(0);
@@ -89,7 +78,7 @@ describe('replens convert --format onnx / --parity', () => {
   }, 30_000);
 
   it("convert model.onnx --parity compares every block; the written file keeps only the model's own output", async () => {
-    const output = path.join(dir, 'folded.deploy.onnx');
+    const output = path.join(cli.dir, 'folded.deploy.onnx');
     const { code, stdout } = await replens('convert', FOLDED, '-o', output, '--parity', ...SMALL, '--json');
     expect(code).toBe(0);
     const { parity } = JSON.parse(stdout);
@@ -103,7 +92,7 @@ describe('replens convert --format onnx / --parity', () => {
 
 describe('replens parity with ONNX files', () => {
   it('a.onnx --deploy b.onnx names the first failing block of a wrong fusion', async () => {
-    const bad = await wrongFusedOnnx(dir, 'bad.onnx', FOLDED, (s) => {
+    const bad = await wrongFusedOnnx(cli.dir, 'bad.onnx', FOLDED, (s) => {
       const block = allBlocks(s).find((b) => b.name === 'stage3.1')!;
       block.branches = block.branches.filter((b) => b.role !== 'identity');
     });
@@ -168,14 +157,14 @@ describe('replens parity says what part of the model it checks', () => {
   }, 30_000);
 
   it('convert --parity prints the scope of the check it runs', async () => {
-    const output = path.join(dir, 'yolo.deploy.pt');
+    const output = path.join(cli.dir, 'yolo.deploy.pt');
     const { code, stdout } = await replens('convert', YOLOV7, '-o', output, '--dtype', 'float32', '--parity', '--inputs', '1', '--latency-runs', '0');
     expect(code).toBe(0);
     expect(stdout).toContain(`\n  scope      ${SCOPE}\n`);
   }, 30_000);
 
   it('a float16 deploy file is judged by what float16 can hold: PASS, and the tolerance says why', async () => {
-    const output = path.join(dir, 'yolo-fp16.deploy.pt');
+    const output = path.join(cli.dir, 'yolo-fp16.deploy.pt');
     const { code, stdout } = await replens('convert', YOLOV7, '-o', output, '--parity', '--inputs', '2', '--latency-runs', '0');
     expect(code).toBe(0);
     expect(stdout).toMatch(/\nPASS {2}tiny_repconv_last\.pt vs yolo-fp16\.deploy\.pt: .*, atol 0\.0\d+, rtol 0\.0\d+, topology blockwise\n/);
@@ -191,7 +180,7 @@ describe('replens parity says what part of the model it checks', () => {
   }, 30_000);
 
   it('a wrong float16 deploy file still fails, and the FAIL says what to do', async () => {
-    const output = path.join(dir, 'yolo-fp16-wrong-eps.deploy.pt');
+    const output = path.join(cli.dir, 'yolo-fp16-wrong-eps.deploy.pt');
     // Fused with BN eps 0.1 where the model was trained with 1e-3: wrong by far more than float16 rounding.
     expect((await replens('convert', YOLOV7, '-o', output, '--eps', '0.1')).code).toBe(0);
     const { code, stdout } = await replens('parity', YOLOV7, '--deploy', output, '--inputs', '2', '--latency-runs', '0');

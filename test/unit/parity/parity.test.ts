@@ -7,18 +7,18 @@ import { FusionError } from '../../../src/core/fuse/fuseBlock';
 import { allBlocks } from '../../../src/core/model/structure';
 import { ParityError } from '../../../src/core/parity/errors';
 import { checkParity, compareModels, type ParityOptions, type ParityResult } from '../../../src/core/parity/parity';
-import { bundle, type Bundle } from './bundle';
+import { bundleParityWorker, type Bundle } from './bundle';
 import { MODELS, TINY, trainFileWith, wrongDeployFile, wrongFusedOnnx } from './faultyFiles';
 import { npyBytes } from './npyWriter';
 
-let worker: Bundle;
+let worker: Bundle & { workerPath: string };
 let dir: string;
 let small: ParityOptions;
 
 beforeAll(async () => {
-  worker = await bundle({ parityWorker: path.join(__dirname, '..', '..', '..', 'src', 'core', 'parity', 'worker.ts') });
+  worker = await bundleParityWorker();
   dir = await mkdtemp(path.join(tmpdir(), 'replens-parity-'));
-  small = { workerPath: path.join(worker.dir, 'parityWorker.js'), shape: [1, 3, 32, 32], inputs: 2, latencyRuns: 1 };
+  small = { workerPath: worker.workerPath, shape: [1, 3, 32, 32], inputs: 2, latencyRuns: 1 };
 }, 60_000);
 afterAll(async () => {
   await worker?.dispose();

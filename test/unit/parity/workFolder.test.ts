@@ -11,7 +11,7 @@ import { checkParity, type ParityOptions, type ParityProgress } from '../../../s
 import { roundingControl } from '../../../src/core/parity/tolerance';
 import { WorkFolder } from '../../../src/core/parity/workFolder';
 import { OnnxBuilder } from '../../../src/core/graph/onnxBuilder';
-import { bundle, ENTRIES, type Bundle } from './bundle';
+import { bundleParityWorker, type Bundle } from './bundle';
 import { MODELS, TINY } from './faultyFiles';
 
 /**
@@ -19,15 +19,15 @@ import { MODELS, TINY } from './faultyFiles';
  * data beside it, which ONNX Runtime maps (see workFolder.ts). This process's temporary folder is
  * its own (vitest runs each file in its own process), so what a check leaves behind can be seen.
  */
-let worker: Bundle;
+let worker: Bundle & { workerPath: string };
 let base: string;
 let small: ParityOptions;
 
 beforeAll(async () => {
-  worker = await bundle({ parityWorker: ENTRIES.parityWorker });
+  worker = await bundleParityWorker();
   base = await mkdtemp(path.join(tmpdir(), 'replens-workfolder-test-'));
   process.env.TMPDIR = base;
-  small = { workerPath: path.join(worker.dir, 'parityWorker.js'), shape: [1, 3, 32, 32], inputs: 2 };
+  small = { workerPath: worker.workerPath, shape: [1, 3, 32, 32], inputs: 2 };
 }, 60_000);
 afterAll(async () => {
   await worker?.dispose();

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantCheck, type QuantCheckResult } from '../../../src/core/quant/quantCheck';
-import { bundle, type Bundle } from '../parity/bundle';
+import { bundleParityWorker, type Bundle } from '../parity/bundle';
 
 /**
  * QARepVGG's claim, measured: the same tiny YOLOv6 backbone built with each of YOLOv6's block classes and
@@ -9,12 +9,12 @@ import { bundle, type Bundle } from '../parity/bundle';
  * quantized to INT8 on the same inputs. Every block is measured alone on its float input.
  */
 const YOLOV6 = path.join(__dirname, '..', '..', 'fixtures', 'peers', 'yolov6');
-let worker: Bundle;
+let worker: Bundle & { workerPath: string };
 const results = new Map<string, QuantCheckResult>();
 
 beforeAll(async () => {
-  worker = await bundle({ parityWorker: path.join(__dirname, '..', '..', '..', 'src', 'core', 'parity', 'worker.ts') });
-  const options = { workerPath: path.join(worker.dir, 'parityWorker.js'), inputs: 4, shape: [1, 3, 64, 64] };
+  worker = await bundleParityWorker();
+  const options = { workerPath: worker.workerPath, inputs: 4, shape: [1, 3, 64, 64] };
   for (const [mode, qarepvgg] of [
     ['repvgg', undefined],
     ['qarepvgg', 'v1'],

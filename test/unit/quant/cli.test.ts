@@ -1,28 +1,17 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import * as jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../fuse/reference';
-import { bundle, ENTRIES, runCli, type Bundle } from '../parity/bundle';
+import { cliUnderTest } from '../parity/bundle';
 import { TINY } from '../parity/faultyFiles';
 import { npyBytes } from '../parity/npyWriter';
 
-let built: Bundle;
-let dir: string;
+const cli = cliUnderTest('replens-quant-cli-');
 const SMALL = ['--shape', '1,3,32,32', '--inputs', '2'];
 
-const replens = (...args: string[]) => runCli(built, args);
-
-beforeAll(async () => {
-  built = await bundle(ENTRIES);
-  dir = await mkdtemp(path.join(tmpdir(), 'replens-quant-cli-'));
-}, 60_000);
-afterAll(async () => {
-  await built?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const replens = (...args: string[]) => cli.run(args);
 
 describe('replens quantize-check', () => {
   it('prints the outputs and the blocks worst first, and exits 0 without a threshold', async () => {
@@ -58,7 +47,7 @@ describe('replens quantize-check', () => {
   }, 60_000);
 
   it('--calib takes a folder of .npy arrays instead of random inputs', async () => {
-    const calib = path.join(dir, 'calib');
+    const calib = path.join(cli.dir, 'calib');
     await mkdir(calib, { recursive: true });
     const rand = seededRandom(3);
     for (const name of ['a.npy', 'b.npy', 'c.npy']) {
@@ -79,7 +68,7 @@ describe('replens quantize-check', () => {
   }, 60_000);
 
   it('--calib takes PNG and JPEG images too, made to fit --shape', async () => {
-    const photos = path.join(dir, 'photos');
+    const photos = path.join(cli.dir, 'photos');
     await mkdir(photos, { recursive: true });
     const rand = seededRandom(5);
     const rgba = (w: number, h: number) => Buffer.from(Uint8Array.from({ length: w * h * 4 }, (_, i) => (i % 4 === 3 ? 255 : Math.floor(256 * rand()))));
@@ -102,18 +91,18 @@ describe('replens quantize-check', () => {
       code: 2,
       stderr: expect.stringMatching(/--calibration must be one of minmax, percentile/),
     });
-    const empty = path.join(dir, 'empty');
+    const empty = path.join(cli.dir, 'empty');
     await mkdir(empty, { recursive: true });
     expect(await replens('quantize-check', TINY, '--calib', empty)).toMatchObject({
       code: 1,
       stderr: expect.stringMatching(/empty: holds no calibration files \(\.npy, \.png, \.jpg, \.jpeg\)/),
     });
-    const wrong = path.join(dir, 'wrong.npy');
+    const wrong = path.join(cli.dir, 'wrong.npy');
     await writeFile(wrong, npyBytes([1, 4, 8, 8], new Float32Array(4 * 64)));
     expect(await replens('quantize-check', TINY, '--calib', wrong)).toMatchObject({
       code: 1,
       stderr: expect.stringMatching(/wrong\.npy: holds an array of shape \[1, 4, 8, 8\]; the model's input takes \[N, 3, H, W\]/),
     });
-    expect(await replens('quantize-check', path.join(dir, 'missing.pth'))).toMatchObject({ code: 1 });
+    expect(await replens('quantize-check', path.join(cli.dir, 'missing.pth'))).toMatchObject({ code: 1 });
   }, 60_000);
 });

@@ -6,13 +6,13 @@ import { encodeOnnxModel } from '../../../src/core/formats/onnxCodec';
 import { runInChild } from '../../../src/core/parity/child';
 import { activationParams, QdqGraph, quantizedActivations, quantizeWeights, roundHalfEven } from '../../../src/core/quant/qdq';
 import { GraphBuilder, valueInfo } from '../model/onnxTestKit';
-import { bundle, type Bundle } from '../parity/bundle';
+import { bundleParityWorker, type Bundle } from '../parity/bundle';
 import { seededRandom } from '../fuse/reference';
 
-let worker: Bundle;
+let worker: Bundle & { workerPath: string };
 let dir: string;
 beforeAll(async () => {
-  worker = await bundle({ parityWorker: path.join(__dirname, '..', '..', '..', 'src', 'core', 'parity', 'worker.ts') });
+  worker = await bundleParityWorker();
   dir = await mkdtemp(path.join(tmpdir(), 'replens-qdq-'));
 }, 60_000);
 afterAll(async () => {
@@ -88,7 +88,7 @@ describe('a QDQ copy run by ONNX Runtime', () => {
       await writeFile(file, await encodeOnnxModel(qdq.model));
       const reply = await runInChild(
         { type: 'infer', model: { label: scheme, source: { path: file } }, feeds: [{ name: 'x', dims: [1, 3, 6, 6], data: x }], optimization: 'disabled' },
-        { subject: scheme, workerPath: path.join(worker.dir, 'parityWorker.js') },
+        { subject: scheme, workerPath: worker.workerPath },
       );
       const got = reply.outputs.find((o) => o.name === copy.get(y))!;
 

@@ -8,16 +8,16 @@ import { writeAtomically } from '../../../src/core/writers/atomicFile';
 import { writeTorchCheckpoint } from '../../../src/core/writers/torchWriter';
 import { seededRandom } from '../fuse/reference';
 import { upstreamRepvggMetas } from '../model/syntheticStateDicts';
-import { bundle, type Bundle } from '../parity/bundle';
+import { bundleParityWorker, type Bundle } from '../parity/bundle';
 
-let worker: Bundle;
+let worker: Bundle & { workerPath: string };
 let dir: string;
 let options: QuantCheckOptions;
 
 beforeAll(async () => {
-  worker = await bundle({ parityWorker: path.join(__dirname, '..', '..', '..', 'src', 'core', 'parity', 'worker.ts') });
+  worker = await bundleParityWorker();
   dir = await mkdtemp(path.join(tmpdir(), 'replens-quant-'));
-  options = { workerPath: path.join(worker.dir, 'parityWorker.js'), inputs: 2, shape: [1, 3, 32, 32] };
+  options = { workerPath: worker.workerPath, inputs: 2, shape: [1, 3, 32, 32] };
 }, 60_000);
 afterAll(async () => {
   await worker?.dispose();

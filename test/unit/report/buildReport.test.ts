@@ -9,18 +9,18 @@ import { buildStructure } from '../../../src/core/model/buildStructure';
 import { allBlocks, type ModelStructure } from '../../../src/core/model/structure';
 import { buildReport, type ReportOptions } from '../../../src/core/report/buildReport';
 import type { GraphView, ReportData } from '../../../src/shared/reportData';
-import { bundle, type Bundle } from '../parity/bundle';
+import { bundleParityWorker, type Bundle } from '../parity/bundle';
 import { MODELS, TINY } from '../parity/faultyFiles';
 import { graphNodeCount } from '../../../webview/reportModel/costs';
 
-let worker: Bundle;
+let worker: Bundle & { workerPath: string };
 let dir: string;
 let small: ReportOptions;
 
 beforeAll(async () => {
-  worker = await bundle({ parityWorker: path.join(__dirname, '..', '..', '..', 'src', 'core', 'parity', 'worker.ts') });
+  worker = await bundleParityWorker();
   dir = await mkdtemp(path.join(tmpdir(), 'replens-report-'));
-  small = { workerPath: path.join(worker.dir, 'parityWorker.js'), shape: [1, 3, 32, 32], inputs: 2, latencyRuns: 1 };
+  small = { workerPath: worker.workerPath, shape: [1, 3, 32, 32], inputs: 2, latencyRuns: 1 };
 }, 60_000);
 afterAll(async () => {
   await worker?.dispose();

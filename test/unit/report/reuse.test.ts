@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { bundle, type Bundle } from '../parity/bundle';
+import { bundleParityWorker, type Bundle } from '../parity/bundle';
 import { TINY } from '../parity/faultyFiles';
 
 /**
@@ -23,14 +23,14 @@ const { buildReport } = await import('../../../src/core/report/buildReport');
 const { convertFile } = await import('../../../src/core/convert/convert');
 
 const BLOCKS = 7;
-let worker: Bundle;
+let worker: Bundle & { workerPath: string };
 let dir: string;
 let small: { workerPath: string; shape: number[]; inputs: number };
 
 beforeAll(async () => {
-  worker = await bundle({ parityWorker: path.join(__dirname, '..', '..', '..', 'src', 'core', 'parity', 'worker.ts') });
+  worker = await bundleParityWorker();
   dir = await mkdtemp(path.join(tmpdir(), 'replens-reuse-'));
-  small = { workerPath: path.join(worker.dir, 'parityWorker.js'), shape: [1, 3, 32, 32], inputs: 1 };
+  small = { workerPath: worker.workerPath, shape: [1, 3, 32, 32], inputs: 1 };
 }, 60_000);
 afterAll(async () => {
   await worker?.dispose();
