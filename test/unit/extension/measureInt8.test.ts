@@ -1,10 +1,9 @@
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { fixtureIn } from '../convert/outputChecks';
 import { seededRandom } from '../fuse/reference';
-import { bundleParityWorker, type Bundle } from '../parity/bundle';
+import { parityWorkerUnderTest } from '../parity/bundle';
 import { npyBytes } from '../parity/npyWriter';
 
 vi.mock('vscode', () => import('./vscodeMock').then((m) => m.vscode));
@@ -12,20 +11,13 @@ import { vscode } from './vscodeMock';
 
 const { measureInt8 } = await import('../../../src/extension/commands/measureInt8');
 
-let worker: Bundle & { workerPath: string };
-let dir: string;
+const env = parityWorkerUnderTest('replens-int8-command-');
 /** An extension folder whose dist/ is the test's bundle, as the packaged extension's is its own. */
 let extension: string;
 beforeAll(async () => {
-  worker = await bundleParityWorker();
-  dir = await mkdtemp(path.join(tmpdir(), 'replens-int8-command-'));
-  extension = path.join(dir, 'extension');
+  extension = path.join(env.dir, 'extension');
   await mkdir(extension);
-  await symlink(worker.dir, path.join(extension, 'dist'));
-}, 60_000);
-afterAll(async () => {
-  await worker?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await symlink(env.bundleDir, path.join(extension, 'dist'));
 });
 afterEach(() => vi.restoreAllMocks());
 
@@ -35,7 +27,7 @@ function settings(values: Record<string, unknown>): void {
 
 describe('the INT8 tab’s measurement in the extension', () => {
   it('calibrates on the folder replens.int8.calibration names, relative to the model', async () => {
-    const models = path.join(dir, 'models');
+    const models = path.join(env.dir, 'models');
     await mkdir(path.join(models, 'calib'), { recursive: true });
     const input = await fixtureIn(models, 'repvgg_tiny_train.pth');
     const rand = seededRandom(4);
@@ -56,7 +48,7 @@ describe('the INT8 tab’s measurement in the extension', () => {
   }, 60_000);
 
   it('without a calibration setting: as many random inputs as a parity check uses', async () => {
-    const input = await fixtureIn(dir, 'repvgg_tiny_train.pth');
+    const input = await fixtureIn(env.dir, 'repvgg_tiny_train.pth');
     settings({ inputs: 2 });
     const report = await measureInt8(vscode.Uri.file(extension) as never, input);
     expect(report).toMatchObject({ inputs: 2, shape: [1, 3, 224, 224], calibration: { source: 'random', files: [] } });

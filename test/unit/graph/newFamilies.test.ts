@@ -1,7 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { planDeploy } from '../../../src/core/convert/deployPlan';
 import type { OnnxGraph, OnnxNode } from '../../../src/core/formats/onnxModel';
 import { openModelFile } from '../../../src/core/formats/openModelFile';
@@ -27,21 +25,14 @@ import {
   type PyModule,
   type SynthTensor,
 } from '../model/synthetic';
-import { bundleParityWorker, type Bundle } from '../parity/bundle';
+import { parityWorkerUnderTest } from '../parity/bundle';
 import { producedBytes } from '../writers/producedBytes';
 
-let worker: Bundle & { workerPath: string };
-let dir: string;
+const env = parityWorkerUnderTest('replens-new-families-graph-');
 let base: ParityOptions;
 
 beforeAll(async () => {
-  worker = await bundleParityWorker();
-  dir = await mkdtemp(path.join(tmpdir(), 'replens-new-families-graph-'));
-  base = { workerPath: worker.workerPath, inputs: 2, latencyRuns: 0 };
-}, 60_000);
-afterAll(async () => {
-  await worker?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  base = { workerPath: env.workerPath, inputs: 2, latencyRuns: 0 };
 });
 
 const STACK: BlockSpec[] = [
@@ -133,7 +124,7 @@ describe('graphs of a QARepVGGBlockV2 block', () => {
 
 describe('parity on the new families, block by block', () => {
   it('YOLOv6 QARepVGGBlock (v1), a state dict: passes', async () => {
-    const file = await writeStateDict(path.join(dir, 'qarep_v1_sd.pth'), qarep('v1').s.tensors);
+    const file = await writeStateDict(path.join(env.dir, 'qarep_v1_sd.pth'), qarep('v1').s.tensors);
     const r = await checkParity(file, { ...base, shape: [1, 8, 16, 16] });
     expectPasses(
       r,
@@ -145,7 +136,7 @@ describe('parity on the new families, block by block', () => {
   }, 60_000);
 
   it('YOLOv6 QARepVGGBlockV2, a pickled model (class names say V2): passes, with the AvgPool in the train graph', async () => {
-    const file = await writeModuleCheckpoint(path.join(dir, 'qarep_v2_module.pt'), qarep('v2').root);
+    const file = await writeModuleCheckpoint(path.join(env.dir, 'qarep_v2_module.pt'), qarep('v2').root);
     const r = await checkParity(file, { ...base, shape: [1, 8, 16, 16] });
     expectPasses(
       r,
@@ -157,14 +148,14 @@ describe('parity on the new families, block by block', () => {
   }, 60_000);
 
   it('YOLOv6 QARepVGGBlockV2: its train form against the deploy checkpoint RepLens writes (rbr_reparam + bn kept) passes; bn dropped, or folded twice, fails', async () => {
-    const train = await writeModuleCheckpoint(path.join(dir, 'qarep_v2_train.pt'), qarep('v2', 52).root);
+    const train = await writeModuleCheckpoint(path.join(env.dir, 'qarep_v2_train.pt'), qarep('v2', 52).root);
     const model = await openModelFile(train);
     let structure: ModelStructure;
     try {
       structure = buildStructure(model);
       const plan = planDeploy(model, structure);
       const write = async (name: string, tensors: OutputTensor[]) => {
-        const out = path.join(dir, name);
+        const out = path.join(env.dir, name);
         await writeAtomically(out, (sink) => writeTorchCheckpoint(sink, tensors), { overwrite: true });
         return out;
       };
@@ -213,7 +204,7 @@ describe('parity on the new families, block by block', () => {
       { name: 'backbone.ERBlock_2.1.block.0', cin: 16, cout: 16, stride: 1 },
     ];
     for (const b of specs) yolov6RepvggBlock(s, b);
-    const file = await writeStateDict(path.join(dir, 'yolov6_rep_sd.pth'), s.tensors);
+    const file = await writeStateDict(path.join(env.dir, 'yolov6_rep_sd.pth'), s.tensors);
     const { structure } = { structure: buildStructure(memoryModel(s.tensors)) };
     expect(structure.family).toBe('yolov6-repvgg');
     const r = await checkParity(file, { ...base, shape: [1, 3, 16, 16] });
@@ -229,7 +220,7 @@ describe('parity on the new families, block by block', () => {
     for (const b of specs) timmMobileOneBlock(s, b);
     s.matrix('head.fc.weight', [10, 24]);
     s.vector('head.fc.bias', 10, -0.1, 0.1);
-    const file = await writeStateDict(path.join(dir, 'timm_mobileone_sd.pth'), s.tensors);
+    const file = await writeStateDict(path.join(env.dir, 'timm_mobileone_sd.pth'), s.tensors);
     const r = await checkParity(file, { ...base, shape: [1, 3, 32, 32] });
     expect(r.topology).toBe('classifier');
     expectPasses(

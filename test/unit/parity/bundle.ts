@@ -80,3 +80,30 @@ export function cliUnderTest(prefix: string): { run: (args: readonly string[], c
     },
   };
 }
+
+/**
+ * For the tests of a file that run parity: bundles the worker, with a temporary folder for their
+ * files, before they run (ahead of the file's own beforeAll), and removes both after.
+ */
+export function parityWorkerUnderTest(prefix: string): { readonly workerPath: string; readonly bundleDir: string; readonly dir: string } {
+  let built: (Bundle & { workerPath: string }) | undefined;
+  let dir: string | undefined;
+  beforeAll(async () => {
+    [built, dir] = await Promise.all([bundleParityWorker(), mkdtemp(path.join(tmpdir(), prefix))]);
+  }, 60_000);
+  afterAll(async () => {
+    await built?.dispose();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return {
+    get workerPath() {
+      return built!.workerPath;
+    },
+    get bundleDir() {
+      return built!.dir;
+    },
+    get dir() {
+      return dir!;
+    },
+  };
+}

@@ -1,28 +1,20 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { convertFile } from '../../../src/core/convert/convert';
 import { FusionError } from '../../../src/core/fuse/fuseBlock';
 import { allBlocks } from '../../../src/core/model/structure';
 import { ParityError } from '../../../src/core/parity/errors';
 import { checkParity, compareModels, type ParityOptions, type ParityResult } from '../../../src/core/parity/parity';
-import { bundleParityWorker, type Bundle } from './bundle';
+import { parityWorkerUnderTest } from './bundle';
 import { MODELS, TINY, trainFileWith, wrongDeployFile, wrongFusedOnnx } from './faultyFiles';
 import { npyBytes } from './npyWriter';
 
-let worker: Bundle & { workerPath: string };
-let dir: string;
+const env = parityWorkerUnderTest('replens-parity-');
 let small: ParityOptions;
 
 beforeAll(async () => {
-  worker = await bundleParityWorker();
-  dir = await mkdtemp(path.join(tmpdir(), 'replens-parity-'));
-  small = { workerPath: worker.workerPath, shape: [1, 3, 32, 32], inputs: 2, latencyRuns: 1 };
-}, 60_000);
-afterAll(async () => {
-  await worker?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  small = { workerPath: env.workerPath, shape: [1, 3, 32, 32], inputs: 2, latencyRuns: 1 };
 });
 
 const verdicts = (r: ParityResult) => Object.fromEntries(r.blocks.map((b) => [b.name, b.pass]));
@@ -117,7 +109,7 @@ describe('checkParity: train form vs the deploy form fused in memory', () => {
   }, 30_000);
 
   it('takes one input from a .npy file instead of random samples', async () => {
-    const npy = path.join(dir, 'x.npy');
+    const npy = path.join(env.dir, 'x.npy');
     const data = Float32Array.from({ length: 2 * 3 * 40 * 40 }, (_, i) => Math.sin(i));
     await writeFile(npy, npyBytes([2, 3, 40, 40], data));
     const r = await checkParity(TINY, { ...small, shape: undefined, inputFile: npy });
@@ -148,7 +140,7 @@ describe('checkParity: train form vs the deploy form fused in memory', () => {
 
 describe('wrong fusions are caught where they happen', () => {
   it('a dropped identity branch fails that block; the blocks before it pass', async () => {
-    const bad = await wrongDeployFile(dir, 'no_identity.pth', (s) => {
+    const bad = await wrongDeployFile(env.dir, 'no_identity.pth', (s) => {
       const block = allBlocks(s).find((b) => b.name === 'stage3.1')!;
       block.branches = block.branches.filter((b) => b.role !== 'identity');
     });
@@ -159,7 +151,7 @@ describe('wrong fusions are caught where they happen', () => {
   }, 30_000);
 
   it('a wrong BN eps in one block fails that block; the blocks before it pass', async () => {
-    const bad = await wrongDeployFile(dir, 'eps_block.pth', (s) => {
+    const bad = await wrongDeployFile(env.dir, 'eps_block.pth', (s) => {
       for (const branch of allBlocks(s).find((b) => b.name === 'stage2.1')!.branches) branch.bn!.eps = 1e-2;
     });
     const r = await compareModels(TINY, bad, small);
@@ -168,7 +160,7 @@ describe('wrong fusions are caught where they happen', () => {
   }, 30_000);
 
   it('a wrong BN eps for the whole model (convert --eps) fails from the first block', async () => {
-    const output = path.join(dir, 'eps_all.pth');
+    const output = path.join(env.dir, 'eps_all.pth');
     await convertFile(TINY, { output, eps: 1e-2, force: true });
     const r = await compareModels(TINY, output, small);
     expect(r.blocks[0]).toMatchObject({ name: 'stage0', pass: false });
@@ -177,7 +169,7 @@ describe('wrong fusions are caught where they happen', () => {
   }, 30_000);
 
   it('a correct conversion passes as a file, and so does the ONNX export PyTorch made of the same model', async () => {
-    const output = path.join(dir, 'good.pth');
+    const output = path.join(env.dir, 'good.pth');
     await convertFile(TINY, { output, force: true });
     expect((await compareModels(TINY, output, small)).pass).toBe(true);
     // PyTorch's export has a fixed 1×3×32×32 input and only the logits, which match by name.
@@ -196,7 +188,7 @@ describe('ONNX models compare block by block, at each block’s branch sum', () 
     '%s against its converted file',
     async (file) => {
       const input = path.join(MODELS, file);
-      const output = path.join(dir, file.replace('.onnx', '.deploy.onnx'));
+      const output = path.join(env.dir, file.replace('.onnx', '.deploy.onnx'));
       const converted = await convertFile(input, { output, force: true });
       const r = await compareModels(input, output, small);
       expect(r.blocks.map((b) => b.name)).toEqual(converted.graph!.blockOutputs.map((b) => b.block));
@@ -215,7 +207,7 @@ describe('ONNX models compare block by block, at each block’s branch sum', () 
 
   it('a dropped identity branch in one fused block fails that block; the blocks before it pass', async () => {
     const folded = path.join(MODELS, 'repvgg_tiny_train_folded.onnx');
-    const bad = await wrongFusedOnnx(dir, 'folded_no_identity.onnx', folded, (s) => {
+    const bad = await wrongFusedOnnx(env.dir, 'folded_no_identity.onnx', folded, (s) => {
       const block = allBlocks(s).find((b) => b.name === 'stage2.1')!;
       block.branches = block.branches.filter((b) => b.role !== 'identity');
     });
@@ -227,7 +219,7 @@ describe('ONNX models compare block by block, at each block’s branch sum', () 
 
   it('a wrong BN eps in one fused block fails that block; the blocks before it pass', async () => {
     const train = path.join(MODELS, 'repvgg_tiny_train.onnx');
-    const bad = await wrongFusedOnnx(dir, 'eps_block.onnx', train, (s) => {
+    const bad = await wrongFusedOnnx(env.dir, 'eps_block.onnx', train, (s) => {
       for (const branch of allBlocks(s).find((b) => b.name === 'stage3.0')!.branches) branch.bn!.eps = 1e-1;
     });
     const r = await compareModels(train, bad, small);
@@ -239,7 +231,7 @@ describe('ONNX models compare block by block, at each block’s branch sum', () 
 describe('two checkpoints', () => {
   it('a YOLOv7 deploy state dict, which stores neither family nor groups, is run with its train file’s geometry', async () => {
     const train = path.join(MODELS, 'yolov7_repconv_train_sd.pth');
-    const output = path.join(dir, 'yolo.deploy.pth');
+    const output = path.join(env.dir, 'yolo.deploy.pth');
     await convertFile(train, { output, force: true });
     const r = await compareModels(train, output, { ...small, shape: [1, 32, 16, 16] });
     expect(r).toMatchObject({ pass: true, topology: 'blockwise' });
@@ -252,7 +244,7 @@ describe('two checkpoints', () => {
 
 describe('NaN and Inf never pass', () => {
   it('NaN weights outside the blocks: the same NaN on both sides still fails', async () => {
-    const nan = await trainFileWith(dir, 'nan_head.pth', 'linear.weight', NaN);
+    const nan = await trainFileWith(env.dir, 'nan_head.pth', 'linear.weight', NaN);
     const r = await checkParity(nan, small);
     expect(r.pass).toBe(false);
     expect(r.outputs[0].pass).toBe(false);
@@ -262,14 +254,14 @@ describe('NaN and Inf never pass', () => {
   }, 30_000);
 
   it('NaN in a deploy file’s fused weight fails that block', async () => {
-    const bad = await wrongDeployFile(dir, 'nan_deploy.pth', () => undefined, { 'stage2.0.rbr_reparam.bias': NaN });
+    const bad = await wrongDeployFile(env.dir, 'nan_deploy.pth', () => undefined, { 'stage2.0.rbr_reparam.bias': NaN });
     const r = await compareModels(TINY, bad, small);
     expect(verdicts(r)).toMatchObject({ stage0: true, 'stage1.0': true, 'stage2.0': false });
     expect(r.blocks.find((b) => b.name === 'stage2.0')!.nonFinite.candidate).toBeGreaterThan(0);
   }, 30_000);
 
   it('Inf in a train block weight: fusion refuses it and names the block', async () => {
-    const inf = await trainFileWith(dir, 'inf_block.pth', 'stage1.0.rbr_dense.conv.weight', Infinity);
+    const inf = await trainFileWith(env.dir, 'inf_block.pth', 'stage1.0.rbr_dense.conv.weight', Infinity);
     const e = await checkParity(inf, small).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(FusionError);
     expect((e as Error).message).toMatch(/^stage1\.0: stage1\.0\.rbr_dense\.conv\.weight contains Infinity/);

@@ -1,24 +1,14 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeOnnxModel } from '../../../src/core/formats/onnxCodec';
 import { runInChild } from '../../../src/core/parity/child';
 import { activationParams, QdqGraph, quantizedActivations, quantizeWeights, roundHalfEven } from '../../../src/core/quant/qdq';
 import { GraphBuilder, valueInfo } from '../model/onnxTestKit';
-import { bundleParityWorker, type Bundle } from '../parity/bundle';
+import { parityWorkerUnderTest } from '../parity/bundle';
 import { seededRandom } from '../fuse/reference';
 
-let worker: Bundle & { workerPath: string };
-let dir: string;
-beforeAll(async () => {
-  worker = await bundleParityWorker();
-  dir = await mkdtemp(path.join(tmpdir(), 'replens-qdq-'));
-}, 60_000);
-afterAll(async () => {
-  await worker?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+const env = parityWorkerUnderTest('replens-qdq-');
 
 describe('the quantization arithmetic', () => {
   it('rounds half to even, as QuantizeLinear does', () => {
@@ -84,11 +74,11 @@ describe('a QDQ copy run by ONNX Runtime', () => {
       expect(quantizedActivations(float.graph!)).toEqual(['x']);
       const copy = qdq.copy(float.graph!.node, { suffix: 'int8', weights: scheme, activations: new Map([['x', range]]) });
       qdq.expose([copy.get(y)!]);
-      const file = path.join(dir, `${scheme}.onnx`);
+      const file = path.join(env.dir, `${scheme}.onnx`);
       await writeFile(file, await encodeOnnxModel(qdq.model));
       const reply = await runInChild(
         { type: 'infer', model: { label: scheme, source: { path: file } }, feeds: [{ name: 'x', dims: [1, 3, 6, 6], data: x }], optimization: 'disabled' },
-        { subject: scheme, workerPath: worker.workerPath },
+        { subject: scheme, workerPath: env.workerPath },
       );
       const got = reply.outputs.find((o) => o.name === copy.get(y))!;
 

@@ -1,27 +1,18 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeFromFloat64 } from '../../../src/core/formats/encode';
 import { diagnose, quantCheck, type QuantCheckOptions } from '../../../src/core/quant/quantCheck';
 import { writeAtomically } from '../../../src/core/writers/atomicFile';
 import { writeTorchCheckpoint } from '../../../src/core/writers/torchWriter';
 import { seededRandom } from '../fuse/reference';
 import { upstreamRepvggMetas } from '../model/syntheticStateDicts';
-import { bundleParityWorker, type Bundle } from '../parity/bundle';
+import { parityWorkerUnderTest } from '../parity/bundle';
 
-let worker: Bundle & { workerPath: string };
-let dir: string;
+const env = parityWorkerUnderTest('replens-quant-');
 let options: QuantCheckOptions;
 
 beforeAll(async () => {
-  worker = await bundleParityWorker();
-  dir = await mkdtemp(path.join(tmpdir(), 'replens-quant-'));
-  options = { workerPath: worker.workerPath, inputs: 2, shape: [1, 3, 32, 32] };
-}, 60_000);
-afterAll(async () => {
-  await worker?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  options = { workerPath: env.workerPath, inputs: 2, shape: [1, 3, 32, 32] };
 });
 
 /**
@@ -47,7 +38,7 @@ async function checkpoint(name: string, plant: (values: Map<string, Float64Array
     const bytes = count ? new Uint8Array(BigInt64Array.from(v, BigInt).buffer) : encodeFromFloat64('float32', v);
     return { name: tensor, dtype: count ? ('int64' as const) : ('float32' as const), shape, bytes: async () => bytes };
   });
-  const file = path.join(dir, name);
+  const file = path.join(env.dir, name);
   await writeAtomically(file, (sink) => writeTorchCheckpoint(sink, tensors), { overwrite: true });
   return file;
 }

@@ -1,30 +1,22 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { inspectFile } from '../../../src/core/inspect';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { convertFile } from '../../../src/core/convert/convert';
 import { openModelFile } from '../../../src/core/formats/openModelFile';
 import { buildStructure } from '../../../src/core/model/buildStructure';
 import { allBlocks, type ModelStructure } from '../../../src/core/model/structure';
 import { buildReport, type ReportOptions } from '../../../src/core/report/buildReport';
 import type { GraphView, ReportData } from '../../../src/shared/reportData';
-import { bundleParityWorker, type Bundle } from '../parity/bundle';
+import { parityWorkerUnderTest } from '../parity/bundle';
 import { MODELS, TINY } from '../parity/faultyFiles';
 import { graphNodeCount } from '../../../webview/reportModel/costs';
 
-let worker: Bundle & { workerPath: string };
-let dir: string;
+const env = parityWorkerUnderTest('replens-report-');
 let small: ReportOptions;
 
 beforeAll(async () => {
-  worker = await bundleParityWorker();
-  dir = await mkdtemp(path.join(tmpdir(), 'replens-report-'));
-  small = { workerPath: worker.workerPath, shape: [1, 3, 32, 32], inputs: 2, latencyRuns: 1 };
-}, 60_000);
-afterAll(async () => {
-  await worker?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  small = { workerPath: env.workerPath, shape: [1, 3, 32, 32], inputs: 2, latencyRuns: 1 };
 });
 
 const TINY_BLOCKS = ['stage0', 'stage1.0', 'stage2.0', 'stage2.1', 'stage3.0', 'stage3.1', 'stage4.0'];
@@ -126,7 +118,7 @@ describe('buildReport', () => {
   }, 60_000);
 
   it('a checkpoint against the file Convert wrote: the kernel statistics are the written kernels', async () => {
-    const output = path.join(dir, 'tiny.deploy.pth');
+    const output = path.join(env.dir, 'tiny.deploy.pth');
     const converted = await convertFile(TINY, { output, force: true });
     const report = await buildReport(TINY, { ...small, deploy: output, load: converted.load });
     expect(report).toMatchObject({ output, pass: true, parityError: null });
@@ -145,7 +137,7 @@ describe('buildReport', () => {
 
   it('an ONNX export against the file Convert wrote (the extension’s Convert → report path)', async () => {
     const input = path.join(MODELS, 'repvgg_tiny_train.onnx');
-    const output = path.join(dir, 'tiny.deploy.onnx');
+    const output = path.join(env.dir, 'tiny.deploy.onnx');
     const converted = await convertFile(input, { output, force: true });
     const report = await buildReport(input, { ...small, deploy: output, load: converted.load });
     expect(report).toMatchObject({ output, pass: true, parityError: null });
@@ -158,7 +150,7 @@ describe('buildReport', () => {
   }, 60_000);
 
   it('says why parity did not run, and still shows both graphs', async () => {
-    const report = await buildReport(TINY, { ...small, workerPath: path.join(dir, 'missing-worker.js') });
+    const report = await buildReport(TINY, { ...small, workerPath: path.join(env.dir, 'missing-worker.js') });
     expect(report.pass).toBeNull();
     expect(report.parityError).toMatch(/missing-worker\.js is missing/);
     expect(report.blocks.every((b) => b.parity === undefined && b.kernelStats !== undefined)).toBe(true);

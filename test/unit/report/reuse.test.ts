@@ -1,8 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { bundleParityWorker, type Bundle } from '../parity/bundle';
+import { beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { parityWorkerUnderTest } from '../parity/bundle';
 import { TINY } from '../parity/faultyFiles';
 
 /**
@@ -23,18 +21,11 @@ const { buildReport } = await import('../../../src/core/report/buildReport');
 const { convertFile } = await import('../../../src/core/convert/convert');
 
 const BLOCKS = 7;
-let worker: Bundle & { workerPath: string };
-let dir: string;
+const env = parityWorkerUnderTest('replens-reuse-');
 let small: { workerPath: string; shape: number[]; inputs: number };
 
 beforeAll(async () => {
-  worker = await bundleParityWorker();
-  dir = await mkdtemp(path.join(tmpdir(), 'replens-reuse-'));
-  small = { workerPath: worker.workerPath, shape: [1, 3, 32, 32], inputs: 1 };
-}, 60_000);
-afterAll(async () => {
-  await worker?.dispose();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  small = { workerPath: env.workerPath, shape: [1, 3, 32, 32], inputs: 1 };
 });
 beforeEach(() => vi.clearAllMocks());
 
@@ -49,7 +40,7 @@ describe('the report reuses the check', () => {
   }, 60_000);
 
   it('after Convert: the deploy file’s own kernels, and no fusion at all', async () => {
-    const output = path.join(dir, 'tiny.deploy.pth');
+    const output = path.join(env.dir, 'tiny.deploy.pth');
     await convertFile(TINY, { output, force: true });
     vi.clearAllMocks();
     const report = await buildReport(TINY, { ...small, deploy: output });
