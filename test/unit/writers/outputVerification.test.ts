@@ -4,11 +4,15 @@ import { crc32 } from 'node:zlib';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { convertFile, type OutputFormat } from '../../../src/core/convert/convert';
+import { PIECE_BYTES } from '../../../src/core/formats/byteReader';
+import { FileByteSource } from '../../../src/core/formats/byteSource';
 import { encodeFromFloat64 } from '../../../src/core/formats/encode';
+import { ModelFormatError } from '../../../src/core/formats/errors';
 import { openModelFile } from '../../../src/core/formats/openModelFile';
 import { ByteSink, OutputError, writeAtomically } from '../../../src/core/writers/atomicFile';
 import { ReportStore } from '../../../src/core/report/reportStore';
 import { writeTorchCheckpoint } from '../../../src/core/writers/torchWriter';
+import { ZipArchive } from '../../../src/core/formats/zip';
 import { ZipWriter, type ZipRecord } from '../../../src/core/writers/zipWriter';
 import { seededRandom } from '../fuse/reference';
 import { upstreamRepvggMetas } from '../model/syntheticStateDicts';
@@ -244,6 +248,29 @@ describe('a sink that corrupts one byte', () => {
     const store = new ReportStore(dir);
     await expect(store.save({ input: 'a.pth', output: 'b.pth' } as never)).rejects.toMatchObject({ code: 'unverified' });
     expect((await readdir(dir)).filter((n) => !n.startsWith('.'))).toEqual([]);
+  });
+});
+
+describe('an input record corrupted in its first piece, found at its last', () => {
+  it('fails the conversion with the CRC mismatch, naming the input, and leaves no output', async () => {
+    const { file } = await midSizeCheckpoint();
+    // The largest record (stage 4's k×k weight, several pieces): one byte of its first piece flipped, its CRC left as it was.
+    const zip = await ZipArchive.open(await FileByteSource.open(file));
+    const largest = zip.entries.reduce((a, b) => (b.size > a.size ? b : a));
+    const at = (await zip.dataOffset(largest)) + 100;
+    await zip.src.close();
+    expect(largest.size).toBeGreaterThan(2 * PIECE_BYTES);
+    const handle = await open(file, 'r+');
+    const byte = new Uint8Array(1);
+    await handle.read(byte, 0, 1, at);
+    byte[0] ^= 0x04;
+    await handle.write(byte, 0, 1, at);
+    await handle.close();
+    const output = path.join(dir, 'out.pth');
+    const error = await convertFile(file, { output }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelFormatError);
+    expect((error as Error).message).toBe(`${file}: the file is corrupted: CRC mismatch in '${largest.name}'`);
+    expect((await readdir(dir)).filter((n) => n !== path.basename(file))).toEqual([]);
   });
 });
 
