@@ -88,7 +88,12 @@ async function runBrowserTests(browser, server, grep) {
     const context = await browser.newContext({ viewport: VIEWPORT });
     const page = await context.newPage();
     const consoleErrors = [];
-    page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+    // What the webview frames say of their service worker: a frame waits for it before it loads its page.
+    const workerNotes = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+      if (/service worker|controllerchange/i.test(m.text())) workerNotes.push(`${new Date().toISOString()} ${m.text()}`);
+    });
     page.on('pageerror', (e) => consoleErrors.push(String(e)));
     const t0 = Date.now();
     try {
@@ -97,8 +102,20 @@ async function runBrowserTests(browser, server, grep) {
     } catch (err) {
       const base = join(resultsDir, `e2e-fail-${slug(t.name)}`);
       await page.screenshot({ path: `${base}.png` }).catch(() => {});
-      writeFileSync(`${base}.console.txt`, consoleErrors.join('\n'));
-      record(t.name, false, seconds(t0), `${err.stack || err}\nscreenshot: ${base}.png`);
+      writeFileSync(`${base}.console.txt`, [...consoleErrors, ...workerNotes].join('\n'));
+      // CI keeps only what is printed: the last words of RepLens and of the webview frames.
+      const tail = (lines, n) =>
+        lines
+          .slice(-n)
+          .map((l) => `  ${l.slice(0, 300)}`)
+          .join('\n') || '  (none)';
+      const replensLines = harness.replensLog(server).split('\n').filter(Boolean);
+      record(
+        t.name,
+        false,
+        seconds(t0),
+        `${err.stack || err}\nscreenshot: ${base}.png\nRepLens log, last lines:\n${tail(replensLines, 12)}\nservice worker notes, last lines:\n${tail(workerNotes, 6)}`,
+      );
     } finally {
       await context.close();
     }

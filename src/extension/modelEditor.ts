@@ -4,6 +4,7 @@ import { errorFile, messageOf } from '../core/formats/errors';
 import { parseWebviewMessage, type HostMessage } from '../shared/protocol';
 import { log } from './log';
 import { openFailedText } from './messages';
+import { retryStuckPage, watchPageStart } from './pageStart';
 import { fileOverview } from './overview';
 import { chooseWeights, chosenWeights } from './weightsChoice';
 import { webviewHtml, webviewOptions } from './webviewHtml';
@@ -12,6 +13,9 @@ export const MODEL_VIEWER = 'replens.modelViewer';
 
 /** Read-only editor for model files: RepLens never edits a model in place. */
 export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider {
+  /** Editors opened again in place of one whose page did not start, by file; forgotten once a page starts. */
+  private readonly restarts = new Map<string, number>();
+
   constructor(private readonly extensionUri: vscode.Uri) {}
 
   openCustomDocument(uri: vscode.Uri): vscode.CustomDocument {
@@ -20,6 +24,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
 
   resolveCustomEditor(document: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
     const webview = panel.webview;
+    const page = watchPageStart(panel, () => void this.pageDidNotStart(document.uri, panel));
     webview.options = webviewOptions;
     webview.html = webviewHtml(this.extensionUri, 'editor', path.basename(document.uri.fsPath));
     const post = (message: HostMessage) => void webview.postMessage(message);
@@ -32,6 +37,8 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
       }
       switch (message.type) {
         case 'ready':
+          page.started();
+          this.restarts.delete(document.uri.fsPath);
           post(await overviewMessage(document.uri));
           break;
         case 'reopenAsText':
@@ -47,7 +54,29 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
           break;
       }
     });
-    panel.onDidDispose(() => subscription.dispose());
+    panel.onDidDispose(() => {
+      subscription.dispose();
+      page.dispose();
+    });
+  }
+
+  /** A shown editor whose page never started is opened again in its place. */
+  private async pageDidNotStart(uri: vscode.Uri, panel: vscode.WebviewPanel): Promise<void> {
+    const tries = this.restarts.get(uri.fsPath) ?? 0;
+    this.restarts.set(uri.fsPath, tries + 1);
+    if (!retryStuckPage(tries, 'model editor', uri.fsPath, 'close its tab and open the file again')) return;
+    // A hidden editor loses its frame and gets a new one when shown again, so the file is opened in front
+    // of it with the default editor, then in it again. Closing and reopening it could close its group.
+    const where = { viewColumn: panel.viewColumn, preserveFocus: true, preview: false };
+    const textTabs = () =>
+      vscode.window.tabGroups.all
+        .find((group) => group.viewColumn === where.viewColumn)
+        ?.tabs.filter((t) => t.input instanceof vscode.TabInputText && t.input.uri.toString() === uri.toString()) ?? [];
+    const hadText = textTabs().length > 0;
+    await vscode.commands.executeCommand('vscode.openWith', uri, 'default', where);
+    await vscode.commands.executeCommand('vscode.openWith', uri, MODEL_VIEWER, where);
+    // A text tab the user had stays.
+    if (!hadText) await vscode.window.tabGroups.close(textTabs(), true);
   }
 }
 

@@ -10,6 +10,7 @@ import { writeBytesAtomically } from '../core/writers/atomicFile';
 import type { Int8Report } from '../shared/int8Data';
 import { packReport, parseWebviewMessage, type HostMessage, type Int8State, type ReportRef } from '../shared/protocol';
 import { log } from './log';
+import { retryStuckPage, watchPageStart, type PageStart } from './pageStart';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 
 export const REPORT_VIEW = 'replens.report';
@@ -36,8 +37,10 @@ interface ReportTab {
   storedAs?: string | null;
   /** What the panel shows (progress, the report, or why there is none), sent to each new page. */
   view?: HostMessage;
-  /** Whether the page in the panel has said 'ready' and is still there. */
-  ready: boolean;
+  /** Whether the panel's page has started; one that does not is replaced. */
+  page: PageStart;
+  /** Panels opened in place of one whose page did not start. */
+  restarts: number;
   /** The INT8 tab's measurement of this report's model, once asked for. */
   int8?: Int8State;
 }
@@ -101,7 +104,7 @@ export class ReportPanels {
   /** Highlights a block in every open report that has it. */
   revealBlock(block: string): void {
     for (const entry of this.panels.values()) {
-      if (entry.ready && entry.report?.blocks.some((b) => b.name === block))
+      if (entry.page.ready && entry.report?.blocks.some((b) => b.name === block))
         void entry.panel.webview.postMessage({ type: 'revealBlock', block } satisfies HostMessage);
     }
   }
@@ -148,25 +151,25 @@ export class ReportPanels {
     // One tab per model, reused; a new one joins the other reports' group, as previews do, rather than
     // opening yet another column beside the active editor (itself often a report).
     const column = [...this.panels.values()].map((e) => e.panel.viewColumn).find((c) => c !== undefined) ?? vscode.ViewColumn.Beside;
-    // Focus stays where the user is, so the next model opened from the Explorer opens beside the others, not among the reports.
-    const panel = vscode.window.createWebviewPanel(
-      REPORT_VIEW,
-      `Report: ${path.basename(input)}`,
-      { viewColumn: column, preserveFocus: true },
-      {
-        ...webviewOptions,
-        retainContextWhenHidden: false,
-      },
-    );
-    return this.attach(panel, input);
+    return this.attach(newReportPanel(input, column), input);
   }
 
-  private attach(panel: vscode.WebviewPanel, input: string) {
-    panel.webview.options = webviewOptions;
-    panel.webview.html = webviewHtml(this.host.extensionUri, 'report', `Report: ${path.basename(input)}`);
-    panel.iconPath = vscode.Uri.joinPath(this.host.extensionUri, 'media', 'replens.svg');
-    const entry: ReportTab = { panel, ready: false };
+  private attach(panel: vscode.WebviewPanel, input: string): ReportTab {
+    // connect() gives it its panel and page.
+    const entry = { restarts: 0 } as ReportTab;
     this.panels.set(input, entry);
+    this.connect(entry, panel, input);
+    return entry;
+  }
+
+  /** Makes `panel` the one that shows `entry`, with a new page. */
+  private connect(entry: ReportTab, panel: vscode.WebviewPanel, input: string): void {
+    const page = watchPageStart(panel, () => this.pageDidNotStart(entry, input));
+    entry.panel = panel;
+    entry.page = page;
+    panel.webview.options = webviewOptions;
+    panel.webview.html = webviewHtml(this.host.extensionUri, 'report', panel.title);
+    panel.iconPath = vscode.Uri.joinPath(this.host.extensionUri, 'media', 'replens.svg');
     const sub = panel.webview.onDidReceiveMessage(async (raw: unknown) => {
       const message = parseWebviewMessage(raw);
       if (!message) {
@@ -174,7 +177,8 @@ export class ReportPanels {
         return;
       }
       if (message.type === 'ready') {
-        entry.ready = true;
+        page.started();
+        entry.restarts = 0;
         if (entry.view) void panel.webview.postMessage(entry.view);
         if (entry.int8) void panel.webview.postMessage({ type: 'int8', state: entry.int8 } satisfies HostMessage);
       }
@@ -183,23 +187,26 @@ export class ReportPanels {
       if (message.type === 'rerunReport') this.host.rerun(input, entry.output ?? undefined);
       if (message.type === 'measureInt8' && entry.int8?.status !== 'running') await this.measureInt8(entry, input);
     });
-    // A hidden panel's page is gone; the next one says 'ready' when it is shown again.
-    const visibility = panel.onDidChangeViewState(() => {
-      if (!panel.visible) entry.ready = false;
-    });
     panel.onDidDispose(() => {
       sub.dispose();
-      visibility.dispose();
+      page.dispose();
       if (this.panels.get(input)?.panel === panel) this.panels.delete(input);
     });
-    return entry;
+  }
+
+  /** A shown panel whose page never started is replaced by a new one in its place, showing the same view. */
+  private pageDidNotStart(entry: ReportTab, input: string): void {
+    if (!retryStuckPage(entry.restarts++, 'report', input, 'close its tab and use Open Report')) return;
+    const stuck = entry.panel;
+    this.connect(entry, newReportPanel(input, stuck.viewColumn ?? vscode.ViewColumn.Active), input);
+    stuck.dispose();
   }
 
   /** Measures INT8 for the report's model and shows each step in the INT8 tab; a failure is shown there, never thrown. */
   private async measureInt8(entry: ReportTab, input: string): Promise<void> {
     const show = (state: Int8State) => {
       entry.int8 = state;
-      if (entry.ready) void entry.panel.webview.postMessage({ type: 'int8', state } satisfies HostMessage);
+      if (entry.page.ready) void entry.panel.webview.postMessage({ type: 'int8', state } satisfies HostMessage);
     };
     show({ status: 'running', message: `Quantizing ${path.basename(input)} and running it beside its float deploy form…` });
     try {
@@ -213,8 +220,18 @@ export class ReportPanels {
   /** Shows `view` in the panel now if its page is ready, else when it says so. */
   private setView(entry: ReportTab, view: HostMessage): void {
     entry.view = view;
-    if (entry.ready) void entry.panel.webview.postMessage(view);
+    if (entry.page.ready) void entry.panel.webview.postMessage(view);
   }
+}
+
+/** A new report tab for `input` in `column`. Focus stays where the user is, so the next model opened from the Explorer opens beside the others, not among the reports. */
+function newReportPanel(input: string, column: vscode.ViewColumn): vscode.WebviewPanel {
+  return vscode.window.createWebviewPanel(
+    REPORT_VIEW,
+    `Report: ${path.basename(input)}`,
+    { viewColumn: column, preserveFocus: true },
+    { ...webviewOptions, retainContextWhenHidden: false },
+  );
 }
 
 async function exportReport(report: ReportData, format: 'json' | 'markdown', input: string): Promise<void> {
