@@ -41,6 +41,15 @@ async function expectFullReport(page, file, what, timeoutMs) {
   await report.locator('[data-testid="graph-after"] .rl-block-node').first().waitFor({ timeout: 20_000 });
 }
 
+/** Opens the workspace and `file` in the model editor, runs Check Parity there and waits for the full report. */
+async function checkParityFromEditor(page, server, file) {
+  await openWorkspace(page, server);
+  await openFromExplorer(page, file);
+  const editor = await findReplensEditor(page, file);
+  await editor.getByRole('button', { name: 'Check Parity' }).click();
+  await expectFullReport(page, file, 'the report after Check Parity', 120_000);
+}
+
 test('the editor and the structure tree show stages, blocks and branches', async ({ page, server, resultsDir }) => {
   await openWorkspace(page, server);
   await openFromExplorer(page, 'repvgg_tiny_train.pth');
@@ -213,11 +222,7 @@ test(
       return n;
     };
 
-    await openWorkspace(page, server);
-    await openFromExplorer(page, file);
-    const editor = await findReplensEditor(page, file);
-    await editor.getByRole('button', { name: 'Check Parity' }).click();
-    await expectFullReport(page, file, 'the report after Check Parity', 120_000);
+    await checkParityFromEditor(page, server, file);
 
     // Another file opened over the report in its group: the report's page goes (its context is not retained).
     await page.locator('.tab', { hasText: `Report: ${file}` }).click();
@@ -237,12 +242,7 @@ test(
   'a report restored after a window reload shows its verdict and graphs',
   async ({ page, server, resultsDir }) => {
     const file = 'repvgg_tiny_train.safetensors';
-
-    await openWorkspace(page, server);
-    await openFromExplorer(page, file);
-    const editor = await findReplensEditor(page, file);
-    await editor.getByRole('button', { name: 'Check Parity' }).click();
-    await expectFullReport(page, file, 'the report after Check Parity', 120_000);
+    await checkParityFromEditor(page, server, file);
     const restored = (log) => log.split(`Restored the report for ${join(server.workspace, file)}`).length - 1;
     const restoredBefore = restored(replensLog(server));
     // Twice: a page that loaded its script by URL came up blank in some reloads, not in all.
@@ -262,11 +262,7 @@ test(
   'when the webview frames a reload restores never load, the report and the model editor are opened again and show their content',
   async ({ page, server, resultsDir }) => {
     const file = 'repvgg_tiny_train.safetensors';
-    await openWorkspace(page, server);
-    await openFromExplorer(page, file);
-    const editor = await findReplensEditor(page, file);
-    await editor.getByRole('button', { name: 'Check Parity' }).click();
-    await expectFullReport(page, file, 'the report after Check Parity', 120_000);
+    await checkParityFromEditor(page, server, file);
 
     // The first two webview frames after the reload (the editor's and the report's) are never answered,
     // as when VS Code's frame waits for a service worker that never takes it over.
