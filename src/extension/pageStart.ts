@@ -23,7 +23,8 @@ export interface PageStart {
  * Why: VS Code's webview frame waits for its service worker before it loads the page at all. After a
  * window reload restores several webviews at once, each registers its own worker and waits for the
  * one that controls it to change; when that change came before it started waiting, the frame stays
- * blank for good, and setting the HTML again goes through the same frame. Only a new panel recovers.
+ * blank for good (as far as we could tell; the page itself never runs), and setting the HTML again goes
+ * through the same frame. Only a new frame recovers: a new panel, or the same one hidden and shown again.
  */
 export function watchPageStart(panel: vscode.WebviewPanel, stuck: () => void): PageStart {
   let ready = false;
