@@ -24,7 +24,13 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
 
   resolveCustomEditor(document: vscode.CustomDocument, panel: vscode.WebviewPanel): void {
     const webview = panel.webview;
-    const page = watchPageStart(panel, () => void this.pageDidNotStart(document.uri, panel));
+    const page = watchPageStart(
+      panel,
+      () =>
+        void this.pageDidNotStart(document.uri, panel).catch((e: unknown) =>
+          log().error(`Could not open the model editor of ${document.uri.fsPath} again: ${messageOf(e)}`),
+        ),
+    );
     webview.options = webviewOptions;
     webview.html = webviewHtml(this.extensionUri, 'editor', path.basename(document.uri.fsPath));
     const post = (message: HostMessage) => void webview.postMessage(message);

@@ -9,6 +9,7 @@ import { FakeWebviewPanel, vscode } from './vscodeMock';
 
 const { MODEL_VIEWER, ModelEditorProvider } = await import('../../../src/extension/modelEditor');
 const { PAGE_START_MS } = await import('../../../src/extension/pageStart');
+const { log } = await import('../../../src/extension/log');
 
 const model = vscode.Uri.file('/models/repvgg_a0_train.pth');
 
@@ -56,6 +57,14 @@ describe('a model editor whose page does not start', () => {
       ['vscode.openWith', model, MODEL_VIEWER, where],
     ]);
     expect(vi.mocked(vscode.window.tabGroups.close)).toHaveBeenCalledExactlyOnceWith([group.tabs[1]], true);
+  });
+
+  it('logs a failure to open it again, and nothing is left unhandled', async () => {
+    firstGroup();
+    vi.mocked(vscode.commands.executeCommand).mockRejectedValue(new Error('no editor for that'));
+    openEditor(new ModelEditorProvider(vscode.Uri.file('/extension') as never));
+    await vi.advanceTimersByTimeAsync(PAGE_START_MS);
+    expect(vi.mocked(log().error)).toHaveBeenCalledWith(`Could not open the model editor of ${model.fsPath} again: no editor for that`);
   });
 
   it('leaves a text tab of the file the user had open', async () => {
