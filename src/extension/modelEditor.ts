@@ -13,7 +13,7 @@ export const MODEL_VIEWER = 'replens.modelViewer';
 
 /** Read-only editor for model files: RepLens never edits a model in place. */
 export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider {
-  /** Editors opened again in place of one whose page did not start, by file; forgotten once a page starts. */
+  /** Editors opened again in place of one whose page did not start, by file; forgotten once a page starts or the user is told. */
   private readonly restarts = new Map<string, number>();
 
   constructor(private readonly extensionUri: vscode.Uri) {}
@@ -69,8 +69,13 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider 
   /** A shown editor whose page never started is opened again in its place. */
   private async pageDidNotStart(uri: vscode.Uri, panel: vscode.WebviewPanel): Promise<void> {
     const tries = this.restarts.get(uri.fsPath) ?? 0;
+    const retry = retryStuckPage(tries, 'model editor', uri.fsPath, 'close its tab and open the file again');
+    // Once the user has been told, the editor they open next gets tries of its own.
+    if (!retry) {
+      this.restarts.delete(uri.fsPath);
+      return;
+    }
     this.restarts.set(uri.fsPath, tries + 1);
-    if (!retryStuckPage(tries, 'model editor', uri.fsPath, 'close its tab and open the file again')) return;
     // A hidden editor loses its frame and gets a new one when shown again, so the file is opened in front
     // of it with the default editor, then in it again. Closing and reopening it could close its group.
     const where = { viewColumn: panel.viewColumn, preserveFocus: true, preview: false };
